@@ -1,0 +1,4 @@
+export * from './codecs';
+export * from './jobs';
+export * from './events';
+export * from './nodes';
