@@ -1,19 +1,18 @@
-/** Two projects: fast unit tests next to the code, and integration tests that start real processes. */
-const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }] };
-module.exports = {
+// ESM throughout (NestJS 12 ships ESM only), so jest runs with --experimental-vm-modules.
+const transform = { '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true }] };
+const common = {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform,
+};
+export default {
   projects: [
     {
+      ...common,
       displayName: 'unit',
-      testEnvironment: 'node',
-      transform,
       testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'],
     },
-    {
-      displayName: 'integration',
-      testEnvironment: 'node',
-      transform,
-      testMatch: ['<rootDir>/test/**/*.test.ts'],
-      testTimeout: 120000,
-    },
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.test.ts'] },
   ],
 };

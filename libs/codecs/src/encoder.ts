@@ -1,4 +1,10 @@
-import type { Codec, EncodeSettings, ImageCodec, PixelFormat, VideoCodec } from '../../contracts/src';
+import type {
+  Codec,
+  EncodeSettings,
+  ImageCodec,
+  PixelFormat,
+  VideoCodec,
+} from '../../contracts/src/index.js';
 
 /** Geometry and layout of the raw frames handed to an encoder. */
 export interface RawLayout {
@@ -29,13 +35,15 @@ export interface VideoEncoder {
   readonly implementation: string;
   /**
    * Encodes `frameCount` raw frames, pulled from `frames` as the encoder consumes them, into one
-   * self-contained segment that starts with a keyframe. Runs ffmpeg in a child process.
+   * self-contained segment that starts with a keyframe. Runs ffmpeg in a child process; aborting
+   * `options.signal` kills it.
    */
   encode(
     frames: AsyncIterable<Buffer>,
     frameCount: number,
     layout: RawLayout,
     settings: EncodeSettings,
+    options?: { signal?: AbortSignal },
   ): Promise<Buffer>;
 }
 

@@ -1,4 +1,4 @@
-import type { OutputInfo } from './jobs';
+import type { OutputInfo } from './jobs.js';
 
 /** Events a node emits while it works on a job; the API relays them to SSE clients. */
 export type JobEvent =

@@ -1,4 +1,4 @@
-import type { Codec, PixelFormat, Pool } from './codecs';
+import type { Codec, PixelFormat, Pool } from './codecs.js';
 
 export const JOB_STATUSES = ['queued', 'active', 'completed', 'failed'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];

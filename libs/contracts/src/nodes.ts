@@ -1,4 +1,4 @@
-import type { Codec, Pool } from './codecs';
+import type { Codec, Pool } from './codecs.js';
 
 /** The heartbeat record an encoder node keeps in the registry while it lives. */
 export interface NodeRecord {
@@ -9,6 +9,8 @@ export interface NodeRecord {
   pool: Pool;
   codecs: Codec[];
   hardware: string[];
+  /** Codecs this node takes from the gpu queue: those it proved a hardware encoder for. */
+  gpuCodecs: Codec[];
   concurrency: number;
   active: number;
   processed: number;

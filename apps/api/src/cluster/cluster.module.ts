@@ -1,0 +1,103 @@
+import { BullModule } from '@nestjs/bullmq';
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import {
+  ENCODE_QUEUES,
+  EventLog,
+  FrameStore,
+  DEFAULT_FRAME_STORE_OPTIONS,
+  JobStore,
+  KeySpace,
+  NodeRegistry,
+  OutputStore,
+  createRedisConnection,
+  bullConnectionOptions,
+} from '../../../../libs/cluster/src/index.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { EncodeQueue } from './encode-queue.js';
+import { NodeDirectory } from './node-directory.js';
+import { REDIS, SUBSCRIBER } from './tokens.js';
+
+/** Redis connections, the stores over them, and the encode queues: everything the API keeps in Redis. */
+@Global()
+@Module({
+  imports: [
+    BullModule.forRootAsync({
+      inject: [API_CONFIG],
+      useFactory: (config: ApiConfig) => ({
+        prefix: new KeySpace(config.queuePrefix).queuePrefix,
+        connection: bullConnectionOptions({ url: config.redisUrl, role: 'producer', name: 'api:queue' }),
+      }),
+    }),
+    BullModule.registerQueue({ name: ENCODE_QUEUES.cpu }, { name: ENCODE_QUEUES.gpu }),
+  ],
+  providers: [
+    {
+      provide: REDIS,
+      inject: [API_CONFIG],
+      useFactory: (config: ApiConfig) =>
+        createRedisConnection({ url: config.redisUrl, role: 'producer', name: 'api' }),
+    },
+    {
+      provide: SUBSCRIBER,
+      inject: [API_CONFIG],
+      useFactory: (config: ApiConfig) =>
+        createRedisConnection({ url: config.redisUrl, role: 'subscriber', name: 'api:events' }),
+    },
+    {
+      provide: KeySpace,
+      inject: [API_CONFIG],
+      useFactory: (config: ApiConfig) => new KeySpace(config.queuePrefix),
+    },
+    {
+      provide: FrameStore,
+      inject: [REDIS, KeySpace, API_CONFIG],
+      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+        new FrameStore(redis, keys, { ...DEFAULT_FRAME_STORE_OPTIONS, ttlSeconds: config.retentionSeconds }),
+    },
+    {
+      provide: JobStore,
+      inject: [REDIS, KeySpace, API_CONFIG],
+      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+        new JobStore(redis, keys, config.retentionSeconds),
+    },
+    {
+      provide: OutputStore,
+      inject: [REDIS, KeySpace, API_CONFIG],
+      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+        new OutputStore(redis, keys, config.retentionSeconds),
+    },
+    {
+      provide: EventLog,
+      inject: [REDIS, KeySpace, API_CONFIG],
+      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+        new EventLog(redis, keys, config.retentionSeconds),
+    },
+    {
+      provide: NodeRegistry,
+      inject: [REDIS, KeySpace],
+      useFactory: (redis: Redis, keys: KeySpace) => new NodeRegistry(redis, keys),
+    },
+    EncodeQueue,
+    NodeDirectory,
+  ],
+  exports: [
+    REDIS,
+    SUBSCRIBER,
+    KeySpace,
+    FrameStore,
+    JobStore,
+    OutputStore,
+    EventLog,
+    NodeRegistry,
+    EncodeQueue,
+    NodeDirectory,
+  ],
+})
+export class ClusterModule implements OnApplicationShutdown {
+  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+
+  onApplicationShutdown(): void {
+    this.redis.disconnect();
+  }
+}

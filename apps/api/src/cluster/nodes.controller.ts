@@ -1,0 +1,22 @@
+import { Controller, Get } from '@nestjs/common';
+import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { NodeDirectory } from './node-directory.js';
+
+@Controller('v1')
+export class NodesController {
+  constructor(
+    private readonly registry: NodeRegistry,
+    private readonly directory: NodeDirectory,
+  ) {}
+
+  /** Read uncached: operators watching nodes come and go want the registry as it is. */
+  @Get('nodes')
+  nodes() {
+    return this.registry.list();
+  }
+
+  @Get('codecs')
+  async codecs() {
+    return { pools: await this.directory.codecsByPool() };
+  }
+}

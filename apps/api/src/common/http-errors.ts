@@ -1,0 +1,123 @@
+import {
+  ArgumentsHost,
+  BadRequestException,
+  Catch,
+  HttpException,
+  HttpStatus,
+  Logger,
+  ServiceUnavailableException,
+  type ExceptionFilter,
+  type ValidationError,
+} from '@nestjs/common';
+import type { Response } from 'express';
+
+/** 503 with `Retry-After`: the client should come back, nothing was stored. */
+export class RetryLaterException extends ServiceUnavailableException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+export function flattenValidationErrors(errors: ValidationError[], parent = ''): string[] {
+  return errors.flatMap((error) => {
+    const path = parent ? `${parent}.${error.property}` : error.property;
+    const own = Object.values(error.constraints ?? {});
+    return [...own, ...flattenValidationErrors(error.children ?? [], path)];
+  });
+}
+
+export function validationExceptionFactory(errors: ValidationError[]): BadRequestException {
+  return new BadRequestException(flattenValidationErrors(errors).join('; '));
+}
+
+const REDIS_DOWN = [
+  /Stream isn't writeable/,
+  /Connection is closed/,
+  /ECONNREFUSED/,
+  /Reached the max retries/,
+  /Redis not reachable/,
+];
+
+export function isRedisUnavailable(error: unknown): boolean {
+  return error instanceof Error && REDIS_DOWN.some((pattern) => pattern.test(error.message));
+}
+
+/**
+ * Every error leaves as `{ statusCode, error, message }` with a message that says what to fix. Redis
+ * being away is a 503 with Retry-After; anything unexpected is a 500 that is logged, not leaked.
+ */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpError');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
+    let message = 'internal error';
+    let extra: Record<string, unknown> = {};
+    if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const body = exception.getResponse();
+      if (typeof body === 'string') message = body;
+      else {
+        const { message: raw, statusCode: _code, error: _error, ...rest } = body as Record<string, unknown>;
+        message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
+        extra = rest;
+      }
+      if (exception instanceof RetryLaterException)
+        response.setHeader('Retry-After', String(exception.retryAfterSeconds));
+    } else if (isRedisUnavailable(exception)) {
+      status = HttpStatus.SERVICE_UNAVAILABLE;
+      message = 'Redis is unavailable; nothing was stored, retry later';
+      response.setHeader('Retry-After', '2');
+    } else if (isBodyParserError(exception)) {
+      status = exception.status;
+      message =
+        exception.type === 'entity.parse.failed'
+          ? `malformed request body: ${exception.message}`
+          : exception.message;
+    } else {
+      this.logger.error(
+        exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
+      );
+    }
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    if (status === HttpStatus.BAD_REQUEST || status === HttpStatus.PAYLOAD_TOO_LARGE) {
+      // The client may still be sending a large body we will not read.
+      response.setHeader('Connection', 'close');
+    }
+    response.status(status).json({ statusCode: status, error: reasonPhrase(status), message, ...extra });
+  }
+}
+
+function isBodyParserError(error: unknown): error is Error & { status: number; type: string } {
+  return (
+    error instanceof Error &&
+    typeof (error as { status?: unknown }).status === 'number' &&
+    typeof (error as { type?: unknown }).type === 'string'
+  );
+}
+
+const PHRASES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function reasonPhrase(status: number): string {
+  return PHRASES[status] ?? 'Error';
+}

@@ -1,0 +1,81 @@
+import { isIP } from 'node:net';
+
+export interface ApiConfig {
+  host: string;
+  port: number;
+  redisUrl: string;
+  queuePrefix: string;
+  apiKeys: string[];
+  allowInsecurePublic: boolean;
+  /** Largest accepted request body (raw frames as sent, compressed or not). */
+  maxBodyBytes: number;
+  maxFramePixels: number;
+  maxFramesPerJob: number;
+  /** How long frames, outputs, job records and event logs are kept. */
+  retentionSeconds: number;
+  /** Node directory cache lifetime: how stale the routing view may be. */
+  nodeCacheMs: number;
+  jobAttempts: number;
+  jobBackoffMs: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/** Reads and validates the API's settings; a wrong value stops the process with a clear message. */
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  const host = env.HOST || '127.0.0.1';
+  if (host !== 'localhost' && isIP(host) === 0)
+    throw new ConfigError(`HOST must be an IP address or localhost, got "${host}"`);
+  const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\/.+/.test(redisUrl))
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  const queuePrefix = env.QUEUE_PREFIX || 'encoder';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
+    throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
+  }
+  const apiKeys = (env.API_KEYS ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter(Boolean);
+  const shortKey = apiKeys.find((key) => key.length < 16);
+  if (shortKey !== undefined) throw new ConfigError('API_KEYS entries must be at least 16 characters long');
+  const allowInsecurePublic = env.ALLOW_INSECURE_PUBLIC === 'true';
+  if (!isLoopback(host) && apiKeys.length === 0 && !allowInsecurePublic) {
+    throw new ConfigError(
+      `refusing to listen on ${host} without API_KEYS: set API_KEYS (comma list), listen on 127.0.0.1, or set ALLOW_INSECURE_PUBLIC=true`,
+    );
+  }
+  return {
+    host,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    redisUrl,
+    queuePrefix,
+    apiKeys,
+    allowInsecurePublic,
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
+    maxFramePixels: integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689),
+    maxFramesPerJob: integer(env, 'MAX_FRAMES_PER_JOB', 600, 1, 100_000),
+    retentionSeconds: integer(env, 'RETENTION_SECONDS', 3600, 10, 7 * 24 * 3600),
+    nodeCacheMs: integer(env, 'NODE_CACHE_MS', 1000, 0, 60_000),
+    jobAttempts: integer(env, 'JOB_ATTEMPTS', 3, 1, 20),
+    jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 0, 600_000),
+  };
+}
+
+export const API_CONFIG = Symbol('API_CONFIG');

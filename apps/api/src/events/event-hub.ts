@@ -1,0 +1,73 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
+import { EventLog, KeySpace } from '../../../../libs/cluster/src/index.js';
+import { SUBSCRIBER } from '../cluster/tokens.js';
+
+export interface EventListener {
+  onEvent(event: LoggedJobEvent): void;
+  /** Pub/sub may have dropped messages (the subscriber reconnected): re-read the log. */
+  onResync(): void;
+}
+
+/**
+ * Fans job events out to any number of SSE/WebSocket clients through ONE Redis subscription. Pub/sub is
+ * only the fast path: listeners re-read the event log after a reconnect, so nothing is missed.
+ */
+@Injectable()
+export class EventHub implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(EventHub.name);
+  private readonly listeners = new Map<string, Set<EventListener>>();
+  private connectedOnce = false;
+
+  constructor(
+    @Inject(SUBSCRIBER) private readonly subscriber: Redis,
+    private readonly keys: KeySpace,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.subscriber.on('message', (_channel: string, message: string) => this.dispatch(message));
+    this.subscriber.on('ready', () => {
+      if (this.connectedOnce) this.resyncAll();
+      this.connectedOnce = true;
+    });
+    if (this.subscriber.status === 'ready') this.connectedOnce = true;
+    await this.subscriber.subscribe(this.keys.eventsChannel);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.subscriber.disconnect();
+  }
+
+  listen(jobId: string, listener: EventListener): () => void {
+    const set = this.listeners.get(jobId) ?? new Set<EventListener>();
+    set.add(listener);
+    this.listeners.set(jobId, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(jobId);
+    };
+  }
+
+  get listenerCount(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  private dispatch(message: string): void {
+    const event = EventLog.parseMessage(message);
+    if (!event) return;
+    for (const listener of this.listeners.get(event.jobId) ?? []) {
+      try {
+        listener.onEvent(event);
+      } catch (error) {
+        this.logger.warn(`listener failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private resyncAll(): void {
+    for (const set of this.listeners.values()) for (const listener of set) listener.onResync();
+  }
+}

@@ -1,0 +1,107 @@
+import {
+  BadRequestException,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  ParseIntPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+  UnsupportedMediaTypeException,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { EventLog, JobStore, isEventId } from '../../../../libs/cluster/src/index.js';
+import { EventHub } from '../events/event-hub.js';
+import { SseSession } from '../events/sse-session.js';
+import { CreateJobQuery } from './create-job.query.js';
+import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
+
+function contentLengthOf(request: Request): number | null {
+  const header = request.headers['content-length'];
+  if (header === undefined) return null;
+  const value = Number(header);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new BadRequestException('Content-Length is not a valid length');
+  return value;
+}
+
+@Controller('v1/jobs')
+export class JobsController {
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly hub: EventHub,
+    private readonly events: EventLog,
+    private readonly store: JobStore,
+  ) {}
+
+  @Post()
+  @HttpCode(202)
+  async create(@Query() query: CreateJobQuery, @Req() request: Request): Promise<AcceptedJob> {
+    const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/octet-stream') {
+      throw new UnsupportedMediaTypeException(
+        `Content-Type must be application/octet-stream (raw frames, parameters in the query)${type ? `, got ${type}` : ''}`,
+      );
+    }
+    const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'identity')
+      throw new UnsupportedMediaTypeException(`Content-Encoding ${encoding} is not supported`);
+    return this.jobs.submitRaw(query, request, contentLengthOf(request));
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string) {
+    return this.jobs.get(id);
+  }
+
+  @Delete(':id')
+  cancel(@Param('id') id: string) {
+    return this.jobs.cancel(id);
+  }
+
+  @Get(':id/outputs/:index')
+  async output(
+    @Param('id') id: string,
+    @Param(
+      'index',
+      new ParseIntPipe({
+        exceptionFactory: () => new BadRequestException('output index must be an integer'),
+      }),
+    )
+    index: number,
+    @Res() response: Response,
+  ): Promise<void> {
+    const output = await this.jobs.output(id, index);
+    response.setHeader('Content-Type', output.contentType);
+    response.setHeader('Content-Length', String(output.data.length));
+    response.setHeader('Cache-Control', 'private, max-age=3600, immutable');
+    response.end(output.data);
+  }
+
+  @Get(':id/events')
+  async eventsOf(
+    @Param('id') id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('since') since: string | undefined,
+    @Res() response: Response,
+  ): Promise<void> {
+    await this.jobs.get(id);
+    const resumeFrom = lastEventId ?? since;
+    if (resumeFrom !== undefined && !isEventId(resumeFrom)) {
+      throw new BadRequestException('Last-Event-ID (or since) must be an event id such as 1700000000000-0');
+    }
+    const source = {
+      readAfter: (jobId: string, afterId?: string) => this.events.readAfter(jobId, afterId),
+      isFinished: async (jobId: string) => {
+        const record = await this.store.get(jobId);
+        return !record || record.status === 'completed' || record.status === 'failed';
+      },
+    };
+    if (!JOB_ID_PATTERN.test(id)) return;
+    await new SseSession(id, response, this.hub, source, resumeFrom).start();
+  }
+}

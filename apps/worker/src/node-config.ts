@@ -1,0 +1,129 @@
+import { hostname } from 'node:os';
+import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
+
+export interface NodeConfig {
+  pool: Pool;
+  concurrency: number;
+  /** Failure-detection time for this node's work (lock duration) and heartbeat record lifetime. */
+  timeoutMs: number;
+  /** First Redis reconnect delay; doubles with jitter up to `reconnectMaxMs`. */
+  reconnectDelayMs: number;
+  reconnectMaxMs: number;
+  drainTimeoutMs: number;
+  name: string;
+  codecs: Codec[] | null;
+  redisUrl: string;
+  queuePrefix: string;
+  /** Test-only: lets a gpu-pool node serve gpu work with software encoders. */
+  softwareGpu: boolean;
+  help: boolean;
+}
+
+export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder node; the counterpart of "xpra encoder")
+
+  --pool cpu|gpu           queue pool this node serves (default cpu; gpu nodes also help the cpu pool)
+  --concurrency N          jobs encoded at once, 1-64 (default: number of CPU cores)
+  --timeout S              failure-detection time in seconds, 1-600 (default 10): a killed node's jobs
+                           are re-queued within about 2x this, and its registry record expires after it
+  --reconnect-delay S      first Redis reconnect delay in seconds, 0.05-60 (default 0.5); then
+                           exponential backoff with jitter, capped at 30 s
+  --drain-timeout S        on SIGTERM/SIGINT, time to finish active jobs before leaving them to other
+                           nodes (default 30)
+  --name NAME              node name shown in /v1/nodes (default: host-pid)
+  --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
+  --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
+  --queue-prefix NAME      key prefix shared with the API (default: $QUEUE_PREFIX or "encoder")
+  --help                   this text
+
+Environment: REDIS_URL, QUEUE_PREFIX, FFMPEG_PATH, FFPROBE_PATH.`;
+
+export class ConfigError extends Error {}
+
+function numberFlag(name: string, raw: string, min: number, max: number, integer: boolean): number {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new ConfigError(
+      `--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${raw}"`,
+    );
+  }
+  return value;
+}
+
+export function parseNodeArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  defaults: { cores: number; pid: number; host: string } = { cores: 2, pid: process.pid, host: hostname() },
+): NodeConfig {
+  const flags = new Map<string, string>();
+  const booleans = new Set(['help', 'software-gpu']);
+  const known = new Set([
+    'pool',
+    'concurrency',
+    'timeout',
+    'reconnect-delay',
+    'drain-timeout',
+    'name',
+    'codecs',
+    'redis',
+    'queue-prefix',
+    ...booleans,
+  ]);
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index];
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2);
+    if (!known.has(name)) throw new ConfigError(`unknown option --${name} (see --help)`);
+    if (booleans.has(name)) {
+      flags.set(name, inline ?? 'true');
+      continue;
+    }
+    const value = inline ?? argv[++index];
+    if (value === undefined || value.startsWith('--')) throw new ConfigError(`--${name} needs a value`);
+    flags.set(name, value);
+  }
+
+  const pool = flags.get('pool') ?? 'cpu';
+  if (pool !== 'cpu' && pool !== 'gpu') throw new ConfigError(`--pool must be cpu or gpu, got "${pool}"`);
+
+  let codecs: Codec[] | null = null;
+  const codecList = flags.get('codecs');
+  if (codecList !== undefined) {
+    codecs = codecList
+      .split(',')
+      .map((codec) => codec.trim().toLowerCase())
+      .filter(Boolean) as Codec[];
+    const unknown = codecs.filter((codec) => !isCodec(codec));
+    if (unknown.length > 0 || codecs.length === 0) {
+      throw new ConfigError(
+        `--codecs takes a comma list of ${CODECS.join(', ')}; unknown: ${unknown.join(', ') || '(empty)'}`,
+      );
+    }
+  }
+
+  const redisUrl = flags.get('redis') ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(redisUrl))
+    throw new ConfigError(`Redis URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  const queuePrefix = flags.get('queue-prefix') ?? env.QUEUE_PREFIX ?? 'encoder';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
+    throw new ConfigError(`queue prefix must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
+  }
+  const name = flags.get('name') ?? `${defaults.host}-${defaults.pid}`;
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name))
+    throw new ConfigError(`--name must be 1-64 letters, digits, '_', '.', ':' or '-'`);
+
+  return {
+    pool,
+    concurrency: numberFlag('concurrency', flags.get('concurrency') ?? String(defaults.cores), 1, 64, true),
+    timeoutMs: numberFlag('timeout', flags.get('timeout') ?? '10', 1, 600, false) * 1000,
+    reconnectDelayMs:
+      numberFlag('reconnect-delay', flags.get('reconnect-delay') ?? '0.5', 0.05, 60, false) * 1000,
+    reconnectMaxMs: 30_000,
+    drainTimeoutMs: numberFlag('drain-timeout', flags.get('drain-timeout') ?? '30', 0, 3600, false) * 1000,
+    name,
+    codecs,
+    redisUrl,
+    queuePrefix,
+    softwareGpu: flags.get('software-gpu') === 'true',
+    help: flags.get('help') === 'true',
+  };
+}

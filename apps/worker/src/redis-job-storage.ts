@@ -1,0 +1,49 @@
+import type { JobEvent, OutputInfo } from '../../../libs/contracts/src/index.js';
+import type {
+  BufferPool,
+  EventLog,
+  FrameStore,
+  JobStore,
+  KeySpace,
+  OutputStore,
+} from '../../../libs/cluster/src/index.js';
+import type { JobStorage } from './encode-job-runner.js';
+
+/** The runner's storage, backed by the cluster stores. */
+export class RedisJobStorage implements JobStorage {
+  constructor(
+    private readonly keys: KeySpace,
+    private readonly frames: FrameStore,
+    private readonly outputs: OutputStore,
+    private readonly jobs: JobStore,
+    private readonly events: EventLog,
+  ) {}
+
+  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool): AsyncIterable<Buffer> {
+    return this.frames.readFrames(jobId, frameBytes, frames, pool);
+  }
+  deleteFrames(jobId: string, frames: number): Promise<void> {
+    return this.frames.deleteFrames(jobId, frames);
+  }
+  putOutput(jobId: string, index: number, data: Buffer): Promise<void> {
+    return this.outputs.put(jobId, index, data);
+  }
+  markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
+    return this.jobs.markActive(jobId, node, attempt, now);
+  }
+  setProgress(jobId: string, progress: number): Promise<boolean> {
+    return this.jobs.setProgress(jobId, progress);
+  }
+  addOutput(jobId: string, output: OutputInfo): Promise<boolean> {
+    return this.jobs.addOutput(jobId, output);
+  }
+  complete(jobId: string, now: number): Promise<boolean> {
+    return this.jobs.complete(jobId, now);
+  }
+  fail(jobId: string, error: string, now: number): Promise<boolean> {
+    return this.jobs.fail(jobId, error, now);
+  }
+  emit(jobId: string, event: JobEvent): Promise<unknown> {
+    return this.events.append(jobId, event);
+  }
+}

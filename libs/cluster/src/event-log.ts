@@ -1,0 +1,89 @@
+import type { Redis } from 'ioredis';
+import type { JobEvent, LoggedJobEvent } from '../../contracts/src/index.js';
+import type { KeySpace } from './keys.js';
+
+/**
+ * Appends to the job's event stream and publishes the entry in one step. The stream is what clients
+ * resume from (its ids are the SSE ids); the publish is only a low-latency hint. With a dedup field,
+ * an event is recorded once per job even when the job runs twice (exactly-once delivery per output).
+ */
+const APPEND_AND_PUBLISH = `
+if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], ARGV[6] .. '|' .. id .. '|' .. ARGV[1])
+return id`;
+
+const MAX_EVENTS_PER_JOB = 10_000;
+
+/** Events whose repetition a client must never see. */
+export function dedupKeyOf(event: JobEvent): string {
+  switch (event.type) {
+    case 'output':
+      return `output:${event.index}`;
+    case 'completed':
+    case 'failed':
+      return 'final';
+    default:
+      return '';
+  }
+}
+
+export class EventLog {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  /** Returns the event's id, or null when an equal event was already recorded. */
+  async append(jobId: string, event: JobEvent): Promise<string | null> {
+    const id = await this.redis.eval(
+      APPEND_AND_PUBLISH,
+      2,
+      this.keys.events(jobId),
+      this.keys.emitted(jobId),
+      JSON.stringify(event),
+      this.keys.eventsChannel,
+      String(this.retentionSeconds),
+      dedupKeyOf(event),
+      String(MAX_EVENTS_PER_JOB),
+      jobId,
+    );
+    return typeof id === 'string' ? id : null;
+  }
+
+  /** Events recorded after `afterId` (exclusive), or all of them. */
+  async readAfter(jobId: string, afterId?: string): Promise<LoggedJobEvent[]> {
+    const start = afterId ? `(${afterId}` : '-';
+    const entries = await this.redis.xrange(this.keys.events(jobId), start, '+');
+    return entries.map(([id, fields]) => ({ id, jobId, event: JSON.parse(fields[1]) as JobEvent }));
+  }
+
+  static parseMessage(message: string): LoggedJobEvent | null {
+    const first = message.indexOf('|');
+    const second = message.indexOf('|', first + 1);
+    if (first < 0 || second < 0) return null;
+    try {
+      return {
+        jobId: message.slice(0, first),
+        id: message.slice(first + 1, second),
+        event: JSON.parse(message.slice(second + 1)) as JobEvent,
+      };
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Stream ids are `ms-seq`; true when `a` comes after `b`. */
+export function isEventAfter(a: string, b: string): boolean {
+  const [aMs, aSeq] = a.split('-').map(Number);
+  const [bMs, bSeq] = b.split('-').map(Number);
+  return aMs !== bMs ? aMs > bMs : aSeq > bSeq;
+}
+
+export function isEventId(value: string): boolean {
+  return /^\d{1,15}-\d{1,15}$/.test(value);
+}

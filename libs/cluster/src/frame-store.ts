@@ -1,0 +1,189 @@
+import type { Redis } from 'ioredis';
+import type { KeySpace } from './keys.js';
+import { sendDirect } from './zero-copy-command.js';
+import type { BufferPool } from './buffer-pool.js';
+
+/** The upload did not match what its parameters declared. */
+export class BodyLengthError extends Error {
+  constructor(
+    readonly expected: number,
+    readonly received: number,
+  ) {
+    super(
+      received < expected
+        ? `body is ${received} bytes but the parameters declare ${expected} (frames * width * height * bytes per pixel)`
+        : `body is longer than the ${expected} bytes the parameters declare (frames * width * height * bytes per pixel)`,
+    );
+  }
+}
+
+export interface FrameStoreOptions {
+  ttlSeconds: number;
+  /** Upload bytes sent to Redis but not yet acknowledged; the request is paused beyond this. */
+  maxInFlightBytes: number;
+  /** Size of the GETRANGE pieces a node reads a frame with. */
+  readPieceBytes: number;
+}
+
+export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
+  ttlSeconds: 3600,
+  maxInFlightBytes: 8 * 1024 * 1024,
+  readPieceBytes: 512 * 1024,
+};
+
+/**
+ * Frames live in Redis as one binary string per frame (never JSON). Uploads are streamed into them
+ * chunk by chunk, as they arrive, so the API holds at most `maxInFlightBytes` of a request, and large
+ * values are read back in pieces into a reused buffer (whole-value GETs of 8 MB are slow on both ends).
+ */
+export class FrameStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly options: FrameStoreOptions = DEFAULT_FRAME_STORE_OPTIONS,
+  ) {}
+
+  /**
+   * Writes `count` values of `valueBytes` each (frames, or chunks of a compressed upload) from `body`,
+   * which must hold exactly `count * valueBytes` bytes (the last value may be shorter when
+   * `lastValueBytes` is given). On any failure the keys written so far are removed.
+   */
+  async writeStream(
+    body: AsyncIterable<Buffer>,
+    keyOf: (index: number) => string,
+    valueBytes: number,
+    totalBytes: number,
+  ): Promise<number> {
+    const count = Math.ceil(totalBytes / valueBytes);
+    let received = 0;
+    const inFlight = new Set<Promise<unknown>>();
+    let inFlightBytes = 0;
+    let failure: unknown;
+    const track = (promise: Promise<unknown>, bytes: number) => {
+      inFlightBytes += bytes;
+      const tracked = promise.then(
+        () => undefined,
+        (error: unknown) => {
+          failure ??= error;
+        },
+      );
+      inFlight.add(tracked);
+      void tracked.finally(() => {
+        inFlight.delete(tracked);
+        inFlightBytes -= bytes;
+      });
+    };
+    try {
+      for await (const chunk of body) {
+        if (failure) throw failure;
+        if (received + chunk.length > totalBytes)
+          throw new BodyLengthError(totalBytes, received + chunk.length);
+        let offset = 0;
+        while (offset < chunk.length) {
+          const index = Math.floor(received / valueBytes);
+          const within = received % valueBytes;
+          const size = Math.min(valueBytes, totalBytes - index * valueBytes);
+          const take = Math.min(size - within, chunk.length - offset);
+          const key = keyOf(index);
+          if (within === 0) {
+            // Allocate the whole value once: growing it piece by piece would reallocate in Redis.
+            track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
+            track(this.redis.expire(key, this.options.ttlSeconds), 0);
+          }
+          track(
+            sendDirect(this.redis, 'setrange', [key, within, chunk.subarray(offset, offset + take)]),
+            take,
+          );
+          offset += take;
+          received += take;
+        }
+        while (inFlightBytes > this.options.maxInFlightBytes && inFlight.size > 0)
+          await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failure) throw failure;
+      if (received !== totalBytes) throw new BodyLengthError(totalBytes, received);
+      return count;
+    } catch (error) {
+      await Promise.all(inFlight);
+      await this.deleteKeys(Array.from({ length: count }, (_, index) => keyOf(index))).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  writeFrames(
+    jobId: string,
+    body: AsyncIterable<Buffer>,
+    frameBytes: number,
+    frames: number,
+  ): Promise<number> {
+    return this.writeStream(body, (index) => this.keys.frame(jobId, index), frameBytes, frameBytes * frames);
+  }
+
+  /** Reads one stored value into `target` (which must have exactly its length), in pipelined pieces. */
+  async readInto(key: string, target: Buffer): Promise<void> {
+    const piece = this.options.readPieceBytes;
+    const reads: Promise<void>[] = [];
+    for (let start = 0; start < target.length; start += piece) {
+      const end = Math.min(start + piece, target.length) - 1;
+      reads.push(
+        this.redis.getrangeBuffer(key, start, end).then((part) => {
+          if (part.length !== end - start + 1) throw new MissingFrameError(key);
+          part.copy(target, start);
+        }),
+      );
+    }
+    await Promise.all(reads);
+  }
+
+  /** Yields each frame of a job in order, in buffers from `pool` that go back once the consumer moves on. */
+  async *readFrames(
+    jobId: string,
+    frameBytes: number,
+    frames: number,
+    pool: BufferPool,
+  ): AsyncGenerator<Buffer> {
+    let next: Promise<Buffer> | undefined;
+    const load = async (index: number) => {
+      const buffer = pool.acquire(frameBytes);
+      try {
+        await this.readInto(this.keys.frame(jobId, index), buffer);
+        return buffer;
+      } catch (error) {
+        pool.release(buffer);
+        throw error;
+      }
+    };
+    let current: Buffer | undefined;
+    try {
+      for (let index = 0; index < frames; index++) {
+        current = await (next ?? load(index));
+        // Prefetch the next frame while the consumer encodes this one.
+        next = index + 1 < frames ? load(index + 1) : undefined;
+        next?.catch(() => undefined);
+        yield current;
+        pool.release(current);
+        current = undefined;
+      }
+    } finally {
+      if (current) pool.release(current);
+      if (next) await next.then((buffer) => pool.release(buffer)).catch(() => undefined);
+    }
+  }
+
+  async deleteFrames(jobId: string, frames: number): Promise<void> {
+    await this.deleteKeys(Array.from({ length: frames }, (_, index) => this.keys.frame(jobId, index)));
+  }
+
+  async deleteKeys(keys: string[]): Promise<void> {
+    // One key per command: on Redis Cluster the keys of a job may live on different slots.
+    await Promise.all(keys.map((key) => this.redis.unlink(key)));
+  }
+}
+
+/** A frame expired or was removed before a node got to it. */
+export class MissingFrameError extends Error {
+  constructor(readonly key: string) {
+    super(`input data ${key} is gone (expired before it was encoded?)`);
+  }
+}

@@ -1,0 +1,110 @@
+import type { Redis } from 'ioredis';
+import type { EncodeJobData, JobStatus, OutputInfo } from '../../contracts/src/index.js';
+import type { KeySpace } from './keys.js';
+
+/** A job as stored in its Redis hash: the source of truth for `GET /v1/jobs/:id`. */
+export interface JobRecord {
+  data: EncodeJobData;
+  status: JobStatus;
+  progress: number;
+  node: string | null;
+  attempts: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+  outputs: OutputInfo[];
+}
+
+const FINAL: JobStatus[] = ['completed', 'failed'];
+
+// A late run of a job that another node already finished must not move it backwards.
+const UPDATE_UNLESS_FINAL = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`;
+
+export class JobStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  async create(data: EncodeJobData): Promise<void> {
+    const key = this.keys.jobRecord(data.jobId);
+    await this.redis
+      .multi()
+      .hset(key, {
+        data: JSON.stringify(data),
+        status: 'queued',
+        progress: '0',
+        attempts: '0',
+        createdAt: String(data.createdAt),
+      })
+      .expire(key, this.retentionSeconds)
+      .exec()
+      .then(throwOnTransactionError);
+  }
+
+  async get(jobId: string): Promise<JobRecord | null> {
+    const fields = await this.redis.hgetall(this.keys.jobRecord(jobId));
+    if (!fields.data) return null;
+    const outputs = Object.entries(fields)
+      .filter(([name]) => name.startsWith('out:'))
+      .map(([, value]) => JSON.parse(value) as OutputInfo)
+      .sort((a, b) => a.index - b.index);
+    const numberOrNull = (value: string | undefined) => (value ? Number(value) : null);
+    return {
+      data: JSON.parse(fields.data) as EncodeJobData,
+      status: fields.status as JobStatus,
+      progress: Number(fields.progress ?? 0),
+      node: fields.node ?? null,
+      attempts: Number(fields.attempts ?? 0),
+      createdAt: Number(fields.createdAt),
+      startedAt: numberOrNull(fields.startedAt),
+      finishedAt: numberOrNull(fields.finishedAt),
+      error: fields.error ?? null,
+      outputs,
+    };
+  }
+
+  markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
+    return this.update(jobId, { status: 'active', node, attempts: attempt, startedAt: now });
+  }
+
+  setProgress(jobId: string, progress: number): Promise<boolean> {
+    return this.update(jobId, { progress: Math.round(progress * 1000) / 1000 });
+  }
+
+  addOutput(jobId: string, output: OutputInfo): Promise<boolean> {
+    return this.update(jobId, { [`out:${output.index}`]: JSON.stringify(output) });
+  }
+
+  complete(jobId: string, now: number): Promise<boolean> {
+    return this.update(jobId, { status: 'completed', progress: 1, finishedAt: now });
+  }
+
+  fail(jobId: string, error: string, now: number): Promise<boolean> {
+    return this.update(jobId, { status: 'failed', error, finishedAt: now });
+  }
+
+  isFinal(status: JobStatus): boolean {
+    return FINAL.includes(status);
+  }
+
+  /** True when applied; false when the job already finished (or expired). */
+  private async update(jobId: string, fields: Record<string, string | number>): Promise<boolean> {
+    const args = Object.entries(fields).flatMap(([name, value]) => [name, String(value)]);
+    const result = await this.redis.eval(UPDATE_UNLESS_FINAL, 1, this.keys.jobRecord(jobId), ...args);
+    return result === 1;
+  }
+}
+
+export function throwOnTransactionError(results: [Error | null, unknown][] | null): void {
+  if (!results) throw new Error('Redis transaction aborted');
+  const failed = results.find(([error]) => error);
+  if (failed?.[0]) throw failed[0];
+}

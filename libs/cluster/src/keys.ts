@@ -1,0 +1,59 @@
+/**
+ * Redis key names. Queue keys share one hash tag (`{prefix}`) as BullMQ requires on Redis Cluster;
+ * a job's own keys share the job's tag so that the event-log script touches one slot, and different
+ * jobs spread over the cluster.
+ */
+export class KeySpace {
+  constructor(readonly prefix: string) {}
+
+  /** BullMQ's `prefix` option. */
+  get queuePrefix(): string {
+    return `{${this.prefix}}`;
+  }
+
+  private job(jobId: string): string {
+    return `${this.prefix}:job:{${jobId}}`;
+  }
+
+  jobRecord(jobId: string): string {
+    return this.job(jobId);
+  }
+
+  frame(jobId: string, index: number): string {
+    return `${this.job(jobId)}:frame:${index}`;
+  }
+
+  /** Compressed uploads are stored as they came, in chunks, and decompressed on the node. */
+  inputChunk(jobId: string, index: number): string {
+    return `${this.job(jobId)}:in:${index}`;
+  }
+
+  output(jobId: string, index: number): string {
+    return `${this.job(jobId)}:out:${index}`;
+  }
+
+  events(jobId: string): string {
+    return `${this.job(jobId)}:events`;
+  }
+
+  emitted(jobId: string): string {
+    return `${this.job(jobId)}:emitted`;
+  }
+
+  idempotency(key: string): string {
+    return `${this.prefix}:idem:${key}`;
+  }
+
+  /** One pub/sub channel for all job events: the API needs a single subscription for any number of clients. */
+  get eventsChannel(): string {
+    return `${this.prefix}:events`;
+  }
+
+  node(nodeId: string): string {
+    return `${this.prefix}:node:${nodeId}`;
+  }
+
+  get nodesIndex(): string {
+    return `${this.prefix}:nodes`;
+  }
+}

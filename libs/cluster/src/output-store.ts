@@ -1,0 +1,20 @@
+import type { Redis } from 'ioredis';
+import type { KeySpace } from './keys.js';
+import { sendDirect } from './zero-copy-command.js';
+
+/** Encoded outputs, one binary value per (job, index): a re-run overwrites, never duplicates. */
+export class OutputStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  async put(jobId: string, index: number, data: Buffer): Promise<void> {
+    await sendDirect(this.redis, 'set', [this.keys.output(jobId, index), data, 'EX', this.retentionSeconds]);
+  }
+
+  get(jobId: string, index: number): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.keys.output(jobId, index));
+  }
+}

@@ -1,0 +1,48 @@
+import type { JobsOptions } from 'bullmq';
+import type { Pool } from '../../contracts/src/index.js';
+
+/** BullMQ forbids ':' in queue names, hence the dots. */
+export const ENCODE_QUEUES: Record<Pool, string> = {
+  cpu: 'encode.cpu',
+  gpu: 'encode.gpu',
+};
+
+export const ENCODE_JOB_NAME = 'encode';
+
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1000 };
+
+export function encodeJobOptions(jobId: string, retry: RetryPolicy, priority?: number): JobsOptions {
+  return {
+    jobId,
+    attempts: retry.attempts,
+    backoff: { type: 'exponential', delay: retry.backoffMs },
+    // Counts, not `true`: the dashboard keeps some history, and job data is only metadata anyway.
+    removeOnComplete: { count: 1000 },
+    removeOnFail: { count: 5000 },
+    // A guard against frames creeping into job data (they must be Redis keys).
+    sizeLimit: 16 * 1024,
+    ...(priority ? { priority } : {}),
+  };
+}
+
+/**
+ * Lock and stall-check timing derived from a node's failure-detection `timeout`: a killed node's job
+ * is back in the queue within about twice the timeout, while a live node renews its lock 3 times a
+ * timeout.
+ */
+export function lockSettingsFor(timeoutMs: number): {
+  lockDuration: number;
+  stalledInterval: number;
+  lockRenewTime: number;
+} {
+  return {
+    lockDuration: timeoutMs,
+    lockRenewTime: Math.max(250, Math.floor(timeoutMs / 3)),
+    stalledInterval: Math.max(500, Math.floor(timeoutMs / 2)),
+  };
+}

@@ -1,0 +1,207 @@
+import type { EncodeSettings, VideoCodec } from '../../contracts/src/index.js';
+import type { RawLayout } from './encoder.js';
+import { ffmpegRawPixFmt } from './pixel-formats.js';
+import { videoKnobs } from './settings.js';
+import { hardwareFamily } from './video-implementations.js';
+
+/**
+ * Pure builders of ffmpeg argument arrays (never shell strings). Everything the video encoders run
+ * is decided here, so unit tests can check it without spawning ffmpeg.
+ */
+
+export type VideoContainer = 'mp4' | 'webm';
+
+export interface VideoContainerSpec {
+  container: VideoContainer;
+  contentType: string;
+}
+
+/**
+ * Containers, chosen to be writable to a pipe and to decode with exact frame counts:
+ * - H.264/HEVC: fragmented MP4 (empty moov + one moof per keyframe) since plain MP4 needs a seekable file;
+ * - VP8/VP9: WebM;
+ * - AV1: fragmented MP4, because ffmpeg 5.1's WebM muxer rejects libaom-av1's packets on a pipe
+ *   ("Invalid data found when processing input"), and one container per codec keeps content types stable.
+ */
+export const VIDEO_CONTAINERS: Readonly<Record<VideoCodec, VideoContainerSpec>> = {
+  h264: { container: 'mp4', contentType: 'video/mp4' },
+  hevc: { container: 'mp4', contentType: 'video/mp4' },
+  vp8: { container: 'webm', contentType: 'video/webm' },
+  vp9: { container: 'webm', contentType: 'video/webm' },
+  av1: { container: 'mp4', contentType: 'video/mp4' },
+};
+
+export const FRAGMENTED_MP4_FLAGS = 'frag_keyframe+empty_moov+default_base_moof';
+
+export interface VideoEncodeRequest {
+  codec: VideoCodec;
+  /** ffmpeg encoder name: libx264, h264_nvenc, ... */
+  implementation: string;
+  layout: RawLayout;
+  settings: EncodeSettings;
+  frameCount: number;
+  /** Encoder threads; size it as cores / concurrent jobs. */
+  threads: number;
+  /** Frames between keyframes; defaults to frameCount, i.e. one keyframe at the start of the segment. */
+  keyframeInterval?: number;
+  /** VAAPI render node for *_vaapi encoders. */
+  vaapiDevice?: string;
+}
+
+/** Input options go before `-i pipe:0`, output options before `pipe:1`. */
+export interface FfmpegArgs {
+  input: string[];
+  output: string[];
+}
+
+export const DEFAULT_VAAPI_DEVICE = '/dev/dri/renderD128';
+
+/**
+ * Why this encoder cannot take frames of this size, or null when it can.
+ * libx264/libx265 take odd sizes through 4:4:4 (see outputPixelFormat); SVT-AV1 and the hardware
+ * encoders need even sizes (and SVT-AV1 at least 64x64).
+ */
+export function layoutRejection(implementation: string, layout: RawLayout): string | null {
+  const odd = layout.width % 2 === 1 || layout.height % 2 === 1;
+  if (implementation === 'libsvtav1') {
+    if (odd) return 'libsvtav1 needs an even width and height with 4:2:0';
+    if (layout.width < 64 || layout.height < 64) return 'libsvtav1 needs at least 64x64 pixels';
+  }
+  if (hardwareFamily(implementation) && odd) {
+    return `${implementation} needs an even width and height`;
+  }
+  return null;
+}
+
+/**
+ * The encoded pixel format. 4:2:0 everywhere it can represent the exact size. H.264 and HEVC crop in
+ * units of 2 luma samples in 4:2:0, so an odd width or height cannot be signalled exactly there
+ * (padding + h264_metadata crop can only give even sizes); for those sizes x264/x265 encode 4:4:4
+ * (High 4:4:4 Predictive / Main 4:4:4 RExt), which keeps the exact size at the cost of compatibility.
+ * VP8, VP9 and AV1 store odd sizes in 4:2:0 directly.
+ */
+export function outputPixelFormat(implementation: string, layout: RawLayout): 'yuv420p' | 'yuv444p' {
+  const odd = layout.width % 2 === 1 || layout.height % 2 === 1;
+  if (odd && (implementation === 'libx264' || implementation === 'libx265')) return 'yuv444p';
+  return 'yuv420p';
+}
+
+/** BT.709 limited range, converted and tagged, so players and ffmpeg decode back to the same RGB. */
+const COLOUR_TAGS = [
+  '-colorspace',
+  'bt709',
+  '-color_primaries',
+  'bt709',
+  '-color_trc',
+  'bt709',
+  '-color_range',
+  'tv',
+];
+
+function rgbToYuvFilter(pixelFormat: string): string {
+  return (
+    'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,' +
+    `format=${pixelFormat}`
+  );
+}
+
+function threadArgs(implementation: string, threads: number): string[] {
+  const count = String(Math.max(1, Math.floor(threads)));
+  switch (implementation) {
+    case 'libx265':
+      return ['-x265-params', `log-level=error:pools=${count}`];
+    case 'libsvtav1':
+      return ['-svtav1-params', `lp=${count}`];
+    default:
+      return hardwareFamily(implementation) ? [] : ['-threads', count];
+  }
+}
+
+function hardwareInputArgs(implementation: string, vaapiDevice: string): string[] {
+  switch (hardwareFamily(implementation)) {
+    case 'vaapi':
+      return ['-vaapi_device', vaapiDevice];
+    case 'qsv':
+      return ['-init_hw_device', 'qsv=hw', '-filter_hw_device', 'hw'];
+    default:
+      return [];
+  }
+}
+
+function videoFilter(implementation: string, pixelFormat: string): string {
+  switch (hardwareFamily(implementation)) {
+    case 'vaapi':
+      return `${rgbToYuvFilter('nv12')},hwupload`;
+    case 'qsv':
+      return `${rgbToYuvFilter('nv12')},hwupload=extra_hw_frames=64`;
+    default:
+      return rgbToYuvFilter(pixelFormat);
+  }
+}
+
+function containerArgs(codec: VideoCodec): string[] {
+  const { container } = VIDEO_CONTAINERS[codec];
+  if (container === 'webm') return ['-f', 'webm'];
+  // hvc1: parameter sets only in the sample description, the tag Apple players require.
+  const tag = codec === 'hevc' ? ['-tag:v', 'hvc1'] : [];
+  return [...tag, '-movflags', FRAGMENTED_MP4_FLAGS, '-f', 'mp4'];
+}
+
+/** The ffmpeg arguments that encode raw frames from stdin into one segment on stdout. */
+export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
+  const { codec, implementation, layout, settings, frameCount } = request;
+  if (!Number.isInteger(frameCount) || frameCount < 1) {
+    throw new RangeError(`frameCount must be a positive integer, got ${frameCount}`);
+  }
+  const keyframeInterval = Math.max(1, Math.floor(request.keyframeInterval ?? frameCount));
+  const pixelFormat = outputPixelFormat(implementation, layout);
+  const input = [
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'error',
+    ...hardwareInputArgs(implementation, request.vaapiDevice ?? DEFAULT_VAAPI_DEVICE),
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    ffmpegRawPixFmt(layout.format),
+    '-video_size',
+    `${layout.width}x${layout.height}`,
+    '-framerate',
+    String(settings.fps),
+  ];
+  const output = [
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-frames:v',
+    String(frameCount),
+    '-vf',
+    videoFilter(implementation, pixelFormat),
+    '-c:v',
+    implementation,
+    ...videoKnobs(implementation, settings).args,
+    ...threadArgs(implementation, request.threads),
+    '-g',
+    String(keyframeInterval),
+    ...COLOUR_TAGS,
+    ...containerArgs(codec),
+  ];
+  return { input, output };
+}
+
+/** The full argument vector as ffmpeg receives it (fluent-ffmpeg assembles the same order). */
+export function ffmpegArgv(args: FfmpegArgs): string[] {
+  return [...args.input, '-i', 'pipe:0', ...args.output, 'pipe:1'];
+}
+
+/** A copy-pasteable command line for logs and error messages (POSIX shell quoting). */
+export function formatCommandLine(binary: string, argv: readonly string[]): string {
+  return [binary, ...argv].map(shellQuote).join(' ');
+}
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,18 @@
+export * from './encoder.js';
+export * from './errors.js';
+export * from './settings.js';
+export * from './pixel-formats.js';
+export * from './image-encoders.js';
+export * from './video-implementations.js';
+export * from './ffmpeg-binaries.js';
+export * from './ffmpeg-args.js';
+export * from './ffmpeg-process.js';
+export * from './video-encoders.js';
+export * from './registry.js';
+export * from './sharp-config.js';
+export { syntheticFrame, syntheticRgba, rgbaToPixelFormat } from './testing/synthetic-frames.js';
+export * from './probe.js';
+export * from './decompress.js';
+export * from './image-input.js';
+export { compressLz4Frame, decompressLz4Frames, type Lz4FrameOptions } from './lz4.js';
+export { xxhash32, XxHash32 } from './xxhash32.js';

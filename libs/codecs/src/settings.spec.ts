@@ -1,0 +1,189 @@
+import { IMAGE_CODECS, VIDEO_CODECS, type EncodeSettings } from '../../contracts/src/index.js';
+import { UnsupportedInputError } from './errors.js';
+import { createEncoder } from './registry.js';
+import {
+  avifOptions,
+  describeSettingsMapping,
+  jpegOptions,
+  normalizeSettings,
+  pngOptions,
+  settingsMappingMarkdown,
+  videoKnobs,
+  webpOptions,
+  X26X_PRESETS,
+} from './settings.js';
+import { framesOf } from './testing/media-check.js';
+import { syntheticFrame } from './testing/synthetic-frames.js';
+
+const KNOB_STEPS = Array.from({ length: 101 }, (_, i) => i);
+const at = (quality: number, speed: number): EncodeSettings => ({ quality, speed, fps: 30 });
+const VIDEO_IMPLEMENTATIONS = [
+  'libx264',
+  'libx265',
+  'libvpx',
+  'libvpx-vp9',
+  'libsvtav1',
+  'libaom-av1',
+  'h264_nvenc',
+  'hevc_qsv',
+  'h264_vaapi',
+  'vp9_vaapi',
+];
+
+function expectNonDecreasing(values: number[], what: string) {
+  for (let i = 1; i < values.length; i++) {
+    if (values[i] < values[i - 1]) {
+      throw new Error(
+        `${what}: step ${i} goes from ${values[i - 1]} down to ${values[i]} (${values.join(',')})`,
+      );
+    }
+  }
+}
+
+describe('normalizeSettings', () => {
+  it('fills defaults, rounds, and refuses values out of range', () => {
+    expect(normalizeSettings({})).toEqual({ quality: 80, speed: 80, fps: 30 });
+    expect(normalizeSettings({ quality: 49.6, speed: 0.2, fps: 29.97 })).toEqual({
+      quality: 50,
+      speed: 0,
+      fps: 29.97,
+    });
+    for (const bad of [{ quality: -1 }, { speed: 101 }, { quality: Number.NaN }, { fps: 0 }, { fps: 1000 }]) {
+      expect(() => normalizeSettings(bad)).toThrow(UnsupportedInputError);
+    }
+  });
+});
+
+describe('knob mapping (pure)', () => {
+  it.each(VIDEO_IMPLEMENTATIONS)(
+    '%s: higher quality never gives a worse rate-control value',
+    (implementation) => {
+      const values = KNOB_STEPS.map((q) => videoKnobs(implementation, at(q, 50)).rateControl.value);
+      expectNonDecreasing(
+        values.map((v) => -v),
+        `${implementation} quality`,
+      );
+      expect(values[0]).toBeGreaterThan(values[100]); // and it really moves
+    },
+  );
+
+  it.each(VIDEO_IMPLEMENTATIONS)('%s: higher speed never gives a slower setting', (implementation) => {
+    const knobs = KNOB_STEPS.map((s) => videoKnobs(implementation, at(50, s)));
+    expectNonDecreasing(
+      knobs.map((k) => k.speedRank),
+      `${implementation} speed rank`,
+    );
+    expect(knobs[100].speedRank).toBeGreaterThan(knobs[0].speedRank);
+    // the actual encoder settings, not just the rank
+    if (implementation === 'libx264' || implementation === 'libx265') {
+      expectNonDecreasing(
+        knobs.map((k) => X26X_PRESETS.indexOf(k.preset as (typeof X26X_PRESETS)[number])),
+        'x26x preset',
+      );
+      expect(knobs[100].preset).toBe('ultrafast');
+    }
+    if (knobs[0].mode !== undefined) {
+      const modeRank = (mode?: string) => (mode === 'realtime' ? 1 : 0);
+      expectNonDecreasing(
+        knobs.map((k) => modeRank(k.mode) * 100 + (k.cpuUsed ?? 0)),
+        `${implementation} mode/cpu-used`,
+      );
+    }
+    if (implementation === 'libsvtav1')
+      expectNonDecreasing(
+        knobs.map((k) => Number(k.preset)),
+        'svt preset',
+      );
+  });
+
+  it('x264 at quality 70 is its default CRF 23; speed 100 is ultrafast, 0 is veryslow', () => {
+    expect(videoKnobs('libx264', at(70, 100))).toMatchObject({
+      rateControl: { value: 23 },
+      preset: 'ultrafast',
+    });
+    expect(videoKnobs('libx264', at(70, 0)).preset).toBe('veryslow');
+    expect(videoKnobs('libx264', at(80, 80)).args).toEqual(['-preset', 'veryfast', '-crf', '19']);
+    // VP8 realtime: a negative cpu-used pins the speed instead of adapting it to timing (deterministic)
+    const vp8 = videoKnobs('libvpx', at(80, 100));
+    expect(vp8.args[vp8.args.indexOf('-cpu-used') + 1]).toBe('-16');
+  });
+
+  it('image codecs: quality only goes up, effort only goes down with speed', () => {
+    expectNonDecreasing(
+      KNOB_STEPS.map((q) => jpegOptions(at(q, 50)).quality ?? 0),
+      'jpeg quality',
+    );
+    expectNonDecreasing(
+      KNOB_STEPS.map((q) => webpOptions(at(q, 50)).quality ?? 0),
+      'webp quality',
+    );
+    expectNonDecreasing(
+      KNOB_STEPS.map((q) => avifOptions(at(q, 50)).quality ?? 0),
+      'avif quality',
+    );
+    const jpegEffort = (s: number) => {
+      const o = jpegOptions(at(80, s));
+      return o.mozjpeg ? 2 : o.optimiseCoding ? 1 : 0;
+    };
+    expectNonDecreasing(
+      KNOB_STEPS.map((s) => -jpegEffort(s)),
+      'jpeg effort',
+    );
+    expectNonDecreasing(
+      KNOB_STEPS.map((s) => -(webpOptions(at(80, s)).effort ?? 0)),
+      'webp effort',
+    );
+    expectNonDecreasing(
+      KNOB_STEPS.map((s) => -(avifOptions(at(80, s)).effort ?? 0)),
+      'avif effort',
+    );
+    expectNonDecreasing(
+      KNOB_STEPS.map((s) => -(pngOptions(at(80, s)).compressionLevel ?? 0)),
+      'png level',
+    );
+    expect(pngOptions(at(80, 100)).compressionLevel).toBe(1);
+    expect(pngOptions(at(80, 0)).compressionLevel).toBe(9);
+  });
+
+  it('quality 100 is lossless WebP; below it is lossy', () => {
+    expect(webpOptions(at(100, 50))).toMatchObject({ lossless: true, exact: true });
+    expect(webpOptions(at(99, 50)).lossless).toBe(false);
+  });
+
+  it('documents every codec, with examples computed from the mapping itself', () => {
+    const rows = describeSettingsMapping();
+    for (const codec of [...IMAGE_CODECS, ...VIDEO_CODECS]) {
+      expect(rows.some((row) => row.codec === codec)).toBe(true);
+    }
+    const x264 = rows.find((row) => row.encoder === 'libx264');
+    expect(x264?.samples).toContain('q80/s80: crf 19, preset veryfast');
+    expect(settingsMappingMarkdown().split('\n')).toHaveLength(rows.length + 2);
+  });
+});
+
+describe('knob mapping on real encoders: higher quality never gives a smaller file', () => {
+  const QUALITIES = [10, 30, 50, 70, 90];
+  const layout = { width: 160, height: 120, format: 'bgra' as const };
+  const frame = syntheticFrame(layout);
+
+  it.each(['jpeg', 'webp', 'avif'] as const)('%s', async (codec) => {
+    const encoder = createEncoder(codec);
+    const sizes: number[] = [];
+    for (const quality of QUALITIES)
+      sizes.push((await encoder.encode(frame, layout, at(quality, 80))).length);
+    expectNonDecreasing(sizes, `${codec} size over quality ${QUALITIES.join(',')}`);
+    expect(sizes[4]).toBeGreaterThan(sizes[0] * 1.5);
+  });
+
+  it.each(['h264', 'vp9'] as const)('%s', async (codec) => {
+    const encoder = createEncoder(codec, undefined, { threads: 1 });
+    const frames = [0, 1, 2].map((i) => syntheticFrame({ ...layout, frameIndex: i }));
+    const sizes = await Promise.all(
+      QUALITIES.map(
+        async (quality) => (await encoder.encode(framesOf(frames), 3, layout, at(quality, 90))).length,
+      ),
+    );
+    expectNonDecreasing(sizes, `${codec} size over quality ${QUALITIES.join(',')}`);
+    expect(sizes[4]).toBeGreaterThan(sizes[0] * 1.5);
+  });
+});

@@ -1,0 +1,73 @@
+import {
+  PIXEL_FORMATS,
+  VIDEO_CODECS,
+  type EncodeSettings,
+  type PixelFormat,
+  type VideoCodec,
+} from '../../contracts/src/index.js';
+import type { RawLayout } from './encoder.js';
+import { createEncoder } from './registry.js';
+import { decodeVideoToRgb, framesOf, probeVideo, psnr } from './testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from './testing/synthetic-frames.js';
+
+const FORMATS = Object.keys(PIXEL_FORMATS) as PixelFormat[];
+const settings = (quality: number, speed = 100): EncodeSettings => ({ quality, speed, fps: 30 });
+
+const EXPECTED_FORMAT_NAME: Record<VideoCodec, RegExp> = {
+  h264: /mp4/,
+  hevc: /mp4/,
+  vp8: /webm/,
+  vp9: /webm/,
+  av1: /mp4/,
+};
+
+function scenes(width: number, height: number, count: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => syntheticRgba(width, height, i));
+}
+
+async function encodeScenes(codec: VideoCodec, rgbaFrames: Buffer[], layout: RawLayout, quality = 90) {
+  const encoder = createEncoder(codec, undefined, { threads: 1 });
+  const raw = rgbaFrames.map((rgba) => rgbaToPixelFormat(rgba, layout.format));
+  return encoder.encode(framesOf(raw), raw.length, layout, settings(quality));
+}
+
+/** Encodes, decodes with the ffmpeg CLI and compares: decoded byte count = frames * w * h * 3, PSNR. */
+async function expectFaithful(codec: VideoCodec, layout: RawLayout, frameCount: number) {
+  const rgbaFrames = scenes(layout.width, layout.height, frameCount);
+  const encoded = await encodeScenes(codec, rgbaFrames, layout);
+  const decoded = await decodeVideoToRgb(encoded);
+  const expected = Buffer.concat(rgbaFrames.map(rgbaToRgb));
+  expect({ format: layout.format, bytes: decoded.length }).toEqual({
+    format: layout.format,
+    bytes: expected.length,
+  });
+  const quality = psnr(expected, decoded);
+  if (quality < 30) throw new Error(`${codec} from ${layout.format}: PSNR ${quality.toFixed(1)} dB < 30 dB`);
+  return encoded;
+}
+
+async function expectWellFormed(codec: VideoCodec, encoded: Buffer, layout: RawLayout, frameCount: number) {
+  const probe = await probeVideo(encoded);
+  expect(probe.codecName).toBe(codec);
+  expect(probe.formatName).toMatch(EXPECTED_FORMAT_NAME[codec]);
+  expect([probe.width, probe.height]).toEqual([layout.width, layout.height]);
+  expect(probe.frames).toBe(frameCount);
+  expect(probe.firstFrame.keyFrame).toBe(true);
+  return probe;
+}
+
+describe('ffmpeg video encoders (real ffmpeg, decoded and compared)', () => {
+  describe.each(VIDEO_CODECS)('%s', (codec) => {
+    it('encodes every pixel format into a faithful segment at quality 90 (PSNR >= 30 dB)', async () => {
+      const layout = (format: PixelFormat): RawLayout => ({ width: 64, height: 64, format });
+      const encoded = await Promise.all(FORMATS.map((format) => expectFaithful(codec, layout(format), 3)));
+      await expectWellFormed(codec, encoded[0], layout(FORMATS[0]), 3);
+    });
+
+    it('keeps the exact odd size 321x181 (frames, size and keyframe checked by ffprobe)', async () => {
+      const layout: RawLayout = { width: 321, height: 181, format: 'bgrx' };
+      const encoded = await expectFaithful(codec, layout, 2);
+      await expectWellFormed(codec, encoded, layout, 2);
+    });
+  });
+});
