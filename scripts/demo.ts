@@ -1,0 +1,101 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Codec } from '../libs/contracts/src/index.js';
+import { syntheticFrame } from '../libs/codecs/src/index.js';
+import { EncoderApiClient, type JobEventWithId } from '../libs/client/src/index.js';
+import { ServiceStack } from './lib/stack.js';
+
+const EXTENSIONS: Record<string, string> = {
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/png': 'png',
+  'image/avif': 'avif',
+  'video/mp4': 'mp4',
+  'video/webm': 'webm',
+};
+
+interface DemoCase {
+  codec: Codec;
+  frames: number;
+}
+
+const CASES: DemoCase[] = [
+  { codec: 'jpeg', frames: 3 },
+  { codec: 'webp', frames: 2 },
+  { codec: 'png', frames: 1 },
+  { codec: 'h264', frames: 30 },
+  { codec: 'vp9', frames: 15 },
+];
+
+function progressBar(done: number, total: number, width = 24): string {
+  const filled = Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
+}
+
+/** Sends desktop-like frames through the service, follows the events, and writes the outputs to `outDir`. */
+export async function runDemo(
+  client: EncoderApiClient,
+  outDir: string,
+  size = { width: 640, height: 360 },
+): Promise<string[]> {
+  mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  for (const { codec, frames } of CASES) {
+    const raw = Buffer.concat(
+      Array.from({ length: frames }, (_, frameIndex) =>
+        syntheticFrame({ ...size, format: 'bgra', frameIndex }),
+      ),
+    );
+    const started = Date.now();
+    const accepted = await client.submitRaw(
+      { codec, ...size, format: 'bgra', frames, quality: 80, speed: 80 },
+      raw,
+    );
+    process.stdout.write(`${codec.padEnd(5)} job ${accepted.id} queued on ${accepted.pool} `);
+    const job = await client.waitFor(accepted.id, (event: JobEventWithId) => {
+      if (event.type === 'progress')
+        process.stdout.write(
+          `\r${codec.padEnd(5)} job ${accepted.id} ${progressBar(event.framesDone, frames)}`,
+        );
+    });
+    if (job.status !== 'completed') {
+      console.log(`\n${codec}: job ${job.id} ${job.status}: ${job.error}`);
+      continue;
+    }
+    for (const output of job.outputs) {
+      const { data, contentType } = await client.output(job.id, output.index);
+      const file = join(outDir, `${codec}-${output.index}.${EXTENSIONS[contentType] ?? 'bin'}`);
+      writeFileSync(file, data);
+      written.push(file);
+    }
+    console.log(
+      `\r${codec.padEnd(5)} job ${job.id} ${progressBar(frames, frames)} ${job.outputs.length} output(s), ` +
+        `${job.outputs.reduce((sum, output) => sum + output.bytes, 0)} bytes, ${Date.now() - started} ms, node ${job.node}`,
+    );
+  }
+  return written;
+}
+
+async function main(): Promise<void> {
+  const apiUrl = process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+  let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? process.env.API_KEYS?.split(',')[0]);
+  let stack: ServiceStack | null = null;
+  if (!(await client.ready())) {
+    console.log(`no service at ${apiUrl}: starting an embedded one (redis-server, API, one encoder node)`);
+    stack = await ServiceStack.start({ workers: [{ name: 'demo-cpu', concurrency: 2 }] });
+    client = stack.client;
+  }
+  try {
+    const files = await runDemo(client, join(process.cwd(), 'out'));
+    console.log(`wrote ${files.length} files to ./out`);
+  } finally {
+    await stack?.stop();
+  }
+}
+
+if (process.argv[1]?.endsWith('demo.js')) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}

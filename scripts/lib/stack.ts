@@ -1,0 +1,189 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { EmbeddedRedis, freePort } from '../../libs/cluster/src/index.js';
+import { EncoderApiClient } from '../../libs/client/src/index.js';
+
+/** The repository root (where package.json is), from the source tree or from dist/. */
+export function repoRoot(from = import.meta.dirname): string {
+  let dir = from;
+  while (!existsSync(join(dir, 'package.json')) || dir.endsWith('dist')) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('package.json not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+export interface WorkerSpec {
+  name: string;
+  pool?: 'cpu' | 'gpu';
+  concurrency?: number;
+  timeoutSeconds?: number;
+  args?: string[];
+}
+
+export interface StackOptions {
+  /** Use this Redis instead of starting one. */
+  redisUrl?: string;
+  dataDir?: string;
+  redisPort?: number;
+  apiPort?: number;
+  apiHost?: string;
+  workers?: WorkerSpec[];
+  env?: Record<string, string>;
+  /** Child output to this process's stdout/stderr, prefixed; otherwise kept (last lines) for errors. */
+  verbose?: boolean;
+}
+
+interface ManagedProcess {
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts the service as separate processes, as an operator would: redis-server (unless a URL is given),
+ * the API, and encoder nodes. Used by `npm start`, the demo, the integration tests and the bench.
+ */
+export class ServiceStack {
+  redis: EmbeddedRedis | null = null;
+  redisUrl = '';
+  apiUrl = '';
+  private api: ManagedProcess | null = null;
+  private readonly workers = new Map<string, ManagedProcess>();
+  private readonly root = repoRoot();
+  client!: EncoderApiClient;
+
+  constructor(private readonly options: StackOptions = {}) {}
+
+  static async start(options: StackOptions = {}): Promise<ServiceStack> {
+    const stack = new ServiceStack(options);
+    try {
+      await stack.startRedis();
+      await stack.startApi();
+      await Promise.all((options.workers ?? []).map((spec) => stack.startWorker(spec)));
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
+    return stack;
+  }
+
+  private async startRedis(): Promise<void> {
+    if (this.options.redisUrl) {
+      this.redisUrl = this.options.redisUrl;
+      return;
+    }
+    this.redis = new EmbeddedRedis({
+      port: this.options.redisPort ?? 0,
+      dataDir: resolve(this.options.dataDir ?? join(this.root, '.data', 'redis')),
+    });
+    this.redisUrl = await this.redis.start();
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
+  }
+
+  private spawnNode(label: string, script: string, args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
+    const child = spawn(process.execPath, [join(this.root, 'dist', script), ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    const collect = (data: Buffer) => {
+      for (const line of data.toString().split('\n')) {
+        if (!line) continue;
+        output.push(line);
+        if (output.length > 200) output.shift();
+        if (this.options.verbose) console.log(`[${label}] ${line}`);
+      }
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    const exited = new Promise<number | null>((resolveExit) =>
+      child.once('exit', (code) => resolveExit(code)),
+    );
+    return { child, output, exited };
+  }
+
+  async startApi(): Promise<void> {
+    const port = this.options.apiPort ?? (await freePort());
+    const host = this.options.apiHost ?? '127.0.0.1';
+    this.api = this.spawnNode('api', 'apps/api/src/main.js', [], {
+      ...this.env(),
+      PORT: String(port),
+      HOST: host,
+    });
+    this.apiUrl = `http://${host}:${port}`;
+    this.client = new EncoderApiClient(this.apiUrl, this.options.env?.API_KEYS?.split(',')[0]);
+    await this.until(() => this.client.ready(), 20_000, 'the API to become ready', this.api);
+  }
+
+  async startWorker(spec: WorkerSpec): Promise<void> {
+    const args = [
+      '--name',
+      spec.name,
+      '--pool',
+      spec.pool ?? 'cpu',
+      '--concurrency',
+      String(spec.concurrency ?? 2),
+      '--timeout',
+      String(spec.timeoutSeconds ?? 10),
+      ...(spec.args ?? []),
+    ];
+    const worker = this.spawnNode(spec.name, 'apps/worker/src/main.js', args, this.env());
+    this.workers.set(spec.name, worker);
+    await this.until(
+      async () => (await this.client.nodes().catch(() => [])).some((node) => node.name === spec.name),
+      30_000,
+      `node ${spec.name} to register`,
+      worker,
+    );
+  }
+
+  /** Sends a signal to a node; resolves with its exit code once it is gone. */
+  async signalWorker(name: string, signal: NodeJS.Signals): Promise<number | null> {
+    const worker = this.workers.get(name);
+    if (!worker) throw new Error(`no worker ${name}`);
+    worker.child.kill(signal);
+    const code = await worker.exited;
+    this.workers.delete(name);
+    return code;
+  }
+
+  logsOf(name: string): string[] {
+    return name === 'api' ? (this.api?.output ?? []) : (this.workers.get(name)?.output ?? []);
+  }
+
+  private async until(
+    check: () => Promise<boolean>,
+    timeoutMs: number,
+    what: string,
+    process?: ManagedProcess,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exitCode: number | null | undefined;
+    void process?.exited.then((code) => (exitCode = code));
+    while (Date.now() < deadline) {
+      if (exitCode !== undefined)
+        throw new Error(`waiting for ${what}: process exited (${exitCode})\n${process?.output.join('\n')}`);
+      if (await check()) return;
+      await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+    }
+    throw new Error(`timed out waiting for ${what}\n${process?.output.slice(-30).join('\n') ?? ''}`);
+  }
+
+  /** Drains the nodes, stops the API, then Redis (which flushes its append-only file). */
+  async stop(): Promise<void> {
+    await Promise.all([...this.workers.keys()].map((name) => this.signalWorker(name, 'SIGTERM')));
+    if (this.api && this.api.child.exitCode === null) {
+      this.api.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.api?.child.kill('SIGKILL'), 5000);
+      await this.api.exited;
+      clearTimeout(timer);
+    }
+    await this.redis?.stop();
+  }
+}
