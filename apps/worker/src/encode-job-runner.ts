@@ -10,7 +10,7 @@ import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 
 /** What the runner needs from Redis; the cluster stores implement it, tests pass fakes. */
 export interface JobStorage {
-  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool): AsyncIterable<Buffer>;
+  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool | null): AsyncIterable<Buffer>;
   deleteFrames(jobId: string, frames: number): Promise<void>;
   putOutput(jobId: string, index: number, data: Buffer): Promise<void>;
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean>;
@@ -61,7 +61,8 @@ export class EncodeJobRunner {
 
     const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
     const frameBytes = data.input.storedBytes / data.frames;
-    const frames = this.storage.readFrames(jobId, frameBytes, data.frames, this.pool);
+    // ffmpeg's input stream reads ahead of what it has written to the pipe: video frames are not pooled.
+    const frames = this.storage.readFrames(jobId, frameBytes, data.frames, encoder.kind === 'image' ? this.pool : null);
     const progress = this.progressReporter(jobId, data.frames);
 
     let outputs: number;

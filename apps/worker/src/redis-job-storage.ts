@@ -19,7 +19,7 @@ export class RedisJobStorage implements JobStorage {
     private readonly events: EventLog,
   ) {}
 
-  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool): AsyncIterable<Buffer> {
+  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool | null): AsyncIterable<Buffer> {
     return this.frames.readFrames(jobId, frameBytes, frames, pool);
   }
   deleteFrames(jobId: string, frames: number): Promise<void> {

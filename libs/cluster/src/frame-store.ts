@@ -136,21 +136,26 @@ export class FrameStore {
     await Promise.all(reads);
   }
 
-  /** Yields each frame of a job in order, in buffers from `pool` that go back once the consumer moves on. */
+  /**
+   * Yields each frame of a job in order. With a `pool`, a frame's buffer goes back to it as soon as the
+   * consumer asks for the next one, so the consumer must be done with it by then (sharp is; a stream
+   * piped into ffmpeg is not, as it reads ahead: give it no pool, so that each frame is its own buffer).
+   */
   async *readFrames(
     jobId: string,
     frameBytes: number,
     frames: number,
-    pool: BufferPool,
+    pool: BufferPool | null,
   ): AsyncGenerator<Buffer> {
     let next: Promise<Buffer> | undefined;
+    const release = (buffer: Buffer) => pool?.release(buffer);
     const load = async (index: number) => {
-      const buffer = pool.acquire(frameBytes);
+      const buffer = pool ? pool.acquire(frameBytes) : Buffer.allocUnsafeSlow(frameBytes);
       try {
         await this.readInto(this.keys.frame(jobId, index), buffer);
         return buffer;
       } catch (error) {
-        pool.release(buffer);
+        release(buffer);
         throw error;
       }
     };
@@ -162,12 +167,12 @@ export class FrameStore {
         next = index + 1 < frames ? load(index + 1) : undefined;
         next?.catch(() => undefined);
         yield current;
-        pool.release(current);
+        release(current);
         current = undefined;
       }
     } finally {
-      if (current) pool.release(current);
-      if (next) await next.then((buffer) => pool.release(buffer)).catch(() => undefined);
+      if (current) release(current);
+      if (next) await next.then(release).catch(() => undefined);
     }
   }
 
