@@ -87,7 +87,13 @@ describe('jobs end to end', () => {
     expect(types[0]).toBe('active');
     expect(types.at(-1)).toBe('completed');
     expect(types.indexOf('output')).toBeGreaterThan(0);
-    expect(job).toMatchObject({ status: 'completed', progress: 1, node: 'e2e-cpu', attempts: 1, error: null });
+    expect(job).toMatchObject({
+      status: 'completed',
+      progress: 1,
+      node: 'e2e-cpu',
+      attempts: 1,
+      error: null,
+    });
     expect(Date.parse(job.startedAt!)).toBeGreaterThanOrEqual(Date.parse(job.createdAt));
     expect(Date.parse(job.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(job.startedAt!));
   });
@@ -102,7 +108,9 @@ describe('jobs end to end', () => {
     for await (const event of stack.client.events(job.id, all[1].id)) resumed.push(event);
     expect(resumed.map((event) => event.id)).toEqual(all.slice(2).map((event) => event.id));
     expect(new Set(all.map((event) => event.id)).size).toBe(all.length);
-    expect(all.filter((event) => event.type === 'output').map((event) => event.type === 'output' && event.index)).toEqual([0, 1]);
+    expect(
+      all.filter((event) => event.type === 'output').map((event) => event.type === 'output' && event.index),
+    ).toEqual([0, 1]);
   });
 
   describe('bad requests get a clear 4xx and break nothing', () => {
@@ -112,22 +120,67 @@ describe('jobs end to end', () => {
         headers: { 'content-type': contentType },
         body,
       });
-      return { status: response.status, body: (await response.json()) as { statusCode: number; error: string; message: string } };
+      return {
+        status: response.status,
+        body: (await response.json()) as { statusCode: number; error: string; message: string },
+      };
     }
     const frame = Buffer.alloc(8 * 8 * 4);
 
     it.each([
-      ['a body shorter than declared', 'codec=png&width=8&height=8&format=rgba&frames=2', frame, 400, /body is 256 bytes but the parameters declare 512/],
-      ['a body longer than declared', 'codec=png&width=8&height=8&format=rgba', Buffer.concat([frame, frame]), 400, /longer than the 256 bytes the parameters declare/],
-      ['an unknown codec', 'codec=gif&width=8&height=8&format=rgba', frame, 400, /codec must be one of jpeg, webp/],
+      [
+        'a body shorter than declared',
+        'codec=png&width=8&height=8&format=rgba&frames=2',
+        frame,
+        400,
+        /body is 256 bytes but the parameters declare 512/,
+      ],
+      [
+        'a body longer than declared',
+        'codec=png&width=8&height=8&format=rgba',
+        Buffer.concat([frame, frame]),
+        400,
+        /longer than the 256 bytes the parameters declare/,
+      ],
+      [
+        'an unknown codec',
+        'codec=gif&width=8&height=8&format=rgba',
+        frame,
+        400,
+        /codec must be one of jpeg, webp/,
+      ],
       ['a missing width', 'codec=png&height=8&format=rgba', frame, 400, /width is required/],
       ['a missing codec', 'width=8&height=8&format=rgba', frame, 400, /codec is required/],
       ['a missing format', 'codec=png&width=8&height=8', frame, 400, /format is required/],
-      ['an unknown pixel format', 'codec=png&width=8&height=8&format=yuv420', frame, 400, /format must be one of rgba/],
+      [
+        'an unknown pixel format',
+        'codec=png&width=8&height=8&format=yuv420',
+        frame,
+        400,
+        /format must be one of rgba/,
+      ],
       ['a zero width', 'codec=png&width=0&height=8&format=rgba', frame, 400, /width must be at least 1/],
-      ['a negative frame count', 'codec=png&width=8&height=8&format=rgba&frames=-1', frame, 400, /frames must be at least 1/],
-      ['a quality above 100', 'codec=png&width=8&height=8&format=rgba&quality=101', frame, 400, /quality must be an integer from 0 to 100/],
-      ['an unknown parameter', 'codec=png&width=8&height=8&format=rgba&colour=red', frame, 400, /colour should not exist/],
+      [
+        'a negative frame count',
+        'codec=png&width=8&height=8&format=rgba&frames=-1',
+        frame,
+        400,
+        /frames must be at least 1/,
+      ],
+      [
+        'a quality above 100',
+        'codec=png&width=8&height=8&format=rgba&quality=101',
+        frame,
+        400,
+        /quality must be an integer from 0 to 100/,
+      ],
+      [
+        'an unknown parameter',
+        'codec=png&width=8&height=8&format=rgba&colour=red',
+        frame,
+        400,
+        /colour should not exist/,
+      ],
       ['a huge frame', 'codec=png&width=16000&height=16000&format=rgba', frame, 413, /exceeds the limit of/],
     ])('%s', async (_name, query, body, status, message) => {
       const response = await post(query, body);

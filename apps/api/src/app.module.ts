@@ -1,19 +1,30 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ValidationPipe } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { LoggerModule } from 'nestjs-pino';
+import type { Logger as PinoLogger } from 'pino';
+import { AdminModule } from './admin/admin.module.js';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { ClusterModule } from './cluster/cluster.module.js';
+import { GpuFallback } from './cluster/gpu-fallback.js';
+import { Admission } from './jobs/admission.js';
+import { IdempotencyStore } from './jobs/idempotency.js';
 import { NodesController } from './cluster/nodes.controller.js';
-import { HttpErrorFilter, validationExceptionFactory } from './common/http-errors.js';
+import { HttpErrorFilter } from './common/http-errors.js';
+import { VALIDATION_OPTIONS } from './common/validation.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
 import { EventHub } from './events/event-hub.js';
 import { HealthController } from './health/health.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
 
 @Module({})
 export class AppModule {
-  static forConfig(config: ApiConfig): DynamicModule {
+  /** `logger`: the process's pino logger; the HTTP logging middleware (create-api.ts) writes through it. */
+  static forConfig(config: ApiConfig, logger?: PinoLogger): DynamicModule {
     const configModule: DynamicModule = {
       module: class ConfigModule {},
       global: true,
@@ -22,21 +33,33 @@ export class AppModule {
     };
     return {
       module: AppModule,
-      imports: [configModule, ClusterModule],
-      controllers: [JobsController, NodesController, HealthController],
+      imports: [
+        configModule,
+        ClusterModule,
+        // pino-http is mounted by createApi ahead of every route (Bull Board and /docs too); the module
+        // only makes Nest's Logger write through the same logger, with the request id in request scope.
+        LoggerModule.forRoot({ useExisting: true, ...(logger ? { pinoHttp: { logger } } : {}) }),
+        TerminusModule.forRoot({ errorLogStyle: 'json' }),
+        AdminModule.forConfig(config),
+      ],
+      controllers: [
+        JobsController,
+        NodesController,
+        HealthController,
+        ...(config.metricsEnabled ? [MetricsController] : []),
+      ],
       providers: [
         JobsService,
         EventHub,
+        GpuFallback,
+        Admission,
+        IdempotencyStore,
+        ...(config.metricsEnabled ? [MetricsService] : []),
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: HttpErrorFilter },
         {
           provide: APP_PIPE,
-          useValue: new ValidationPipe({
-            transform: true,
-            whitelist: true,
-            forbidNonWhitelisted: true,
-            exceptionFactory: validationExceptionFactory,
-          }),
+          useValue: new ValidationPipe(VALIDATION_OPTIONS),
         },
       ],
     };

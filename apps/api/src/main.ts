@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { ConfigError, loadApiConfig } from './config/api-config.js';
 import { createApi } from './create-api.js';
 
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   }
   const app = await createApi(config);
   await app.listen(config.port, config.host);
-  console.log(
+  new Logger('Main').log(
     `API listening on http://${config.host}:${config.port} (Redis ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')})`,
   );
 }

@@ -1,22 +1,36 @@
 import {
+  frameByteLength,
+  inputChunkCount,
   isVideoCodec,
   type Codec,
   type EncodeJobData,
   type JobEvent,
+  type JobTimings,
   type OutputInfo,
 } from '../../../libs/contracts/src/index.js';
 import type { Encoder, RawLayout } from '../../../libs/codecs/src/encoder.js';
+import { decompressFrames } from '../../../libs/codecs/src/decompress.js';
+import { isCodecError } from '../../../libs/codecs/src/errors.js';
 import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import { JobTimer } from './job-timer.js';
 
 /** What the runner needs from Redis; the cluster stores implement it, tests pass fakes. */
 export interface JobStorage {
-  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool | null): AsyncIterable<Buffer>;
+  readFrames(
+    jobId: string,
+    frameBytes: number,
+    frames: number,
+    pool: BufferPool | null,
+  ): AsyncIterable<Buffer>;
   deleteFrames(jobId: string, frames: number): Promise<void>;
+  /** The chunks of a compressed upload, in order. */
+  readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer>;
+  deleteInputChunks(jobId: string, chunks: number): Promise<void>;
   putOutput(jobId: string, index: number, data: Buffer): Promise<void>;
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean>;
   setProgress(jobId: string, progress: number): Promise<boolean>;
   addOutput(jobId: string, output: OutputInfo): Promise<boolean>;
-  complete(jobId: string, now: number): Promise<boolean>;
+  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean>;
   fail(jobId: string, error: string, now: number): Promise<boolean>;
   emit(jobId: string, event: JobEvent): Promise<unknown>;
 }
@@ -27,6 +41,15 @@ export interface EncoderCatalog {
 
 /** Raised for work that no retry can fix (bad input, frames gone); the queue adapter maps it. */
 export class PermanentJobError extends Error {}
+
+/**
+ * Whether a failure is final: the runner's own PermanentJobError, and codec errors that are not
+ * retryable (UnsupportedInputError: corrupt or short input; InputTooLargeError: a decompression bomb
+ * or more bytes than declared; UnsupportedCodecError). Encoder crashes and aborts may be retried.
+ */
+export function isPermanentFailure(error: unknown): error is Error {
+  return error instanceof PermanentJobError || (isCodecError(error) && !error.retryable);
+}
 
 export interface RunContext {
   attempt: number;
@@ -43,11 +66,14 @@ export class EncodeJobRunner {
     private readonly catalog: EncoderCatalog,
     private readonly pool: BufferPool,
     private readonly now: () => number = Date.now,
+    /** Monotonic milliseconds, for the job's timings. */
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   async run(data: EncodeJobData, context: RunContext): Promise<{ outputs: number; skipped?: boolean }> {
     const { jobId } = data;
-    if (!(await this.storage.markActive(jobId, this.nodeName, context.attempt, this.now()))) {
+    const startedAt = this.now();
+    if (!(await this.storage.markActive(jobId, this.nodeName, context.attempt, startedAt))) {
       // Already finished by another run (or expired): nothing to redo.
       return { outputs: 0, skipped: true };
     }
@@ -55,22 +81,19 @@ export class EncodeJobRunner {
 
     const encoder = this.catalog.encoderFor(data.codec);
     if (!encoder) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
-    if (data.input.encoding !== 'identity') {
-      throw new PermanentJobError(`input encoding ${data.input.encoding} is not supported by this node`);
-    }
 
     const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
-    const frameBytes = data.input.storedBytes / data.frames;
     // ffmpeg's input stream reads ahead of what it has written to the pipe: video frames are not pooled.
-    const frames = this.storage.readFrames(jobId, frameBytes, data.frames, encoder.kind === 'image' ? this.pool : null);
+    const timer = new JobTimer(startedAt - data.createdAt, this.clock);
+    const frames = timer.frames(this.inputFrames(data, encoder.kind === 'image' ? this.pool : null));
     const progress = this.progressReporter(jobId, data.frames);
 
     let outputs: number;
     if (encoder.kind === 'image') {
       let index = 0;
       for await (const frame of frames) {
-        const encoded = await encoder.encode(frame, layout, data.settings);
-        await this.publishOutput(jobId, index, encoder.contentType, encoded);
+        const encoded = await timer.encode(() => encoder.encode(frame, layout, data.settings));
+        await timer.storeOutput(() => this.publishOutput(jobId, index, encoder.contentType, encoded));
         index++;
         await progress(index);
       }
@@ -78,16 +101,36 @@ export class EncodeJobRunner {
     } else {
       if (!isVideoCodec(data.codec)) throw new PermanentJobError(`codec ${data.codec} is not a video codec`);
       const counted = countFrames(frames, (done) => void progress(done));
-      const segment = await encoder.encode(counted, data.frames, layout, data.settings);
-      await this.publishOutput(jobId, 0, encoder.contentType, segment);
+      const segment = await timer.encode(() => encoder.encode(counted, data.frames, layout, data.settings));
+      await timer.storeOutput(() => this.publishOutput(jobId, 0, encoder.contentType, segment));
       outputs = 1;
     }
 
-    if (await this.storage.complete(jobId, this.now())) {
+    if (await this.storage.complete(jobId, this.now(), timer.timings())) {
       await this.storage.emit(jobId, { type: 'completed', outputs });
     }
-    await this.storage.deleteFrames(jobId, data.frames);
+    await this.deleteInput(data);
     return { outputs };
+  }
+
+  /**
+   * The job's frames in order: raw frames as stored, or a compressed upload's chunks decompressed on
+   * the fly. decompressFrames stops at the declared size (frames * width * height * bytes per pixel)
+   * before allocating past it, and fails short or corrupt input, with errors isPermanentFailure knows.
+   */
+  private inputFrames(data: EncodeJobData, pool: BufferPool | null): AsyncIterable<Buffer> {
+    const frameBytes = frameByteLength(data.width, data.height, data.format);
+    const { input } = data;
+    if (input.encoding === 'identity')
+      return this.storage.readFrames(data.jobId, frameBytes, data.frames, pool);
+    if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
+    const chunks = this.storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
+    return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
+  }
+
+  private async deleteInput(data: EncodeJobData): Promise<void> {
+    if (data.input.encoding === 'identity') await this.storage.deleteFrames(data.jobId, data.frames);
+    else await this.storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }
 
   /** Records the final failure: the job's status says why, and clients get a `failed` event. */
@@ -95,7 +138,7 @@ export class EncodeJobRunner {
     if (await this.storage.fail(data.jobId, reason, this.now())) {
       await this.storage.emit(data.jobId, { type: 'failed', error: reason });
     }
-    await this.storage.deleteFrames(data.jobId, data.frames);
+    await this.deleteInput(data);
   }
 
   private async publishOutput(

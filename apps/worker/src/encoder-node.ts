@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Codec, EncodeJobData, NodeRecord } from '../../../libs/contracts/src/index.js';
 import {
@@ -18,8 +18,9 @@ import {
   lockSettingsFor,
   bullConnectionOptions,
 } from '../../../libs/cluster/src/index.js';
-import { EncodeJobRunner, PermanentJobError, type EncoderCatalog } from './encode-job-runner.js';
+import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
+import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
@@ -36,6 +37,8 @@ export interface NodeLogger {
 }
 
 const RETENTION_SECONDS = 3600;
+const WATCHDOG_EVERY_MS = 5000;
+const HAND_BACK_DELAY_MS = 250;
 const VERSION = '0.1.0';
 
 /** One encoder node: consumes its pool's queue, keeps its registry record alive, drains on shutdown. */
@@ -45,8 +48,13 @@ export class EncoderNode {
   private readonly redis: Redis;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
-  private workers: Worker<EncodeJobData>[] = [];
+  private readonly workers = new Map<string, Worker<EncodeJobData>>();
+  private readonly queues = new Map<string, Queue>();
   private heartbeat: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private idleWithWork = 0;
+  private lastTakenAt = Date.now();
+  private readonly throughput = new FrameRate();
   private readonly startedAt = new Date().toISOString();
   private active = 0;
   private processed = 0;
@@ -84,7 +92,17 @@ export class EncoderNode {
       () => void this.beat(),
       Math.max(200, Math.floor(this.config.timeoutMs / 3)),
     );
-    this.workers = this.queuesToServe().map((queue) => this.createWorker(queue));
+    for (const queue of this.queuesToServe()) {
+      this.workers.set(queue, this.createWorker(queue));
+      this.queues.set(
+        queue,
+        new Queue(queue, {
+          connection: this.connectionOptions(`${queue}:watch`),
+          prefix: this.keys.queuePrefix,
+        }),
+      );
+    }
+    this.watchdog = setInterval(() => void this.checkWedged(), WATCHDOG_EVERY_MS);
     this.log.info(
       `node ${this.config.name} (${this.id}) serving ${this.queuesToServe().join(', ')} with concurrency ${this.config.concurrency}; codecs: ${this.capabilities.codecs.join(', ')}`,
     );
@@ -94,33 +112,55 @@ export class EncoderNode {
     return this.config.pool === 'gpu' ? [ENCODE_QUEUES.gpu, ENCODE_QUEUES.cpu] : [ENCODE_QUEUES.cpu];
   }
 
-  private createWorker(queue: string): Worker<EncodeJobData> {
-    const worker = new Worker<EncodeJobData>(queue, (job, _token, signal) => this.process(job, signal), {
-      // Options, not a connection: BullMQ then owns (and closes) the connections it makes from them.
-      connection: bullConnectionOptions({
-        url: this.config.redisUrl,
-        role: 'worker',
-        name: `node:${this.config.name}:${queue}`,
-        reconnect: { initialMs: this.config.reconnectDelayMs, maxMs: this.config.reconnectMaxMs },
-      }),
-      prefix: this.keys.queuePrefix,
-      concurrency: this.config.concurrency,
-      maxStalledCount: 2,
-      ...lockSettingsFor(this.config.timeoutMs),
+  /** Options, not a connection: BullMQ then owns (and closes) the connections it makes from them. */
+  private connectionOptions(name: string) {
+    return bullConnectionOptions({
+      url: this.config.redisUrl,
+      role: 'worker',
+      name: `node:${this.config.name}:${name}`,
+      reconnect: { initialMs: this.config.reconnectDelayMs, maxMs: this.config.reconnectMaxMs },
     });
+  }
+
+  private createWorker(queue: string): Worker<EncodeJobData> {
+    // A gpu node lends one slot to the cpu pool; its own pool gets its full concurrency.
+    const helping = this.config.pool === 'gpu' && queue === ENCODE_QUEUES.cpu;
+    const worker = new Worker<EncodeJobData>(
+      queue,
+      (job, token, signal) => this.process(job, token, signal),
+      {
+        connection: this.connectionOptions(queue),
+        prefix: this.keys.queuePrefix,
+        concurrency: helping ? 1 : this.config.concurrency,
+        maxStalledCount: 2,
+        ...lockSettingsFor(this.config.timeoutMs),
+      },
+    );
     worker.on('failed', (job, error) => void this.onFailed(job, error));
     worker.on('error', (error) => this.log.warn(`queue ${queue}: ${error.message}`));
     return worker;
   }
 
-  private async process(job: Job<EncodeJobData>, signal?: AbortSignal): Promise<{ outputs: number }> {
+  private async process(
+    job: Job<EncodeJobData>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<{ outputs: number }> {
+    this.lastTakenAt = Date.now();
+    if (!this.capabilities.encoderFor(job.data.codec)) {
+      // A node restricted with --codecs shares the pool's queue: hand the job back for a node that can
+      // encode it, without using up an attempt.
+      await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS, token);
+      throw new DelayedError();
+    }
     this.active++;
     try {
       const result = await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
       this.processed++;
+      this.throughput.add(job.data.frames);
       return result;
     } catch (error) {
-      if (error instanceof PermanentJobError || error instanceof MissingFrameError) {
+      if (isPermanentFailure(error) || error instanceof MissingFrameError) {
         throw new UnrecoverableError(error.message);
       }
       throw error;
@@ -149,6 +189,34 @@ export class EncoderNode {
       .catch((cause: Error) => this.log.error(`recording failure of ${job.data.jobId}: ${cause.message}`));
   }
 
+  /**
+   * BullMQ workers have wedged after Redis restarts (issues 2964, 4479, 4585): connected, idle, with
+   * jobs waiting, nothing taken. Two checks in a row like that and the worker is replaced.
+   */
+  private async checkWedged(): Promise<void> {
+    if (this.stopping || this.active > 0 || Date.now() - this.lastTakenAt < WATCHDOG_EVERY_MS) {
+      this.idleWithWork = 0;
+      return;
+    }
+    try {
+      let waiting = 0;
+      for (const queue of this.queues.values()) {
+        const counts = await queue.getJobCounts('wait', 'prioritized');
+        waiting += (counts.wait ?? 0) + (counts.prioritized ?? 0);
+      }
+      this.idleWithWork = waiting > 0 ? this.idleWithWork + 1 : 0;
+      if (this.idleWithWork < 2) return;
+      this.idleWithWork = 0;
+      this.log.warn(`watchdog: ${waiting} job(s) waiting and this node idle: recreating its queue workers`);
+      for (const [queue, worker] of this.workers) {
+        this.workers.set(queue, this.createWorker(queue));
+        await worker.close(true).catch(() => undefined);
+      }
+    } catch {
+      // Redis away: nothing to judge until it is back.
+    }
+  }
+
   record(): NodeRecord {
     return {
       id: this.id,
@@ -163,6 +231,7 @@ export class EncoderNode {
       active: this.active,
       processed: this.processed,
       failed: this.failed,
+      encodeFps: this.throughput.perSecond(),
       version: VERSION,
       startedAt: this.startedAt,
       lastSeen: new Date().toISOString(),
@@ -191,11 +260,14 @@ export class EncoderNode {
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.config.drainTimeoutMs);
     });
-    const closed = Promise.all(this.workers.map((worker) => worker.close())).then(() => 'closed' as const);
+    if (this.watchdog) clearInterval(this.watchdog);
+    const workers = [...this.workers.values()];
+    const closed = Promise.all(workers.map((worker) => worker.close())).then(() => 'closed' as const);
     if ((await Promise.race([closed, timedOut])) === 'timeout') {
       this.log.warn('drain timeout: leaving active jobs to other nodes');
-      await Promise.all(this.workers.map((worker) => worker.close(true)));
+      await Promise.all(workers.map((worker) => worker.close(true)));
     }
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     clearTimeout(timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.registry.remove(this.id).catch(() => undefined);

@@ -1,12 +1,20 @@
+import { LOG_LEVELS, createLogger, isLogLevel } from '../../../libs/logging/src/index.js';
 import { loadCapabilities } from './capabilities.js';
 import { EncoderNode } from './encoder-node.js';
 import { ConfigError, WORKER_USAGE, parseNodeArgs } from './node-config.js';
 
-const log = {
-  info: (message: string) => console.log(`[worker] ${message}`),
-  warn: (message: string) => console.warn(`[worker] ${message}`),
-  error: (message: string) => console.error(`[worker] ${message}`),
-};
+// JSON lines through pino (LOG_LEVEL, LOG_PRETTY like the API); usage and flag errors stay plain text.
+const level = (process.env.LOG_LEVEL || 'info').toLowerCase();
+if (!isLogLevel(level)) {
+  console.error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${process.env.LOG_LEVEL}"`);
+  process.exit(2);
+}
+const root = createLogger({
+  service: 'worker',
+  level,
+  pretty: /^(true|1|yes|on)$/i.test(process.env.LOG_PRETTY ?? ''),
+});
+let log = root;
 
 async function main(): Promise<void> {
   let config;
@@ -23,6 +31,7 @@ async function main(): Promise<void> {
     console.log(WORKER_USAGE);
     return;
   }
+  log = root.child({ node: config.name, pool: config.pool });
   const capabilities = await loadCapabilities(config);
   const node = new EncoderNode(config, capabilities, log);
   let signals = 0;
@@ -40,6 +49,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  log.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

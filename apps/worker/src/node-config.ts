@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
 export interface NodeConfig {
@@ -52,7 +52,11 @@ function numberFlag(name: string, raw: string, min: number, max: number, integer
 export function parseNodeArgs(
   argv: string[],
   env: NodeJS.ProcessEnv,
-  defaults: { cores: number; pid: number; host: string } = { cores: 2, pid: process.pid, host: hostname() },
+  defaults: { cores: number; pid: number; host: string } = {
+    cores: availableParallelism(),
+    pid: process.pid,
+    host: hostname(),
+  },
 ): NodeConfig {
   const flags = new Map<string, string>();
   const booleans = new Set(['help', 'software-gpu']);

@@ -1,4 +1,4 @@
-import type { JobEvent, OutputInfo } from '../../../libs/contracts/src/index.js';
+import type { JobEvent, JobTimings, OutputInfo } from '../../../libs/contracts/src/index.js';
 import type {
   BufferPool,
   EventLog,
@@ -19,11 +19,22 @@ export class RedisJobStorage implements JobStorage {
     private readonly events: EventLog,
   ) {}
 
-  readFrames(jobId: string, frameBytes: number, frames: number, pool: BufferPool | null): AsyncIterable<Buffer> {
+  readFrames(
+    jobId: string,
+    frameBytes: number,
+    frames: number,
+    pool: BufferPool | null,
+  ): AsyncIterable<Buffer> {
     return this.frames.readFrames(jobId, frameBytes, frames, pool);
   }
   deleteFrames(jobId: string, frames: number): Promise<void> {
     return this.frames.deleteFrames(jobId, frames);
+  }
+  readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer> {
+    return this.frames.readInputChunks(jobId, storedBytes, chunkBytes);
+  }
+  deleteInputChunks(jobId: string, chunks: number): Promise<void> {
+    return this.frames.deleteInputChunks(jobId, chunks);
   }
   putOutput(jobId: string, index: number, data: Buffer): Promise<void> {
     return this.outputs.put(jobId, index, data);
@@ -37,8 +48,8 @@ export class RedisJobStorage implements JobStorage {
   addOutput(jobId: string, output: OutputInfo): Promise<boolean> {
     return this.jobs.addOutput(jobId, output);
   }
-  complete(jobId: string, now: number): Promise<boolean> {
-    return this.jobs.complete(jobId, now);
+  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean> {
+    return this.jobs.complete(jobId, now, timings);
   }
   fail(jobId: string, error: string, now: number): Promise<boolean> {
     return this.jobs.fail(jobId, error, now);

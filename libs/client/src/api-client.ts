@@ -1,4 +1,11 @@
-import type { Codec, JobEvent, JobView, PixelFormat, PoolPreference } from '../../contracts/src/index.js';
+import type {
+  Codec,
+  JobEvent,
+  JobView,
+  NodeRecord,
+  PixelFormat,
+  PoolPreference,
+} from '../../contracts/src/index.js';
 import { parseSse } from './sse.js';
 
 export interface RawJobRequest {
@@ -113,7 +120,7 @@ export class EncoderApiClient {
     return this.job(id);
   }
 
-  async nodes(): Promise<{ id: string; name: string; pool: string; codecs: Codec[] }[]> {
+  async nodes(): Promise<NodeRecord[]> {
     return this.json(await fetch(this.url('/v1/nodes'), { headers: this.headers() }));
   }
 

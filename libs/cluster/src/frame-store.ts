@@ -17,6 +17,13 @@ export class BodyLengthError extends Error {
   }
 }
 
+/** A body of unknown length went past the most bytes accepted. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`body is larger than the limit of ${limit} bytes`);
+  }
+}
+
 export interface FrameStoreOptions {
   ttlSeconds: number;
   /** Upload bytes sent to Redis but not yet acknowledged; the request is paused beyond this. */
@@ -45,8 +52,9 @@ export class FrameStore {
 
   /**
    * Writes `count` values of `valueBytes` each (frames, or chunks of a compressed upload) from `body`,
-   * which must hold exactly `count * valueBytes` bytes (the last value may be shorter when
-   * `lastValueBytes` is given). On any failure the keys written so far are removed.
+   * which must hold exactly `totalBytes` (the last value is shorter when `totalBytes` is not a multiple
+   * of `valueBytes`). Resolves with the number of values. On any failure the keys written so far are
+   * removed.
    */
   async writeStream(
     body: AsyncIterable<Buffer>,
@@ -54,7 +62,30 @@ export class FrameStore {
     valueBytes: number,
     totalBytes: number,
   ): Promise<number> {
-    const count = Math.ceil(totalBytes / valueBytes);
+    return (await this.write(body, keyOf, valueBytes, totalBytes, true)).values;
+  }
+
+  /**
+   * Writes a body of unknown length (a compressed upload without Content-Length) into values of
+   * `valueBytes` each, the last one shorter; fails with BodyTooLargeError past `maxBytes`. On any
+   * failure the keys written so far are removed.
+   */
+  writeUpTo(
+    body: AsyncIterable<Buffer>,
+    keyOf: (index: number) => string,
+    valueBytes: number,
+    maxBytes: number,
+  ): Promise<{ values: number; bytes: number }> {
+    return this.write(body, keyOf, valueBytes, maxBytes, false);
+  }
+
+  private async write(
+    body: AsyncIterable<Buffer>,
+    keyOf: (index: number) => string,
+    valueBytes: number,
+    totalBytes: number,
+    exact: boolean,
+  ): Promise<{ values: number; bytes: number }> {
     let received = 0;
     const inFlight = new Set<Promise<unknown>>();
     let inFlightBytes = 0;
@@ -76,8 +107,11 @@ export class FrameStore {
     try {
       for await (const chunk of body) {
         if (failure) throw failure;
-        if (received + chunk.length > totalBytes)
-          throw new BodyLengthError(totalBytes, received + chunk.length);
+        if (received + chunk.length > totalBytes) {
+          throw exact
+            ? new BodyLengthError(totalBytes, received + chunk.length)
+            : new BodyTooLargeError(totalBytes);
+        }
         let offset = 0;
         while (offset < chunk.length) {
           const index = Math.floor(received / valueBytes);
@@ -87,7 +121,8 @@ export class FrameStore {
           const key = keyOf(index);
           if (within === 0) {
             // Allocate the whole value once: growing it piece by piece would reallocate in Redis.
-            track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
+            // (A body of unknown length grows its values: its last one must not be padded.)
+            if (exact) track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
             track(this.redis.expire(key, this.options.ttlSeconds), 0);
           }
           track(
@@ -102,11 +137,14 @@ export class FrameStore {
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
-      if (received !== totalBytes) throw new BodyLengthError(totalBytes, received);
-      return count;
+      if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
+      return { values: Math.ceil(received / valueBytes), bytes: received };
     } catch (error) {
       await Promise.all(inFlight);
-      await this.deleteKeys(Array.from({ length: count }, (_, index) => keyOf(index))).catch(() => undefined);
+      const written = Math.ceil((exact ? totalBytes : received) / valueBytes);
+      await this.deleteKeys(Array.from({ length: written }, (_, index) => keyOf(index))).catch(
+        () => undefined,
+      );
       throw error;
     }
   }
@@ -118,6 +156,35 @@ export class FrameStore {
     frames: number,
   ): Promise<number> {
     return this.writeStream(body, (index) => this.keys.frame(jobId, index), frameBytes, frameBytes * frames);
+  }
+
+  /** Stores one whole frame (decoded on the API, e.g. from an uploaded image) in a single command. */
+  async writeFrame(jobId: string, index: number, frame: Buffer): Promise<void> {
+    await sendDirect(this.redis, 'set', [
+      this.keys.frame(jobId, index),
+      frame,
+      'EX',
+      this.options.ttlSeconds,
+    ]);
+  }
+
+  /**
+   * Stores a compressed upload as it arrives, in values of `chunkBytes` (the last one shorter), to be
+   * decompressed on a node: exactly `length` bytes when the length is known (Content-Length), else
+   * anything up to `maxBytes` (BodyTooLargeError beyond). Resolves with the bytes stored.
+   */
+  async writeInputChunks(
+    jobId: string,
+    body: AsyncIterable<Buffer>,
+    chunkBytes: number,
+    length: number | null,
+    maxBytes: number,
+  ): Promise<number> {
+    const keyOf = (index: number) => this.keys.inputChunk(jobId, index);
+    if (length === null) return (await this.writeUpTo(body, keyOf, chunkBytes, maxBytes)).bytes;
+    if (length > maxBytes) throw new BodyTooLargeError(maxBytes);
+    await this.writeStream(body, keyOf, chunkBytes, length);
+    return length;
   }
 
   /** Reads one stored value into `target` (which must have exactly its length), in pipelined pieces. */
@@ -174,6 +241,34 @@ export class FrameStore {
       if (current) release(current);
       if (next) await next.then(release).catch(() => undefined);
     }
+  }
+
+  /**
+   * Yields the chunks of a compressed upload in order (`storedBytes` in all, `chunkBytes` each, the
+   * last shorter), reading the next one while the consumer works on the current one.
+   */
+  async *readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncGenerator<Buffer> {
+    const count = Math.ceil(storedBytes / chunkBytes);
+    const load = async (index: number) => {
+      const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, storedBytes - index * chunkBytes));
+      await this.readInto(this.keys.inputChunk(jobId, index), buffer);
+      return buffer;
+    };
+    let next: Promise<Buffer> | undefined;
+    try {
+      for (let index = 0; index < count; index++) {
+        const current = await (next ?? load(index));
+        next = index + 1 < count ? load(index + 1) : undefined;
+        next?.catch(() => undefined);
+        yield current;
+      }
+    } finally {
+      await next?.catch(() => undefined);
+    }
+  }
+
+  async deleteInputChunks(jobId: string, chunks: number): Promise<void> {
+    await this.deleteKeys(Array.from({ length: chunks }, (_, index) => this.keys.inputChunk(jobId, index)));
   }
 
   async deleteFrames(jobId: string, frames: number): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { EncodeJobData, JobStatus, OutputInfo } from '../../contracts/src/index.js';
+import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
 
 /** A job as stored in its Redis hash: the source of truth for `GET /v1/jobs/:id`. */
@@ -14,6 +14,8 @@ export interface JobRecord {
   finishedAt: number | null;
   error: string | null;
   outputs: OutputInfo[];
+  /** Where the node spent the job's time; recorded on completion. */
+  timings: JobTimings | null;
 }
 
 const FINAL: JobStatus[] = ['completed', 'failed'];
@@ -57,8 +59,9 @@ export class JobStore {
       .map(([, value]) => JSON.parse(value) as OutputInfo)
       .sort((a, b) => a.index - b.index);
     const numberOrNull = (value: string | undefined) => (value ? Number(value) : null);
+    const data = JSON.parse(fields.data) as EncodeJobData;
     return {
-      data: JSON.parse(fields.data) as EncodeJobData,
+      data: fields.pool ? { ...data, pool: fields.pool as Pool } : data,
       status: fields.status as JobStatus,
       progress: Number(fields.progress ?? 0),
       node: fields.node ?? null,
@@ -68,7 +71,13 @@ export class JobStore {
       finishedAt: numberOrNull(fields.finishedAt),
       error: fields.error ?? null,
       outputs,
+      timings: fields.timings ? (JSON.parse(fields.timings) as JobTimings) : null,
     };
+  }
+
+  /** The pool the job is queued in now (gpu work moved to the cpu pool). */
+  setPool(jobId: string, pool: Pool): Promise<boolean> {
+    return this.update(jobId, { pool });
   }
 
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
@@ -83,8 +92,13 @@ export class JobStore {
     return this.update(jobId, { [`out:${output.index}`]: JSON.stringify(output) });
   }
 
-  complete(jobId: string, now: number): Promise<boolean> {
-    return this.update(jobId, { status: 'completed', progress: 1, finishedAt: now });
+  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean> {
+    return this.update(jobId, {
+      status: 'completed',
+      progress: 1,
+      finishedAt: now,
+      ...(timings ? { timings: JSON.stringify(timings) } : {}),
+    });
   }
 
   fail(jobId: string, error: string, now: number): Promise<boolean> {

@@ -40,8 +40,13 @@ export class KeySpace {
     return `${this.job(jobId)}:emitted`;
   }
 
-  idempotency(key: string): string {
-    return `${this.prefix}:idem:${key}`;
+  idempotency(clientId: string, key: string): string {
+    return `${this.prefix}:idem:${clientId}:${key}`;
+  }
+
+  /** The unfinished jobs of one client (API key or address), for the per-client limit. */
+  clientJobs(clientId: string): string {
+    return `${this.prefix}:client:${clientId}:jobs`;
   }
 
   /** One pub/sub channel for all job events: the API needs a single subscription for any number of clients. */

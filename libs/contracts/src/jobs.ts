@@ -23,14 +23,48 @@ export interface EncodeJobData {
   format: PixelFormat;
   frames: number;
   settings: EncodeSettings;
-  input: { encoding: InputEncoding; storedBytes: number };
+  input: EncodeJobInput;
   createdAt: number;
+  /** Set when gpu work was moved to the cpu pool because no gpu node was alive; it never moves back. */
+  movedFromGpu?: boolean;
+}
+
+/** Where and how a job's input bytes are stored in Redis. */
+export interface EncodeJobInput {
+  /** `identity`: raw frames, one Redis value per frame; otherwise the compressed upload as it came. */
+  encoding: InputEncoding;
+  /** Bytes stored: frames * frame size for identity, the compressed body's length otherwise. */
+  storedBytes: number;
+  /** Compressed uploads: the size of each chunk value (the last one may be shorter). */
+  chunkBytes?: number;
+}
+
+/** How many chunk values a compressed upload is stored in (0 for raw frames). */
+export function inputChunkCount(input: EncodeJobInput): number {
+  if (input.encoding === 'identity' || !input.chunkBytes) return 0;
+  return Math.ceil(input.storedBytes / input.chunkBytes);
 }
 
 export interface OutputInfo {
   index: number;
   contentType: string;
   bytes: number;
+}
+
+/**
+ * Where the node spent a completed job's time, in milliseconds. The stages overlap: a node fetches
+ * the next frame while it encodes one, and ffmpeg pulls frames while it encodes, so they need not add
+ * up to finishedAt - startedAt.
+ */
+export interface JobTimings {
+  /** From the job's creation (its frames stored in Redis) to a node starting it: queue and pickup. */
+  queueWaitMs: number;
+  /** Waiting for input frames: read from Redis (and decompressed, for compressed uploads). */
+  fetchMs: number;
+  /** In the encoder: sharp per frame; for video the whole ffmpeg run, which pulls the frames itself. */
+  encodeMs: number;
+  /** Storing outputs in Redis, recording them on the job and publishing their events. */
+  storeOutputMs: number;
 }
 
 /** The job record the API serves from `GET /v1/jobs/:id`. */
@@ -51,4 +85,6 @@ export interface JobView {
   finishedAt: string | null;
   error: string | null;
   outputs: (OutputInfo & { url: string })[];
+  /** Present once the job completed (on nodes that record it). */
+  timings?: JobTimings;
 }

@@ -15,6 +15,8 @@ export interface NodeRecord {
   active: number;
   processed: number;
   failed: number;
+  /** Frames encoded per second over the last minute. */
+  encodeFps: number;
   version: string;
   startedAt: string;
   lastSeen: string;

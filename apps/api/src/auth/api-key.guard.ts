@@ -2,14 +2,26 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   Inject,
   Injectable,
+  SetMetadata,
   UnauthorizedException,
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** The configured keys as the digests `keyMatches` compares against. */
+export function digestKeys(keys: string[]): Buffer[] {
+  return keys.map(digest);
+}
+
+const PUBLIC_ROUTE = 'encoder:public-route';
+
+/** A route open without a key even when API_KEYS is set (health probes, the dashboard's login form). */
+export const Public = () => SetMetadata(PUBLIC_ROUTE, true);
 
 /** Compares digests so that neither the length nor the content of a key leaks through timing. */
 export function keyMatches(candidate: string, keys: Buffer[]): boolean {
@@ -31,14 +43,22 @@ export function presentedKey(request: Pick<Request, 'headers'>): string | null {
 export class ApiKeyGuard implements CanActivate {
   private readonly keys: Buffer[];
 
-  constructor(@Inject(API_CONFIG) config: ApiConfig) {
-    this.keys = config.apiKeys.map(digest);
+  constructor(
+    @Inject(API_CONFIG) config: ApiConfig,
+    private readonly reflector: Reflector,
+  ) {
+    this.keys = digestKeys(config.apiKeys);
   }
 
   canActivate(context: ExecutionContext): boolean {
     if (this.keys.length === 0) return true;
     const request = context.switchToHttp().getRequest<Request>();
     if (request.path.startsWith('/health/')) return true;
+    const open = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (open) return true;
     const key = presentedKey(request);
     if (key === null) throw new UnauthorizedException('an API key is required: Authorization: Bearer <key>');
     if (!keyMatches(key, this.keys)) throw new UnauthorizedException('the API key is not valid');

@@ -1,7 +1,9 @@
 import { Controller, Get } from '@nestjs/common';
 import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { ApiKeyProtected, ApiListCodecs, ApiListNodes } from '../docs/route-docs.js';
 import { NodeDirectory } from './node-directory.js';
 
+@ApiKeyProtected('cluster')
 @Controller('v1')
 export class NodesController {
   constructor(
@@ -11,11 +13,13 @@ export class NodesController {
 
   /** Read uncached: operators watching nodes come and go want the registry as it is. */
   @Get('nodes')
+  @ApiListNodes()
   nodes() {
     return this.registry.list();
   }
 
   @Get('codecs')
+  @ApiListCodecs()
   async codecs() {
     return { pools: await this.directory.codecsByPool() };
   }

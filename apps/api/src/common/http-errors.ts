@@ -10,6 +10,7 @@ import {
   type ValidationError,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { isCodecError, type CodecError } from '../../../../libs/codecs/src/errors.js';
 
 /** 503 with `Retry-After`: the client should come back, nothing was stored. */
 export class RetryLaterException extends ServiceUnavailableException {
@@ -19,6 +20,16 @@ export class RetryLaterException extends ServiceUnavailableException {
   ) {
     super(message);
   }
+}
+
+/**
+ * A codec-library error (bad or oversized input, found on the API: an uploaded image that is not one,
+ * a decompression bomb) as the HTTP answer its `httpStatus` says, with `context` (which part of the
+ * request) in front of its message.
+ */
+export function httpErrorFromCodec(error: CodecError, context?: string): HttpException {
+  const message = context ? `${context}: ${error.message}` : error.message;
+  return new HttpException({ message }, error.httpStatus, { cause: error });
 }
 
 export function flattenValidationErrors(errors: ValidationError[], parent = ''): string[] {
@@ -67,8 +78,11 @@ export class HttpErrorFilter implements ExceptionFilter {
         message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
         extra = rest;
       }
-      if (exception instanceof RetryLaterException)
-        response.setHeader('Retry-After', String(exception.retryAfterSeconds));
+      const retryAfter = (exception as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+      if (typeof retryAfter === 'number') response.setHeader('Retry-After', String(retryAfter));
+    } else if (isCodecError(exception) && exception.httpStatus < 500) {
+      status = exception.httpStatus;
+      message = exception.message;
     } else if (isRedisUnavailable(exception)) {
       status = HttpStatus.SERVICE_UNAVAILABLE;
       message = 'Redis is unavailable; nothing was stored, retry later';

@@ -1,4 +1,6 @@
+import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
 
 export interface ApiConfig {
   host: string;
@@ -17,6 +19,28 @@ export interface ApiConfig {
   nodeCacheMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
+  /** Waiting jobs (all pools) beyond which submissions get 503 + Retry-After: the cluster is saturated. */
+  maxQueueDepth: number;
+  /** Unfinished jobs one client (API key, or address without keys) may have; 429 + Retry-After beyond. */
+  maxJobsPerClient: number;
+  logLevel: LogLevel;
+  /** Human-readable logs through pino-pretty, when it is installed; JSON lines otherwise. */
+  logPretty: boolean;
+  /** `/metrics` (Prometheus) and the collectors behind it. */
+  metricsEnabled: boolean;
+  /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
+  docsPublic: boolean;
+  admin: AdminConfig;
+}
+
+export interface AdminConfig {
+  /** HMAC key of the dashboard session cookie (ADMIN_COOKIE_SECRET, or derived from API_KEYS). */
+  cookieSecret: string;
+  sessionTtlSeconds: number;
+  /** Always mark the cookie `Secure` (it is anyway on HTTPS requests). */
+  cookieSecure: boolean;
+  /** Bull Board without retry/clean/remove buttons: those bypass the job records. */
+  readOnly: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -31,6 +55,29 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/**
+ * The session cookie's HMAC key. Derived from the API keys when not given, so that removing a key from
+ * API_KEYS also ends the dashboard sessions opened with the old key set.
+ */
+export function adminCookieSecret(env: Env, apiKeys: string[]): string {
+  const given = env.ADMIN_COOKIE_SECRET;
+  if (given !== undefined && given !== '') {
+    if (given.length < 32) throw new ConfigError('ADMIN_COOKIE_SECRET must be at least 32 characters long');
+    return given;
+  }
+  return createHmac('sha256', 'encoder-cluster admin session v1')
+    .update([...apiKeys].sort().join('\n'))
+    .digest('base64url');
 }
 
 export function isLoopback(host: string): boolean {
@@ -75,7 +122,27 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     nodeCacheMs: integer(env, 'NODE_CACHE_MS', 1000, 0, 60_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 3, 1, 20),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 0, 600_000),
+    maxQueueDepth: integer(env, 'MAX_QUEUE_DEPTH', 10_000, 1, 10_000_000),
+    maxJobsPerClient: integer(env, 'MAX_JOBS_PER_CLIENT', 1000, 1, 10_000_000),
+    logLevel: logLevel(env),
+    logPretty: boolean(env, 'LOG_PRETTY', false),
+    metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
+    docsPublic: boolean(env, 'DOCS_PUBLIC', false),
+    admin: {
+      cookieSecret: adminCookieSecret(env, apiKeys),
+      sessionTtlSeconds: integer(env, 'ADMIN_SESSION_TTL_SECONDS', 12 * 3600, 60, 30 * 24 * 3600),
+      cookieSecure: boolean(env, 'ADMIN_COOKIE_SECURE', false),
+      readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
+    },
   };
+}
+
+export function logLevel(env: Env): LogLevel {
+  const raw = (env.LOG_LEVEL || 'info').toLowerCase();
+  if (!isLogLevel(raw)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  }
+  return raw;
 }
 
 export const API_CONFIG = Symbol('API_CONFIG');

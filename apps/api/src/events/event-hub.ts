@@ -18,6 +18,7 @@ export interface EventListener {
 export class EventHub implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(EventHub.name);
   private readonly listeners = new Map<string, Set<EventListener>>();
+  private readonly taps = new Set<(event: LoggedJobEvent) => void>();
   private connectedOnce = false;
 
   constructor(
@@ -49,6 +50,12 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
     };
   }
 
+  /** Sees every job's events as they are published (metrics); returns the function that stops it. */
+  tap(observer: (event: LoggedJobEvent) => void): () => void {
+    this.taps.add(observer);
+    return () => this.taps.delete(observer);
+  }
+
   get listenerCount(): number {
     let count = 0;
     for (const set of this.listeners.values()) count += set.size;
@@ -58,6 +65,13 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
   private dispatch(message: string): void {
     const event = EventLog.parseMessage(message);
     if (!event) return;
+    for (const observer of this.taps) {
+      try {
+        observer(event);
+      } catch (error) {
+        this.logger.warn(`event tap failed: ${(error as Error).message}`);
+      }
+    }
     for (const listener of this.listeners.get(event.jobId) ?? []) {
       try {
         listener.onEvent(event);

@@ -1,30 +1,81 @@
-import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
+import {
+  Catch,
+  Controller,
+  Get,
+  Inject,
+  ServiceUnavailableException,
+  UseFilters,
+  type ArgumentsHost,
+  type ExceptionFilter,
+} from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import type { Response } from 'express';
 import type { Redis } from 'ioredis';
+import { Public } from '../auth/api-key.guard.js';
+import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
 
-const READY_TIMEOUT_MS = 1000;
+/** Redis must answer (and the queues accept a write) within this; a slower Redis is as good as none. */
+export const READY_TIMEOUT_MS = 1000;
 
+/** Terminus' own body on 503 (`{ status: 'error', info, error, details }`), not the API's error shape. */
+@Catch(ServiceUnavailableException)
+export class HealthCheckFailedFilter implements ExceptionFilter {
+  catch(exception: ServiceUnavailableException, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    response.setHeader('Cache-Control', 'no-store');
+    response.status(503).json(exception.getResponse());
+  }
+}
+
+/** Probes for orchestrators: open without a key even when API_KEYS is set. */
+@ApiTags('operations')
+@Public()
+@UseFilters(HealthCheckFailedFilter)
 @Controller('health')
 export class HealthController {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly queues: EncodeQueue,
+  ) {}
 
+  /** The process serves HTTP; says nothing about Redis (a liveness probe must not restart on a Redis outage). */
   @Get('live')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process answers HTTP' })
   live() {
-    return { status: 'ok' };
+    return this.health.check([]);
   }
 
   @Get('ready')
-  async ready() {
-    const ping = this.redis.ping();
-    ping.catch(() => undefined);
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS).unref(),
-    );
-    try {
-      await Promise.race([ping, timeout]);
-      return { status: 'ok', redis: 'up' };
-    } catch {
-      throw new ServiceUnavailableException({ message: 'Redis is not reachable', redis: 'down' });
-    }
+  @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: Redis answers PING and the encode queues accept a write, within 1 s' })
+  @ApiOkResponse({
+    description: '{ status: "ok", info: { redis: { status: "up" }, queues: { status: "up" } } }',
+  })
+  @ApiServiceUnavailableResponse({
+    description: '{ status: "error", error: { redis: { status: "down", ... } } }',
+  })
+  ready() {
+    return this.health.check([
+      () =>
+        this.indicators
+          .check('redis')
+          .attempt(async () => {
+            await this.redis.ping();
+          })
+          .withTimeout(READY_TIMEOUT_MS),
+      () =>
+        this.indicators
+          .check('queues')
+          .attempt(async () => {
+            await this.queues.probeWritable();
+            return { queues: this.queues.all().map((queue) => queue.name) };
+          })
+          .withTimeout(READY_TIMEOUT_MS),
+    ]);
   }
 }

@@ -1,3 +1,4 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDefined, IsIn, IsInt, IsNumber, IsOptional, Matches, Max, Min } from 'class-validator';
 import {
@@ -9,44 +10,39 @@ import {
   type PoolPreference,
 } from '../../../../libs/contracts/src/index.js';
 
-/** Query parameters of `POST /v1/jobs` with raw frames (API.md). */
-export class CreateJobQuery {
+/**
+ * The encoding parameters of `POST /v1/jobs` (API.md), whatever the body: the query string of a raw
+ * upload, the form fields of a multipart one. One set of rules for both.
+ */
+export class EncodeParams {
+  @ApiPropertyOptional({
+    enum: CODECS,
+    example: 'jpeg',
+    description: 'the codec to encode to (or give accept)',
+  })
   @IsOptional()
   @IsIn(CODECS, { message: `codec must be one of ${CODECS.join(', ')}` })
   codec?: Codec;
 
+  @ApiPropertyOptional({
+    example: 'h264,vp9',
+    description:
+      'instead of codec: a comma list of codecs in order of preference; the server picks the first it can encode',
+  })
   @IsOptional()
   @Matches(/^[a-z0-9]+(,[a-z0-9]+){0,8}$/, {
     message: 'accept must be a comma list of codecs, e.g. accept=h264,vp9',
   })
   accept?: string;
 
-  @IsDefined({ message: 'width is required' })
-  @Type(() => Number)
-  @IsInt({ message: 'width must be an integer' })
-  @Min(1, { message: 'width must be at least 1' })
-  @Max(16383, { message: 'width must be at most 16383' })
-  width!: number;
-
-  @IsDefined({ message: 'height is required' })
-  @Type(() => Number)
-  @IsInt({ message: 'height must be an integer' })
-  @Min(1, { message: 'height must be at least 1' })
-  @Max(16383, { message: 'height must be at most 16383' })
-  height!: number;
-
-  @IsDefined({ message: 'format is required (pixel layout of the raw bytes)' })
-  @IsIn(Object.keys(PIXEL_FORMATS), {
-    message: `format must be one of ${Object.keys(PIXEL_FORMATS).join(', ')}`,
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: 100,
+    default: 80,
+    example: 90,
+    description: 'higher = better picture',
   })
-  format!: PixelFormat;
-
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt({ message: 'frames must be an integer' })
-  @Min(1, { message: 'frames must be at least 1' })
-  frames = 1;
-
   @IsOptional()
   @Type(() => Number)
   @IsInt({ message: 'quality must be an integer from 0 to 100' })
@@ -54,6 +50,14 @@ export class CreateJobQuery {
   @Max(100, { message: 'quality must be an integer from 0 to 100' })
   quality = 80;
 
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: 100,
+    default: 70,
+    example: 70,
+    description: 'higher = less encoder effort',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt({ message: 'speed must be an integer from 0 to 100' })
@@ -61,6 +65,14 @@ export class CreateJobQuery {
   @Max(100, { message: 'speed must be an integer from 0 to 100' })
   speed = 70;
 
+  @ApiPropertyOptional({
+    type: Number,
+    minimum: 1,
+    maximum: 240,
+    default: 30,
+    example: 30,
+    description: 'frame rate of video outputs',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'fps must be a number from 1 to 240' })
@@ -68,14 +80,81 @@ export class CreateJobQuery {
   @Max(240, { message: 'fps must be a number from 1 to 240' })
   fps = 30;
 
+  @ApiPropertyOptional({
+    enum: POOLS,
+    default: 'auto',
+    description: 'auto: gpu nodes when one can encode the codec, else cpu',
+  })
   @IsOptional()
   @IsIn(POOLS, { message: `pool must be one of ${POOLS.join(', ')}` })
   pool: PoolPreference = 'auto';
 
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: 2_097_152,
+    example: 1,
+    description: '1 is the highest; none = FIFO',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt({ message: 'priority must be an integer from 1 (highest) to 2097152' })
   @Min(1, { message: 'priority must be an integer from 1 (highest) to 2097152' })
   @Max(2_097_152, { message: 'priority must be an integer from 1 (highest) to 2097152' })
   priority?: number;
+}
+
+/** Query parameters of `POST /v1/jobs` with raw frames: the encoding parameters and the frames' layout. */
+export class CreateJobQuery extends EncodeParams {
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: 16383,
+    example: 1920,
+    description: 'required with raw frames',
+  })
+  @IsDefined({ message: 'width is required' })
+  @Type(() => Number)
+  @IsInt({ message: 'width must be an integer' })
+  @Min(1, { message: 'width must be at least 1' })
+  @Max(16383, { message: 'width must be at most 16383' })
+  width!: number;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: 16383,
+    example: 1080,
+    description: 'required with raw frames',
+  })
+  @IsDefined({ message: 'height is required' })
+  @Type(() => Number)
+  @IsInt({ message: 'height must be an integer' })
+  @Min(1, { message: 'height must be at least 1' })
+  @Max(16383, { message: 'height must be at most 16383' })
+  height!: number;
+
+  @ApiPropertyOptional({
+    enum: Object.keys(PIXEL_FORMATS),
+    example: 'bgra',
+    description: 'required with raw frames: the pixel layout of the bytes',
+  })
+  @IsDefined({ message: 'format is required (pixel layout of the raw bytes)' })
+  @IsIn(Object.keys(PIXEL_FORMATS), {
+    message: `format must be one of ${Object.keys(PIXEL_FORMATS).join(', ')}`,
+  })
+  format!: PixelFormat;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    default: 1,
+    example: 3,
+    description: 'raw frames: how many the body holds (body = frames x width x height x bytes per pixel)',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'frames must be an integer' })
+  @Min(1, { message: 'frames must be at least 1' })
+  frames = 1;
 }

@@ -34,5 +34,6 @@ export function toJobView(record: JobRecord): JobView {
     finishedAt: iso(record.finishedAt),
     error: record.error,
     outputs: record.outputs.map((output) => ({ ...output, url: outputUrl(data.jobId, output.index) })),
+    ...(record.timings ? { timings: record.timings } : {}),
   };
 }

@@ -11,14 +11,25 @@ import {
   Query,
   Req,
   Res,
-  UnsupportedMediaTypeException,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { EventLog, JobStore, isEventId } from '../../../../libs/cluster/src/index.js';
 import { EventHub } from '../events/event-hub.js';
 import { SseSession } from '../events/sse-session.js';
+import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
+import { uploadKindOf } from './upload-kind.js';
+import { Admission, clientIdOf } from './admission.js';
+import { IdempotencyStore, requestFingerprint } from './idempotency.js';
+import {
+  ApiCancelJob,
+  ApiCreateJob,
+  ApiGetJob,
+  ApiJobEvents,
+  ApiJobOutput,
+  ApiKeyProtected,
+} from '../docs/route-docs.js';
 
 function contentLengthOf(request: Request): number | null {
   const header = request.headers['content-length'];
@@ -29,6 +40,7 @@ function contentLengthOf(request: Request): number | null {
   return value;
 }
 
+@ApiKeyProtected('jobs')
 @Controller('v1/jobs')
 export class JobsController {
   constructor(
@@ -36,34 +48,62 @@ export class JobsController {
     private readonly hub: EventHub,
     private readonly events: EventLog,
     private readonly store: JobStore,
+    private readonly admission: Admission,
+    private readonly idempotency: IdempotencyStore,
   ) {}
 
   @Post()
   @HttpCode(202)
-  async create(@Query() query: CreateJobQuery, @Req() request: Request): Promise<AcceptedJob> {
-    const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/octet-stream') {
-      throw new UnsupportedMediaTypeException(
-        `Content-Type must be application/octet-stream (raw frames, parameters in the query)${type ? `, got ${type}` : ''}`,
-      );
+  @ApiCreateJob()
+  // The query's rules depend on the body (raw frames need width, height and format; images carry
+  // them), so it is validated here, with the same pipe options, rather than by the global pipe.
+  async create(@Query() query: Record<string, unknown>, @Req() request: Request): Promise<AcceptedJob> {
+    const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
+    const submit = async () => {
+      if (upload.kind === 'multipart')
+        return this.jobs.submitEncoded(query, request, contentLengthOf(request));
+      const params = await validateParams(CreateJobQuery, query);
+      return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding);
+    };
+    const client = clientIdOf(request);
+    await this.admission.check(client);
+    const idempotencyKey = request.headers['idempotency-key'];
+    if (typeof idempotencyKey !== 'string') return this.admit(client, await submit());
+    const fingerprint = requestFingerprint(request);
+    const first = await this.idempotency.begin<AcceptedJob>(client, idempotencyKey, fingerprint);
+    if (first) {
+      request.resume();
+      return first;
     }
-    const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase();
-    if (encoding !== 'identity')
-      throw new UnsupportedMediaTypeException(`Content-Encoding ${encoding} is not supported`);
-    return this.jobs.submitRaw(query, request, contentLengthOf(request));
+    try {
+      const accepted = await this.admit(client, await submit());
+      await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
+      return accepted;
+    } catch (error) {
+      await this.idempotency.abandon(client, idempotencyKey).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async admit(client: string, accepted: AcceptedJob): Promise<AcceptedJob> {
+    await this.admission.record(client, accepted.id);
+    return accepted;
   }
 
   @Get(':id')
+  @ApiGetJob()
   get(@Param('id') id: string) {
     return this.jobs.get(id);
   }
 
   @Delete(':id')
+  @ApiCancelJob()
   cancel(@Param('id') id: string) {
     return this.jobs.cancel(id);
   }
 
   @Get(':id/outputs/:index')
+  @ApiJobOutput()
   async output(
     @Param('id') id: string,
     @Param(
@@ -83,6 +123,7 @@ export class JobsController {
   }
 
   @Get(':id/events')
+  @ApiJobEvents()
   async eventsOf(
     @Param('id') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,

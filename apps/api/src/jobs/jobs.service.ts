@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import {
   BadRequestException,
@@ -10,13 +11,20 @@ import {
 } from '@nestjs/common';
 import {
   frameByteLength,
+  inputChunkCount,
   isCodec,
   type Codec,
   type EncodeJobData,
+  type EncodeJobInput,
+  type InputEncoding,
   type JobView,
+  type PoolPreference,
 } from '../../../../libs/contracts/src/index.js';
+import { decodeImageToRgba } from '../../../../libs/codecs/src/image-input.js';
+import { isCodecError } from '../../../../libs/codecs/src/errors.js';
 import {
   BodyLengthError,
+  BodyTooLargeError,
   EventLog,
   FrameStore,
   JobStore,
@@ -26,8 +34,10 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { NodeDirectory } from '../cluster/node-directory.js';
 import { route } from '../cluster/routing.js';
-import { RetryLaterException } from '../common/http-errors.js';
-import type { CreateJobQuery } from './create-job.query.js';
+import { RetryLaterException, httpErrorFromCodec } from '../common/http-errors.js';
+import { validateParams } from '../common/validation.js';
+import { EncodeParams, type CreateJobQuery } from './create-job.query.js';
+import { multipartParts, type MultipartLimits } from './multipart-parts.js';
 import { jobLinks, toJobView } from './job-view.js';
 
 export interface AcceptedJob {
@@ -45,6 +55,16 @@ export function newJobId(): string {
 
 export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{16}$/;
 
+/**
+ * Compressed uploads are stored as they arrive, in values of this size: big enough that a node reads
+ * them in few round trips, small enough to stream (Redis values are written piece by piece anyway).
+ */
+export const INPUT_CHUNK_BYTES = 1024 * 1024;
+
+/** Most form fields a multipart upload may carry (the parameters are fewer than this). */
+const MAX_FORM_FIELDS = 32;
+const MAX_FORM_FIELD_BYTES = 1024;
+
 @Injectable()
 export class JobsService {
   constructor(
@@ -57,10 +77,15 @@ export class JobsService {
     private readonly nodes: NodeDirectory,
   ) {}
 
-  /** Checks the parameters against the limits and the declared body length, before reading a byte. */
+  /**
+   * Checks the parameters against the limits and the declared body length, before reading a byte.
+   * The declared (decompressed) batch counts against MAX_BODY_BYTES whatever the Content-Encoding:
+   * it is what a node decodes, and the limit on a job must not depend on how it travelled.
+   */
   checkRawUpload(
     query: CreateJobQuery,
     contentLength: number | null,
+    encoding: InputEncoding = 'identity',
   ): { frameBytes: number; totalBytes: number; candidates: Codec[] } {
     const candidates = this.candidates(query);
     const pixels = query.width * query.height;
@@ -81,13 +106,21 @@ export class JobsService {
         `the batch is ${totalBytes} bytes; the limit is ${this.config.maxBodyBytes}`,
       );
     }
-    if (contentLength !== null && contentLength !== totalBytes) {
+    if (encoding !== 'identity') {
+      // A compressed body may be any length up to the limit; its decompressed size is checked on the node.
+      if (contentLength !== null && contentLength > this.config.maxBodyBytes) {
+        throw new PayloadTooLargeException(
+          `the ${encoding} body is ${contentLength} bytes; the limit is ${this.config.maxBodyBytes}`,
+        );
+      }
+      if (contentLength === 0) throw new BadRequestException(`the ${encoding} body is empty`);
+    } else if (contentLength !== null && contentLength !== totalBytes) {
       throw new BadRequestException(new BodyLengthError(totalBytes, contentLength).message);
     }
     return { frameBytes, totalBytes, candidates };
   }
 
-  private candidates(query: CreateJobQuery): Codec[] {
+  private candidates(query: EncodeParams): Codec[] {
     if (query.codec && query.accept) throw new BadRequestException('give either codec or accept, not both');
     if (query.codec) return [query.codec];
     if (!query.accept)
@@ -101,48 +134,192 @@ export class JobsService {
     return listed as Codec[];
   }
 
-  async submitRaw(query: CreateJobQuery, body: Readable, contentLength: number | null): Promise<AcceptedJob> {
-    const { frameBytes, candidates } = this.checkRawUpload(query, contentLength);
-    const decision = route(candidates, query.pool, await this.nodes.live());
+  /**
+   * Raw frames, as they are (`identity`: stored frame by frame) or compressed (`lz4`, `gzip`,
+   * `deflate`: stored as sent, in chunks, and decompressed by the node that encodes them).
+   */
+  async submitRaw(
+    query: CreateJobQuery,
+    body: Readable,
+    contentLength: number | null,
+    encoding: InputEncoding = 'identity',
+  ): Promise<AcceptedJob> {
+    const { frameBytes, totalBytes, candidates } = this.checkRawUpload(query, contentLength, encoding);
+    const decision = await this.routeOrThrow(candidates, query.pool);
+
+    const jobId = newJobId();
+    let input: EncodeJobInput;
+    try {
+      if (encoding === 'identity') {
+        await this.frames.writeFrames(jobId, body, frameBytes, query.frames);
+        input = { encoding, storedBytes: totalBytes };
+      } else {
+        const storedBytes = await this.frames.writeInputChunks(
+          jobId,
+          body,
+          INPUT_CHUNK_BYTES,
+          contentLength,
+          this.config.maxBodyBytes,
+        );
+        if (storedBytes === 0) throw new BadRequestException(`the ${encoding} body is empty`);
+        input = { encoding, storedBytes, chunkBytes: INPUT_CHUNK_BYTES };
+      }
+    } catch (error) {
+      if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
+      if (error instanceof BodyTooLargeError) {
+        throw new PayloadTooLargeException(
+          `the ${encoding} body is larger than the limit of ${this.config.maxBodyBytes} bytes`,
+        );
+      }
+      throw error;
+    }
+    return this.enqueue(
+      {
+        jobId,
+        codec: decision.codec,
+        pool: decision.pool,
+        width: query.width,
+        height: query.height,
+        format: query.format,
+        frames: query.frames,
+        settings: { quality: query.quality, speed: query.speed, fps: query.fps },
+        input,
+        createdAt: Date.now(),
+      },
+      query.priority,
+    );
+  }
+
+  /**
+   * Encoded frames: `frame` file parts (PNG, JPEG or WebP, all the same size) and the parameters as
+   * form fields (or in the query string). Each image is decoded here, one at a time as the body
+   * streams in, and stored as a raw RGBA frame: nodes then see the same input as for raw uploads (one
+   * path to read, prefetch and encode, video included), a bad or oversized image is refused with a
+   * 4xx while the client is still there rather than failing a queued job later, and the pixel limit is
+   * checked from the image header before a byte of pixels is allocated. The cost is decode work on the
+   * API, bounded to one image at a time per request.
+   */
+  async submitEncoded(
+    query: Record<string, unknown>,
+    request: Readable & { headers: IncomingHttpHeaders },
+    contentLength: number | null,
+  ): Promise<AcceptedJob> {
+    const { maxBodyBytes, maxFramePixels, maxFramesPerJob } = this.config;
+    if (contentLength !== null && contentLength > maxBodyBytes) {
+      throw new PayloadTooLargeException(`the body is ${contentLength} bytes; the limit is ${maxBodyBytes}`);
+    }
+    const limits: MultipartLimits = {
+      maxBodyBytes,
+      // An image of the largest accepted size is not bigger than its raw pixels at 16 bits per channel.
+      maxFileBytes: Math.min(maxBodyBytes, maxFramePixels * 8 + 1024 * 1024),
+      maxFiles: maxFramesPerJob,
+      maxFields: MAX_FORM_FIELDS,
+      maxFieldBytes: MAX_FORM_FIELD_BYTES,
+    };
+    const jobId = newJobId();
+    const fields: Record<string, unknown> = { ...query };
+    let size: { width: number; height: number } | null = null;
+    let frames = 0;
+    try {
+      for await (const part of multipartParts(request, limits)) {
+        if (part.kind === 'field') {
+          if (part.name === 'frame') {
+            throw new BadRequestException('frame must be a file part (an image), not a text field');
+          }
+          if (Object.hasOwn(fields, part.name)) throw new BadRequestException(`${part.name} is given twice`);
+          fields[part.name] = part.value;
+          continue;
+        }
+        const label = `frame ${frames + 1}${part.filename ? ` (${part.filename})` : ''}`;
+        if (part.name !== 'frame') {
+          throw new BadRequestException(
+            `unexpected file part "${part.name}": send images as file parts named "frame"`,
+          );
+        }
+        if (part.data.length === 0) throw new BadRequestException(`${label} is empty`);
+        const image = await decodeImageToRgba(part.data, { maxPixels: maxFramePixels }).catch(
+          (error: unknown) => {
+            throw isCodecError(error) ? httpErrorFromCodec(error, label) : error;
+          },
+        );
+        size ??= { width: image.width, height: image.height };
+        if (image.width !== size.width || image.height !== size.height) {
+          throw new BadRequestException(
+            `${label} is ${image.width}x${image.height} but frame 1 is ${size.width}x${size.height}; all frames must have the same size`,
+          );
+        }
+        const decodedBytes = image.data.length * (frames + 1);
+        if (decodedBytes > maxBodyBytes) {
+          throw new PayloadTooLargeException(
+            `the frames decode to more than ${maxBodyBytes} bytes of pixels, the limit per job; send fewer frames per job`,
+          );
+        }
+        await this.frames.writeFrame(jobId, frames, image.data);
+        frames++;
+      }
+      if (!size) {
+        throw new BadRequestException(
+          'no frames: send one or more PNG, JPEG or WebP images as file parts named "frame"',
+        );
+      }
+      const params = await validateParams(EncodeParams, fields);
+      const decision = await this.routeOrThrow(this.candidates(params), params.pool);
+      return await this.enqueue(
+        {
+          jobId,
+          codec: decision.codec,
+          pool: decision.pool,
+          width: size.width,
+          height: size.height,
+          format: 'rgba',
+          frames,
+          settings: { quality: params.quality, speed: params.speed, fps: params.fps },
+          input: {
+            encoding: 'identity',
+            storedBytes: frameByteLength(size.width, size.height, 'rgba') * frames,
+          },
+          createdAt: Date.now(),
+        },
+        params.priority,
+      );
+    } catch (error) {
+      await this.frames.deleteFrames(jobId, frames).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The codec (first of the candidates a live node can encode) and the pool, or the 4xx/503 why not. */
+  private async routeOrThrow(candidates: Codec[], pool: PoolPreference) {
+    const decision = route(candidates, pool, await this.nodes.live());
     if (!decision.ok) {
       if (decision.reason === 'no-nodes') throw new RetryLaterException(decision.message, 5);
       throw new UnprocessableEntityException({ message: decision.message, available: decision.available });
     }
+    return decision;
+  }
 
-    const jobId = newJobId();
-    try {
-      await this.frames.writeFrames(jobId, body, frameBytes, query.frames);
-    } catch (error) {
-      if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
-      throw error;
-    }
-    const data: EncodeJobData = {
-      jobId,
-      codec: decision.codec,
-      pool: decision.pool,
-      width: query.width,
-      height: query.height,
-      format: query.format,
-      frames: query.frames,
-      settings: { quality: query.quality, speed: query.speed, fps: query.fps },
-      input: { encoding: 'identity', storedBytes: frameBytes * query.frames },
-      createdAt: Date.now(),
-    };
+  /** Records and queues a job whose input is stored; removes that input if either step fails. */
+  private async enqueue(data: EncodeJobData, priority: number | undefined): Promise<AcceptedJob> {
     try {
       await this.jobs.create(data);
-      await this.queue.add(data, query.priority);
+      await this.queue.add(data, priority);
     } catch (error) {
-      await this.frames.deleteFrames(jobId, query.frames).catch(() => undefined);
+      await this.deleteInput(data).catch(() => undefined);
       throw error;
     }
     return {
-      id: jobId,
+      id: data.jobId,
       status: 'queued',
       codec: data.codec,
       pool: data.pool,
       frames: data.frames,
-      links: jobLinks(jobId),
+      links: jobLinks(data.jobId),
     };
+  }
+
+  private async deleteInput(data: EncodeJobData): Promise<void> {
+    if (data.input.encoding === 'identity') await this.frames.deleteFrames(data.jobId, data.frames);
+    else await this.frames.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }
 
   async get(jobId: string): Promise<JobView> {
@@ -176,7 +353,8 @@ export class JobsService {
     const reason = 'cancelled by the client';
     if (await this.jobs.fail(jobId, reason, Date.now()))
       await this.events.append(jobId, { type: 'failed', error: reason });
-    await this.frames.deleteFrames(jobId, job.frames);
+    const record = await this.jobs.get(jobId);
+    if (record) await this.deleteInput(record.data);
     return this.get(jobId);
   }
 }

@@ -1,0 +1,87 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * The dashboard's browser session: after `POST /admin/login` with a valid API key, a cookie that
+ * carries an expiry and a nonce signed with HMAC-SHA256 (never the key itself). It opens the operator
+ * pages (Bull Board, the OpenAPI docs), not the /v1 API.
+ */
+export const ADMIN_COOKIE = 'encoder_admin';
+
+const VERSION = 'v1';
+
+function mac(secret: string, payload: string): Buffer {
+  return createHmac('sha256', secret).update(payload).digest();
+}
+
+/** `v1.<expires, unix seconds>.<nonce>.<hmac>`, all cookie-safe characters. */
+export function signSession(
+  secret: string,
+  nowMs: number,
+  ttlSeconds: number,
+  nonce = randomBytes(12).toString('base64url'),
+): string {
+  const payload = `${VERSION}.${Math.floor(nowMs / 1000) + ttlSeconds}.${nonce}`;
+  return `${payload}.${mac(secret, payload).toString('base64url')}`;
+}
+
+/** True for a token signed with `secret` that has not expired; constant-time on the signature. */
+export function verifySession(secret: string, token: string | undefined, nowMs: number): boolean {
+  if (!token || token.length > 200) return false;
+  const parts = token.split('.');
+  if (parts.length !== 4) return false;
+  const [version, expires, nonce, signature] = parts;
+  if (version !== VERSION || !/^\d{1,12}$/.test(expires) || !/^[A-Za-z0-9_-]{1,64}$/.test(nonce))
+    return false;
+  const expected = mac(secret, `${version}.${expires}.${nonce}`);
+  const presented = Buffer.from(signature, 'base64url');
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return false;
+  return Number(expires) * 1000 > nowMs;
+}
+
+/** Cookie header -> name/value map; malformed pairs are skipped. */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = {};
+  if (!header) return cookies;
+  for (const pair of header.split(';')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    const name = pair.slice(0, at).trim();
+    let value = pair.slice(at + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      if (!(name in cookies)) cookies[name] = decodeURIComponent(value);
+    } catch {
+      // not percent-encoded properly: ignore this cookie
+    }
+  }
+  return cookies;
+}
+
+export interface CookieOptions {
+  maxAgeSeconds: number;
+  secure: boolean;
+}
+
+/** HttpOnly (no script reads it), SameSite=Strict (no cross-site request carries it). */
+export function sessionCookie(value: string, options: CookieOptions): string {
+  return [
+    `${ADMIN_COOKIE}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${options.maxAgeSeconds}`,
+    ...(options.secure ? ['Secure'] : []),
+  ].join('; ');
+}
+
+export function clearedSessionCookie(secure: boolean): string {
+  return sessionCookie('', { maxAgeSeconds: 0, secure });
+}
+
+/** The operator pages a login may return to; anything else (other hosts, `//evil`) goes to the board. */
+export const ADMIN_HOME = '/admin/queues';
+const RETURN_PATHS = /^\/(admin\/queues|docs)(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[^\s#\\]*)?$/;
+
+export function safeReturnPath(next: unknown): string {
+  return typeof next === 'string' && RETURN_PATHS.test(next) && !next.includes('//') ? next : ADMIN_HOME;
+}

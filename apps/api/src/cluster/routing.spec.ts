@@ -1,0 +1,61 @@
+import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
+import { route } from './routing.js';
+
+function node(name: string, pool: Pool, codecs: Codec[], gpuCodecs: Codec[] = []): NodeRecord {
+  return {
+    id: name,
+    name,
+    host: 'h',
+    pid: 1,
+    pool,
+    codecs,
+    hardware: [],
+    gpuCodecs,
+    concurrency: 1,
+    active: 0,
+    processed: 0,
+    failed: 0,
+    encodeFps: 0,
+    version: '0',
+    startedAt: '',
+    lastSeen: '',
+  };
+}
+
+describe('route', () => {
+  const cpu = node('c', 'cpu', ['jpeg', 'h264']);
+  const gpu = node('g', 'gpu', ['jpeg', 'h264', 'hevc'], ['h264', 'hevc']);
+
+  it('answers no-nodes when nothing is alive', () => {
+    expect(route(['jpeg'], 'auto', [])).toMatchObject({ ok: false, reason: 'no-nodes' });
+  });
+
+  it('sends auto work to the gpu pool only where a gpu node proved the codec', () => {
+    expect(route(['h264'], 'auto', [cpu, gpu])).toEqual({ ok: true, codec: 'h264', pool: 'gpu' });
+    expect(route(['jpeg'], 'auto', [cpu, gpu])).toEqual({ ok: true, codec: 'jpeg', pool: 'cpu' });
+    expect(route(['h264'], 'auto', [cpu])).toEqual({ ok: true, codec: 'h264', pool: 'cpu' });
+  });
+
+  it('honours an explicit pool, and says when no node of it can encode the codec', () => {
+    expect(route(['h264'], 'cpu', [cpu, gpu])).toEqual({ ok: true, codec: 'h264', pool: 'cpu' });
+    expect(route(['h264'], 'gpu', [cpu])).toMatchObject({
+      ok: false,
+      reason: 'unsupported',
+      message: expect.stringMatching(/no live gpu node can encode h264/),
+    });
+  });
+
+  it('picks the first codec of accept that a live node can encode, and lists what is offered otherwise', () => {
+    expect(route(['av1', 'hevc', 'h264'], 'auto', [cpu, gpu])).toEqual({
+      ok: true,
+      codec: 'hevc',
+      pool: 'gpu',
+    });
+    expect(route(['av1', 'vp9'], 'auto', [cpu])).toEqual({
+      ok: false,
+      reason: 'unsupported',
+      message: 'no live node can encode av1, vp9; the cluster offers: h264, jpeg',
+      available: ['h264', 'jpeg'],
+    });
+  });
+});

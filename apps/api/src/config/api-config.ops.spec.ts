@@ -1,0 +1,50 @@
+import { ConfigError, adminCookieSecret, loadApiConfig } from './api-config.js';
+
+describe('operations settings', () => {
+  const key = 'k'.repeat(32);
+
+  it('has defaults: info logs, metrics on, docs and dashboard behind the key, read-only board', () => {
+    const config = loadApiConfig({});
+    expect(config).toMatchObject({
+      logLevel: 'info',
+      logPretty: false,
+      metricsEnabled: true,
+      docsPublic: false,
+    });
+    expect(config.admin).toMatchObject({ sessionTtlSeconds: 43_200, cookieSecure: false, readOnly: true });
+  });
+
+  it('reads booleans strictly and says which setting is wrong', () => {
+    expect(
+      loadApiConfig({ METRICS_ENABLED: 'false', DOCS_PUBLIC: '1', ADMIN_READ_ONLY: 'no' }),
+    ).toMatchObject({
+      metricsEnabled: false,
+      docsPublic: true,
+      admin: { readOnly: false },
+    });
+    expect(() => loadApiConfig({ METRICS_ENABLED: 'maybe' })).toThrow(
+      new ConfigError('METRICS_ENABLED must be true or false, got "maybe"'),
+    );
+  });
+
+  it('validates LOG_LEVEL and the session settings', () => {
+    expect(loadApiConfig({ LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
+    expect(() => loadApiConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL must be one of fatal, error/);
+    expect(() => loadApiConfig({ ADMIN_SESSION_TTL_SECONDS: '5' })).toThrow(
+      /ADMIN_SESSION_TTL_SECONDS must be an integer from 60/,
+    );
+    expect(() => loadApiConfig({ ADMIN_COOKIE_SECRET: 'short' })).toThrow(
+      /ADMIN_COOKIE_SECRET must be at least 32/,
+    );
+  });
+
+  it('derives the cookie secret from the keys unless given; a key change ends old sessions', () => {
+    const given = 'g'.repeat(32);
+    expect(loadApiConfig({ ADMIN_COOKIE_SECRET: given }).admin.cookieSecret).toBe(given);
+    const derived = adminCookieSecret({}, [key, 'm'.repeat(32)]);
+    expect(derived).toBe(adminCookieSecret({}, ['m'.repeat(32), key]));
+    expect(derived).not.toContain(key);
+    expect(derived).not.toBe(adminCookieSecret({}, [key]));
+    expect(loadApiConfig({ API_KEYS: key }).admin.cookieSecret).toBe(adminCookieSecret({}, [key]));
+  });
+});

@@ -1,0 +1,136 @@
+import { applyDecorators } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiConsumes,
+  ApiHeader,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiProduces,
+  ApiQuery,
+  ApiSecurity,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiUnauthorizedResponse,
+  ApiUnprocessableEntityResponse,
+  ApiUnsupportedMediaTypeResponse,
+} from '@nestjs/swagger';
+import { CreateJobQuery } from '../jobs/create-job.query.js';
+import { AcceptedJobDto, CodecsDto, ErrorDto, JobViewDto, NodeDto } from './schemas.js';
+
+// OpenAPI decorators for the REST routes, kept here so that the controllers carry one line each.
+// The request body of POST /v1/jobs (raw bytes or multipart parts) is described in openapi.ts.
+
+const RETRY_AFTER = {
+  'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'integer', example: 5 } },
+};
+
+/** Controller level: the tag, the two ways to present a key, and the 401 every route can answer. */
+export const ApiKeyProtected = (tag: string) =>
+  applyDecorators(
+    ApiTags(tag),
+    ApiBearerAuth('bearer'),
+    ApiSecurity('api-key'),
+    ApiUnauthorizedResponse({ type: ErrorDto, description: 'API_KEYS is set and no valid key was sent' }),
+  );
+
+export const ApiCreateJob = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'Submit a batch of frames to encode',
+      description:
+        'Raw frames: `Content-Type: application/octet-stream`, the frames concatenated, `width`, `height`, ' +
+        '`format` and `frames` in the query; the body must be exactly frames x width x height x bytes per pixel ' +
+        '(`Content-Encoding: lz4|gzip|deflate` allowed). Encoded frames: `multipart/form-data` with `frame` file ' +
+        'parts (PNG, JPEG or WebP, all the same size) and the other parameters as form fields.',
+    }),
+    ApiConsumes('application/octet-stream', 'multipart/form-data'),
+    ApiQuery({ type: CreateJobQuery }),
+    ApiHeader({
+      name: 'Content-Encoding',
+      required: false,
+      description: 'raw frames only: identity (default), lz4, gzip or deflate',
+    }),
+    ApiAcceptedResponse({ type: AcceptedJobDto, description: 'stored and queued; follow links.events' }),
+    ApiBadRequestResponse({ type: ErrorDto, description: 'parameters or a body that do not fit' }),
+    ApiPayloadTooLargeResponse({
+      type: ErrorDto,
+      description: 'over MAX_BODY_BYTES, MAX_FRAME_PIXELS or MAX_FRAMES_PER_JOB',
+    }),
+    ApiUnsupportedMediaTypeResponse({
+      type: ErrorDto,
+      description: 'another Content-Type or Content-Encoding',
+    }),
+    ApiUnprocessableEntityResponse({
+      type: ErrorDto,
+      description: 'no live node can encode the codec (or any of accept)',
+    }),
+    ApiServiceUnavailableResponse({
+      type: ErrorDto,
+      description: 'no encoder node alive, or Redis unavailable; nothing was stored',
+      headers: RETRY_AFTER,
+    }),
+  );
+
+export const ApiGetJob = () =>
+  applyDecorators(
+    ApiOperation({ summary: 'A job: status, progress, timings and outputs' }),
+    ApiOkResponse({ type: JobViewDto }),
+    ApiNotFoundResponse({ type: ErrorDto, description: 'unknown id, or older than RETENTION_SECONDS' }),
+  );
+
+export const ApiCancelJob = () =>
+  applyDecorators(
+    ApiOperation({ summary: 'Cancel a job that has not finished' }),
+    ApiOkResponse({ type: JobViewDto, description: 'the job, now failed with "cancelled by the client"' }),
+    ApiNotFoundResponse({ type: ErrorDto }),
+    ApiUnprocessableEntityResponse({ type: ErrorDto, description: 'the job already completed or failed' }),
+  );
+
+export const ApiJobOutput = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'One encoded output',
+      description:
+        'Image codecs: one output per frame. Video codecs: one output (index 0), a playable stream.',
+    }),
+    ApiProduces('image/jpeg', 'image/webp', 'image/png', 'image/avif', 'video/mp4', 'video/webm'),
+    ApiOkResponse({ description: 'the encoded bytes', schema: { type: 'string', format: 'binary' } }),
+    ApiBadRequestResponse({ type: ErrorDto, description: 'the index is not an integer' }),
+    ApiNotFoundResponse({ type: ErrorDto, description: 'unknown job, output not ready yet, or expired' }),
+  );
+
+export const ApiJobEvents = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'Server-Sent Events of a job: active, progress, output, completed, failed',
+      description:
+        'Each event has an `id:`; reconnect with `Last-Event-ID` (or `?since=`) to resume without loss.',
+    }),
+    ApiHeader({ name: 'Last-Event-ID', required: false, description: 'resume after this event id' }),
+    ApiQuery({
+      name: 'since',
+      required: false,
+      description: 'same as Last-Event-ID',
+      example: '1700000000000-0',
+    }),
+    ApiProduces('text/event-stream'),
+    ApiOkResponse({ description: 'an event stream that ends after completed or failed' }),
+    ApiBadRequestResponse({ type: ErrorDto, description: 'Last-Event-ID is not an event id' }),
+    ApiNotFoundResponse({ type: ErrorDto }),
+  );
+
+export const ApiListNodes = () =>
+  applyDecorators(
+    ApiOperation({ summary: 'The live encoder nodes (their heartbeat records)' }),
+    ApiOkResponse({ type: [NodeDto] }),
+  );
+
+export const ApiListCodecs = () =>
+  applyDecorators(
+    ApiOperation({ summary: 'What the live cluster can encode now, per pool' }),
+    ApiOkResponse({ type: CodecsDto }),
+  );

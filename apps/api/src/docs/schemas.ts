@@ -1,0 +1,209 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  CODECS,
+  JOB_STATUSES,
+  PIXEL_FORMATS,
+  type Codec,
+  type JobStatus,
+  type JobTimings,
+  type JobView,
+  type NodeRecord,
+  type PixelFormat,
+  type Pool,
+} from '../../../../libs/contracts/src/index.js';
+import type { AcceptedJob } from '../jobs/jobs.service.js';
+
+// Response shapes for the OpenAPI document. The API returns the contracts' interfaces; these classes
+// `implement` them, so the compiler keeps the documentation in step with what is actually sent.
+
+const POOL_VALUES = ['cpu', 'gpu'];
+
+export class ErrorDto {
+  @ApiProperty({ example: 400 })
+  statusCode!: number;
+
+  @ApiProperty({ example: 'Bad Request' })
+  error!: string;
+
+  @ApiProperty({ example: 'width is required; format is required (pixel layout of the raw bytes)' })
+  message!: string;
+}
+
+export class JobLinksDto {
+  @ApiProperty({ example: '/v1/jobs/q1w2e3r4t5y6u7i8' })
+  self!: string;
+
+  @ApiProperty({ example: '/v1/jobs/q1w2e3r4t5y6u7i8/events' })
+  events!: string;
+
+  @ApiProperty({ example: '/v1/jobs/q1w2e3r4t5y6u7i8/outputs/0' })
+  output!: string;
+}
+
+export class AcceptedJobDto implements AcceptedJob {
+  @ApiProperty({ example: 'q1w2e3r4t5y6u7i8', description: '16 url-safe characters' })
+  id!: string;
+
+  @ApiProperty({ enum: ['queued'], example: 'queued' })
+  status!: 'queued';
+
+  @ApiProperty({
+    enum: CODECS,
+    example: 'jpeg',
+    description: 'the codec chosen (first of `accept` the cluster can encode)',
+  })
+  codec!: Codec;
+
+  @ApiProperty({ enum: POOL_VALUES, example: 'cpu' })
+  pool!: string;
+
+  @ApiProperty({ example: 3 })
+  frames!: number;
+
+  @ApiProperty({ type: JobLinksDto })
+  links!: JobLinksDto;
+}
+
+export class OutputDto {
+  @ApiProperty({ example: 0 })
+  index!: number;
+
+  @ApiProperty({ example: 'image/jpeg' })
+  contentType!: string;
+
+  @ApiProperty({ example: 48213 })
+  bytes!: number;
+
+  @ApiProperty({ example: '/v1/jobs/q1w2e3r4t5y6u7i8/outputs/0' })
+  url!: string;
+}
+
+export class JobTimingsDto implements JobTimings {
+  @ApiProperty({ example: 12 })
+  queueWaitMs!: number;
+
+  @ApiProperty({ example: 4 })
+  fetchMs!: number;
+
+  @ApiProperty({ example: 31 })
+  encodeMs!: number;
+
+  @ApiProperty({ example: 3 })
+  storeOutputMs!: number;
+}
+
+export class JobViewDto implements JobView {
+  @ApiProperty({ example: 'q1w2e3r4t5y6u7i8' })
+  id!: string;
+
+  @ApiProperty({ enum: JOB_STATUSES, example: 'completed' })
+  status!: JobStatus;
+
+  @ApiProperty({ enum: CODECS, example: 'jpeg' })
+  codec!: Codec;
+
+  @ApiProperty({ enum: POOL_VALUES, example: 'cpu' })
+  pool!: Pool;
+
+  @ApiProperty({ example: 3 })
+  frames!: number;
+
+  @ApiProperty({ example: 1920 })
+  width!: number;
+
+  @ApiProperty({ example: 1080 })
+  height!: number;
+
+  @ApiProperty({ enum: Object.keys(PIXEL_FORMATS), example: 'bgra' })
+  format!: PixelFormat;
+
+  @ApiProperty({ example: 1, description: '0 to 1' })
+  progress!: number;
+
+  @ApiProperty({ type: String, nullable: true, example: 'node-a' })
+  node!: string | null;
+
+  @ApiProperty({ example: 1 })
+  attempts!: number;
+
+  @ApiProperty({ format: 'date-time', example: '2025-01-01T12:00:00.000Z' })
+  createdAt!: string;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2025-01-01T12:00:00.020Z' })
+  startedAt!: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2025-01-01T12:00:00.090Z' })
+  finishedAt!: string | null;
+
+  @ApiProperty({ type: String, nullable: true, example: null })
+  error!: string | null;
+
+  @ApiProperty({ type: [OutputDto] })
+  outputs!: OutputDto[];
+
+  @ApiPropertyOptional({ type: JobTimingsDto, description: 'present once the job completed' })
+  timings?: JobTimingsDto;
+}
+
+export class NodeDto implements NodeRecord {
+  @ApiProperty({ example: '5b0c3c1e-8a1f-4d0e-9a55-2f1f2d3c4b5a' })
+  id!: string;
+
+  @ApiProperty({ example: 'node-a' })
+  name!: string;
+
+  @ApiProperty({ example: 'encoder-1' })
+  host!: string;
+
+  @ApiProperty({ example: 4242 })
+  pid!: number;
+
+  @ApiProperty({ enum: POOL_VALUES, example: 'cpu' })
+  pool!: Pool;
+
+  @ApiProperty({ enum: CODECS, isArray: true, example: ['jpeg', 'webp', 'png', 'h264'] })
+  codecs!: Codec[];
+
+  @ApiProperty({ type: [String], example: [] })
+  hardware!: string[];
+
+  @ApiProperty({ enum: CODECS, isArray: true, example: [], description: 'codecs taken from the gpu queue' })
+  gpuCodecs!: Codec[];
+
+  @ApiProperty({ example: 2 })
+  concurrency!: number;
+
+  @ApiProperty({ example: 1 })
+  active!: number;
+
+  @ApiProperty({ example: 120 })
+  processed!: number;
+
+  @ApiProperty({ example: 0 })
+  failed!: number;
+
+  @ApiProperty({ example: 57.5, description: 'frames encoded per second over the last minute' })
+  encodeFps!: number;
+
+  @ApiProperty({ example: '0.1.0' })
+  version!: string;
+
+  @ApiProperty({ format: 'date-time' })
+  startedAt!: string;
+
+  @ApiProperty({ format: 'date-time' })
+  lastSeen!: string;
+}
+
+export class CodecsByPoolDto {
+  @ApiProperty({ enum: CODECS, isArray: true, example: ['avif', 'h264', 'jpeg', 'png', 'webp'] })
+  cpu!: Codec[];
+
+  @ApiProperty({ enum: CODECS, isArray: true, example: [] })
+  gpu!: Codec[];
+}
+
+export class CodecsDto {
+  @ApiProperty({ type: CodecsByPoolDto })
+  pools!: CodecsByPoolDto;
+}

@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import type { Redis } from 'ioredis';
+import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
+import { presentedKey } from '../auth/api-key.guard.js';
+import { EncodeQueue } from '../cluster/encode-queue.js';
+import { REDIS } from '../cluster/tokens.js';
+import { RetryLaterException } from '../common/http-errors.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+
+/** 429 with Retry-After: this client has too much unfinished work. */
+export class TooManyJobsException extends HttpException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}
+
+/** Who a request counts against: its API key (hashed), or its address when the API runs without keys. */
+export function clientIdOf(request: Pick<Request, 'headers' | 'ip'>): string {
+  const key = presentedKey(request);
+  if (key) return `key-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+  return `ip-${(request.ip ?? 'unknown').replace(/[^0-9a-fA-F.:]/g, '')}`;
+}
+
+const DEPTH_CACHE_MS = 500;
+
+/**
+ * Backpressure before a byte of the body is read: 503 when the queues are deeper than the cluster can
+ * drain (saturated, for everyone), 429 when one client has too many unfinished jobs (its own rate).
+ */
+@Injectable()
+export class Admission {
+  private depth: { at: number; waiting: number } | null = null;
+
+  constructor(
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: KeySpace,
+    private readonly queue: EncodeQueue,
+    private readonly jobs: JobStore,
+  ) {}
+
+  async check(clientId: string): Promise<void> {
+    const waiting = await this.waitingJobs();
+    if (waiting >= this.config.maxQueueDepth) {
+      throw new RetryLaterException(`the cluster is saturated: ${waiting} jobs are waiting; retry later`, 2);
+    }
+    const key = this.keys.clientJobs(clientId);
+    if ((await this.redis.zcard(key)) < this.config.maxJobsPerClient) return;
+    // At the limit: drop the jobs that finished since, then count again.
+    const members = await this.redis.zrange(key, '0', '-1');
+    const records = await Promise.all(members.map((jobId) => this.jobs.get(jobId)));
+    const finished = members.filter(
+      (_, index) => !records[index] || this.jobs.isFinal(records[index].status),
+    );
+    if (finished.length > 0) await this.redis.zrem(key, ...finished);
+    const unfinished = members.length - finished.length;
+    if (unfinished >= this.config.maxJobsPerClient) {
+      throw new TooManyJobsException(
+        `this client has ${unfinished} unfinished jobs, the limit is ${this.config.maxJobsPerClient}; retry when some have finished`,
+        1,
+      );
+    }
+  }
+
+  async record(clientId: string, jobId: string): Promise<void> {
+    const key = this.keys.clientJobs(clientId);
+    await this.redis.zadd(key, String(Date.now()), jobId);
+    await this.redis.expire(key, this.config.retentionSeconds);
+  }
+
+  private async waitingJobs(): Promise<number> {
+    const now = Date.now();
+    if (!this.depth || now - this.depth.at > DEPTH_CACHE_MS)
+      this.depth = { at: now, waiting: await this.queue.waitingCount() };
+    return this.depth.waiting;
+  }
+}

@@ -1,0 +1,284 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
+import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { EncodeQueue } from '../cluster/encode-queue.js';
+import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
+import { EventHub } from '../events/event-hub.js';
+import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-labels.js';
+
+const POOLS = ['cpu', 'gpu'] as const;
+
+interface Snapshot {
+  queues: { queue: string; counts: Record<string, number> }[] | Error;
+  nodes: NodeRecord[] | Error;
+}
+const COLLECT_TIMEOUT_MS = 2000;
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+const HTTP_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The API's Prometheus registry (its own, not prom-client's global one).
+ *
+ * - Queue depths and live nodes are read from Redis when Prometheus scrapes.
+ * - Job outcomes happen in the worker processes: the API counts them from the `completed`/`failed`
+ *   events that every worker already publishes on the one job-events channel (EventHub's subscription),
+ *   reading the job record for codec, pool, timings and sizes. The event log records a job's final event
+ *   once, so a job is counted once per API instance.
+ */
+@Injectable()
+export class MetricsService implements OnModuleInit, OnModuleDestroy {
+  readonly registry = new Registry();
+  private readonly logger = new Logger('Metrics');
+  private untap: (() => void) | null = null;
+  private scrape: { at: number; snapshot: Promise<Snapshot> } | null = null;
+  private readonly connections = new Map<string, { status: string }>();
+
+  readonly jobsCompleted = new Counter({
+    name: metricName('jobs_completed_total'),
+    help: 'Jobs completed by the encoder nodes',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  readonly jobsFailed = new Counter({
+    name: metricName('jobs_failed_total'),
+    help: 'Jobs that failed for good (attempts used up, bad input, or cancelled by the client)',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly processing = new Histogram({
+    name: metricName('job_processing_seconds'),
+    help: "A node's time on a finished job: start of its last attempt to its end (completed and failed jobs)",
+    labelNames: ['codec', 'pool'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly encodeDuration = new Histogram({
+    name: metricName('job_encode_duration_seconds'),
+    help: 'Time inside the encoder (sharp, ffmpeg) of completed jobs, as the node timed it',
+    labelNames: ['codec', 'pool'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly queueWait = new Histogram({
+    name: metricName('job_queue_wait_seconds'),
+    help: 'Time completed jobs waited from submission until a node started them, as the node timed it',
+    labelNames: ['codec', 'pool'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly latency = new Histogram({
+    name: metricName('job_latency_seconds'),
+    help: 'End-to-end time of completed jobs, from submission (createdAt) to the last output (finishedAt)',
+    labelNames: ['codec', 'pool'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly frames = new Counter({
+    name: metricName('frames_encoded_total'),
+    help: 'Frames of completed jobs',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly inputBytes = new Counter({
+    name: metricName('input_bytes_total'),
+    help: 'Raw frame bytes of completed jobs (as stored in Redis)',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly outputs = new Counter({
+    name: metricName('outputs_total'),
+    help: 'Encoded outputs of completed jobs (one per frame for images, one per job for video)',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly outputBytes = new Counter({
+    name: metricName('output_bytes_total'),
+    help: 'Encoded bytes of completed jobs',
+    labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly redisReconnects = new Counter({
+    name: metricName('redis_reconnects_total'),
+    help: "Reconnect attempts of the API's Redis connections (ioredis 'reconnecting' events)",
+    labelNames: ['connection'],
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Counter({
+    name: metricName('http_requests_total'),
+    help: 'HTTP requests answered, by route pattern and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: metricName('http_request_duration_seconds'),
+    help: 'HTTP response time, by route pattern (SSE streams count until they end)',
+    labelNames: ['method', 'route'],
+    buckets: HTTP_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(
+    private readonly queue: EncodeQueue,
+    private readonly nodeRegistry: NodeRegistry,
+    private readonly hub: EventHub,
+    private readonly jobs: JobStore,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(SUBSCRIBER) private readonly subscriber: Redis,
+  ) {
+    // Collected on scrape, all from one snapshot of Redis per scrape (so that the success gauge and the
+    // values agree); `this` inside prom-client's collect() is the metric.
+    const snapshot = () => this.snapshot();
+    const connections = this.connections;
+    new Gauge({
+      name: metricName('metrics_collect_success'),
+      help: '1 when this scrape could read the collector from Redis (within 2 s), 0 when its gauges are left out',
+      labelNames: ['collector'],
+      registers: [this.registry],
+      async collect() {
+        const { queues, nodes } = await snapshot();
+        this.set({ collector: 'queues' }, queues instanceof Error ? 0 : 1);
+        this.set({ collector: 'nodes' }, nodes instanceof Error ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: metricName('queue_jobs'),
+      help: 'Jobs in each encode queue, by BullMQ state (completed/failed: those still kept, see removeOnComplete)',
+      labelNames: ['queue', 'state'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const { queues } = await snapshot();
+        if (queues instanceof Error) return;
+        for (const { queue, counts } of queues)
+          for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0);
+      },
+    });
+    const nodeGauge = (name: string, help: string, value: (nodes: NodeRecord[]) => number) =>
+      new Gauge({
+        name: metricName(name),
+        help,
+        labelNames: ['pool'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          const { nodes } = await snapshot();
+          if (nodes instanceof Error) return;
+          for (const pool of POOLS) this.set({ pool }, value(nodes.filter((node) => node.pool === pool)));
+        },
+      });
+    nodeGauge('nodes', 'Live encoder nodes (registry records not expired), by pool', (nodes) => nodes.length);
+    nodeGauge('node_slots', 'Job slots of the live nodes (sum of their concurrency), by pool', (nodes) =>
+      nodes.reduce((sum, node) => sum + node.concurrency, 0),
+    );
+    nodeGauge(
+      'node_active_jobs',
+      'Jobs the live nodes report as active at their last heartbeat, by pool',
+      (nodes) => nodes.reduce((sum, node) => sum + node.active, 0),
+    );
+    nodeGauge(
+      'node_encode_fps',
+      'Frames per second the live nodes encoded over their last minute (their own report), by pool',
+      (nodes) => nodes.reduce((sum, node) => sum + (node.encodeFps ?? 0), 0),
+    );
+    new Gauge({
+      name: metricName('redis_connection_up'),
+      help: '1 while an API Redis connection is ready, else 0',
+      labelNames: ['connection'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [connection, client] of connections)
+          this.set({ connection }, client.status === 'ready' ? 1 : 0);
+      },
+    });
+  }
+
+  onModuleInit(): void {
+    collectDefaultMetrics({ register: this.registry });
+    this.untap = this.hub.tap((event) => this.onJobEvent(event));
+    this.watch('api', this.redis);
+    this.watch('api:events', this.subscriber);
+    this.queue
+      .connections()
+      .then((connections) => connections.forEach(({ queue, client }) => this.watch(`queue:${queue}`, client)))
+      .catch((error: Error) => this.logger.warn(`queue connections not watched: ${error.message}`));
+  }
+
+  onModuleDestroy(): void {
+    this.untap?.();
+  }
+
+  private watch(connection: string, client: Redis): void {
+    this.connections.set(connection, client);
+    this.redisReconnects.inc({ connection }, 0);
+    client.on('reconnecting', () => this.redisReconnects.inc({ connection }));
+  }
+
+  /** Queue counts and live nodes, read once per scrape (shared by the gauges, reused for 1 s). */
+  private snapshot(): Promise<Snapshot> {
+    const now = Date.now();
+    if (!this.scrape || now - this.scrape.at > 1000) {
+      const settle = <T>(read: Promise<T>, what: string) =>
+        withTimeout(read, COLLECT_TIMEOUT_MS, what).catch((error: Error) => {
+          this.logger.warn(`metrics: ${what} not collected: ${error.message}`);
+          return error;
+        });
+      const snapshot = Promise.all([
+        settle(this.queue.jobCounts([...QUEUE_STATES]), 'queue counts'),
+        settle(this.nodeRegistry.list(), 'node registry'),
+      ]).then(([queues, nodes]) => ({ queues, nodes }));
+      this.scrape = { at: now, snapshot };
+    }
+    return this.scrape.snapshot;
+  }
+
+  private onJobEvent({ jobId, event }: LoggedJobEvent): void {
+    if (event.type !== 'completed' && event.type !== 'failed') return;
+    void this.jobs
+      .get(jobId)
+      .then((record) => {
+        const sample = record ? jobSample(record) : null;
+        if (sample) this.observeJob(sample);
+      })
+      .catch((error: Error) => this.logger.warn(`metrics: job ${jobId} not counted: ${error.message}`));
+  }
+
+  observeJob(sample: JobSample): void {
+    const { labels } = sample;
+    if (sample.processingSeconds !== null) this.processing.observe(labels, sample.processingSeconds);
+    if (sample.status === 'failed') {
+      this.jobsFailed.inc(labels);
+      return;
+    }
+    this.jobsCompleted.inc(labels);
+    if (sample.encodeSeconds !== null) this.encodeDuration.observe(labels, sample.encodeSeconds);
+    if (sample.queueWaitSeconds !== null) this.queueWait.observe(labels, sample.queueWaitSeconds);
+    if (sample.latencySeconds !== null) this.latency.observe(labels, sample.latencySeconds);
+    this.frames.inc(labels, sample.frames);
+    this.inputBytes.inc(labels, sample.inputBytes);
+    this.outputs.inc(labels, sample.outputs);
+    this.outputBytes.inc(labels, sample.outputBytes);
+  }
+}

@@ -1,0 +1,72 @@
+import { ConfigError, parseNodeArgs } from './node-config.js';
+
+const defaults = { cores: 4, pid: 42, host: 'box' };
+const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseNodeArgs(args, env, defaults);
+
+describe('parseNodeArgs', () => {
+  it('has defaults an operator can rely on', () => {
+    expect(parse([])).toMatchObject({
+      pool: 'cpu',
+      concurrency: 4,
+      timeoutMs: 10_000,
+      reconnectDelayMs: 500,
+      drainTimeoutMs: 30_000,
+      name: 'box-42',
+      codecs: null,
+      redisUrl: 'redis://127.0.0.1:6379',
+      queuePrefix: 'encoder',
+      softwareGpu: false,
+    });
+  });
+
+  it('reads every flag, in --flag value and --flag=value forms', () => {
+    const config = parse(
+      [
+        '--pool',
+        'gpu',
+        '--concurrency=3',
+        '--timeout',
+        '2.5',
+        '--reconnect-delay',
+        '0.2',
+        '--name',
+        'n1',
+        '--codecs',
+        'h264, JPEG',
+        '--redis',
+        'redis://r:1',
+        '--drain-timeout',
+        '5',
+      ],
+      { REDIS_URL: 'redis://ignored:1', QUEUE_PREFIX: 'p' },
+    );
+    expect(config).toMatchObject({
+      pool: 'gpu',
+      concurrency: 3,
+      timeoutMs: 2500,
+      reconnectDelayMs: 200,
+      name: 'n1',
+      codecs: ['h264', 'jpeg'],
+      redisUrl: 'redis://r:1',
+      queuePrefix: 'p',
+      drainTimeoutMs: 5000,
+    });
+  });
+
+  it.each([
+    [['--pool', 'tpu'], /--pool must be cpu or gpu/],
+    [['--concurrency', '0'], /--concurrency must be an integer from 1 to 64/],
+    [['--concurrency', '1.5'], /--concurrency must be an integer/],
+    [['--timeout', 'abc'], /--timeout must be a number from 1 to 600/],
+    [['--reconnect-delay', '0'], /--reconnect-delay must be a number/],
+    [['--codecs', 'h264,gif'], /unknown: gif/],
+    [['--redis', 'http://x'], /must start with redis:\/\//],
+    [['--name', 'a b'], /--name must be/],
+    [['--bogus', '1'], /unknown option --bogus/],
+    [['--timeout'], /--timeout needs a value/],
+    [['stray'], /unexpected argument "stray"/],
+  ])('refuses %j with a clear message', (args, message) => {
+    expect(() => parse(args)).toThrow(ConfigError);
+    expect(() => parse(args)).toThrow(message);
+  });
+});

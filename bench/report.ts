@@ -1,0 +1,264 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { CopyCount, FrameCopy } from './copies.js';
+import type { CpuTimes } from './cpu.js';
+import type { IsolatedStage } from './isolated.js';
+import { SERVICE_STAGES, type StageBreakdown } from './stages.js';
+import { round } from './stats.js';
+
+export interface MachineInfo {
+  cpus: number;
+  model: string;
+  memory_gib: number;
+  node: string;
+  os: string;
+  load_avg_start: number[];
+  load_avg_end: number[];
+  sharp: string;
+  ffmpeg: string;
+  redis: string;
+}
+
+export interface CaseResult {
+  name: string;
+  codec: string;
+  resolution: string;
+  encoding: string;
+  frames_per_job: number;
+  jobs: number;
+  raw_fps: number | null;
+  service_fps: number | null;
+  ratio: number | null;
+  /** Raw CPU per frame / the service's CPU per frame (all its processes): less sensitive to other load. */
+  cpu_ratio?: number;
+  /** Why the case did not run (e.g. the API does not take this upload encoding yet). */
+  skipped?: string;
+  implementation?: string;
+  raw_seconds?: number;
+  service_seconds?: number;
+  /** CPU milliseconds per frame: raw (this process and its ffmpeg children) and per service process. */
+  raw_cpu_ms_per_frame?: number;
+  service_cpu_ms_per_frame?: CpuTimes & { total: number };
+  output_kib_per_frame?: { raw: number; service: number };
+  job_latency_ms?: { p50: number; p95: number };
+  /** Service: first request -> first job's outputs at the client (the pipeline filling up). */
+  first_output_s?: number;
+  /** Bytes through Redis's sockets per frame (frames, outputs, queue and job bookkeeping). */
+  redis_mib_per_frame?: { in: number; out: number };
+  /** Append-only-file rewrites Redis ran during the service measurement. */
+  aof_rewrites?: number;
+  /** 1-minute load average when the case ended: other work on the machine shows here. */
+  load_1m?: number;
+}
+
+export interface BenchReport {
+  profile: string;
+  started_at: string;
+  duration_s: number;
+  machine: MachineInfo;
+  setup: {
+    concurrency: number;
+    clients_in_flight: number;
+    format: string;
+    settings: Record<string, number>;
+    note: string;
+  };
+  cases: CaseResult[];
+  stages: {
+    method: string[];
+    definitions: Record<string, string>;
+    service_ms_per_frame: ({ case: string } & StageBreakdown)[];
+    isolated: IsolatedStage[];
+  };
+  copies: { count: CopyCount; path: FrameCopy[]; compressed_uploads: string };
+}
+
+type Cell = string | number | null | undefined;
+
+function cell(value: Cell): string {
+  if (value === null || value === undefined || (typeof value === 'number' && Number.isNaN(value))) return '-';
+  return typeof value === 'number' ? String(round(value)) : value;
+}
+
+/** A fixed-width text table; columns after the first are right-aligned. */
+export function textTable(headers: string[], rows: Cell[][]): string {
+  const cells = [headers, ...rows.map((row) => row.map(cell))];
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column].length)));
+  const line = (row: string[]) =>
+    row
+      .map((text, column) => (column === 0 ? text.padEnd(widths[column]) : text.padStart(widths[column])))
+      .join('  ');
+  return [
+    line(cells[0]),
+    widths.map((width) => '-'.repeat(width)).join('  '),
+    ...cells.slice(1).map(line),
+  ].join('\n');
+}
+
+export function markdownTable(headers: string[], rows: Cell[][]): string {
+  const line = (row: string[]) => `| ${row.join(' | ')} |`;
+  return [
+    line(headers),
+    line(headers.map((_, column) => (column === 0 ? '---' : '---:'))),
+    ...rows.map((row) => line(row.map(cell))),
+  ].join('\n');
+}
+
+const SUMMARY_HEADERS = ['case', 'frames', 'raw fps', 'service fps', 'ratio', 'CPU ratio'];
+
+function summaryRows(report: BenchReport): Cell[][] {
+  return report.cases.map((result) => [
+    result.name,
+    result.skipped ? null : result.jobs * result.frames_per_job,
+    result.raw_fps,
+    result.service_fps,
+    result.skipped ? `skipped: ${result.skipped}` : result.ratio,
+    result.cpu_ratio,
+  ]);
+}
+
+function stageTable(report: BenchReport, render: typeof textTable): string {
+  return render(
+    ['ms per frame', ...SERVICE_STAGES.map((stage) => stage.label)],
+    report.stages.service_ms_per_frame.map((row) => [
+      row.case,
+      ...SERVICE_STAGES.map((stage) => row[stage.key]),
+    ]),
+  );
+}
+
+function cpuTable(report: BenchReport, render: typeof textTable): string {
+  return render(
+    [
+      'CPU ms per frame',
+      'raw',
+      'svc total',
+      'client',
+      'api',
+      'redis',
+      'worker+ffmpeg',
+      'Redis MiB in/out',
+      'AOF rewrites',
+    ],
+    report.cases
+      .filter((result) => !result.skipped)
+      .map((result) => {
+        const service = result.service_cpu_ms_per_frame;
+        const redis = result.redis_mib_per_frame;
+        return [
+          result.name,
+          result.raw_cpu_ms_per_frame,
+          service?.total,
+          service?.bench,
+          service?.api,
+          service?.redis,
+          service?.worker,
+          redis ? `${round(redis.in)} / ${round(redis.out)}` : null,
+          result.aof_rewrites,
+        ];
+      }),
+  );
+}
+
+function isolatedTable(report: BenchReport, render: typeof textTable): string {
+  return render(
+    ['stage alone', 'res', 'ms', 'MB/s'],
+    report.stages.isolated.map((stage) => [stage.stage, stage.resolution, stage.ms, stage.mbPerSecond]),
+  );
+}
+
+/** How each isolated stage was measured, once per stage. */
+function isolatedLegend(report: BenchReport): string[] {
+  const how = new Map(report.stages.isolated.map((stage) => [stage.stage, stage.how]));
+  return [...how].map(([stage, text]) => `${stage}: ${text}`);
+}
+
+function copiesText(report: BenchReport): string {
+  const { count, path, compressed_uploads: compressed } = report.copies;
+  return [
+    ...path.map((copy) => `  ${String(copy.copies).padStart(2)}x  [${copy.place}] ${copy.step}`),
+    `  = ${count.total} copies of every frame byte (${count.node} in Node, ${count.redis} in Redis, ${count.kernel} ` +
+      `in the kernel); ${count.totalWithoutAof} without the append-only file; raw in-process path: ${count.rawPath}`,
+    `  ${compressed}`,
+  ].join('\n');
+}
+
+function machineLine(report: BenchReport): string {
+  const { machine, setup } = report;
+  return (
+    `${machine.cpus} x ${machine.model}, ${machine.memory_gib} GiB, Node ${machine.node}, ${machine.os}; ` +
+    `${setup.concurrency} job slots (worker concurrency = cores), ${setup.clients_in_flight} clients in flight; ` +
+    `load ${machine.load_avg_start[0]} -> ${machine.load_avg_end[0]}`
+  );
+}
+
+/** The whole report as text, for the terminal. */
+export function renderText(report: BenchReport): string {
+  return [
+    `\n== bench (${report.profile}, ${round(report.duration_s)} s): ${machineLine(report)}`,
+    `\n-- where a frame's time goes on the service path (mean ms per frame; stages overlap)`,
+    stageTable(report, textTable),
+    ...report.stages.method.map((line) => `  ${line}`),
+    `\n-- CPU per frame by process (the client is this bench; on a 2-core box every process competes)`,
+    cpuTable(report, textTable),
+    `\n-- each stage alone (one frame at a time, median)`,
+    isolatedTable(report, textTable),
+    ...isolatedLegend(report).map((line) => `  ${line}`),
+    `\n-- copies of a frame on the service path`,
+    copiesText(report),
+    `\n-- summary`,
+    textTable(SUMMARY_HEADERS, summaryRows(report)),
+  ].join('\n');
+}
+
+/** The README version: the summary table, then the details. */
+export function renderMarkdown(report: BenchReport): string {
+  return [
+    `### Benchmark (${report.profile}): raw encoding vs the whole service`,
+    '',
+    machineLine(report) + '.',
+    '',
+    markdownTable(SUMMARY_HEADERS, summaryRows(report)),
+    '',
+    '`ratio` = service fps / raw fps (same frames, same encoders, same number of encodes in flight). ' +
+      '`CPU ratio` = raw CPU ms per frame / service CPU ms per frame (client, API, Redis, worker and ffmpeg ' +
+      'together): the same comparison by CPU spent, which other load on the machine disturbs less.',
+    '',
+    "#### Where a frame's time goes (mean ms per frame, service path; stages overlap)",
+    '',
+    stageTable(report, markdownTable),
+    '',
+    ...report.stages.method.map((line) => `- ${line}`),
+    '',
+    '#### CPU per frame by process',
+    '',
+    cpuTable(report, markdownTable),
+    '',
+    '#### Each stage alone',
+    '',
+    isolatedTable(report, markdownTable),
+    '',
+    ...isolatedLegend(report).map((line) => `- ${line}`),
+    '',
+    '#### Copies of a frame on the service path',
+    '',
+    '```',
+    copiesText(report),
+    '```',
+    '',
+  ].join('\n');
+}
+
+/** The summary table alone, in Markdown, to paste into the README. */
+export function summaryMarkdown(report: BenchReport): string {
+  return markdownTable(SUMMARY_HEADERS, summaryRows(report));
+}
+
+export function writeReport(report: BenchReport, jsonPath: string, markdownPath: string): void {
+  mkdirSync(dirname(jsonPath), { recursive: true });
+  writeFileSync(
+    jsonPath,
+    `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' ? round(value) : value), 2)}\n`,
+  );
+  writeFileSync(markdownPath, renderMarkdown(report));
+}

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ServiceStack, repoRoot } from '../scripts/lib/stack.js';
+import { benchProfile, resolutionsOf } from './cases.js';
+import { FrameLibrary } from './frames.js';
+import { renderText, summaryMarkdown, writeReport } from './report.js';
+import { runSuite } from './suite.js';
+
+const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT]
+
+Measures raw in-process encoding (libs/codecs, as many encodes in flight as the node has job slots) and
+the same frames through the whole service (HTTP -> API -> Redis -> worker -> SSE -> outputs), on a stack
+of its own (redis-server on a free port, the API, one worker with concurrency = cores), stopped at the end.
+
+  --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute)
+  --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p")
+  --help        this text
+
+Writes bench/results/latest.json and latest.md (and full.* or quick.*, kept per profile).`;
+
+const WORKER_NAME = 'bench-node';
+
+interface Options {
+  quick: boolean;
+  only: string | null;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const options: Options = { quick: false, only: null };
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index];
+    if (arg === '--help' || arg === '-h') return null;
+    if (arg === '--quick') options.quick = true;
+    else if (arg === '--only' && argv[index + 1] !== undefined) options.only = argv[++index];
+    else throw new Error(`unknown argument "${arg}"\n\n${USAGE}`);
+  }
+  return options;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (!options) {
+    console.log(USAGE);
+    return;
+  }
+  const profile = benchProfile(options.quick);
+  if (options.only !== null) {
+    const only = options.only;
+    profile.cases = profile.cases.filter((benchCase) => benchCase.name.includes(only));
+    if (profile.cases.length === 0) throw new Error(`no case name contains "${only}"`);
+  }
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'encoder-bench-'));
+  let stack: ServiceStack | null = null;
+  let stopping: Promise<void> | null = null;
+  // Stops only what this bench started: its own stack's processes, then its data folder.
+  const stop = () =>
+    (stopping ??= (async () => {
+      await stack?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\nbench: ${signal}, stopping the stack`);
+      void stop().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    const startedAt = new Date();
+    const concurrency = availableParallelism();
+    const library = new FrameLibrary(profile.distinctFrames);
+    console.log(`bench (${profile.name}): ${profile.distinctFrames} desktop-like frames per resolution`);
+    for (const resolution of resolutionsOf(profile)) library.frames(resolution);
+    console.log(`bench: starting redis-server, the API and one worker (concurrency ${concurrency})`);
+    stack = await ServiceStack.start({ dataDir, workers: [{ name: WORKER_NAME, concurrency }] });
+    const { report, failures } = await runSuite({
+      profile,
+      library,
+      stack,
+      workerName: WORKER_NAME,
+      concurrency,
+      scratchDir: join(dataDir, 'scratch-redis'),
+      startedAt,
+    });
+    await stop();
+    report.duration_s = (Date.now() - Date.parse(report.started_at)) / 1000;
+    console.log(renderText(report));
+    console.log(`\nMarkdown (README):\n\n${summaryMarkdown(report)}\n`);
+    const results = join(repoRoot(), 'bench', 'results');
+    for (const name of ['latest', profile.name]) {
+      writeReport(report, join(results, `${name}.json`), join(results, `${name}.md`));
+    }
+    console.log(
+      `wrote bench/results/latest.json and latest.md (and ${profile.name}.json, ${profile.name}.md)`,
+    );
+    if (failures > 0) process.exitCode = 1;
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+import type { Command } from 'ioredis';
+import {
+  BodyLengthError,
+  BodyTooLargeError,
+  DEFAULT_FRAME_STORE_OPTIONS,
+  FrameStore,
+} from './frame-store.js';
+import { KeySpace } from './keys.js';
+
+/** Just enough of Redis for the frame store: binary SETRANGE/SET/GETRANGE/EXPIRE/UNLINK on a map. */
+class FakeRedis {
+  readonly values = new Map<string, Buffer>();
+  readonly expiring = new Set<string>();
+
+  sendCommand(command: Command): Promise<unknown> {
+    const [key, ...rest] = command.args as (string | Buffer)[];
+    const name = String(key);
+    if (command.name === 'setrange') {
+      const offset = Number(rest[0]);
+      const data = Buffer.isBuffer(rest[1]) ? rest[1] : Buffer.from(rest[1]);
+      const current = this.values.get(name) ?? Buffer.alloc(0);
+      const next = Buffer.alloc(Math.max(current.length, offset + data.length));
+      current.copy(next);
+      data.copy(next, offset);
+      this.values.set(name, next);
+      return Promise.resolve(next.length);
+    }
+    if (command.name === 'set') {
+      this.values.set(name, Buffer.from(rest[0] as Buffer));
+      if (String(rest[1]).toUpperCase() === 'EX') this.expiring.add(name);
+      return Promise.resolve('OK');
+    }
+    return Promise.reject(new Error(`unexpected command ${command.name}`));
+  }
+
+  expire(key: string): Promise<number> {
+    this.expiring.add(key);
+    return Promise.resolve(1);
+  }
+
+  unlink(key: string): Promise<number> {
+    this.expiring.delete(key);
+    return Promise.resolve(this.values.delete(key) ? 1 : 0);
+  }
+
+  getrangeBuffer(key: string, start: number, end: number): Promise<Buffer> {
+    return Promise.resolve((this.values.get(key) ?? Buffer.alloc(0)).subarray(start, end + 1));
+  }
+}
+
+async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
+}
+
+async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of source) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+describe('FrameStore input chunks', () => {
+  const keys = new KeySpace('test');
+  const jobId = 'AAAAAAAAAAAAAAAA';
+  const body = Buffer.from(Array.from({ length: 2500 }, (_, index) => (index * 7) % 251));
+  let redis: FakeRedis;
+  let store: FrameStore;
+
+  beforeEach(() => {
+    redis = new FakeRedis();
+    store = new FrameStore(redis as never, keys, { ...DEFAULT_FRAME_STORE_OPTIONS, readPieceBytes: 300 });
+  });
+
+  it('stores a body of unknown length in chunks (the last one shorter), and reads it back in order', async () => {
+    expect(await store.writeInputChunks(jobId, pieces(body, 333), 1000, null, 10_000)).toBe(2500);
+    expect([...redis.values.keys()]).toEqual([0, 1, 2].map((index) => keys.inputChunk(jobId, index)));
+    expect(redis.values.get(keys.inputChunk(jobId, 2))!.length).toBe(500);
+    expect([...redis.expiring].length).toBe(3);
+    const chunks: Buffer[] = [];
+    for await (const chunk of store.readInputChunks(jobId, 2500, 1000)) chunks.push(chunk);
+    expect(chunks.map((chunk) => chunk.length)).toEqual([1000, 1000, 500]);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    await store.deleteInputChunks(jobId, 3);
+    expect(redis.values.size).toBe(0);
+  });
+
+  it('stores a body of known length exactly', async () => {
+    expect(await store.writeInputChunks(jobId, pieces(body, 64), 1000, 2500, 10_000)).toBe(2500);
+    expect((await collect(store.readInputChunks(jobId, 2500, 1000))).equals(body)).toBe(true);
+  });
+
+  it('refuses a body of unknown length past the limit and removes what it wrote', async () => {
+    await expect(store.writeInputChunks(jobId, pieces(body, 333), 1000, null, 2000)).rejects.toBeInstanceOf(
+      BodyTooLargeError,
+    );
+    expect(redis.values.size).toBe(0);
+  });
+
+  it('refuses a known length over the limit before reading, and a body that differs from it', async () => {
+    await expect(store.writeInputChunks(jobId, pieces(body, 333), 1000, 2500, 2000)).rejects.toBeInstanceOf(
+      BodyTooLargeError,
+    );
+    await expect(store.writeInputChunks(jobId, pieces(body, 333), 1000, 2400, 10_000)).rejects.toBeInstanceOf(
+      BodyLengthError,
+    );
+    expect(redis.values.size).toBe(0);
+  });
+
+  it('writes a whole frame with a TTL in one command', async () => {
+    await store.writeFrame(jobId, 4, body);
+    expect(redis.values.get(keys.frame(jobId, 4))!.equals(body)).toBe(true);
+    expect(redis.expiring.has(keys.frame(jobId, 4))).toBe(true);
+  });
+});

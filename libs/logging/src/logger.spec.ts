@@ -1,0 +1,52 @@
+import { Writable } from 'node:stream';
+import { createLogger, isLogLevel } from './logger.js';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+describe('createLogger', () => {
+  it('writes JSON lines with the level as a word, the service and an ISO time', () => {
+    const { lines, stream } = capture();
+    createLogger({ service: 'worker', level: 'info', base: { node: 'n1' } }, stream).info('hello');
+    expect(lines[0]).toMatchObject({ level: 'info', service: 'worker', node: 'n1', msg: 'hello' });
+    expect(String(lines[0].time)).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('redacts credentials in objects logged by hand', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ service: 'api', level: 'info' }, stream);
+    logger.info(
+      { req: { headers: { authorization: 'Bearer k', cookie: 'c', 'x-api-key': 'k', accept: '*/*' } } },
+      'r',
+    );
+    expect(lines[0].req).toEqual({
+      headers: {
+        authorization: '[redacted]',
+        cookie: '[redacted]',
+        'x-api-key': '[redacted]',
+        accept: '*/*',
+      },
+    });
+  });
+
+  it('honours the level', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ service: 'api', level: 'warn' }, stream);
+    logger.info('hidden');
+    logger.warn('shown');
+    expect(lines.map((line) => line.msg)).toEqual(['shown']);
+  });
+
+  it('knows the level names', () => {
+    expect(isLogLevel('debug')).toBe(true);
+    expect(isLogLevel('verbose')).toBe(false);
+  });
+});

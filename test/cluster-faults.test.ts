@@ -1,0 +1,130 @@
+import { probeVideo } from '../libs/codecs/src/testing/media-check.js';
+import type { AcceptedJob, JobEventWithId } from '../libs/client/src/index.js';
+import { ServiceStack } from '../scripts/lib/stack.js';
+import { bgraBatch, tempDir, waitUntil } from './support.js';
+
+/**
+ * Fault tests with real processes: several encoder nodes on one redis-server, killed, drained, and the
+ * Redis restarted under them. Every acknowledged job must complete, each output delivered once.
+ */
+const TIMEOUT_S = 2;
+const FRAMES = 30;
+
+describe('encoder cluster under faults', () => {
+  let stack: ServiceStack;
+  const dir = tempDir('encoder-faults-');
+
+  beforeAll(async () => {
+    stack = await ServiceStack.start({
+      dataDir: dir.path,
+      workers: [
+        { name: 'node-a', concurrency: 1, timeoutSeconds: TIMEOUT_S },
+        { name: 'node-b', concurrency: 1, timeoutSeconds: TIMEOUT_S },
+      ],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    dir.remove();
+  });
+
+  /** Slow-ish H.264 batches (speed 0 = slowest preset), so that nodes are busy when the fault comes. */
+  async function submitBatches(count: number): Promise<AcceptedJob[]> {
+    const { request, body } = bgraBatch('h264', 320, 240, FRAMES, { speed: 0, quality: 70 });
+    const accepted: AcceptedJob[] = [];
+    for (let index = 0; index < count; index++) accepted.push(await stack.client.submitRaw(request, body));
+    return accepted;
+  }
+
+  /** Follows every job to its end, counting output events per job and index. */
+  async function expectAllCompleted(jobs: AcceptedJob[]): Promise<Map<string, JobEventWithId[]>> {
+    const eventsByJob = new Map<string, JobEventWithId[]>();
+    await Promise.all(
+      jobs.map(async ({ id }) => {
+        const events: JobEventWithId[] = [];
+        const job = await stack.client.waitFor(id, (event) => events.push(event));
+        eventsByJob.set(id, events);
+        expect({ id, status: job.status, error: job.error }).toEqual({
+          id,
+          status: 'completed',
+          error: null,
+        });
+        expect(events.filter((event) => event.type === 'output')).toHaveLength(1);
+        const { data } = await stack.client.output(id, 0);
+        const probe = await probeVideo(data);
+        expect({ id, frames: probe.frames, keyFrame: probe.firstFrame.keyFrame }).toEqual({
+          id,
+          frames: FRAMES,
+          keyFrame: true,
+        });
+      }),
+    );
+    return eventsByJob;
+  }
+
+  const nodeNames = async () => (await stack.client.nodes()).map((node) => node.name).sort();
+  const activeOn = async (name: string) =>
+    (await stack.client.nodes()).find((node) => node.name === name && node.active > 0) !== undefined;
+
+  it('kill -9 of a node mid-batch: its jobs finish elsewhere, each output once, and it leaves /v1/nodes', async () => {
+    const jobs = await submitBatches(6);
+    await waitUntil(() => activeOn('node-a'), 20_000, 'node-a to be busy');
+    const onA = async () =>
+      (await Promise.all(jobs.map(({ id }) => stack.client.job(id)))).filter(
+        (job) => job.status === 'active' && job.node === 'node-a',
+      );
+    const interrupted = await onA();
+    const code = await stack.signalWorker('node-a', 'SIGKILL');
+    expect(code).toBeNull();
+    const goneAfter = await waitUntil(
+      async () => !(await nodeNames()).includes('node-a'),
+      TIMEOUT_S * 3000,
+      'node-a to leave the registry',
+    );
+    expect(goneAfter).toBeLessThanOrEqual(TIMEOUT_S * 1000 + 1500);
+    await expectAllCompleted(jobs);
+    expect(interrupted.length).toBeGreaterThan(0);
+    for (const { id } of interrupted) expect((await stack.client.job(id)).node).toBe('node-b');
+    await stack.startWorker({ name: 'node-a', concurrency: 1, timeoutSeconds: TIMEOUT_S });
+  }, 120_000);
+
+  it('SIGTERM drains: the active job completes on the draining node, which exits 0 and deregisters at once', async () => {
+    const jobs = await submitBatches(2);
+    await waitUntil(() => activeOn('node-b'), 20_000, 'node-b to be busy');
+    const draining = (await Promise.all(jobs.map(({ id }) => stack.client.job(id)))).find(
+      (job) => job.node === 'node-b' && job.status === 'active',
+    );
+    const code = await stack.signalWorker('node-b', 'SIGTERM');
+    expect(code).toBe(0);
+    expect(await nodeNames()).not.toContain('node-b');
+    await expectAllCompleted(jobs);
+    if (draining) expect((await stack.client.job(draining.id)).node).toBe('node-b');
+    await stack.startWorker({ name: 'node-b', concurrency: 1, timeoutSeconds: TIMEOUT_S });
+  }, 120_000);
+
+  it('Redis shut down and restarted mid-run: 503 + Retry-After meanwhile, every acknowledged job completes', async () => {
+    const jobs = await submitBatches(4);
+    await waitUntil(
+      async () => (await activeOn('node-a')) || (await activeOn('node-b')),
+      20_000,
+      'a node to be busy',
+    );
+    await stack.redis!.stop();
+    const { request, body } = bgraBatch('jpeg', 64, 48, 1);
+    const refused = await fetch(`${stack.apiUrl}/v1/jobs?codec=jpeg&width=64&height=48&format=bgra`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
+    expect(refused.status).toBe(503);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await fetch(`${stack.apiUrl}/health/ready`)).status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await stack.redis!.start();
+    await waitUntil(() => stack.client.ready(), 20_000, 'the API to see Redis again');
+    await expectAllCompleted(jobs);
+    const after = await stack.client.submitRaw(request, body);
+    expect((await stack.client.waitFor(after.id)).status).toBe('completed');
+  }, 180_000);
+});
