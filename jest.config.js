@@ -11,6 +11,8 @@ export default {
     {
       ...common,
       displayName: 'unit',
+      // Real sharp and ffmpeg run in unit tests too: generous limits, a 2-core CI box may be loaded.
+      testTimeout: 60_000,
       testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'],
     },
     {
