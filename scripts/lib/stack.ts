@@ -153,6 +153,13 @@ export class ServiceStack {
     return code;
   }
 
+  /** SIGSTOP/SIGCONT: a node that hangs (its record and locks stay until they expire). */
+  freezeWorker(name: string, frozen: boolean): void {
+    const worker = this.workers.get(name);
+    if (!worker) throw new Error(`no worker ${name}`);
+    worker.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   logsOf(name: string): string[] {
     return name === 'api' ? (this.api?.output ?? []) : (this.workers.get(name)?.output ?? []);
   }

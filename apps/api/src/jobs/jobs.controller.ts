@@ -66,9 +66,12 @@ export class JobsController {
       return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding);
     };
     const client = clientIdOf(request);
-    await this.admission.check(client);
     const idempotencyKey = request.headers['idempotency-key'];
-    if (typeof idempotencyKey !== 'string') return this.admit(client, await submit());
+    if (typeof idempotencyKey !== 'string') {
+      await this.admission.check(client);
+      return this.admit(client, await submit());
+    }
+    // A repeat is answered before admission: it adds no work.
     const fingerprint = requestFingerprint(request);
     const first = await this.idempotency.begin<AcceptedJob>(client, idempotencyKey, fingerprint);
     if (first) {
@@ -76,6 +79,7 @@ export class JobsController {
       return first;
     }
     try {
+      await this.admission.check(client);
       const accepted = await this.admit(client, await submit());
       await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
       return accepted;
