@@ -182,11 +182,42 @@ describe('jobs end to end', () => {
         /colour should not exist/,
       ],
       ['a huge frame', 'codec=png&width=16000&height=16000&format=rgba', frame, 413, /exceeds the limit of/],
+      [
+        'an empty body',
+        'codec=png&width=8&height=8&format=rgba',
+        Buffer.alloc(0),
+        400,
+        /body is 0 bytes but the parameters declare 256/,
+      ],
+      [
+        'a huge frame count',
+        'codec=png&width=8&height=8&format=rgba&frames=100000000',
+        frame,
+        413,
+        /frames per job/,
+      ],
+      [
+        'a non-numeric width',
+        'codec=png&width=abc&height=8&format=rgba',
+        frame,
+        400,
+        /width must be an integer/,
+      ],
     ])('%s', async (_name, query, body, status, message) => {
       const response = await post(query, body);
       expect(response.status).toBe(status);
       expect(response.body).toMatchObject({ statusCode: status });
       expect(response.body.message).toMatch(message);
+    });
+
+    it('malformed JSON gets 400, not a crash', async () => {
+      const response = await post(
+        'codec=png&width=8&height=8&format=rgba',
+        '{"width": 8,',
+        'application/json',
+      );
+      expect(response.status).toBe(400);
+      expect(response.body.message).toMatch(/JSON/);
     });
 
     it('a wrong content type gets 415', async () => {
