@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../libs/cluster/src/index.js';
 import { EncoderApiClient } from '../libs/client/src/index.js';
 import {
   BufferPool,
@@ -82,7 +82,7 @@ export async function measureIsolatedStages(options: IsolatedOptions): Promise<I
   const sink = await startSink();
   const scratch = new EmbeddedRedis({ port: 0, dataDir: options.scratchDir, appendOnly: false });
   const agent = new http.Agent({ keepAlive: true });
-  const connections: Redis[] = [];
+  const connections: RedisClient[] = [];
   const connect = async (url: string, name: string) => {
     const redis = createRedisConnection({ url, role: 'worker', name });
     connections.push(redis);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../libs/cluster/src/index.js';
 import { createRedisConnection, waitUntilReady } from '../libs/cluster/src/index.js';
 
 /** Redis's own counters (INFO): bytes through its sockets and append-only-file rewrites. */
@@ -14,7 +14,7 @@ function field(info: string, name: string): number {
 }
 
 export class RedisCounterReader {
-  private constructor(private readonly redis: Redis) {}
+  private constructor(private readonly redis: RedisClient) {}
 
   static async connect(url: string): Promise<RedisCounterReader> {
     const redis = createRedisConnection({ url, role: 'worker', name: 'bench-counters' });

@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import type { RawJobRequest } from '../libs/client/src/index.js';
+import { EmbeddedRedis } from '../libs/cluster/src/index.js';
+
+const execFileAsync = promisify(execFile);
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -36,4 +41,68 @@ export async function waitUntil(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A local 3-master Redis Cluster (no replicas), made the way an operator would with redis-cli. */
+export class LocalRedisCluster {
+  readonly nodes: EmbeddedRedis[] = [];
+
+  constructor(private readonly dataDir: string) {}
+
+  get url(): string {
+    return `redis-cluster://${this.nodes.map((node) => `127.0.0.1:${node.port}`).join(',')}`;
+  }
+
+  async start(masters = 3): Promise<void> {
+    for (let index = 0; index < masters; index++) {
+      const node = new EmbeddedRedis({
+        port: 0,
+        dataDir: join(this.dataDir, `node-${index}`),
+        extraArgs: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          '5000',
+        ],
+      });
+      await node.start();
+      this.nodes.push(node);
+    }
+    await execFileAsync('redis-cli', [
+      '--cluster',
+      'create',
+      ...this.nodes.map((node) => `127.0.0.1:${node.port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    await waitUntil(
+      async () => {
+        const states = await Promise.all(
+          this.nodes.map(
+            async (node) =>
+              (await execFileAsync('redis-cli', ['-p', String(node.port), 'cluster', 'info'])).stdout,
+          ),
+        );
+        return states.every((state) => state.includes('cluster_state:ok'));
+      },
+      20_000,
+      'the cluster to be ok',
+    );
+  }
+
+  /** Keys held by each master. */
+  async keysPerNode(): Promise<number[]> {
+    return Promise.all(
+      this.nodes.map(async (node) =>
+        Number((await execFileAsync('redis-cli', ['-p', String(node.port), 'dbsize'])).stdout.trim()),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+  }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../libs/cluster/src/index.js';
 import type { Codec, EncodeJobData, NodeRecord } from '../../../libs/contracts/src/index.js';
 import {
   BufferPool,
@@ -45,7 +45,7 @@ const VERSION = '0.1.0';
 export class EncoderNode {
   readonly id = randomUUID();
   private readonly keys: KeySpace;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
   private readonly workers = new Map<string, Worker<EncodeJobData>>();

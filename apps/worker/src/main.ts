@@ -32,6 +32,9 @@ async function main(): Promise<void> {
     return;
   }
   log = root.child({ node: config.name, pool: config.pool });
+  if (config.syntheticCostMs !== null) {
+    log.warn(`test only: image codecs are synthetic (${config.syntheticCostMs} ms a frame, no real encoding)`);
+  }
   const capabilities = await loadCapabilities(config);
   const node = new EncoderNode(config, capabilities, log);
   let signals = 0;

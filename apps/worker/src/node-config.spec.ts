@@ -1,4 +1,4 @@
-import { ConfigError, parseNodeArgs } from './node-config.js';
+import { ConfigError, WORKER_USAGE, parseNodeArgs } from './node-config.js';
 
 const defaults = { cores: 4, pid: 42, host: 'box' };
 const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseNodeArgs(args, env, defaults);
@@ -16,6 +16,7 @@ describe('parseNodeArgs', () => {
       redisUrl: 'redis://127.0.0.1:6379',
       queuePrefix: 'encoder',
       softwareGpu: false,
+      syntheticCostMs: null,
     });
   });
 
@@ -53,7 +54,21 @@ describe('parseNodeArgs', () => {
     });
   });
 
+  it('takes the test-only --synthetic-cost-ms in whole milliseconds, 1 to 10000, and says so in --help', () => {
+    expect(parse(['--synthetic-cost-ms', '50']).syntheticCostMs).toBe(50);
+    expect(parse(['--synthetic-cost-ms=1']).syntheticCostMs).toBe(1);
+    expect(parse(['--synthetic-cost-ms', '10000']).syntheticCostMs).toBe(10_000);
+    expect(WORKER_USAGE).toMatch(/--synthetic-cost-ms N +test only/);
+  });
+
   it.each([
+    [['--synthetic-cost-ms', '0'], /--synthetic-cost-ms must be an integer from 1 to 10000, got "0"/],
+    [['--synthetic-cost-ms', '10001'], /--synthetic-cost-ms must be an integer from 1 to 10000/],
+    [['--synthetic-cost-ms', '2.5'], /--synthetic-cost-ms must be an integer/],
+    [['--synthetic-cost-ms', '-5'], /--synthetic-cost-ms must be an integer/],
+    [['--synthetic-cost-ms=fast'], /--synthetic-cost-ms must be an integer/],
+    [['--synthetic-cost-ms'], /--synthetic-cost-ms needs a value/],
+    [['--synthetic-cost-ms', '--timeout', '2'], /--synthetic-cost-ms needs a value/],
     [['--pool', 'tpu'], /--pool must be cpu or gpu/],
     [['--concurrency', '0'], /--concurrency must be an integer from 1 to 64/],
     [['--concurrency', '1.5'], /--concurrency must be an integer/],

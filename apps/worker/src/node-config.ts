@@ -1,4 +1,5 @@
 import { availableParallelism, hostname } from 'node:os';
+import { parseRedisTarget } from '../../../libs/cluster/src/redis-target.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
 export interface NodeConfig {
@@ -16,6 +17,8 @@ export interface NodeConfig {
   queuePrefix: string;
   /** Test-only: lets a gpu-pool node serve gpu work with software encoders. */
   softwareGpu: boolean;
+  /** Test only: every image codec is a synthetic encoder costing this many ms a frame (no CPU). */
+  syntheticCostMs: number | null;
   help: boolean;
 }
 
@@ -33,6 +36,9 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
   --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
   --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
   --queue-prefix NAME      key prefix shared with the API (default: $QUEUE_PREFIX or "encoder")
+  --synthetic-cost-ms N    test only (benchmarks of the cluster itself): every image codec is a fake
+                           encoder that waits N ms a frame (1-10000) without using the CPU and returns
+                           a 1x1 image; never on a node that serves real work
   --help                   this text
 
 Environment: REDIS_URL, QUEUE_PREFIX, FFMPEG_PATH, FFPROBE_PATH.`;
@@ -70,6 +76,7 @@ export function parseNodeArgs(
     'codecs',
     'redis',
     'queue-prefix',
+    'synthetic-cost-ms',
     ...booleans,
   ]);
   for (let index = 0; index < argv.length; index++) {
@@ -105,8 +112,11 @@ export function parseNodeArgs(
   }
 
   const redisUrl = flags.get('redis') ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  if (!/^rediss?:\/\//.test(redisUrl))
-    throw new ConfigError(`Redis URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  try {
+    parseRedisTarget(redisUrl);
+  } catch (error) {
+    throw new ConfigError(`Redis URL: ${(error as Error).message}`);
+  }
   const queuePrefix = flags.get('queue-prefix') ?? env.QUEUE_PREFIX ?? 'encoder';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError(`queue prefix must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
@@ -115,6 +125,7 @@ export function parseNodeArgs(
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name))
     throw new ConfigError(`--name must be 1-64 letters, digits, '_', '.', ':' or '-'`);
 
+  const syntheticCost = flags.get('synthetic-cost-ms');
   return {
     pool,
     concurrency: numberFlag('concurrency', flags.get('concurrency') ?? String(defaults.cores), 1, 64, true),
@@ -128,6 +139,8 @@ export function parseNodeArgs(
     redisUrl,
     queuePrefix,
     softwareGpu: flags.get('software-gpu') === 'true',
+    syntheticCostMs:
+      syntheticCost === undefined ? null : numberFlag('synthetic-cost-ms', syntheticCost, 1, 10_000, true),
     help: flags.get('help') === 'true',
   };
 }

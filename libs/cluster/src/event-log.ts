@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { JobEvent, LoggedJobEvent } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
 
@@ -32,7 +32,7 @@ export function dedupKeyOf(event: JobEvent): string {
 
 export class EventLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly retentionSeconds: number,
   ) {}

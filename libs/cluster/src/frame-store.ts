@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { sendDirect } from './zero-copy-command.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -45,7 +45,7 @@ export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
  */
 export class FrameStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly options: FrameStoreOptions = DEFAULT_FRAME_STORE_OPTIONS,
   ) {}

@@ -9,4 +9,5 @@ export * from './node-registry.js';
 export * from './output-store.js';
 export * from './queues.js';
 export * from './redis-connection.js';
+export * from './redis-target.js';
 export * from './zero-copy-command.js';

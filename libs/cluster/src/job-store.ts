@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
 
@@ -30,7 +30,7 @@ return 1`;
 
 export class JobStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly retentionSeconds: number,
   ) {}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { NodeRecord } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
 
@@ -8,7 +8,7 @@ import type { KeySpace } from './keys.js';
  */
 export class NodeRegistry {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
   ) {}
 

@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { sendDirect } from './zero-copy-command.js';
 
 /** Encoded outputs, one binary value per (job, index): a re-run overwrites, never duplicates. */
 export class OutputStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly retentionSeconds: number,
   ) {}

@@ -1,6 +1,7 @@
 import type { ConnectionOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { parseRedisTarget } from './redis-target.js';
 
 /**
  * - `producer`: the API's command connection. Fails fast while Redis is away (no offline queue), so the
@@ -9,6 +10,9 @@ import { backoffDelay, type BackoffPolicy } from './backoff.js';
  *   `maxRetriesPerRequest: null`).
  * - `subscriber`: pub/sub; resubscribes by itself after a reconnect.
  */
+/** A single Redis (or one behind Sentinel) or a Redis Cluster: the stores use what both offer. */
+export type RedisClient = Redis | Cluster;
+
 export type ConnectionRole = 'producer' | 'worker' | 'subscriber';
 
 export interface RedisConnectionOptions {
@@ -35,8 +39,8 @@ export function redisOptionsFor(options: RedisConnectionOptions): RedisOptions {
   };
 }
 
-export function createRedisConnection(options: RedisConnectionOptions): Redis {
-  const redis = new Redis(options.url, redisOptionsFor(options));
+export function createRedisConnection(options: RedisConnectionOptions): RedisClient {
+  const redis = connect(options);
   // Connection errors are reported through health checks and retried by retryStrategy; an unhandled
   // 'error' event would crash the process.
   redis.on('error', () => undefined);
@@ -44,7 +48,7 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export async function waitUntilReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitUntilReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -59,7 +63,34 @@ export async function waitUntilReady(redis: Redis, timeoutMs: number): Promise<v
   });
 }
 
-/** Connection options for BullMQ (it then owns, and closes, the connections it makes from them). */
+function connect(options: RedisConnectionOptions): RedisClient {
+  const target = parseRedisTarget(options.url);
+  const redisOptions = redisOptionsFor(options);
+  switch (target.kind) {
+    case 'single':
+      return new Redis(target.url, redisOptions);
+    case 'sentinel':
+      return new Redis({ ...redisOptions, sentinels: target.sentinels, name: target.name, username: target.username, password: target.password });
+    case 'cluster': {
+      const { retryStrategy, enableOfflineQueue, maxRetriesPerRequest, ...nodeOptions } = redisOptions;
+      return new Cluster(target.nodes, {
+        clusterRetryStrategy: retryStrategy as (attempt: number) => number,
+        enableOfflineQueue,
+        redisOptions: { ...nodeOptions, maxRetriesPerRequest, username: target.username, password: target.password },
+      });
+    }
+  }
+}
+
+/**
+ * Connection settings for BullMQ. For one server (or Sentinel) these are options, so BullMQ owns and
+ * closes the connections it makes; a Redis Cluster must be handed over as a connected instance.
+ */
 export function bullConnectionOptions(options: RedisConnectionOptions): ConnectionOptions {
-  return { url: options.url, ...redisOptionsFor(options) } as ConnectionOptions;
+  const target = parseRedisTarget(options.url);
+  if (target.kind === 'cluster') return createRedisConnection(options) as unknown as ConnectionOptions;
+  if (target.kind === 'sentinel') {
+    return { ...redisOptionsFor(options), sentinels: target.sentinels, name: target.name, username: target.username, password: target.password } as ConnectionOptions;
+  }
+  return { url: target.url, ...redisOptionsFor(options) } as ConnectionOptions;
 }

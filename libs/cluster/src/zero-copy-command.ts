@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
-import { Command, type Redis } from 'ioredis';
+import { Command } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 
 /** Payloads at least this big go to the socket as they are; ioredis would copy them into one new buffer. */
 const DIRECT_WRITE_MIN_BYTES = 16 * 1024;
@@ -34,7 +35,7 @@ class DirectWriteCommand extends Command {
 }
 
 /** Sends a command whose large binary arguments are not copied; resolves with the reply. */
-export function sendDirect(redis: Redis, name: string, args: (string | number | Buffer)[]): Promise<unknown> {
+export function sendDirect(redis: RedisClient, name: string, args: (string | number | Buffer)[]): Promise<unknown> {
   const command = new DirectWriteCommand(
     name,
     args.map((arg) => (typeof arg === 'number' ? String(arg) : arg)),

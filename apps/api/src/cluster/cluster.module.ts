@@ -1,6 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import {
   ENCODE_QUEUES,
   EventLog,
@@ -52,31 +52,31 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     {
       provide: FrameStore,
       inject: [REDIS, KeySpace, API_CONFIG],
-      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+      useFactory: (redis: RedisClient, keys: KeySpace, config: ApiConfig) =>
         new FrameStore(redis, keys, { ...DEFAULT_FRAME_STORE_OPTIONS, ttlSeconds: config.retentionSeconds }),
     },
     {
       provide: JobStore,
       inject: [REDIS, KeySpace, API_CONFIG],
-      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+      useFactory: (redis: RedisClient, keys: KeySpace, config: ApiConfig) =>
         new JobStore(redis, keys, config.retentionSeconds),
     },
     {
       provide: OutputStore,
       inject: [REDIS, KeySpace, API_CONFIG],
-      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+      useFactory: (redis: RedisClient, keys: KeySpace, config: ApiConfig) =>
         new OutputStore(redis, keys, config.retentionSeconds),
     },
     {
       provide: EventLog,
       inject: [REDIS, KeySpace, API_CONFIG],
-      useFactory: (redis: Redis, keys: KeySpace, config: ApiConfig) =>
+      useFactory: (redis: RedisClient, keys: KeySpace, config: ApiConfig) =>
         new EventLog(redis, keys, config.retentionSeconds),
     },
     {
       provide: NodeRegistry,
       inject: [REDIS, KeySpace],
-      useFactory: (redis: Redis, keys: KeySpace) => new NodeRegistry(redis, keys),
+      useFactory: (redis: RedisClient, keys: KeySpace) => new NodeRegistry(redis, keys),
     },
     EncodeQueue,
     NodeDirectory,
@@ -95,7 +95,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
   ],
 })
 export class ClusterModule implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
 
   onApplicationShutdown(): void {
     this.redis.disconnect();

@@ -1,7 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import type { JobState, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import { ENCODE_JOB_NAME, ENCODE_QUEUES, encodeJobOptions } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
@@ -54,11 +54,7 @@ export class EncodeQueue {
   }
 
   private async isLocked(queue: Queue, jobId: string): Promise<boolean> {
-    // bullmq 6 keeps the raw client on the Redis backend, outside its public interface.
-    const backend = queue.getBackend() as unknown as {
-      client: Promise<{ exists(key: string): Promise<number> }>;
-    };
-    return (await (await backend.client).exists(queue.toKey(`${jobId}:lock`))) === 1;
+    return (await (await rawClientOf(queue)).exists(queue.toKey(`${jobId}:lock`))) === 1;
   }
 
   /** Jobs not yet taken by a node, over all pools. */
@@ -106,14 +102,14 @@ export class EncodeQueue {
   }
 
   /** The queues' Redis connections, once established (for connection metrics). */
-  async connections(): Promise<{ queue: string; client: Redis }[]> {
+  async connections(): Promise<{ queue: string; client: RedisClient }[]> {
     return Promise.all(
       this.all().map(async (queue) => ({ queue: queue.name, client: await rawClientOf(queue) })),
     );
   }
 }
 
-function rawClientOf(queue: Queue): Promise<Redis> {
+function rawClientOf(queue: Queue): Promise<RedisClient> {
   // bullmq 6 keeps the raw client on the Redis backend, outside its public interface.
-  return (queue.getBackend() as unknown as { client: Promise<Redis> }).client;
+  return (queue.getBackend() as unknown as { client: Promise<RedisClient> }).client;
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { JobStore, KeySpace, NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { EncodeQueue } from './encode-queue.js';
 import { REDIS } from './tokens.js';
@@ -22,7 +22,7 @@ export class GpuFallback implements OnModuleInit, OnModuleDestroy {
     private readonly queue: EncodeQueue,
     private readonly jobs: JobStore,
     private readonly keys: KeySpace,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {}
 
   onModuleInit(): void {

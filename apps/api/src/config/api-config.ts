@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
+import { parseRedisTarget } from '../../../../libs/cluster/src/redis-target.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
 
 export interface ApiConfig {
@@ -90,8 +91,11 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (host !== 'localhost' && isIP(host) === 0)
     throw new ConfigError(`HOST must be an IP address or localhost, got "${host}"`);
   const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379';
-  if (!/^rediss?:\/\/.+/.test(redisUrl))
-    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  try {
+    parseRedisTarget(redisUrl);
+  } catch (error) {
+    throw new ConfigError(`REDIS_URL: ${(error as Error).message}`);
+  }
   const queuePrefix = env.QUEUE_PREFIX || 'encoder';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);

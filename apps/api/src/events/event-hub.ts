@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
 import { EventLog, KeySpace } from '../../../../libs/cluster/src/index.js';
 import { SUBSCRIBER } from '../cluster/tokens.js';
@@ -22,7 +22,7 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
   private connectedOnce = false;
 
   constructor(
-    @Inject(SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly keys: KeySpace,
   ) {}
 

@@ -11,7 +11,7 @@ import {
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Public } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
@@ -38,7 +38,7 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly queues: EncodeQueue,
   ) {}
 
@@ -52,7 +52,7 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: Redis answers PING and the encode queues accept a write, within 1 s' })
+  @ApiOperation({ summary: 'Readiness: RedisClient answers PING and the encode queues accept a write, within 1 s' })
   @ApiOkResponse({
     description: '{ status: "ok", info: { redis: { status: "up" }, queues: { status: "up" } } }',
   })

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
@@ -38,7 +38,7 @@ export class Admission {
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly queue: EncodeQueue,
     private readonly jobs: JobStore,

@@ -6,7 +6,7 @@ import {
   BadRequestException,
 } from '@nestjs/common';
 import type { Request } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { KeySpace } from '../../../../libs/cluster/src/index.js';
 import { REDIS } from '../cluster/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
@@ -47,7 +47,7 @@ export function requestFingerprint(request: Pick<Request, 'method' | 'headers' |
 @Injectable()
 export class IdempotencyStore {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}

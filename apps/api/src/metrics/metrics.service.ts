@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
 import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
@@ -144,8 +144,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     private readonly nodeRegistry: NodeRegistry,
     private readonly hub: EventHub,
     private readonly jobs: JobStore,
-    @Inject(REDIS) private readonly redis: Redis,
-    @Inject(SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(SUBSCRIBER) private readonly subscriber: RedisClient,
   ) {
     // Collected on scrape, all from one snapshot of Redis per scrape (so that the success gauge and the
     // values agree); `this` inside prom-client's collect() is the metric.
@@ -230,7 +230,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     this.untap?.();
   }
 
-  private watch(connection: string, client: Redis): void {
+  private watch(connection: string, client: RedisClient): void {
     this.connections.set(connection, client);
     this.redisReconnects.inc({ connection }, 0);
     client.on('reconnecting', () => this.redisReconnects.inc({ connection }));
