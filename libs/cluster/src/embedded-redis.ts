@@ -42,6 +42,10 @@ export function redisServerArgs(port: number, dataDir: string, appendOnly: boole
     appendOnly ? 'yes' : 'no',
     '--appendfsync',
     'everysec',
+    // Frames pass through (written, read once, deleted): with the default 64 MB the AOF is rewritten
+    // (fork + dump) every ~8 1080p frames; this keeps rewrites rare at the cost of AOF disk space.
+    '--auto-aof-rewrite-min-size',
+    '512mb',
     '--save',
     '',
     '--maxmemory-policy',
