@@ -41,6 +41,8 @@ export interface CaseResult {
   service_cpu_ms_per_frame?: CpuTimes & { total: number };
   output_kib_per_frame?: { raw: number; service: number };
   job_latency_ms?: { p50: number; p95: number };
+  /** Event streams that ended before the job's final event (the bench resumed them with Last-Event-ID). */
+  sse_resumes?: number;
   /** Service: first request -> first job's outputs at the client (the pipeline filling up). */
   first_output_s?: number;
   /** Bytes through Redis's sockets per frame (frames, outputs, queue and job bookkeeping). */
@@ -192,6 +194,17 @@ function machineLine(report: BenchReport): string {
   );
 }
 
+/** Problems the service showed while it was measured, for the reader to know about. */
+function serviceWarnings(report: BenchReport): string[] {
+  return report.cases
+    .filter((result) => (result.sse_resumes ?? 0) > 0)
+    .map(
+      (result) =>
+        `${result.name}: ${result.sse_resumes} event stream(s) ended before the job's final event ` +
+        '(the service closed them before sending `completed`; the bench resumed them with Last-Event-ID)',
+    );
+}
+
 /** The whole report as text, for the terminal. */
 export function renderText(report: BenchReport): string {
   return [
@@ -208,11 +221,13 @@ export function renderText(report: BenchReport): string {
     copiesText(report),
     `\n-- summary`,
     textTable(SUMMARY_HEADERS, summaryRows(report)),
+    ...serviceWarnings(report).map((line) => `  warning: ${line}`),
   ].join('\n');
 }
 
 /** The README version: the summary table, then the details. */
 export function renderMarkdown(report: BenchReport): string {
+  const warnings = serviceWarnings(report).map((line) => `- warning: ${line}`);
   return [
     `### Benchmark (${report.profile}): raw encoding vs the whole service`,
     '',
@@ -220,6 +235,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     markdownTable(SUMMARY_HEADERS, summaryRows(report)),
     '',
+    ...(warnings.length > 0 ? [...warnings, ''] : []),
     '`ratio` = service fps / raw fps (same frames, same encoders, same number of encodes in flight). ' +
       '`CPU ratio` = raw CPU ms per frame / service CPU ms per frame (client, API, Redis, worker and ffmpeg ' +
       'together): the same comparison by CPU spent, which other load on the machine disturbs less.',

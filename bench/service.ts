@@ -16,6 +16,8 @@ export interface JobSample {
   id: string;
   frames: number;
   outputBytes: number;
+  /** Times the event stream ended before the job's final event and was resumed (Last-Event-ID). */
+  sseResumes: number;
   /** Client: request started, 202 received, `completed` event received, all outputs downloaded. */
   postStartAt: number;
   acceptedAt: number;
@@ -41,6 +43,8 @@ export interface ServiceRun {
   outputBytes: number;
   jobs: ClientJob[];
 }
+
+const MAX_SSE_RESUMES = 5;
 
 /** A promise with its resolve function. */
 function gate(): { opened: Promise<void>; open: () => void } {
@@ -143,18 +147,7 @@ export class ServiceDriver {
     );
     const acceptedAt = Date.now();
     onAccepted?.();
-    let completedAt = 0;
-    let outputs = 0;
-    for await (const event of this.client.events(accepted.id)) {
-      if (event.type === 'failed')
-        throw new Error(`${benchCase.name}: job ${accepted.id} failed: ${event.error}`);
-      if (event.type === 'completed') {
-        completedAt = Date.now();
-        outputs = event.outputs;
-      }
-    }
-    if (!completedAt)
-      throw new Error(`${benchCase.name}: events of job ${accepted.id} ended before completion`);
+    const { completedAt, outputs, sseResumes } = await this.completion(accepted.id);
     let outputBytes = 0;
     for (let index = 0; index < outputs; index++) {
       outputBytes += (await this.client.output(accepted.id, index)).data.length;
@@ -163,11 +156,32 @@ export class ServiceDriver {
       id: accepted.id,
       frames: benchCase.framesPerJob,
       outputBytes,
+      sseResumes,
       postStartAt,
       acceptedAt,
       completedAt,
       outputsAt: Date.now(),
     };
+  }
+
+  /**
+   * Follows the job's events to its final one. A stream that ends before it is resumed after the last
+   * event seen, as EventSource would, and counted: the service should never end a stream early.
+   */
+  private async completion(
+    id: string,
+  ): Promise<{ completedAt: number; outputs: number; sseResumes: number }> {
+    let lastEventId: string | undefined;
+    for (let resumes = 0; resumes <= MAX_SSE_RESUMES; resumes++) {
+      for await (const event of this.client.events(id, lastEventId)) {
+        lastEventId = event.id ?? lastEventId;
+        if (event.type === 'failed') throw new Error(`job ${id} failed: ${event.error}`);
+        if (event.type === 'completed')
+          return { completedAt: Date.now(), outputs: event.outputs, sseResumes: resumes };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`the events of job ${id} ended ${MAX_SSE_RESUMES + 1} times before its final event`);
   }
 
   private async submit(

@@ -65,6 +65,7 @@ function caseResult(
       service: service.result.outputBytes / 1024 / service.result.frames,
     },
     job_latency_ms: jobLatency(samples),
+    sse_resumes: samples.reduce((sum, sample) => sum + sample.sseResumes, 0),
     first_output_s: service.result.firstOutputSeconds,
     redis_mib_per_frame: {
       in: mibPerFrame(service.redis.netInputBytes),

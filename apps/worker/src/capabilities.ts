@@ -47,7 +47,10 @@ export async function loadCapabilities(config: NodeConfig): Promise<NodeCapabili
   const probed =
     toProbe?.length === 0
       ? NOTHING_PROBED
-      : await probeEncoders({ preferHardware: config.pool === 'gpu', ...(toProbe ? { codecs: toProbe } : {}) });
+      : await probeEncoders({
+          preferHardware: config.pool === 'gpu',
+          ...(toProbe ? { codecs: toProbe } : {}),
+        });
   const registry = registryFromCapabilities(probed, { threads: threadsPerJob(config.concurrency) });
   const hardwareCodecs = probed.hardware
     .map((implementation) => codecOfImplementation(implementation))

@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   }
   log = root.child({ node: config.name, pool: config.pool });
   if (config.syntheticCostMs !== null) {
-    log.warn(`test only: image codecs are synthetic (${config.syntheticCostMs} ms a frame, no real encoding)`);
+    log.warn(
+      `test only: image codecs are synthetic (${config.syntheticCostMs} ms a frame, no real encoding)`,
+    );
   }
   const capabilities = await loadCapabilities(config);
   const node = new EncoderNode(config, capabilities, log);

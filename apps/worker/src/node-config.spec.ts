@@ -75,7 +75,7 @@ describe('parseNodeArgs', () => {
     [['--timeout', 'abc'], /--timeout must be a number from 1 to 600/],
     [['--reconnect-delay', '0'], /--reconnect-delay must be a number/],
     [['--codecs', 'h264,gif'], /unknown: gif/],
-    [['--redis', 'http://x'], /must start with redis:\/\//],
+    [['--redis', 'http://x'], /Redis URL: .*must be one of redis:\/\//],
     [['--name', 'a b'], /--name must be/],
     [['--bogus', '1'], /unknown option --bogus/],
     [['--timeout'], /--timeout needs a value/],

@@ -5,7 +5,7 @@ import { parseNodeArgs } from './node-config.js';
 import { SyntheticImageEncoder } from './synthetic-encoder.js';
 
 const layout = { width: 16, height: 16, format: 'bgra' as const };
-const settings = { quality: 80 };
+const settings = { quality: 80, speed: 50, fps: 30 };
 const frame = Buffer.alloc(16 * 16 * 4, 0x80);
 const FORMATS = { jpeg: 'jpeg', png: 'png', webp: 'webp', avif: 'heif' } as const;
 
@@ -45,7 +45,11 @@ describe('SyntheticImageEncoder', () => {
     const encoder = new SyntheticImageEncoder('webp', 1);
     await expect(encoder.encode(Buffer.alloc(0), layout, settings)).resolves.toBeInstanceOf(Buffer);
     await expect(
-      encoder.encode(Buffer.alloc(3), { width: 7680, height: 4320, format: 'rgb' }, { quality: 1, speed: 0 }),
+      encoder.encode(
+        Buffer.alloc(3),
+        { width: 7680, height: 4320, format: 'rgb' },
+        { quality: 1, speed: 0, fps: 1 },
+      ),
     ).resolves.toBeInstanceOf(Buffer);
   });
 
@@ -63,7 +67,9 @@ describe('loadCapabilities with --synthetic-cost-ms', () => {
     parseNodeArgs(['--concurrency', '2', ...args], {}, { cores: 2, pid: 1, host: 'test' });
 
   it('offers the image codecs asked for as synthetic encoders, without probing them', async () => {
-    const capabilities = await loadCapabilities(configOf(['--synthetic-cost-ms', '5', '--codecs', 'jpeg,png']));
+    const capabilities = await loadCapabilities(
+      configOf(['--synthetic-cost-ms', '5', '--codecs', 'jpeg,png']),
+    );
     expect(capabilities.codecs).toEqual(['jpeg', 'png']);
     expect(capabilities.hardware).toEqual([]);
     const jpeg = capabilities.encoderFor('jpeg');

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ImageCodec } from '../../../libs/contracts/src/index.js';
-import { IMAGE_CONTENT_TYPES, type ImageEncoder } from '../../../libs/codecs/src/index.js';
+import type { EncodeSettings, ImageCodec } from '../../../libs/contracts/src/index.js';
+import { IMAGE_CONTENT_TYPES, type ImageEncoder, type RawLayout } from '../../../libs/codecs/src/index.js';
 
 /**
  * A valid 1x1 grey image per codec (made once with sharp, kept here as bytes), so that what a synthetic
@@ -38,7 +38,7 @@ export class SyntheticImageEncoder implements ImageEncoder {
     this.contentType = IMAGE_CONTENT_TYPES[codec];
   }
 
-  async encode(): Promise<Buffer> {
+  async encode(_frame: Buffer, _layout: RawLayout, _settings: EncodeSettings): Promise<Buffer> {
     await sleep(this.costMs);
     // A copy: the caller owns what it gets back.
     return Buffer.from(ONE_PIXEL_IMAGES[this.codec]);

@@ -51,6 +51,11 @@ export class JobStore {
       .then(throwOnTransactionError);
   }
 
+  /** Just the status (cheaper than get), or null for an unknown or expired job. */
+  async status(jobId: string): Promise<JobStatus | null> {
+    return ((await this.redis.hget(this.keys.jobRecord(jobId), 'status')) as JobStatus | null) ?? null;
+  }
+
   async get(jobId: string): Promise<JobRecord | null> {
     const fields = await this.redis.hgetall(this.keys.jobRecord(jobId));
     if (!fields.data) return null;

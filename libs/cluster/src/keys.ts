@@ -44,6 +44,11 @@ export class KeySpace {
     return `${this.prefix}:idem:${clientId}:${key}`;
   }
 
+  /** Which client submitted a job (to take it out of the client's set when it finishes). */
+  jobClient(jobId: string): string {
+    return `${this.job(jobId)}:client`;
+  }
+
   /** The unfinished jobs of one client (API key or address), for the per-client limit. */
   clientJobs(clientId: string): string {
     return `${this.prefix}:client:${clientId}:jobs`;

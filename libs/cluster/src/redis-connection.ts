@@ -70,13 +70,24 @@ function connect(options: RedisConnectionOptions): RedisClient {
     case 'single':
       return new Redis(target.url, redisOptions);
     case 'sentinel':
-      return new Redis({ ...redisOptions, sentinels: target.sentinels, name: target.name, username: target.username, password: target.password });
+      return new Redis({
+        ...redisOptions,
+        sentinels: target.sentinels,
+        name: target.name,
+        username: target.username,
+        password: target.password,
+      });
     case 'cluster': {
       const { retryStrategy, enableOfflineQueue, maxRetriesPerRequest, ...nodeOptions } = redisOptions;
       return new Cluster(target.nodes, {
         clusterRetryStrategy: retryStrategy as (attempt: number) => number,
         enableOfflineQueue,
-        redisOptions: { ...nodeOptions, maxRetriesPerRequest, username: target.username, password: target.password },
+        redisOptions: {
+          ...nodeOptions,
+          maxRetriesPerRequest,
+          username: target.username,
+          password: target.password,
+        },
       });
     }
   }
@@ -90,7 +101,13 @@ export function bullConnectionOptions(options: RedisConnectionOptions): Connecti
   const target = parseRedisTarget(options.url);
   if (target.kind === 'cluster') return createRedisConnection(options) as unknown as ConnectionOptions;
   if (target.kind === 'sentinel') {
-    return { ...redisOptionsFor(options), sentinels: target.sentinels, name: target.name, username: target.username, password: target.password } as ConnectionOptions;
+    return {
+      ...redisOptionsFor(options),
+      sentinels: target.sentinels,
+      name: target.name,
+      username: target.username,
+      password: target.password,
+    } as ConnectionOptions;
   }
   return { url: target.url, ...redisOptionsFor(options) } as ConnectionOptions;
 }

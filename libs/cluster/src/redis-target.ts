@@ -16,13 +16,15 @@ export interface HostPort {
 
 export class RedisTargetError extends Error {}
 
-const USAGE = 'redis://host:port, rediss://host:port, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master';
+const USAGE =
+  'redis://host:port, rediss://host:port, redis-cluster://host:port,host:port or redis-sentinel://host:port,host:port/master';
 
 function hostPorts(list: string, url: string): HostPort[] {
   const nodes = list.split(',').map((entry) => {
     const match = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry.trim());
     const port = Number(match?.[2]);
-    if (!match || port < 1 || port > 65535) throw new RedisTargetError(`"${entry}" in ${redact(url)} is not host:port`);
+    if (!match || port < 1 || port > 65535)
+      throw new RedisTargetError(`"${entry}" in ${redact(url)} is not host:port`);
     return { host: match[1].replace(/^\[|\]$/g, ''), port };
   });
   if (nodes.length === 0) throw new RedisTargetError(`${redact(url)} lists no host:port`);
@@ -47,9 +49,18 @@ export function parseRedisTarget(url: string): RedisTarget {
   const match = /^(redis-cluster|redis-sentinel):\/\/(?:([^@/]*)@)?([^/?]+)(?:\/([^?]*))?$/.exec(url);
   if (!match) throw new RedisTargetError(`Redis URL must be one of ${USAGE}, got "${redact(url)}"`);
   const [, scheme, userInfo, list, path] = match;
-  if (scheme === 'redis-cluster') return { kind: 'cluster', nodes: hostPorts(list, url), ...credentials(userInfo) };
-  if (!path) throw new RedisTargetError(`redis-sentinel:// needs the master name as its path, e.g. redis-sentinel://s1:26379/mymaster`);
-  return { kind: 'sentinel', sentinels: hostPorts(list, url), name: decodeURIComponent(path), ...credentials(userInfo) };
+  if (scheme === 'redis-cluster')
+    return { kind: 'cluster', nodes: hostPorts(list, url), ...credentials(userInfo) };
+  if (!path)
+    throw new RedisTargetError(
+      `redis-sentinel:// needs the master name as its path, e.g. redis-sentinel://s1:26379/mymaster`,
+    );
+  return {
+    kind: 'sentinel',
+    sentinels: hostPorts(list, url),
+    name: decodeURIComponent(path),
+    ...credentials(userInfo),
+  };
 }
 
 /** The URL with any password masked, for logs and error messages. */

@@ -35,7 +35,11 @@ class DirectWriteCommand extends Command {
 }
 
 /** Sends a command whose large binary arguments are not copied; resolves with the reply. */
-export function sendDirect(redis: RedisClient, name: string, args: (string | number | Buffer)[]): Promise<unknown> {
+export function sendDirect(
+  redis: RedisClient,
+  name: string,
+  args: (string | number | Buffer)[],
+): Promise<unknown> {
   const command = new DirectWriteCommand(
     name,
     args.map((arg) => (typeof arg === 'number' ? String(arg) : arg)),

@@ -10,6 +10,8 @@ export interface EventSource {
 }
 
 const KEEPALIVE_MS = 15_000;
+const FINAL_EVENT_GRACE_MS = 1000;
+const FINAL_EVENT_POLL_MS = 100;
 
 function isFinal(event: JobEvent): boolean {
   return event.type === 'completed' || event.type === 'failed';
@@ -54,10 +56,14 @@ export class SseSession {
     this.keepalive = setInterval(() => this.response.write(': keepalive\n\n'), KEEPALIVE_MS);
     this.catchUp();
     await this.chain;
-    // Resumed after the final event: nothing more will come.
     if (!this.closed && (await this.source.isFinished(this.jobId).catch(() => false))) {
-      this.catchUp();
-      await this.chain;
+      // The record turns final a moment before the final event is logged: give the event that moment
+      // (it ends the stream when it comes). If it never does, the client resumed after it.
+      for (let waited = 0; waited < FINAL_EVENT_GRACE_MS && !this.closed; waited += FINAL_EVENT_POLL_MS) {
+        await new Promise((resolve) => setTimeout(resolve, FINAL_EVENT_POLL_MS));
+        this.catchUp();
+        await this.chain;
+      }
       if (!this.closed) {
         this.response.end();
         this.close();

@@ -52,7 +52,9 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: RedisClient answers PING and the encode queues accept a write, within 1 s' })
+  @ApiOperation({
+    summary: 'Readiness: RedisClient answers PING and the encode queues accept a write, within 1 s',
+  })
   @ApiOkResponse({
     description: '{ status: "ok", info: { redis: { status: "up" }, queues: { status: "up" } } }',
   })

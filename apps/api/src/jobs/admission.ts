@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { HttpException, HttpStatus, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Request } from 'express';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
+import { EventHub } from '../events/event-hub.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
@@ -27,13 +28,14 @@ export function clientIdOf(request: Pick<Request, 'headers' | 'ip'>): string {
 }
 
 const DEPTH_CACHE_MS = 500;
+const PRUNE_EVERY_MS = 5000;
 
 /**
  * Backpressure before a byte of the body is read: 503 when the queues are deeper than the cluster can
  * drain (saturated, for everyone), 429 when one client has too many unfinished jobs (its own rate).
  */
 @Injectable()
-export class Admission {
+export class Admission implements OnModuleInit {
   private depth: { at: number; waiting: number } | null = null;
 
   constructor(
@@ -42,7 +44,16 @@ export class Admission {
     private readonly keys: KeySpace,
     private readonly queue: EncodeQueue,
     private readonly jobs: JobStore,
+    private readonly hub: EventHub,
   ) {}
+
+  /** Finished jobs leave their client's set as their final event passes through the API. */
+  onModuleInit(): void {
+    this.hub.tap(({ jobId, event }) => {
+      if (event.type !== 'completed' && event.type !== 'failed') return;
+      void this.release(jobId).catch(() => undefined);
+    });
+  }
 
   async check(clientId: string): Promise<void> {
     const waiting = await this.waitingJobs();
@@ -50,15 +61,12 @@ export class Admission {
       throw new RetryLaterException(`the cluster is saturated: ${waiting} jobs are waiting; retry later`, 2);
     }
     const key = this.keys.clientJobs(clientId);
-    if ((await this.redis.zcard(key)) < this.config.maxJobsPerClient) return;
-    // At the limit: drop the jobs that finished since, then count again.
-    const members = await this.redis.zrange(key, '0', '-1');
-    const records = await Promise.all(members.map((jobId) => this.jobs.get(jobId)));
-    const finished = members.filter(
-      (_, index) => !records[index] || this.jobs.isFinal(records[index].status),
-    );
-    if (finished.length > 0) await this.redis.zrem(key, ...finished);
-    const unfinished = members.length - finished.length;
+    let unfinished = await this.redis.zcard(key);
+    if (unfinished < this.config.maxJobsPerClient) return;
+    // Final events missed while this API was away leave finished jobs in the set: sweep it, at most
+    // once per PRUNE_EVERY_MS per client, so that a client at its limit cannot make every request do it.
+    const lock = await this.redis.set(`${key}:prune`, '1', 'PX', PRUNE_EVERY_MS, 'NX');
+    if (lock === 'OK') unfinished = await this.prune(key);
     if (unfinished >= this.config.maxJobsPerClient) {
       throw new TooManyJobsException(
         `this client has ${unfinished} unfinished jobs, the limit is ${this.config.maxJobsPerClient}; retry when some have finished`,
@@ -71,6 +79,22 @@ export class Admission {
     const key = this.keys.clientJobs(clientId);
     await this.redis.zadd(key, String(Date.now()), jobId);
     await this.redis.expire(key, this.config.retentionSeconds);
+    await this.redis.set(this.keys.jobClient(jobId), clientId, 'EX', this.config.retentionSeconds);
+  }
+
+  private async release(jobId: string): Promise<void> {
+    const clientId = await this.redis.get(this.keys.jobClient(jobId));
+    if (clientId) await this.redis.zrem(this.keys.clientJobs(clientId), jobId);
+  }
+
+  private async prune(key: string): Promise<number> {
+    const members = await this.redis.zrange(key, '0', '-1');
+    const statuses = await Promise.all(members.map((jobId) => this.jobs.status(jobId)));
+    const finished = members.filter(
+      (_, index) => statuses[index] === null || this.jobs.isFinal(statuses[index]),
+    );
+    if (finished.length > 0) await this.redis.zrem(key, ...finished);
+    return members.length - finished.length;
   }
 
   private async waitingJobs(): Promise<number> {
