@@ -183,8 +183,15 @@ export class ServiceStack {
   }
 
   /** Drains the nodes, stops the API, then Redis (which flushes its append-only file). */
-  async stop(): Promise<void> {
-    await Promise.all([...this.workers.keys()].map((name) => this.signalWorker(name, 'SIGTERM')));
+  async stop(graceMs = 15_000): Promise<void> {
+    await Promise.all(
+      [...this.workers.entries()].map(async ([name, worker]) => {
+        // A node waiting on a Redis that a test left down would otherwise hold the whole teardown.
+        const timer = setTimeout(() => worker.child.kill('SIGKILL'), graceMs);
+        await this.signalWorker(name, 'SIGTERM');
+        clearTimeout(timer);
+      }),
+    );
     if (this.api && this.api.child.exitCode === null) {
       this.api.child.kill('SIGTERM');
       const timer = setTimeout(() => this.api?.child.kill('SIGKILL'), 5000);

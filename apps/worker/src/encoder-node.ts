@@ -39,6 +39,7 @@ export interface NodeLogger {
 const RETENTION_SECONDS = 3600;
 const WATCHDOG_EVERY_MS = 5000;
 const HAND_BACK_DELAY_MS = 250;
+const IDLE_CLOSE_MS = 3000;
 const VERSION = '0.1.0';
 
 /** One encoder node: consumes its pool's queue, keeps its registry record alive, drains on shutdown. */
@@ -253,25 +254,38 @@ export class EncoderNode {
   }
 
   private async drain(): Promise<void> {
-    this.log.info(
-      `node ${this.config.name} draining (${this.active} active, up to ${this.config.drainTimeoutMs} ms)`,
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.config.drainTimeoutMs);
-    });
+    // Idle, there is nothing to wait for: a BullMQ worker that wedged after a Redis restart may never
+    // finish close(), so it only gets a moment.
+    const drainMs = this.active > 0 ? this.config.drainTimeoutMs : IDLE_CLOSE_MS;
+    this.log.info(`node ${this.config.name} draining (${this.active} active, up to ${drainMs} ms)`);
     if (this.watchdog) clearInterval(this.watchdog);
-    const workers = [...this.workers.values()];
-    const closed = Promise.all(workers.map((worker) => worker.close())).then(() => 'closed' as const);
-    if ((await Promise.race([closed, timedOut])) === 'timeout') {
-      this.log.warn('drain timeout: leaving active jobs to other nodes');
-      await Promise.all(workers.map((worker) => worker.close(true)));
-    }
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
-    clearTimeout(timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
-    await this.registry.remove(this.id).catch(() => undefined);
+    const workers = [...this.workers.values()];
+    if ((await within(Promise.all(workers.map((worker) => worker.close())), drainMs)) === TIMED_OUT) {
+      if (this.active > 0) this.log.warn('drain timeout: leaving active jobs to other nodes');
+      await within(Promise.all(workers.map((worker) => worker.close(true))), IDLE_CLOSE_MS);
+    }
+    await within(Promise.all([...this.queues.values()].map((queue) => queue.close())), IDLE_CLOSE_MS);
+    await within(
+      this.registry.remove(this.id).catch(() => undefined),
+      IDLE_CLOSE_MS,
+    );
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
+  }
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** The promise's value, or TIMED_OUT after `ms` (the promise keeps running). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

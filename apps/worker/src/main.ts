@@ -16,6 +16,8 @@ const root = createLogger({
 });
 let log = root;
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -46,6 +48,13 @@ async function main(): Promise<void> {
       log.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
+    // Leaving must not depend on Redis answering: past the drain timeout and a grace period, exit
+    // anyway (the locks of anything still active expire and other nodes take it).
+    const deadline = setTimeout(() => {
+      log.warn(`shutdown did not finish within ${config.drainTimeoutMs + SHUTDOWN_GRACE_MS} ms: exiting`);
+      process.exit(1);
+    }, config.drainTimeoutMs + SHUTDOWN_GRACE_MS);
+    deadline.unref();
     void node.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
