@@ -9,7 +9,7 @@ import {
   type ExceptionFilter,
   type ValidationError,
 } from '@nestjs/common';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { isCodecError, type CodecError } from '../../../../libs/codecs/src/errors.js';
 
 /** 503 with `Retry-After`: the client should come back, nothing was stored. */
@@ -102,12 +102,28 @@ export class HttpErrorFilter implements ExceptionFilter {
       response.destroy();
       return;
     }
-    if (status === HttpStatus.BAD_REQUEST || status === HttpStatus.PAYLOAD_TOO_LARGE) {
-      // The client may still be sending a large body we will not read.
-      response.setHeader('Connection', 'close');
-    }
+    discardUnreadBody(host.switchToHttp().getRequest<Request>(), response);
     response.status(status).json({ statusCode: status, error: reasonPhrase(status), message, ...extra });
   }
+}
+
+/** Body bytes an answered request may still send before its connection is cut. */
+const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * An error answered before the body was read (413 on the declared length, 400 on parameters): closing
+ * the connection at once would reset it under a client still sending, which then loses the answer
+ * (EPIPE). So the rest of the body is read and dropped, up to a bound past which the connection is cut.
+ */
+function discardUnreadBody(request: Request, response: Response): void {
+  if (request.complete || request.destroyed) return;
+  let discarded = 0;
+  request.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARDED_BODY_BYTES) request.socket.destroy();
+  });
+  request.resume();
+  response.setHeader('Connection', 'close');
 }
 
 function isBodyParserError(error: unknown): error is Error & { status: number; type: string } {

@@ -149,14 +149,17 @@ export class JobsService {
 
     const jobId = newJobId();
     let input: EncodeJobInput;
+    // Not destroyed when the store stops reading early (a body over its length): the error filter
+    // then reads off the rest, so that the client gets the 4xx instead of a reset connection.
+    const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
     try {
       if (encoding === 'identity') {
-        await this.frames.writeFrames(jobId, body, frameBytes, query.frames);
+        await this.frames.writeFrames(jobId, chunks, frameBytes, query.frames);
         input = { encoding, storedBytes: totalBytes };
       } else {
         const storedBytes = await this.frames.writeInputChunks(
           jobId,
-          body,
+          chunks,
           INPUT_CHUNK_BYTES,
           contentLength,
           this.config.maxBodyBytes,
