@@ -19,6 +19,8 @@ async function main(): Promise<void> {
     workers: [
       { name: `local-cpu`, concurrency: Number(process.env.WORKER_CONCURRENCY ?? availableParallelism()) },
     ],
+    // Request logs would scroll the demo's progress away; LOG_LEVEL=info brings them back.
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
     verbose: true,
   });
   console.log(
