@@ -91,15 +91,19 @@ describe('encoder cluster under faults', () => {
 
   it('SIGTERM drains: the active job completes on the draining node, which exits 0 and deregisters at once', async () => {
     const jobs = await submitBatches(2);
-    await waitUntil(() => activeOn('node-b'), 20_000, 'node-b to be busy');
-    const draining = (await Promise.all(jobs.map(({ id }) => stack.client.job(id)))).find(
-      (job) => job.node === 'node-b' && job.status === 'active',
-    );
+    // Wait on the job records themselves: the drained job must be known, not guessed from a heartbeat.
+    const activeOnB = async () =>
+      (await Promise.all(jobs.map(({ id }) => stack.client.job(id)))).find(
+        (job) => job.node === 'node-b' && job.status === 'active',
+      );
+    await waitUntil(async () => (await activeOnB()) !== undefined, 20_000, 'a job active on node-b');
+    const draining = await activeOnB();
+    expect(draining).toBeDefined();
     const code = await stack.signalWorker('node-b', 'SIGTERM');
     expect(code).toBe(0);
     expect(await nodeNames()).not.toContain('node-b');
     await expectAllCompleted(jobs);
-    if (draining) expect((await stack.client.job(draining.id)).node).toBe('node-b');
+    expect((await stack.client.job(draining!.id)).node).toBe('node-b');
     await stack.startWorker({ name: 'node-b', concurrency: 1, timeoutSeconds: TIMEOUT_S });
   }, 120_000);
 

@@ -24,8 +24,4 @@ export class BufferPool {
     this.free.set(buffer.length, list);
     this.pooledBytes += buffer.length;
   }
-
-  get size(): number {
-    return this.pooledBytes;
-  }
 }

@@ -1,19 +1,23 @@
 import type { RedisClient } from './redis-connection.js';
 import type { JobEvent, LoggedJobEvent } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
+import { LuaScript } from './lua-script.js';
 
 /**
  * Appends to the job's event stream and publishes the entry in one step. The stream is what clients
  * resume from (its ids are the SSE ids); the publish is only a low-latency hint. With a dedup field,
  * an event is recorded once per job even when the job runs twice (exactly-once delivery per output).
  */
-const APPEND_AND_PUBLISH = `
+const APPEND_AND_PUBLISH = new LuaScript(
+  `
 if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return false end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[2], ARGV[6] .. '|' .. id .. '|' .. ARGV[1])
-return id`;
+return id`,
+  2,
+);
 
 const MAX_EVENTS_PER_JOB = 10_000;
 
@@ -39,17 +43,17 @@ export class EventLog {
 
   /** Returns the event's id, or null when an equal event was already recorded. */
   async append(jobId: string, event: JobEvent): Promise<string | null> {
-    const id = await this.redis.eval(
-      APPEND_AND_PUBLISH,
-      2,
-      this.keys.events(jobId),
-      this.keys.emitted(jobId),
-      JSON.stringify(event),
-      this.keys.eventsChannel,
-      String(this.retentionSeconds),
-      dedupKeyOf(event),
-      String(MAX_EVENTS_PER_JOB),
-      jobId,
+    const id = await APPEND_AND_PUBLISH.run(
+      this.redis,
+      [this.keys.events(jobId), this.keys.emitted(jobId)],
+      [
+        JSON.stringify(event),
+        this.keys.eventsChannel,
+        String(this.retentionSeconds),
+        dedupKeyOf(event),
+        String(MAX_EVENTS_PER_JOB),
+        jobId,
+      ],
     );
     return typeof id === 'string' ? id : null;
   }

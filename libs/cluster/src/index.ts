@@ -5,6 +5,7 @@ export * from './event-log.js';
 export * from './frame-store.js';
 export * from './job-store.js';
 export * from './keys.js';
+export * from './lua-script.js';
 export * from './node-registry.js';
 export * from './output-store.js';
 export * from './queues.js';

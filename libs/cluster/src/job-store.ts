@@ -1,6 +1,7 @@
 import type { RedisClient } from './redis-connection.js';
 import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '../../contracts/src/index.js';
 import type { KeySpace } from './keys.js';
+import { LuaScript } from './lua-script.js';
 
 /** A job as stored in its Redis hash: the source of truth for `GET /v1/jobs/:id`. */
 export interface JobRecord {
@@ -21,12 +22,15 @@ export interface JobRecord {
 const FINAL: JobStatus[] = ['completed', 'failed'];
 
 // A late run of a job that another node already finished must not move it backwards.
-const UPDATE_UNLESS_FINAL = `
+const UPDATE_UNLESS_FINAL = new LuaScript(
+  `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'completed' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1`;
+return 1`,
+  1,
+);
 
 export class JobStore {
   constructor(
@@ -117,7 +121,7 @@ export class JobStore {
   /** True when applied; false when the job already finished (or expired). */
   private async update(jobId: string, fields: Record<string, string | number>): Promise<boolean> {
     const args = Object.entries(fields).flatMap(([name, value]) => [name, String(value)]);
-    const result = await this.redis.eval(UPDATE_UNLESS_FINAL, 1, this.keys.jobRecord(jobId), ...args);
+    const result = await UPDATE_UNLESS_FINAL.run(this.redis, [this.keys.jobRecord(jobId)], args);
     return result === 1;
   }
 }

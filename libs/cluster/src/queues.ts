@@ -14,8 +14,6 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1000 };
-
 export function encodeJobOptions(jobId: string, retry: RetryPolicy, priority?: number): JobsOptions {
   return {
     jobId,

@@ -56,12 +56,6 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
     return () => this.taps.delete(observer);
   }
 
-  get listenerCount(): number {
-    let count = 0;
-    for (const set of this.listeners.values()) count += set.size;
-    return count;
-  }
-
   private dispatch(message: string): void {
     const event = EventLog.parseMessage(message);
     if (!event) return;
