@@ -52,6 +52,8 @@ export class ServiceStack {
   apiUrl = '';
   private api: ManagedProcess | null = null;
   private readonly workers = new Map<string, ManagedProcess>();
+  /** More API processes on the same Redis (clients fail over between them). */
+  private readonly replicas = new Map<string, ManagedProcess>();
   private readonly root = repoRoot();
   client!: EncoderApiClient;
 
@@ -119,6 +121,31 @@ export class ServiceStack {
     this.apiUrl = `http://${host}:${port}`;
     this.client = new EncoderApiClient(this.apiUrl, this.options.env?.API_KEYS?.split(',')[0]);
     await this.until(() => this.client.ready(), 20_000, 'the API to become ready', this.api);
+  }
+
+  /** Another API process on the same Redis; resolves with its URL once it is ready. */
+  async startApiReplica(): Promise<string> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const replica = this.spawnNode(`api:${port}`, 'apps/api/src/main.js', [], {
+      ...this.env(),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+    });
+    this.replicas.set(url, replica);
+    const client = new EncoderApiClient(url, this.options.env?.API_KEYS?.split(',')[0]);
+    await this.until(() => client.ready(), 20_000, `the API replica at ${url} to become ready`, replica);
+    return url;
+  }
+
+  /** Signals an API replica (or, with the main API's URL, the main API); resolves once it exited. */
+  async signalApi(url: string, signal: NodeJS.Signals): Promise<number | null> {
+    const api = url === this.apiUrl ? this.api : this.replicas.get(url);
+    if (!api) throw new Error(`no API at ${url}`);
+    api.child.kill(signal);
+    const code = await api.exited;
+    this.replicas.delete(url);
+    return code;
   }
 
   async startWorker(spec: WorkerSpec): Promise<void> {
@@ -192,10 +219,11 @@ export class ServiceStack {
         clearTimeout(timer);
       }),
     );
-    if (this.api && this.api.child.exitCode === null) {
-      this.api.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.api?.child.kill('SIGKILL'), 5000);
-      await this.api.exited;
+    for (const api of [this.api, ...this.replicas.values()]) {
+      if (!api || api.child.exitCode !== null || api.child.signalCode !== null) continue;
+      api.child.kill('SIGTERM');
+      const timer = setTimeout(() => api.child.kill('SIGKILL'), 5000);
+      await api.exited;
       clearTimeout(timer);
     }
     await this.redis?.stop();

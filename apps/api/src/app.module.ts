@@ -20,6 +20,12 @@ import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { SubmissionGate } from './jobs/submission-gate.js';
+import { LiveStreams } from './streams/live-streams.js';
+import { StreamFollower } from './streams/stream-follower.js';
+import { StreamSockets } from './streams/stream-sockets.js';
+import { StreamsController } from './streams/streams.controller.js';
+import { StreamsService } from './streams/streams.service.js';
 
 @Module({})
 export class AppModule {
@@ -44,6 +50,7 @@ export class AppModule {
       ],
       controllers: [
         JobsController,
+        StreamsController,
         NodesController,
         HealthController,
         ...(config.metricsEnabled ? [MetricsController] : []),
@@ -54,6 +61,11 @@ export class AppModule {
         GpuFallback,
         Admission,
         IdempotencyStore,
+        SubmissionGate,
+        StreamsService,
+        LiveStreams,
+        StreamFollower,
+        StreamSockets,
         ...(config.metricsEnabled ? [MetricsService] : []),
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: HttpErrorFilter },

@@ -9,6 +9,7 @@ import { setupDocs } from './docs/openapi.js';
 import { httpLogger } from './logging/http-logging.js';
 import { httpMetrics } from './metrics/http-metrics.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { StreamSockets } from './streams/stream-sockets.js';
 
 /**
  * The Nest app, with the HTTP edge in a fixed order ahead of every route, Nest's and the raw Express
@@ -35,5 +36,6 @@ export async function createApi(
   app.disable('x-powered-by');
   app.enableShutdownHooks();
   setupDocs(app, config.docsPublic ? null : operatorAuth(config));
+  app.get(StreamSockets).attach(app.getHttpServer());
   return app;
 }

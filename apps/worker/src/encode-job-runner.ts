@@ -58,6 +58,29 @@ export interface RunContext {
 
 const PROGRESS_EVERY_MS = 250;
 
+/**
+ * A job's frames in order: raw frames as stored, or a compressed upload's chunks decompressed on the
+ * fly. decompressFrames stops at the declared size (frames * width * height * bytes per pixel) before
+ * allocating past it, and fails short or corrupt input, with errors isPermanentFailure knows.
+ */
+export function readJobInput(
+  storage: JobStorage,
+  data: EncodeJobData,
+  pool: BufferPool | null,
+): AsyncIterable<Buffer> {
+  const frameBytes = frameByteLength(data.width, data.height, data.format);
+  const { input } = data;
+  if (input.encoding === 'identity') return storage.readFrames(data.jobId, frameBytes, data.frames, pool);
+  if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
+  const chunks = storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
+  return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
+}
+
+export async function deleteJobInput(storage: JobStorage, data: EncodeJobData): Promise<void> {
+  if (data.input.encoding === 'identity') await storage.deleteFrames(data.jobId, data.frames);
+  else await storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
+}
+
 /** Encodes one job: frames from Redis in, outputs and events out. Idempotent per (job, output index). */
 export class EncodeJobRunner {
   constructor(
@@ -113,24 +136,12 @@ export class EncodeJobRunner {
     return { outputs };
   }
 
-  /**
-   * The job's frames in order: raw frames as stored, or a compressed upload's chunks decompressed on
-   * the fly. decompressFrames stops at the declared size (frames * width * height * bytes per pixel)
-   * before allocating past it, and fails short or corrupt input, with errors isPermanentFailure knows.
-   */
   private inputFrames(data: EncodeJobData, pool: BufferPool | null): AsyncIterable<Buffer> {
-    const frameBytes = frameByteLength(data.width, data.height, data.format);
-    const { input } = data;
-    if (input.encoding === 'identity')
-      return this.storage.readFrames(data.jobId, frameBytes, data.frames, pool);
-    if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
-    const chunks = this.storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
-    return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
+    return readJobInput(this.storage, data, pool);
   }
 
-  private async deleteInput(data: EncodeJobData): Promise<void> {
-    if (data.input.encoding === 'identity') await this.storage.deleteFrames(data.jobId, data.frames);
-    else await this.storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
+  private deleteInput(data: EncodeJobData): Promise<void> {
+    return deleteJobInput(this.storage, data);
   }
 
   /** Records the final failure: the job's status says why, and clients get a `failed` event. */

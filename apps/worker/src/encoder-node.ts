@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../../../libs/cluster/src/index.js';
-import type { Codec, EncodeJobData, NodeRecord } from '../../../libs/contracts/src/index.js';
+import type { Codec, EncodeJobData, NodeRecord, StreamEvent } from '../../../libs/contracts/src/index.js';
 import {
   BufferPool,
+  ENCODE_JOB_NAME,
   ENCODE_QUEUES,
+  encodeJobOptions,
   EventLog,
   FrameStore,
   DEFAULT_FRAME_STORE_OPTIONS,
@@ -14,14 +16,18 @@ import {
   MissingFrameError,
   NodeRegistry,
   OutputStore,
+  StreamStore,
   createRedisConnection,
   lockSettingsFor,
   bullConnectionOptions,
+  nodeQueueName,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
+import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
+import { commitStreamBatch } from './stream-batches.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];
@@ -41,6 +47,9 @@ const WATCHDOG_EVERY_MS = 5000;
 const HAND_BACK_DELAY_MS = 250;
 const IDLE_CLOSE_MS = 3000;
 const VERSION = '0.1.0';
+/** A live batch that is not the stream's next one yet is handed back for this long. */
+const LIVE_WAIT_MS = 20;
+const FORWARD_RETRY = { attempts: 3, backoffMs: 1000 };
 
 /** One encoder node: consumes its pool's queue, keeps its registry record alive, drains on shutdown. */
 export class EncoderNode {
@@ -49,6 +58,10 @@ export class EncoderNode {
   private readonly redis: RedisClient;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
+  private readonly live: LiveStreamEncoder;
+  private readonly streams: StreamStore;
+  private readonly jobRecords: JobStore;
+  private liveSweeper: NodeJS.Timeout | null = null;
   private readonly workers = new Map<string, Worker<EncodeJobData>>();
   private readonly queues = new Map<string, Queue>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -75,13 +88,22 @@ export class EncoderNode {
       reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
     });
     this.registry = new NodeRegistry(this.redis, this.keys);
+    this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
     const storage = new RedisJobStorage(
       this.keys,
       new FrameStore(this.redis, this.keys, DEFAULT_FRAME_STORE_OPTIONS),
       new OutputStore(this.redis, this.keys, RETENTION_SECONDS),
-      new JobStore(this.redis, this.keys, RETENTION_SECONDS),
+      this.jobRecords,
       new EventLog(this.redis, this.keys, RETENTION_SECONDS),
     );
+    this.live = new LiveStreamEncoder(this.id, config.name, storage, this.streams, {
+      start: (data, layout, keyframeInterval) => {
+        const encoder = capabilities.encoderFor(data.codec);
+        if (encoder?.kind !== 'video') return null;
+        return encoder.startLive(layout, data.settings, keyframeInterval);
+      },
+    });
     // Two frames per job slot in flight (one being encoded, one prefetched).
     const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
     this.runner = new EncodeJobRunner(config.name, storage, capabilities, pool);
@@ -104,13 +126,19 @@ export class EncoderNode {
       );
     }
     this.watchdog = setInterval(() => void this.checkWedged(), WATCHDOG_EVERY_MS);
+    this.liveSweeper = setInterval(
+      () => void this.live.closeIdle(this.config.liveIdleTimeoutMs),
+      Math.min(5000, Math.max(250, this.config.liveIdleTimeoutMs / 2)),
+    );
     this.log.info(
       `node ${this.config.name} (${this.id}) serving ${this.queuesToServe().join(', ')} with concurrency ${this.config.concurrency}; codecs: ${this.capabilities.codecs.join(', ')}`,
     );
   }
 
+  /** Its pool's queue (a gpu node helps the cpu pool too), and its own: the live streams pinned to it. */
   private queuesToServe(): string[] {
-    return this.config.pool === 'gpu' ? [ENCODE_QUEUES.gpu, ENCODE_QUEUES.cpu] : [ENCODE_QUEUES.cpu];
+    const pools = this.config.pool === 'gpu' ? [ENCODE_QUEUES.gpu, ENCODE_QUEUES.cpu] : [ENCODE_QUEUES.cpu];
+    return [...pools, nodeQueueName(this.id)];
   }
 
   /** Options, not a connection: BullMQ then owns (and closes) the connections it makes from them. */
@@ -156,11 +184,16 @@ export class EncoderNode {
     }
     this.active++;
     try {
-      const result = await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
+      const result =
+        job.data.stream?.mode === 'live'
+          ? await this.runLive(job, token, signal)
+          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
+      if (job.data.stream?.mode === 'batch') await commitStreamBatch(this.streamStores(), job.data);
       this.processed++;
       this.throughput.add(job.data.frames);
       return result;
     } catch (error) {
+      if (error instanceof DelayedError) throw error;
       if (isPermanentFailure(error) || error instanceof MissingFrameError) {
         throw new UnrecoverableError(error.message);
       }
@@ -168,6 +201,41 @@ export class EncoderNode {
     } finally {
       this.active--;
     }
+  }
+
+  private async runLive(job: Job<EncodeJobData>, token?: string, signal?: AbortSignal) {
+    try {
+      return await this.live.run(job.data, job.attemptsMade + 1, signal);
+    } catch (error) {
+      if (!(error instanceof LiveHandBack)) throw error;
+      if (error.forwardTo && error.forwardTo !== this.id) {
+        await this.forward(error.forwardTo, job.data);
+        return { outputs: 0, forwarded: error.forwardTo };
+      }
+      await job.moveToDelayed(Date.now() + LIVE_WAIT_MS, token);
+      throw new DelayedError();
+    }
+  }
+
+  /** A live batch that reached this node after its stream moved: on to the stream's node. */
+  private async forward(nodeId: string, data: EncodeJobData): Promise<void> {
+    const queue = new Queue(nodeQueueName(nodeId), {
+      connection: this.connectionOptions('forward'),
+      prefix: this.keys.queuePrefix,
+    });
+    try {
+      await queue.add(ENCODE_JOB_NAME, data, encodeJobOptions(data.jobId, FORWARD_RETRY));
+    } finally {
+      await queue.close();
+    }
+  }
+
+  private streamStores() {
+    return {
+      jobRecord: (jobId: string) => this.jobRecords.get(jobId),
+      commit: (streamId: string, seq: number, events: StreamEvent[]) =>
+        this.streams.commit(streamId, seq, events),
+    };
   }
 
   /** BullMQ's view of a failure: record it on the job when no attempt is left. */
@@ -187,6 +255,7 @@ export class EncoderNode {
         : error.message;
     await this.runner
       .fail(job.data, reason)
+      .then(() => commitStreamBatch(this.streamStores(), job.data))
       .catch((cause: Error) => this.log.error(`recording failure of ${job.data.jobId}: ${cause.message}`));
   }
 
@@ -233,6 +302,7 @@ export class EncoderNode {
       processed: this.processed,
       failed: this.failed,
       encodeFps: this.throughput.perSecond(),
+      liveStreams: this.live.activeStreams,
       version: VERSION,
       startedAt: this.startedAt,
       lastSeen: new Date().toISOString(),
@@ -259,12 +329,14 @@ export class EncoderNode {
     const drainMs = this.active > 0 ? this.config.drainTimeoutMs : IDLE_CLOSE_MS;
     this.log.info(`node ${this.config.name} draining (${this.active} active, up to ${drainMs} ms)`);
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.liveSweeper) clearInterval(this.liveSweeper);
     if (this.heartbeat) clearInterval(this.heartbeat);
     const workers = [...this.workers.values()];
     if ((await within(Promise.all(workers.map((worker) => worker.close())), drainMs)) === TIMED_OUT) {
       if (this.active > 0) this.log.warn('drain timeout: leaving active jobs to other nodes');
       await within(Promise.all(workers.map((worker) => worker.close(true))), IDLE_CLOSE_MS);
     }
+    await within(this.live.closeAll(), IDLE_CLOSE_MS);
     await within(Promise.all([...this.queues.values()].map((queue) => queue.close())), IDLE_CLOSE_MS);
     await within(
       this.registry.remove(this.id).catch(() => undefined),

@@ -11,6 +11,8 @@ export interface NodeConfig {
   reconnectDelayMs: number;
   reconnectMaxMs: number;
   drainTimeoutMs: number;
+  /** A live stream's encoder context is closed after this long without a batch. */
+  liveIdleTimeoutMs: number;
   name: string;
   codecs: Codec[] | null;
   redisUrl: string;
@@ -32,6 +34,8 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
                            exponential backoff with jitter, capped at 30 s
   --drain-timeout S        on SIGTERM/SIGINT, time to finish active jobs before leaving them to other
                            nodes (default 30)
+  --live-idle-timeout S    close a live stream's encoder (its ffmpeg) after S seconds without frames
+                           (default 30); the stream's next batch starts a new one, with a keyframe
   --name NAME              node name shown in /v1/nodes (default: host-pid)
   --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
   --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
@@ -72,6 +76,7 @@ export function parseNodeArgs(
     'timeout',
     'reconnect-delay',
     'drain-timeout',
+    'live-idle-timeout',
     'name',
     'codecs',
     'redis',
@@ -134,6 +139,8 @@ export function parseNodeArgs(
       numberFlag('reconnect-delay', flags.get('reconnect-delay') ?? '0.5', 0.05, 60, false) * 1000,
     reconnectMaxMs: 30_000,
     drainTimeoutMs: numberFlag('drain-timeout', flags.get('drain-timeout') ?? '30', 0, 3600, false) * 1000,
+    liveIdleTimeoutMs:
+      numberFlag('live-idle-timeout', flags.get('live-idle-timeout') ?? '30', 1, 86_400, false) * 1000,
     name,
     codecs,
     redisUrl,

@@ -37,6 +37,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly body: { statusCode?: number; error?: string; message?: string } | string,
+    /** The Retry-After the server sent (429/503), in milliseconds. */
+    readonly retryAfterMs?: number,
   ) {
     super(`HTTP ${status}: ${typeof body === 'string' ? body : (body.message ?? body.error)}`);
   }

@@ -1,2 +1,16 @@
 export * from './api-client.js';
 export * from './sse.js';
+export * from './endpoints.js';
+export * from './http.js';
+export * from './endpoint-pool.js';
+export * from './websocket.js';
+export * from './stream-client.js';
+export * from './async-queue.js';
+export * from './ordered.js';
+export * from './output-writers.js';
+export * from './ivf.js';
+export * from './stats.js';
+export * from './progress.js';
+export * from './nodes-table.js';
+export * from './frame-source.js';
+export { parseCli, numberOption, UsageError, type CliCommand } from './cli-args.js';

@@ -12,3 +12,4 @@ export * from './queues.js';
 export * from './redis-connection.js';
 export * from './redis-target.js';
 export * from './zero-copy-command.js';
+export * from './stream-store.js';

@@ -59,6 +59,43 @@ export class KeySpace {
     return `${this.prefix}:events`;
   }
 
+  private stream(streamId: string): string {
+    return `${this.prefix}:stream:{${streamId}}`;
+  }
+
+  streamRecord(streamId: string): string {
+    return this.stream(streamId);
+  }
+
+  /** Batches encoded ahead of an earlier one, waiting for their turn (the reorder buffer). */
+  streamPending(streamId: string): string {
+    return `${this.stream(streamId)}:pending`;
+  }
+
+  /** The stream's delivered events, in order: what SSE and WebSocket clients read and resume from. */
+  streamLog(streamId: string): string {
+    return `${this.stream(streamId)}:log`;
+  }
+
+  /** Open live streams, for the supervisor that moves them off dead nodes. */
+  get liveStreams(): string {
+    return `${this.prefix}:streams:live`;
+  }
+
+  /** Nodes that have (or had) live streams, hence a queue of their own to look after. */
+  get liveNodes(): string {
+    return `${this.prefix}:streams:nodes`;
+  }
+
+  /** The live streams pinned to one node (its load, for placing new streams). */
+  nodeStreams(nodeId: string): string {
+    return `${this.prefix}:node:${nodeId}:streams`;
+  }
+
+  get streamEventsChannel(): string {
+    return `${this.prefix}:stream-events`;
+  }
+
   node(nodeId: string): string {
     return `${this.prefix}:node:${nodeId}`;
   }

@@ -9,6 +9,11 @@ export const ENCODE_QUEUES: Record<Pool, string> = {
 
 export const ENCODE_JOB_NAME = 'encode';
 
+/** The queue of one node: the batches of the live streams pinned to it. */
+export function nodeQueueName(nodeId: string): string {
+  return `encode.node.${nodeId}`;
+}
+
 export interface RetryPolicy {
   attempts: number;
   backoffMs: number;

@@ -5,6 +5,7 @@ import type {
   PixelFormat,
   VideoCodec,
 } from '../../contracts/src/index.js';
+import type { LiveVideoSession } from './live/live-video-session.js';
 
 /** Geometry and layout of the raw frames handed to an encoder. */
 export interface RawLayout {
@@ -45,6 +46,11 @@ export interface VideoEncoder {
     settings: EncodeSettings,
     options?: { signal?: AbortSignal },
   ): Promise<Buffer>;
+  /**
+   * Starts a live session for one stream: a long-running encoder that returns exactly one packet per
+   * frame, immediately, keeping inter-frame state across batches. The first packet is a keyframe.
+   */
+  startLive(layout: RawLayout, settings: EncodeSettings, keyframeInterval: number): Promise<LiveVideoSession>;
 }
 
 export type Encoder = ImageEncoder | VideoEncoder;

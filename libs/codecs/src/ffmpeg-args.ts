@@ -87,7 +87,7 @@ export function outputPixelFormat(implementation: string, layout: RawLayout): 'y
 }
 
 /** BT.709 limited range, converted and tagged, so players and ffmpeg decode back to the same RGB. */
-const COLOUR_TAGS = [
+export const COLOUR_TAGS: readonly string[] = [
   '-colorspace',
   'bt709',
   '-color_primaries',
@@ -105,7 +105,8 @@ function rgbToYuvFilter(pixelFormat: string): string {
   );
 }
 
-function threadArgs(implementation: string, threads: number): string[] {
+/** Encoder thread options; hardware encoders take none. */
+export function threadArgs(implementation: string, threads: number): string[] {
   const count = String(Math.max(1, Math.floor(threads)));
   switch (implementation) {
     case 'libx265':
@@ -117,7 +118,8 @@ function threadArgs(implementation: string, threads: number): string[] {
   }
 }
 
-function hardwareInputArgs(implementation: string, vaapiDevice: string): string[] {
+/** Device setup for VAAPI/QSV encoders (input options). */
+export function hardwareInputArgs(implementation: string, vaapiDevice: string): string[] {
   switch (hardwareFamily(implementation)) {
     case 'vaapi':
       return ['-vaapi_device', vaapiDevice];
@@ -128,7 +130,8 @@ function hardwareInputArgs(implementation: string, vaapiDevice: string): string[
   }
 }
 
-function videoFilter(implementation: string, pixelFormat: string): string {
+/** RGB -> BT.709 YUV conversion, plus the upload to the device for VAAPI/QSV. */
+export function videoFilter(implementation: string, pixelFormat: string): string {
   switch (hardwareFamily(implementation)) {
     case 'vaapi':
       return `${rgbToYuvFilter('nv12')},hwupload`;
@@ -147,20 +150,19 @@ function containerArgs(codec: VideoCodec): string[] {
   return [...tag, '-movflags', FRAGMENTED_MP4_FLAGS, '-f', 'mp4'];
 }
 
-/** The ffmpeg arguments that encode raw frames from stdin into one segment on stdout. */
-export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
-  const { codec, implementation, layout, settings, frameCount } = request;
-  if (!Number.isInteger(frameCount) || frameCount < 1) {
-    throw new RangeError(`frameCount must be a positive integer, got ${frameCount}`);
-  }
-  const keyframeInterval = Math.max(1, Math.floor(request.keyframeInterval ?? frameCount));
-  const pixelFormat = outputPixelFormat(implementation, layout);
-  const input = [
+/** Input options: raw frames of `layout` on stdin at `settings.fps`, quiet logging, hardware device setup. */
+export function rawVideoInputArgs(
+  implementation: string,
+  layout: RawLayout,
+  settings: EncodeSettings,
+  vaapiDevice: string = DEFAULT_VAAPI_DEVICE,
+): string[] {
+  return [
     '-hide_banner',
     '-nostats',
     '-loglevel',
     'error',
-    ...hardwareInputArgs(implementation, request.vaapiDevice ?? DEFAULT_VAAPI_DEVICE),
+    ...hardwareInputArgs(implementation, vaapiDevice),
     '-f',
     'rawvideo',
     '-pix_fmt',
@@ -170,6 +172,17 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
     '-framerate',
     String(settings.fps),
   ];
+}
+
+/** The ffmpeg arguments that encode raw frames from stdin into one segment on stdout. */
+export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
+  const { codec, implementation, layout, settings, frameCount } = request;
+  if (!Number.isInteger(frameCount) || frameCount < 1) {
+    throw new RangeError(`frameCount must be a positive integer, got ${frameCount}`);
+  }
+  const keyframeInterval = Math.max(1, Math.floor(request.keyframeInterval ?? frameCount));
+  const pixelFormat = outputPixelFormat(implementation, layout);
+  const input = rawVideoInputArgs(implementation, layout, settings, request.vaapiDevice);
   const output = [
     '-map',
     '0:v:0',

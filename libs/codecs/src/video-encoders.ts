@@ -6,6 +6,8 @@ import { UnsupportedInputError } from './errors.js';
 import { buildVideoEncodeArgs, layoutRejection, VIDEO_CONTAINERS, type FfmpegArgs } from './ffmpeg-args.js';
 import { ffmpegBinaries, type FfmpegBinaries } from './ffmpeg-binaries.js';
 import { runFfmpegPipe } from './ffmpeg-process.js';
+import { liveImplementation } from './live/live-args.js';
+import { LiveVideoSession } from './live/live-video-session.js';
 import { assertValidLayout, frameBytes } from './pixel-formats.js';
 import { normalizeSettings } from './settings.js';
 
@@ -54,6 +56,36 @@ export class FfmpegVideoEncoder implements VideoEncoder {
     throw new UnsupportedInputError(
       `${this.codec} cannot encode ${layout.width}x${layout.height} on this node: ${rejection}`,
     );
+  }
+
+  /**
+   * The encoder a live session uses for this layout: the live variant (liveImplementation) of the main
+   * implementation when it takes the layout, else of the one implementationFor picks.
+   */
+  liveImplementationFor(layout: RawLayout): string {
+    const main = liveImplementation(this.implementation);
+    if (!layoutRejection(main, layout)) return main;
+    return liveImplementation(this.implementationFor(layout));
+  }
+
+  /**
+   * Starts a live session: one ffmpeg for one stream, one packet back per frame (see LiveVideoSession),
+   * with this encoder's binaries, threads and VAAPI device.
+   */
+  startLive(layout: RawLayout, settings: EncodeSettings, keyframeInterval: number): Promise<LiveVideoSession> {
+    assertValidLayout(layout);
+    const implementation = this.liveImplementationFor(layout);
+    return LiveVideoSession.start({
+      binary: this.binaries.ffmpeg,
+      codec: this.codec,
+      implementation,
+      layout,
+      settings,
+      keyframeInterval,
+      threads: this.options.threads ?? os.availableParallelism(),
+      vaapiDevice: this.options.vaapiDevice,
+      label: `${this.codec} live (${implementation})`,
+    });
   }
 
   buildArgs(frameCount: number, layout: RawLayout, settings: EncodeSettings): FfmpegArgs {

@@ -2,3 +2,4 @@ export * from './codecs.js';
 export * from './jobs.js';
 export * from './events.js';
 export * from './nodes.js';
+export * from './streams.js';

@@ -1,4 +1,5 @@
 import type { Codec, PixelFormat, Pool } from './codecs.js';
+import type { StreamBatchRef } from './streams.js';
 
 export const JOB_STATUSES = ['queued', 'active', 'completed', 'failed'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -27,6 +28,8 @@ export interface EncodeJobData {
   createdAt: number;
   /** Set when gpu work was moved to the cpu pool because no gpu node was alive; it never moves back. */
   movedFromGpu?: boolean;
+  /** Set when the job is one batch of a stream. */
+  stream?: StreamBatchRef;
 }
 
 /** Where and how a job's input bytes are stored in Redis. */

@@ -17,6 +17,8 @@ export interface NodeRecord {
   failed: number;
   /** Frames encoded per second over the last minute. */
   encodeFps: number;
+  /** Live streams this node keeps an encoder context for. */
+  liveStreams?: number;
   version: string;
   startedAt: string;
   lastSeen: string;

@@ -10,6 +10,7 @@ import {
   KeySpace,
   NodeRegistry,
   OutputStore,
+  StreamStore,
   createRedisConnection,
   bullConnectionOptions,
 } from '../../../../libs/cluster/src/index.js';
@@ -74,6 +75,12 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
         new EventLog(redis, keys, config.retentionSeconds),
     },
     {
+      provide: StreamStore,
+      inject: [REDIS, KeySpace, API_CONFIG],
+      useFactory: (redis: RedisClient, keys: KeySpace, config: ApiConfig) =>
+        new StreamStore(redis, keys, config.retentionSeconds, config.streamLogMaxEvents),
+    },
+    {
       provide: NodeRegistry,
       inject: [REDIS, KeySpace],
       useFactory: (redis: RedisClient, keys: KeySpace) => new NodeRegistry(redis, keys),
@@ -89,6 +96,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     JobStore,
     OutputStore,
     EventLog,
+    StreamStore,
     NodeRegistry,
     EncodeQueue,
     NodeDirectory,

@@ -1,26 +1,49 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable } from '@nestjs/common';
-import type { JobState, Queue } from 'bullmq';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Queue, type JobState } from 'bullmq';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
-import { ENCODE_JOB_NAME, ENCODE_QUEUES, encodeJobOptions } from '../../../../libs/cluster/src/index.js';
+import {
+  ENCODE_JOB_NAME,
+  ENCODE_QUEUES,
+  KeySpace,
+  bullConnectionOptions,
+  encodeJobOptions,
+  nodeQueueName,
+} from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
 /** The API's only contact with BullMQ: adding, finding and removing encode jobs. */
 @Injectable()
-export class EncodeQueue {
+export class EncodeQueue implements OnModuleDestroy {
   private readonly queues: Record<Pool, Queue>;
+  /** One queue per node that has live streams, made on first use. */
+  private readonly nodeQueues = new Map<string, Queue>();
 
   constructor(
     @InjectQueue(ENCODE_QUEUES.cpu) cpu: Queue,
     @InjectQueue(ENCODE_QUEUES.gpu) gpu: Queue,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly keys: KeySpace,
   ) {
     this.queues = { cpu, gpu };
   }
 
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([...this.nodeQueues.values()].map((queue) => queue.close().catch(() => undefined)));
+  }
+
   async add(data: EncodeJobData, priority?: number): Promise<void> {
-    await this.queues[data.pool].add(
+    await this.addTo(this.queues[data.pool], data, priority);
+  }
+
+  /** Queues a live stream's batch on the queue of the node the stream is pinned to. */
+  async addToNode(nodeId: string, data: EncodeJobData): Promise<void> {
+    await this.addTo(this.nodeQueue(nodeId), data);
+  }
+
+  private async addTo(queue: Queue, data: EncodeJobData, priority?: number): Promise<void> {
+    await queue.add(
       ENCODE_JOB_NAME,
       data,
       encodeJobOptions(
@@ -29,6 +52,57 @@ export class EncodeQueue {
         priority,
       ),
     );
+  }
+
+  private nodeQueue(nodeId: string): Queue {
+    let queue = this.nodeQueues.get(nodeId);
+    if (!queue) {
+      queue = new Queue(nodeQueueName(nodeId), {
+        connection: bullConnectionOptions({
+          url: this.config.redisUrl,
+          role: 'producer',
+          name: `api:node-queue`,
+        }),
+        prefix: this.keys.queuePrefix,
+      });
+      queue.on('error', () => undefined);
+      this.nodeQueues.set(nodeId, queue);
+    }
+    return queue;
+  }
+
+  /**
+   * Moves the work left on a dead node's queue (waiting, and active with an expired lock) to the queue
+   * that `destination` names for each job, in stream order; `destination` returns null to leave a job
+   * where it is for now. Copy first, then remove: a crash in between runs a batch twice (the stream
+   * delivers it once), never loses it. Returns how many jobs are still on the queue.
+   */
+  async drainNodeQueue(
+    deadNodeId: string,
+    destination: (data: EncodeJobData) => Promise<string | null>,
+  ): Promise<{ moved: number; left: number }> {
+    const queue = this.nodeQueue(deadNodeId);
+    const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active'], 0, 9999)).filter(
+      (job) => job?.id,
+    );
+    jobs.sort((a, b) => (a.data.stream?.seq ?? 0) - (b.data.stream?.seq ?? 0));
+    let moved = 0;
+    for (const job of jobs) {
+      if ((await job.getState()) === 'active' && (await this.isLocked(queue, job.id!))) continue;
+      const target = await destination(job.data as EncodeJobData);
+      if (!target) continue;
+      await this.addToNode(target, job.data as EncodeJobData);
+      await job.remove().catch(() => undefined);
+      moved++;
+    }
+    const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+    const left = Object.values(counts).reduce((sum, count) => sum + count, 0);
+    if (left === 0) {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close().catch(() => undefined);
+      this.nodeQueues.delete(deadNodeId);
+    }
+    return { moved, left };
   }
 
   /**

@@ -114,6 +114,8 @@ const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
  * An error answered before the body was read (413 on the declared length, 400 on parameters): closing
  * the connection at once would reset it under a client still sending, which then loses the answer
  * (EPIPE). So the rest of the body is read and dropped, up to a bound past which the connection is cut.
+ * No `Connection: close` either: Node would close the socket as soon as the answer is written, with the
+ * client's bytes still arriving, and the kernel answers those with a reset.
  */
 function discardUnreadBody(request: Request, response: Response): void {
   if (request.complete || request.destroyed) return;
@@ -123,7 +125,6 @@ function discardUnreadBody(request: Request, response: Response): void {
     if (discarded > MAX_DISCARDED_BODY_BYTES) request.socket.destroy();
   });
   request.resume();
-  response.setHeader('Connection', 'close');
 }
 
 function isBodyParserError(error: unknown): error is Error & { status: number; type: string } {

@@ -24,6 +24,10 @@ export interface ApiConfig {
   maxQueueDepth: number;
   /** Unfinished jobs one client (API key, or address without keys) may have; 429 + Retry-After beyond. */
   maxJobsPerClient: number;
+  /** Events kept per stream log; a consumer further behind is told it fell behind. */
+  streamLogMaxEvents: number;
+  /** How often live streams are checked for a dead node to move off. */
+  liveSupervisorMs: number;
   logLevel: LogLevel;
   /** Human-readable logs through pino-pretty, when it is installed; JSON lines otherwise. */
   logPretty: boolean;
@@ -128,6 +132,8 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 0, 600_000),
     maxQueueDepth: integer(env, 'MAX_QUEUE_DEPTH', 10_000, 1, 10_000_000),
     maxJobsPerClient: integer(env, 'MAX_JOBS_PER_CLIENT', 1000, 1, 10_000_000),
+    streamLogMaxEvents: integer(env, 'STREAM_LOG_MAX_EVENTS', 10_000, 100, 10_000_000),
+    liveSupervisorMs: integer(env, 'LIVE_SUPERVISOR_MS', 1000, 100, 60_000),
     logLevel: logLevel(env),
     logPretty: boolean(env, 'LOG_PRETTY', false),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),

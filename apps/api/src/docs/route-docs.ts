@@ -134,3 +134,68 @@ export const ApiListCodecs = () =>
     ApiOperation({ summary: 'What the live cluster can encode now, per pool' }),
     ApiOkResponse({ type: CodecsDto }),
   );
+
+export const ApiCreateStream = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'Open a stream: many batches of frames, results delivered in order',
+      description:
+        'JSON body: `codec` (or `accept`), `width`, `height`, `format`, optional `fps`, `quality`, `speed`, `pool`, ' +
+        '`mode` (batch: each batch self-contained, encoded in parallel; live: pinned to one node that keeps its ' +
+        'video encoder running, one packet per frame) and `keyframeInterval` (live).',
+    }),
+    ApiBadRequestResponse({ type: ErrorDto }),
+    ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'frames over MAX_FRAME_PIXELS' }),
+    ApiUnprocessableEntityResponse({ type: ErrorDto, description: 'no live node can encode the codec' }),
+    ApiServiceUnavailableResponse({ type: ErrorDto, headers: RETRY_AFTER }),
+  );
+
+export const ApiGetStream = () =>
+  applyDecorators(
+    ApiOperation({ summary: 'A stream: its parameters, state, batches acknowledged and delivered' }),
+    ApiNotFoundResponse({ type: ErrorDto }),
+  );
+
+export const ApiCloseStream = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'End a stream',
+      description:
+        'It takes no more frames (409); batches already acknowledged are still delivered, then an `end` event.',
+    }),
+    ApiNotFoundResponse({ type: ErrorDto }),
+  );
+
+export const ApiStreamFrames = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'Submit a batch of raw frames to a stream',
+      description:
+        "`application/octet-stream`, `frames` frames in the stream's layout (`Content-Encoding: lz4|gzip|deflate` " +
+        "allowed). Answers the batch's `seq`: its place in the stream. `Idempotency-Key` makes a retry safe.",
+    }),
+    ApiConsumes('application/octet-stream'),
+    ApiQuery({ name: 'frames', required: false, example: 1 }),
+    ApiHeader({ name: 'Idempotency-Key', required: false }),
+    ApiAcceptedResponse({ description: '{ streamId, seq, jobId, frames, firstFrame }' }),
+    ApiBadRequestResponse({ type: ErrorDto }),
+    ApiNotFoundResponse({ type: ErrorDto }),
+    ApiPayloadTooLargeResponse({ type: ErrorDto }),
+    ApiUnsupportedMediaTypeResponse({ type: ErrorDto }),
+    ApiServiceUnavailableResponse({ type: ErrorDto, headers: RETRY_AFTER }),
+  );
+
+export const ApiStreamEvents = () =>
+  applyDecorators(
+    ApiOperation({
+      summary: 'Server-Sent Events of a stream, in submission order: output, batch, batch-failed, end',
+      description:
+        'Event ids count 1, 2, 3, ... per stream; reconnect with `Last-Event-ID` (or `?since=`) to get exactly what ' +
+        'was missed. A consumer further behind than the kept log gets a `fell-behind` event. ' +
+        '`GET /v1/streams/:id/ws?since=N` delivers the same events over a WebSocket, each output followed by its bytes.',
+    }),
+    ApiHeader({ name: 'Last-Event-ID', required: false }),
+    ApiQuery({ name: 'since', required: false, example: '0' }),
+    ApiProduces('text/event-stream'),
+    ApiNotFoundResponse({ type: ErrorDto }),
+  );

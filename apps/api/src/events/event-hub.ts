@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
-import { EventLog, KeySpace } from '../../../../libs/cluster/src/index.js';
+import { EventLog, KeySpace, StreamStore } from '../../../../libs/cluster/src/index.js';
 import { SUBSCRIBER } from '../cluster/tokens.js';
 
 export interface EventListener {
@@ -19,6 +19,8 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(EventHub.name);
   private readonly listeners = new Map<string, Set<EventListener>>();
   private readonly taps = new Set<(event: LoggedJobEvent) => void>();
+  /** Stream followers read the stream's log themselves: a message only wakes them. */
+  private readonly streamWakers = new Map<string, Set<() => void>>();
   private connectedOnce = false;
 
   constructor(
@@ -27,13 +29,15 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.subscriber.on('message', (_channel: string, message: string) => this.dispatch(message));
+    this.subscriber.on('message', (channel: string, message: string) =>
+      channel === this.keys.streamEventsChannel ? this.wakeStream(message) : this.dispatch(message),
+    );
     this.subscriber.on('ready', () => {
       if (this.connectedOnce) this.resyncAll();
       this.connectedOnce = true;
     });
     if (this.subscriber.status === 'ready') this.connectedOnce = true;
-    await this.subscriber.subscribe(this.keys.eventsChannel);
+    await this.subscriber.subscribe(this.keys.eventsChannel, this.keys.streamEventsChannel);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -48,6 +52,22 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(jobId);
     };
+  }
+
+  /** Calls `wake` whenever the stream's log grows (and after a subscriber reconnect). */
+  onStreamEvent(streamId: string, wake: () => void): () => void {
+    const set = this.streamWakers.get(streamId) ?? new Set<() => void>();
+    set.add(wake);
+    this.streamWakers.set(streamId, set);
+    return () => {
+      set.delete(wake);
+      if (set.size === 0) this.streamWakers.delete(streamId);
+    };
+  }
+
+  private wakeStream(message: string): void {
+    const streamId = StreamStore.parseMessage(message)?.streamId;
+    for (const wake of (streamId && this.streamWakers.get(streamId)) || []) wake();
   }
 
   /** Sees every job's events as they are published (metrics); returns the function that stops it. */
@@ -77,5 +97,6 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
 
   private resyncAll(): void {
     for (const set of this.listeners.values()) for (const listener of set) listener.onResync();
+    for (const set of this.streamWakers.values()) for (const wake of set) wake();
   }
 }

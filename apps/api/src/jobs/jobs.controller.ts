@@ -20,8 +20,7 @@ import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
 import { uploadKindOf } from './upload-kind.js';
-import { Admission, clientIdOf } from './admission.js';
-import { IdempotencyStore, requestFingerprint } from './idempotency.js';
+import { SubmissionGate } from './submission-gate.js';
 import {
   ApiCancelJob,
   ApiCreateJob,
@@ -31,7 +30,7 @@ import {
   ApiKeyProtected,
 } from '../docs/route-docs.js';
 
-function contentLengthOf(request: Request): number | null {
+export function contentLengthOf(request: Request): number | null {
   const header = request.headers['content-length'];
   if (header === undefined) return null;
   const value = Number(header);
@@ -48,8 +47,7 @@ export class JobsController {
     private readonly hub: EventHub,
     private readonly events: EventLog,
     private readonly store: JobStore,
-    private readonly admission: Admission,
-    private readonly idempotency: IdempotencyStore,
+    private readonly gate: SubmissionGate,
   ) {}
 
   @Post()
@@ -65,33 +63,7 @@ export class JobsController {
       const params = await validateParams(CreateJobQuery, query);
       return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding);
     };
-    const client = clientIdOf(request);
-    const idempotencyKey = request.headers['idempotency-key'];
-    if (typeof idempotencyKey !== 'string') {
-      await this.admission.check(client);
-      return this.admit(client, await submit());
-    }
-    // A repeat is answered before admission: it adds no work.
-    const fingerprint = requestFingerprint(request);
-    const first = await this.idempotency.begin<AcceptedJob>(client, idempotencyKey, fingerprint);
-    if (first) {
-      request.resume();
-      return first;
-    }
-    try {
-      await this.admission.check(client);
-      const accepted = await this.admit(client, await submit());
-      await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
-      return accepted;
-    } catch (error) {
-      await this.idempotency.abandon(client, idempotencyKey).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  private async admit(client: string, accepted: AcceptedJob): Promise<AcceptedJob> {
-    await this.admission.record(client, accepted.id);
-    return accepted;
+    return this.gate.submit(request, (accepted) => accepted.id, submit);
   }
 
   @Get(':id')

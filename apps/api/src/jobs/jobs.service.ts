@@ -120,7 +120,8 @@ export class JobsService {
     return { frameBytes, totalBytes, candidates };
   }
 
-  private candidates(query: EncodeParams): Codec[] {
+  /** The codecs a request asks for, in order of preference: `codec`, or the `accept` list. */
+  candidates(query: Pick<EncodeParams, 'codec' | 'accept'>): Codec[] {
     if (query.codec && query.accept) throw new BadRequestException('give either codec or accept, not both');
     if (query.codec) return [query.codec];
     if (!query.accept)
@@ -144,38 +145,11 @@ export class JobsService {
     contentLength: number | null,
     encoding: InputEncoding = 'identity',
   ): Promise<AcceptedJob> {
-    const { frameBytes, totalBytes, candidates } = this.checkRawUpload(query, contentLength, encoding);
+    const { frameBytes, candidates } = this.checkRawUpload(query, contentLength, encoding);
     const decision = await this.routeOrThrow(candidates, query.pool);
 
     const jobId = newJobId();
-    let input: EncodeJobInput;
-    // Not destroyed when the store stops reading early (a body over its length): the error filter
-    // then reads off the rest, so that the client gets the 4xx instead of a reset connection.
-    const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
-    try {
-      if (encoding === 'identity') {
-        await this.frames.writeFrames(jobId, chunks, frameBytes, query.frames);
-        input = { encoding, storedBytes: totalBytes };
-      } else {
-        const storedBytes = await this.frames.writeInputChunks(
-          jobId,
-          chunks,
-          INPUT_CHUNK_BYTES,
-          contentLength,
-          this.config.maxBodyBytes,
-        );
-        if (storedBytes === 0) throw new BadRequestException(`the ${encoding} body is empty`);
-        input = { encoding, storedBytes, chunkBytes: INPUT_CHUNK_BYTES };
-      }
-    } catch (error) {
-      if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
-      if (error instanceof BodyTooLargeError) {
-        throw new PayloadTooLargeException(
-          `the ${encoding} body is larger than the limit of ${this.config.maxBodyBytes} bytes`,
-        );
-      }
-      throw error;
-    }
+    const input = await this.storeRawInput(jobId, body, frameBytes, query.frames, contentLength, encoding);
     return this.enqueue(
       {
         jobId,
@@ -191,6 +165,47 @@ export class JobsService {
       },
       query.priority,
     );
+  }
+
+  /**
+   * Stores a raw upload under `jobId`: frame by frame (`identity`), or as sent, in chunks, for a node to
+   * decompress (`lz4`, `gzip`, `deflate`). Maps a body of the wrong length to 400 and one over the
+   * limit to 413.
+   */
+  async storeRawInput(
+    jobId: string,
+    body: Readable,
+    frameBytes: number,
+    frames: number,
+    contentLength: number | null,
+    encoding: InputEncoding,
+  ): Promise<EncodeJobInput> {
+    // Not destroyed when the store stops reading early (a body over its length): the error filter
+    // then reads off the rest, so that the client gets the 4xx instead of a reset connection.
+    const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+    try {
+      if (encoding === 'identity') {
+        await this.frames.writeFrames(jobId, chunks, frameBytes, frames);
+        return { encoding, storedBytes: frameBytes * frames };
+      }
+      const storedBytes = await this.frames.writeInputChunks(
+        jobId,
+        chunks,
+        INPUT_CHUNK_BYTES,
+        contentLength,
+        this.config.maxBodyBytes,
+      );
+      if (storedBytes === 0) throw new BadRequestException(`the ${encoding} body is empty`);
+      return { encoding, storedBytes, chunkBytes: INPUT_CHUNK_BYTES };
+    } catch (error) {
+      if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
+      if (error instanceof BodyTooLargeError) {
+        throw new PayloadTooLargeException(
+          `the ${encoding} body is larger than the limit of ${this.config.maxBodyBytes} bytes`,
+        );
+      }
+      throw error;
+    }
   }
 
   /**
@@ -292,7 +307,7 @@ export class JobsService {
   }
 
   /** The codec (first of the candidates a live node can encode) and the pool, or the 4xx/503 why not. */
-  private async routeOrThrow(candidates: Codec[], pool: PoolPreference) {
+  async routeOrThrow(candidates: Codec[], pool: PoolPreference) {
     const decision = route(candidates, pool, await this.nodes.live());
     if (!decision.ok) {
       if (decision.reason === 'no-nodes') throw new RetryLaterException(decision.message, 5);
@@ -301,11 +316,15 @@ export class JobsService {
     return decision;
   }
 
-  /** Records and queues a job whose input is stored; removes that input if either step fails. */
-  private async enqueue(data: EncodeJobData, priority: number | undefined): Promise<AcceptedJob> {
+  /**
+   * Records and queues a job whose input is stored (on its pool's queue, or on one node's queue for a
+   * live stream); removes that input if either step fails.
+   */
+  async enqueue(data: EncodeJobData, priority: number | undefined, node?: string): Promise<AcceptedJob> {
     try {
       await this.jobs.create(data);
-      await this.queue.add(data, priority);
+      if (node) await this.queue.addToNode(node, data);
+      else await this.queue.add(data, priority);
     } catch (error) {
       await this.deleteInput(data).catch(() => undefined);
       throw error;
@@ -320,7 +339,7 @@ export class JobsService {
     };
   }
 
-  private async deleteInput(data: EncodeJobData): Promise<void> {
+  async deleteInput(data: EncodeJobData): Promise<void> {
     if (data.input.encoding === 'identity') await this.frames.deleteFrames(data.jobId, data.frames);
     else await this.frames.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }

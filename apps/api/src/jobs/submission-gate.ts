@@ -1,0 +1,43 @@
+import { Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import { Admission, clientIdOf } from './admission.js';
+import { IdempotencyStore, requestFingerprint } from './idempotency.js';
+
+/**
+ * What every submission goes through: the per-client and cluster limits (429/503), and the
+ * Idempotency-Key (the same key and request again return the first answer, before admission, since a
+ * repeat adds no work).
+ */
+@Injectable()
+export class SubmissionGate {
+  constructor(
+    private readonly admission: Admission,
+    private readonly idempotency: IdempotencyStore,
+  ) {}
+
+  async submit<T>(request: Request, jobIdOf: (accepted: T) => string, submit: () => Promise<T>): Promise<T> {
+    const client = clientIdOf(request);
+    const admit = async (): Promise<T> => {
+      await this.admission.check(client);
+      const accepted = await submit();
+      await this.admission.record(client, jobIdOf(accepted));
+      return accepted;
+    };
+    const idempotencyKey = request.headers['idempotency-key'];
+    if (typeof idempotencyKey !== 'string') return admit();
+    const fingerprint = requestFingerprint(request);
+    const first = await this.idempotency.begin<T>(client, idempotencyKey, fingerprint);
+    if (first) {
+      request.resume();
+      return first;
+    }
+    try {
+      const accepted = await admit();
+      await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
+      return accepted;
+    } catch (error) {
+      await this.idempotency.abandon(client, idempotencyKey).catch(() => undefined);
+      throw error;
+    }
+  }
+}

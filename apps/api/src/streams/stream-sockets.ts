@@ -1,0 +1,130 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { OutputStore, StreamStore } from '../../../../libs/cluster/src/index.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { digestKeys, keyMatches, presentedKey } from '../auth/api-key.guard.js';
+import { STREAM_ID_PATTERN } from './streams.service.js';
+import { StreamFollower } from './stream-follower.js';
+import { eventPayload } from './stream-sse.js';
+
+const WS_PATH = /^\/v1\/streams\/([^/]+)\/ws$/;
+const PING_EVERY_MS = 15_000;
+
+/** Parses `since` (or Last-Event-ID): a non-negative integer event id. */
+export function parseSince(value: string | null | undefined): number | null {
+  if (value === null || value === undefined || value === '') return 0;
+  return /^\d{1,15}$/.test(value) ? Number(value) : null;
+}
+
+/**
+ * `GET /v1/streams/:id/ws`: the stream's events as WebSocket messages, with the bytes inline. Each event
+ * is a text message `{ id, type, ... }`; an `output` event is followed by one binary message holding
+ * the output. Messages are sent one at a time, each after the previous one was handed to the socket, so
+ * a slow client holds back its own follower only. Same auth as the REST routes (the API key header),
+ * checked before the upgrade.
+ */
+@Injectable()
+export class StreamSockets implements OnModuleDestroy {
+  private readonly logger = new Logger(StreamSockets.name);
+  private readonly server = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  private readonly keys: Buffer[];
+
+  constructor(
+    @Inject(API_CONFIG) config: ApiConfig,
+    private readonly streams: StreamStore,
+    private readonly outputs: OutputStore,
+    private readonly follower: StreamFollower,
+  ) {
+    this.keys = digestKeys(config.apiKeys);
+  }
+
+  attach(http: Server): void {
+    http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.upgrade(request, socket, head).catch((error: Error) => {
+        this.logger.warn(`websocket upgrade failed: ${error.message}`);
+        refuse(socket, 500, 'internal error');
+      });
+    });
+  }
+
+  onModuleDestroy(): void {
+    for (const client of this.server.clients) client.terminate();
+    this.server.close();
+  }
+
+  private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const match = WS_PATH.exec(url.pathname);
+    if (!match) return refuse(socket, 404, `no websocket at ${url.pathname}`);
+    if (this.keys.length > 0) {
+      const key = presentedKey(request);
+      if (key === null) return refuse(socket, 401, 'an API key is required: Authorization: Bearer <key>');
+      if (!keyMatches(key, this.keys)) return refuse(socket, 401, 'the API key is not valid');
+    }
+    const streamId = match[1];
+    const since = parseSince(url.searchParams.get('since') ?? header(request, 'last-event-id'));
+    if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
+    if (!STREAM_ID_PATTERN.test(streamId) || !(await this.streams.get(streamId))) {
+      return refuse(socket, 404, `no stream ${streamId}`);
+    }
+    this.server.handleUpgrade(request, socket, head, (ws) => void this.serve(ws, streamId, since));
+  }
+
+  private async serve(ws: WebSocket, streamId: string, since: number): Promise<void> {
+    const abort = new AbortController();
+    ws.on('close', () => abort.abort());
+    ws.on('error', () => abort.abort());
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    const ping = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, PING_EVERY_MS);
+    try {
+      for await (const item of this.follower.follow(streamId, since, abort.signal)) {
+        if (item.type === 'fell-behind') {
+          await send(ws, JSON.stringify(item));
+          continue;
+        }
+        const { id, event } = item.logged;
+        await send(ws, JSON.stringify({ id, ...eventPayload(event) }));
+        if (event.type === 'output') {
+          const data = await this.outputs.get(event.jobId, event.index);
+          // An output past its retention: the text message above still says what it was.
+          await send(ws, data ?? Buffer.alloc(0));
+        }
+      }
+      if (ws.readyState === ws.OPEN) ws.close(1000, 'end of stream');
+    } catch (error) {
+      if (ws.readyState === ws.OPEN) ws.close(1011, (error as Error).message.slice(0, 100));
+    } finally {
+      clearInterval(ping);
+      abort.abort();
+    }
+  }
+}
+
+function header(request: IncomingMessage, name: string): string | null {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : null;
+}
+
+function send(ws: WebSocket, data: string | Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (ws.readyState !== ws.OPEN) return reject(new Error('the client went away'));
+    ws.send(data, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/** Answers an upgrade request with a plain HTTP error in the API's JSON error shape. */
+function refuse(socket: Duplex, status: number, message: string): void {
+  if (socket.destroyed) return;
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found' }[status] ?? 'Error';
+  const body = JSON.stringify({ statusCode: status, error: reason, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,32 @@
+import type { StreamLinks, StreamView } from '../../../../libs/contracts/src/index.js';
+import type { StreamRecord } from '../../../../libs/cluster/src/index.js';
+
+export function streamLinks(streamId: string): StreamLinks {
+  const self = `/v1/streams/${streamId}`;
+  return { self, frames: `${self}/frames`, events: `${self}/events`, ws: `${self}/ws` };
+}
+
+export function toStreamView(record: StreamRecord): StreamView {
+  const { params } = record;
+  return {
+    id: record.id,
+    codec: params.codec,
+    mode: params.mode,
+    pool: params.pool,
+    state: record.state,
+    width: params.width,
+    height: params.height,
+    format: params.format,
+    quality: params.quality,
+    speed: params.speed,
+    fps: params.fps,
+    keyframeInterval: params.keyframeInterval,
+    batches: record.nextSeq,
+    delivered: record.cursor,
+    frames: record.frames,
+    lastEventId: record.lastEventId,
+    node: record.node,
+    createdAt: new Date(record.createdAt).toISOString(),
+    links: streamLinks(record.id),
+  };
+}

@@ -1,0 +1,106 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UnsupportedMediaTypeException,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type { AcceptedBatch, StreamView } from '../../../../libs/contracts/src/index.js';
+import { validateParams } from '../common/validation.js';
+import { contentLengthOf } from '../jobs/jobs.controller.js';
+import { SubmissionGate } from '../jobs/submission-gate.js';
+import { uploadKindOf } from '../jobs/upload-kind.js';
+import {
+  ApiCloseStream,
+  ApiCreateStream,
+  ApiGetStream,
+  ApiKeyProtected,
+  ApiStreamEvents,
+  ApiStreamFrames,
+} from '../docs/route-docs.js';
+import { CreateStreamBody, StreamFramesQuery } from './create-stream.dto.js';
+import { StreamFollower } from './stream-follower.js';
+import { serveStreamSse } from './stream-sse.js';
+import { parseSince } from './stream-sockets.js';
+import { StreamsService } from './streams.service.js';
+
+@ApiKeyProtected('streams')
+@Controller('v1/streams')
+export class StreamsController {
+  constructor(
+    private readonly streams: StreamsService,
+    private readonly follower: StreamFollower,
+    private readonly gate: SubmissionGate,
+  ) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiCreateStream()
+  create(@Body() body: CreateStreamBody): Promise<StreamView> {
+    return this.streams.create(body);
+  }
+
+  @Get(':id')
+  @ApiGetStream()
+  get(@Param('id') id: string): Promise<StreamView> {
+    return this.streams.get(id);
+  }
+
+  @Delete(':id')
+  @ApiCloseStream()
+  close(@Param('id') id: string): Promise<StreamView> {
+    return this.streams.close(id);
+  }
+
+  @Post(':id/frames')
+  @HttpCode(202)
+  @ApiStreamFrames()
+  async frames(
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: Request,
+  ): Promise<AcceptedBatch> {
+    const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
+    if (upload.kind !== 'raw') {
+      throw new UnsupportedMediaTypeException(
+        'stream frames are raw: Content-Type application/octet-stream, the layout given when the stream was created',
+      );
+    }
+    return this.gate.submit(
+      request,
+      (accepted) => accepted.jobId,
+      async () => {
+        const { frames } = await validateParams(StreamFramesQuery, query);
+        return this.streams.submitFrames(id, frames, request, contentLengthOf(request), upload.encoding);
+      },
+    );
+  }
+
+  @Get(':id/events')
+  @ApiStreamEvents()
+  async events(
+    @Param('id') id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('since') since: string | undefined,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
+    await this.streams.record(id);
+    const after = parseSince(lastEventId ?? since);
+    if (after === null) {
+      throw new BadRequestException('Last-Event-ID (or since) must be an event id: a non-negative integer');
+    }
+    const abort = new AbortController();
+    request.on('close', () => abort.abort());
+    await serveStreamSse(response, this.follower.follow(id, after, abort.signal));
+  }
+}

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  PayloadTooLargeException,
+} from '@nestjs/common';
+import {
+  isVideoCodec,
+  type AcceptedBatch,
+  type EncodeJobData,
+  type InputEncoding,
+  type StreamParams,
+  type StreamView,
+} from '../../../../libs/contracts/src/index.js';
+import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { RetryLaterException } from '../common/http-errors.js';
+import { JobsService, newJobId } from '../jobs/jobs.service.js';
+import type { CreateStreamBody } from './create-stream.dto.js';
+import { LiveStreams } from './live-streams.js';
+import { toStreamView } from './stream-view.js';
+
+export const STREAM_ID_PATTERN = /^s[A-Za-z0-9_-]{16}$/;
+
+export function newStreamId(): string {
+  return `s${randomBytes(12).toString('base64url')}`;
+}
+
+/** Keyframes every 10 seconds of frames unless the client asks otherwise. */
+const DEFAULT_KEYFRAME_SECONDS = 10;
+
+@Injectable()
+export class StreamsService {
+  constructor(
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly jobs: JobsService,
+    private readonly streams: StreamStore,
+    private readonly live: LiveStreams,
+  ) {}
+
+  async create(body: CreateStreamBody): Promise<StreamView> {
+    const pixels = body.width * body.height;
+    if (pixels > this.config.maxFramePixels) {
+      throw new PayloadTooLargeException(
+        `a frame of ${body.width}x${body.height} exceeds the limit of ${this.config.maxFramePixels} pixels`,
+      );
+    }
+    const candidates = this.jobs.candidates(body);
+    if (body.mode === 'live') {
+      const images = candidates.filter((codec) => !isVideoCodec(codec));
+      if (images.length > 0) {
+        throw new BadRequestException(
+          `live mode keeps a video encoder running; ${images.join(', ')} ${images.length > 1 ? 'are image codecs' : 'is an image codec'}: use mode=batch for images`,
+        );
+      }
+    }
+    const decision = await this.jobs.routeOrThrow(candidates, body.pool);
+    const params: StreamParams = {
+      codec: decision.codec,
+      mode: body.mode,
+      pool: decision.pool,
+      width: body.width,
+      height: body.height,
+      format: body.format,
+      quality: body.quality,
+      speed: body.speed,
+      fps: body.fps,
+      keyframeInterval: body.keyframeInterval ?? Math.max(1, Math.round(body.fps * DEFAULT_KEYFRAME_SECONDS)),
+    };
+    const id = newStreamId();
+    let node: string | null = null;
+    if (params.mode === 'live') {
+      node = await this.live.place(params.codec, params.pool);
+      if (!node) throw new RetryLaterException(`no live node can keep a ${params.codec} stream now`, 5);
+    }
+    await this.streams.create(id, params, node, Date.now());
+    if (node) await this.live.pin(id, node);
+    return this.get(id);
+  }
+
+  async record(streamId: string): Promise<StreamRecord> {
+    const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
+    if (!record) {
+      throw new NotFoundException(`no stream ${streamId} (unknown, or older than the retention time)`);
+    }
+    return record;
+  }
+
+  async get(streamId: string): Promise<StreamView> {
+    return toStreamView(await this.record(streamId));
+  }
+
+  /**
+   * Stores a batch of raw frames, then gives it its seq (so seqs follow the order in which batches are
+   * acknowledged) and queues it: on its pool for batch mode, on the pinned node's queue for live mode.
+   * If queueing fails after the seq was given, the seq is delivered as a failed batch, so that the
+   * stream never waits on a batch that will not come.
+   */
+  async submitFrames(
+    streamId: string,
+    frames: number,
+    body: Readable,
+    contentLength: number | null,
+    encoding: InputEncoding,
+  ): Promise<AcceptedBatch> {
+    const record = await this.record(streamId);
+    if (record.state !== 'open') throw this.closedError(streamId);
+    const { params } = record;
+    const { frameBytes } = this.jobs.checkRawUpload(
+      { ...params, codec: params.codec, accept: undefined, pool: params.pool, frames, priority: undefined },
+      contentLength,
+      encoding,
+    );
+    const jobId = newJobId();
+    const input = await this.jobs.storeRawInput(jobId, body, frameBytes, frames, contentLength, encoding);
+    const discardInput = (data: Pick<EncodeJobData, 'jobId' | 'frames' | 'input'>) =>
+      this.jobs.deleteInput(data as EncodeJobData).catch(() => undefined);
+    const allocated = await this.streams.allocate(streamId, frames);
+    if (allocated === 'closed' || allocated === 'missing') {
+      await discardInput({ jobId, frames, input });
+      if (allocated === 'closed') throw this.closedError(streamId);
+      throw new NotFoundException(`stream ${streamId} expired`);
+    }
+    const data: EncodeJobData = {
+      jobId,
+      codec: params.codec,
+      pool: params.pool,
+      width: params.width,
+      height: params.height,
+      format: params.format,
+      frames,
+      settings: { quality: params.quality, speed: params.speed, fps: params.fps },
+      input,
+      createdAt: Date.now(),
+      stream: {
+        streamId,
+        mode: params.mode,
+        seq: allocated.seq,
+        firstFrame: allocated.firstFrame,
+        ...(params.mode === 'live' ? { keyframeInterval: params.keyframeInterval } : {}),
+      },
+    };
+    try {
+      const node = params.mode === 'live' ? await this.liveNodeOrPinned(streamId, record.node) : undefined;
+      await this.jobs.enqueue(data, undefined, node);
+    } catch (error) {
+      await this.streams
+        .commit(streamId, allocated.seq, [
+          {
+            type: 'batch-failed',
+            seq: allocated.seq,
+            jobId,
+            frames,
+            error: `not queued: ${(error as Error).message}`,
+          },
+        ])
+        .catch(() => undefined);
+      throw error;
+    }
+    return { streamId, seq: allocated.seq, jobId, frames, firstFrame: allocated.firstFrame };
+  }
+
+  /**
+   * The pinned node, or the one the stream moves to if that node is gone. With no node able to take it,
+   * the batch waits on the pinned node's queue: the supervisor moves it once a node can.
+   */
+  private async liveNodeOrPinned(streamId: string, pinned: string | null): Promise<string> {
+    const node = (await this.live.nodeFor(streamId)) ?? pinned;
+    if (!node) throw new RetryLaterException(`live stream ${streamId} has no node`, 5);
+    return node;
+  }
+
+  private closedError(streamId: string): ConflictException {
+    return new ConflictException(`stream ${streamId} is closed: it takes no more frames`);
+  }
+
+  /** Takes no more frames; batches already acknowledged are still delivered, then `end`. */
+  async close(streamId: string): Promise<StreamView> {
+    const record = await this.record(streamId);
+    await this.streams.close(streamId, 'closed by the client');
+    if (record.params.mode === 'live' && record.cursor === record.nextSeq) {
+      await this.live.unpin(streamId, record.node);
+    }
+    return this.get(streamId);
+  }
+}

@@ -1,0 +1,223 @@
+import type { EncodeJobData, StreamEvent } from '../../../../libs/contracts/src/index.js';
+import type { LivePacket, RawLayout } from '../../../../libs/codecs/src/index.js';
+import type { CommitResult } from '../../../../libs/cluster/src/index.js';
+import { PermanentJobError, deleteJobInput, readJobInput, type JobStorage } from '../encode-job-runner.js';
+
+/** A running encoder context of one stream (a long-running ffmpeg). */
+export interface LiveSession {
+  readonly alive: boolean;
+  readonly contentType: string;
+  encode(
+    frames: AsyncIterable<Buffer>,
+    frameCount: number,
+    options?: { signal?: AbortSignal },
+  ): Promise<LivePacket[]>;
+  close(): Promise<void>;
+}
+
+export interface LiveSessionFactory {
+  /** Starts an encoder context for the stream's codec; null when this node cannot encode it. */
+  start(data: EncodeJobData, layout: RawLayout, keyframeInterval: number): Promise<LiveSession> | null;
+}
+
+/** What the live encoder needs from the stream store. */
+export interface LiveStreamLog {
+  position(streamId: string): Promise<{ cursor: number; node: string | null } | null>;
+  commit(streamId: string, seq: number, events: StreamEvent[], pinnedNode?: string): Promise<CommitResult>;
+}
+
+/** The batch cannot run here now: hand it back to the queue (`forwardTo`: to that node's queue). */
+export class LiveHandBack extends Error {
+  constructor(
+    message: string,
+    readonly forwardTo: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+interface StreamContext {
+  session: LiveSession | null;
+  /** The seq the session encodes next: its frames so far are exactly those of the batches before it. */
+  next: number;
+  lastUsedAt: number;
+  turn: Promise<unknown>;
+  busy: number;
+}
+
+export interface LiveRunResult {
+  outputs: number;
+  skipped?: boolean;
+}
+
+/**
+ * The live half of a node: one encoder context per stream pinned here, fed batch after batch in seq
+ * order, so that single-frame batches give real inter-frame video. A batch is encoded only when it is
+ * the next one the stream delivers (its seq is the stream's cursor) and the stream is pinned to this
+ * node; a context is reused only when it encoded exactly the batches before this one, else a new one
+ * starts (with a keyframe). That is what makes a move to another node seamless: the new node starts at
+ * the first batch not yet delivered, and frames in flight are re-encoded from Redis.
+ */
+export class LiveStreamEncoder {
+  private readonly contexts = new Map<string, StreamContext>();
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly nodeName: string,
+    private readonly storage: JobStorage,
+    private readonly streams: LiveStreamLog,
+    private readonly sessions: LiveSessionFactory,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Streams with a running encoder context here. */
+  get activeStreams(): number {
+    let count = 0;
+    for (const context of this.contexts.values()) if (context.session?.alive) count++;
+    return count;
+  }
+
+  run(data: EncodeJobData, attempt: number, signal?: AbortSignal): Promise<LiveRunResult> {
+    const ref = data.stream;
+    if (!ref) throw new PermanentJobError(`job ${data.jobId} is not a stream batch`);
+    const context = this.contexts.get(ref.streamId) ?? this.newContext(ref.streamId);
+    context.busy++;
+    // One batch of a stream at a time, whatever the node's concurrency.
+    const result = context.turn.then(() => this.encodeBatch(context, data, attempt, signal));
+    context.turn = result
+      .catch(() => undefined)
+      .finally(() => {
+        context.busy--;
+        context.lastUsedAt = this.now();
+      });
+    return result;
+  }
+
+  private newContext(streamId: string): StreamContext {
+    const context: StreamContext = {
+      session: null,
+      next: -1,
+      lastUsedAt: this.now(),
+      turn: Promise.resolve(),
+      busy: 0,
+    };
+    this.contexts.set(streamId, context);
+    return context;
+  }
+
+  private async encodeBatch(
+    context: StreamContext,
+    data: EncodeJobData,
+    attempt: number,
+    signal?: AbortSignal,
+  ): Promise<LiveRunResult> {
+    const ref = data.stream!;
+    const position = await this.streams.position(ref.streamId);
+    if (!position)
+      throw new PermanentJobError(`stream ${ref.streamId} is gone (older than the retention time)`);
+    if (ref.seq < position.cursor) {
+      // Delivered already (by this node before a retry, or by the node it moved from).
+      await deleteJobInput(this.storage, data).catch(() => undefined);
+      return { outputs: 0, skipped: true };
+    }
+    if (position.node !== this.nodeId) {
+      throw new LiveHandBack(`stream ${ref.streamId} is pinned to node ${position.node}`, position.node);
+    }
+    if (ref.seq > position.cursor) {
+      throw new LiveHandBack(`batch ${ref.seq} waits for batch ${position.cursor} of stream ${ref.streamId}`);
+    }
+    if (!(await this.storage.markActive(data.jobId, this.nodeName, attempt, this.now()))) {
+      return { outputs: 0, skipped: true };
+    }
+
+    const packets = await this.encodeInContext(context, data, signal);
+    const outputs = await Promise.all(
+      packets.map(async (packet, index) => {
+        const info = { index, contentType: context.session!.contentType, bytes: packet.data.length };
+        await this.storage.putOutput(data.jobId, index, packet.data);
+        await this.storage.addOutput(data.jobId, info);
+        return { ...info, keyframe: packet.keyframe };
+      }),
+    );
+    const events: StreamEvent[] = [
+      ...outputs.map((output): StreamEvent => ({
+        type: 'output',
+        seq: ref.seq,
+        jobId: data.jobId,
+        frame: ref.firstFrame + output.index,
+        ...output,
+      })),
+      {
+        type: 'batch',
+        seq: ref.seq,
+        jobId: data.jobId,
+        frames: data.frames,
+        outputs: outputs.length,
+        node: this.nodeName,
+      },
+    ];
+    const committed = await this.streams.commit(ref.streamId, ref.seq, events, this.nodeId);
+    if (committed.status === 'appended') {
+      context.next = ref.seq + 1;
+      if (committed.ended) await this.closeContext(ref.streamId);
+    } else {
+      // Someone else delivered this batch (or took the stream): this context's frames are not the
+      // client's any more, and must not be referenced by the next batch.
+      await this.closeContext(ref.streamId);
+      if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
+    }
+    if (await this.storage.complete(data.jobId, this.now())) {
+      await this.storage.emit(data.jobId, { type: 'completed', outputs: outputs.length });
+    }
+    await deleteJobInput(this.storage, data);
+    return { outputs: outputs.length };
+  }
+
+  private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
+    const ref = data.stream!;
+    if (!context.session?.alive || context.next !== ref.seq) {
+      await context.session?.close().catch(() => undefined);
+      context.session = null;
+      const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
+      const starting = this.sessions.start(data, layout, ref.keyframeInterval ?? 300);
+      if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
+      context.session = await starting;
+      context.next = ref.seq;
+    }
+    try {
+      return await context.session.encode(readJobInput(this.storage, data, null), data.frames, { signal });
+    } catch (error) {
+      await context.session.close().catch(() => undefined);
+      context.session = null;
+      throw error;
+    }
+  }
+
+  private async closeContext(streamId: string): Promise<void> {
+    const context = this.contexts.get(streamId);
+    if (!context) return;
+    const session = context.session;
+    context.session = null;
+    context.next = -1;
+    await session?.close().catch(() => undefined);
+  }
+
+  /** Closes the contexts that had no batch for `idleMs`; returns how many. */
+  async closeIdle(idleMs: number): Promise<number> {
+    let closed = 0;
+    const now = this.now();
+    for (const [streamId, context] of this.contexts) {
+      if (context.busy > 0 || now - context.lastUsedAt < idleMs) continue;
+      this.contexts.delete(streamId);
+      if (context.session) closed++;
+      await context.session?.close().catch(() => undefined);
+    }
+    return closed;
+  }
+
+  async closeAll(): Promise<void> {
+    const sessions = [...this.contexts.values()].map((context) => context.session);
+    this.contexts.clear();
+    await Promise.all(sessions.map((session) => session?.close().catch(() => undefined)));
+  }
+}

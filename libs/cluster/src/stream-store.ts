@@ -1,0 +1,281 @@
+import type { LoggedStreamEvent, StreamEvent, StreamParams, StreamState } from '../../contracts/src/index.js';
+import type { RedisClient } from './redis-connection.js';
+import type { KeySpace } from './keys.js';
+import { LuaScript } from './lua-script.js';
+
+/** A stream as stored in its Redis hash. */
+export interface StreamRecord {
+  id: string;
+  params: StreamParams;
+  state: StreamState;
+  /** The seq the next acknowledged batch gets (= batches acknowledged so far). */
+  nextSeq: number;
+  /** The seq delivered next (= batches delivered so far). */
+  cursor: number;
+  frames: number;
+  lastEventId: number;
+  /** Live mode: the node the stream is pinned to, and how many times it moved. */
+  node: string | null;
+  epoch: number;
+  createdAt: number;
+}
+
+export type AllocateResult = { seq: number; firstFrame: number } | 'closed' | 'missing';
+
+export type CommitResult =
+  | { status: 'appended'; delivered: number; ended: boolean }
+  | { status: 'duplicate' }
+  | { status: 'not-pinned' }
+  | { status: 'missing' };
+
+// The retention the stream was created with (the API's), whoever writes.
+const EXPIRE_ALL = `
+local ttl = redis.call('HGET', KEYS[1], 'ttl') or ARGV[1]
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end`;
+
+// Appends one event: ids count 1, 2, 3, ... per stream, as stream entry ids 0-N.
+const APPEND = `
+local function append(event)
+  local n = redis.call('HINCRBY', KEYS[1], 'lastEventId', 1)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '=', redis.call('HGET', KEYS[1], 'logMax'), '0-' .. n, 'e', event)
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. '|' .. n .. '|' .. event)
+end
+local function endIfDone()
+  if redis.call('HGET', KEYS[1], 'state') ~= 'closed' then return false end
+  local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor'))
+  if cursor ~= tonumber(redis.call('HGET', KEYS[1], 'nextSeq')) then return false end
+  append(cjson.encode({ type = 'end', batches = cursor, reason = redis.call('HGET', KEYS[1], 'closeReason') }))
+  redis.call('HSET', KEYS[1], 'state', 'ended')
+  return true
+end`;
+
+/**
+ * The reorder buffer. A batch's events are parked under its seq; then every batch from the cursor on
+ * that is complete is appended to the log, in seq order. A seq below the cursor, or already parked, is a
+ * repeat (a batch encoded twice) and changes nothing: each batch is delivered exactly once. With a node
+ * guard (live mode), only the node the stream is pinned to may commit.
+ * KEYS: record, pending, log. ARGV: retention, (unused), channel, streamId, seq, events (JSON array of
+ * JSON strings), node guard ('' for none). The log keeps the record's `logMax` newest events.
+ * Returns {1, delivered, ended} | {0} duplicate | {-1} missing | {-2} not pinned.
+ */
+const COMMIT = new LuaScript(
+  `${APPEND}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'node') ~= ARGV[7] then return {-2} end
+local seq = tonumber(ARGV[5])
+local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor'))
+if seq < cursor or redis.call('HEXISTS', KEYS[2], ARGV[5]) == 1 then return {0} end
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+while true do
+  local parked = redis.call('HGET', KEYS[2], tostring(cursor))
+  if not parked then break end
+  for _, event in ipairs(cjson.decode(parked)) do append(event) end
+  redis.call('HDEL', KEYS[2], tostring(cursor))
+  cursor = cursor + 1
+end
+redis.call('HSET', KEYS[1], 'cursor', cursor)
+local ended = endIfDone()
+${EXPIRE_ALL}
+return {1, cursor, ended and 1 or 0}`,
+  3,
+);
+
+/** KEYS: record. ARGV: frames. Returns {seq, firstFrame}, {-1} closed, {-2} missing. */
+const ALLOCATE = new LuaScript(
+  `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return {-1} end
+local seq = redis.call('HINCRBY', KEYS[1], 'nextSeq', 1) - 1
+local frames = tonumber(ARGV[1])
+local first = redis.call('HINCRBY', KEYS[1], 'frames', frames) - frames
+return {seq, first}`,
+  1,
+);
+
+/** KEYS: record, pending, log. ARGV: retention, maxlen, channel, streamId, reason. 1 closed, 0 was not open, -1 missing. */
+const CLOSE = new LuaScript(
+  `${APPEND}
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closeReason', ARGV[5])
+endIfDone()
+${EXPIRE_ALL}
+return 1`,
+  3,
+);
+
+/** KEYS: record. ARGV: expected node, new node. 1 when moved. */
+const REPIN = new LuaScript(
+  `
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'node', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+return 1`,
+  1,
+);
+
+export const DEFAULT_MAX_STREAM_LOG_EVENTS = 10_000;
+
+/**
+ * Streams: their records, the reorder buffer and the ordered, resumable event log. `maxLogEvents` is
+ * fixed into a stream's record when it is created (by the API, from its config): nodes that append to
+ * the log trim it to that.
+ */
+export class StreamStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: KeySpace,
+    private readonly retentionSeconds: number,
+    private readonly maxLogEvents = DEFAULT_MAX_STREAM_LOG_EVENTS,
+  ) {}
+
+  private streamKeys(streamId: string): string[] {
+    return [
+      this.keys.streamRecord(streamId),
+      this.keys.streamPending(streamId),
+      this.keys.streamLog(streamId),
+    ];
+  }
+
+  private scriptArgs(streamId: string): string[] {
+    return [String(this.retentionSeconds), '', this.keys.streamEventsChannel, streamId];
+  }
+
+  async create(
+    streamId: string,
+    params: StreamParams,
+    node: string | null,
+    createdAt: number,
+  ): Promise<void> {
+    const key = this.keys.streamRecord(streamId);
+    const results = await this.redis
+      .multi()
+      .hset(key, {
+        params: JSON.stringify(params),
+        state: 'open',
+        nextSeq: '0',
+        cursor: '0',
+        frames: '0',
+        lastEventId: '0',
+        node: node ?? '',
+        epoch: '0',
+        logMax: String(this.maxLogEvents),
+        ttl: String(this.retentionSeconds),
+        createdAt: String(createdAt),
+      })
+      .expire(key, this.retentionSeconds)
+      .exec();
+    const failed = results?.find(([error]) => error);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  async get(streamId: string): Promise<StreamRecord | null> {
+    const hash = await this.redis.hgetall(this.keys.streamRecord(streamId));
+    if (!hash.params) return null;
+    return {
+      id: streamId,
+      params: JSON.parse(hash.params) as StreamParams,
+      state: hash.state as StreamState,
+      nextSeq: Number(hash.nextSeq),
+      cursor: Number(hash.cursor),
+      frames: Number(hash.frames),
+      lastEventId: Number(hash.lastEventId),
+      node: hash.node || null,
+      epoch: Number(hash.epoch),
+      createdAt: Number(hash.createdAt),
+    };
+  }
+
+  /** Where a live stream stands: the seq delivered next and its node; null for an unknown stream. */
+  async position(streamId: string): Promise<{ cursor: number; node: string | null } | null> {
+    const [cursor, node] = await this.redis.hmget(this.keys.streamRecord(streamId), 'cursor', 'node');
+    return cursor === null ? null : { cursor: Number(cursor), node: node || null };
+  }
+
+  /** The seq the stream delivers next, or null for an unknown stream. */
+  async cursor(streamId: string): Promise<number | null> {
+    const cursor = await this.redis.hget(this.keys.streamRecord(streamId), 'cursor');
+    return cursor === null ? null : Number(cursor);
+  }
+
+  /** Gives the next batch its seq and the stream-wide number of its first frame. */
+  async allocate(streamId: string, frames: number): Promise<AllocateResult> {
+    const [seq, firstFrame] = (await ALLOCATE.run(
+      this.redis,
+      [this.keys.streamRecord(streamId)],
+      [String(frames)],
+    )) as number[];
+    if (seq === -2) return 'missing';
+    if (seq === -1) return 'closed';
+    return { seq, firstFrame };
+  }
+
+  async commit(
+    streamId: string,
+    seq: number,
+    events: StreamEvent[],
+    pinnedNode?: string,
+  ): Promise<CommitResult> {
+    const [code, delivered, ended] = (await COMMIT.run(this.redis, this.streamKeys(streamId), [
+      ...this.scriptArgs(streamId),
+      String(seq),
+      JSON.stringify(events.map((event) => JSON.stringify(event))),
+      pinnedNode ?? '',
+    ])) as number[];
+    switch (code) {
+      case 1:
+        return { status: 'appended', delivered, ended: ended === 1 };
+      case 0:
+        return { status: 'duplicate' };
+      case -2:
+        return { status: 'not-pinned' };
+      default:
+        return { status: 'missing' };
+    }
+  }
+
+  /** Stops taking frames; `end` is logged once every acknowledged batch is delivered. */
+  async close(streamId: string, reason: string): Promise<'closed' | 'not-open' | 'missing'> {
+    const code = (await CLOSE.run(this.redis, this.streamKeys(streamId), [
+      ...this.scriptArgs(streamId),
+      reason,
+    ])) as number;
+    return code === 1 ? 'closed' : code === 0 ? 'not-open' : 'missing';
+  }
+
+  /** Moves a live stream to another node, unless someone else already did. */
+  async repin(streamId: string, fromNode: string, toNode: string): Promise<boolean> {
+    return (await REPIN.run(this.redis, [this.keys.streamRecord(streamId)], [fromNode, toNode])) === 1;
+  }
+
+  /** Up to `count` logged events after `afterId` (0: from the start), in order. */
+  async readAfter(streamId: string, afterId: number, count: number): Promise<LoggedStreamEvent[]> {
+    const entries = await this.redis.xrange(
+      this.keys.streamLog(streamId),
+      `0-${afterId + 1}`,
+      '+',
+      'COUNT',
+      count,
+    );
+    return entries.map(([id, fields]) => ({
+      id: Number(id.slice(2)),
+      streamId,
+      event: JSON.parse(fields[1]) as StreamEvent,
+    }));
+  }
+
+  static parseMessage(message: string): LoggedStreamEvent | null {
+    const first = message.indexOf('|');
+    const second = message.indexOf('|', first + 1);
+    if (first < 0 || second < 0) return null;
+    try {
+      return {
+        streamId: message.slice(0, first),
+        id: Number(message.slice(first + 1, second)),
+        event: JSON.parse(message.slice(second + 1)) as StreamEvent,
+      };
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,422 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import os from 'node:os';
+import {
+  LIVE_PACKET_CONTENT_TYPES,
+  type EncodeSettings,
+  type VideoCodec,
+} from '../../../contracts/src/index.js';
+import type { RawLayout } from '../encoder.js';
+import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError, type CodecError } from '../errors.js';
+import { ffmpegArgv, formatCommandLine, layoutRejection, type FfmpegArgs } from '../ffmpeg-args.js';
+import { ffmpegBinaries } from '../ffmpeg-binaries.js';
+import { assertValidLayout, frameBytes } from '../pixel-formats.js';
+import { normalizeSettings } from '../settings.js';
+import { takeExactBytes } from '../video-encoders.js';
+import { AviPacketParser } from './avi-packets.js';
+import { isKeyframePacket } from './keyframes.js';
+import { buildLiveEncodeArgs, liveImplementation } from './live-args.js';
+
+/**
+ * A live (stateful) video encode: one long-running ffmpeg per stream, fed raw frames a batch at a
+ * time, giving back exactly one packet per frame as soon as that frame is encoded. Compared with a
+ * segment per batch (FfmpegVideoEncoder.encode), inter-frame prediction carries across batches, so a
+ * one-frame batch costs a P-frame instead of a keyframe, and there is no process start per batch.
+ * Packets come out of ffmpeg as AVI chunks (see avi-packets.ts); keyframe flags are read from the
+ * bitstream (keyframes.ts).
+ *
+ * ffmpeg is spawned directly (argument array, no shell) rather than through fluent-ffmpeg as
+ * ffmpeg-process.ts does: fluent-ffmpeg 2.1.3 throws a TypeError out of its child 'error' handler when
+ * the binary cannot be spawned once its capability cache is warm (endCB reads an undefined stderr
+ * ring), keeps the child only in an undocumented field, and probes `-formats`/`-encoders` first; a
+ * long-running process needs none of what it adds.
+ */
+
+export interface LivePacket {
+  /** One frame's packet: an Annex B access unit (H.264/HEVC), a VP8/VP9 frame, an AV1 temporal unit. */
+  data: Buffer;
+  /** Decoding can start at this packet. */
+  keyframe: boolean;
+}
+
+export interface LiveVideoSessionOptions {
+  /** ffmpeg binary; default ffmpegBinaries().ffmpeg. */
+  binary?: string;
+  codec: VideoCodec;
+  /** ffmpeg encoder; mapped through liveImplementation (libsvtav1 -> libaom-av1). */
+  implementation: string;
+  layout: RawLayout;
+  settings: Partial<EncodeSettings>;
+  /** Frames between keyframes; the first packet is always a keyframe. */
+  keyframeInterval: number;
+  /** Encoder threads; default: all cores. */
+  threads?: number;
+  vaapiDevice?: string;
+  /** Shown in error messages; default "<codec> live (<implementation>)". */
+  label?: string;
+}
+
+export interface LiveEncodeOptions {
+  /** Aborting kills the session (its encoder state is lost) and rejects with EncodeAbortedError. */
+  signal?: AbortSignal;
+  /** Kills the session and rejects with EncoderFailedError when the packets are not all out by then. */
+  timeoutMs?: number;
+}
+
+/** Default time a batch may take: generous, since a loaded 2-core box must not kill healthy streams. */
+export function defaultLiveTimeoutMs(frameCount: number): number {
+  return 10_000 + 2_000 * frameCount;
+}
+
+export const LIVE_CLOSE_GRACE_MS = 5_000;
+const STDERR_TAIL_CHARS = 2000;
+
+interface Batch {
+  expected: number;
+  packets: LivePacket[];
+  bytesWritten: number;
+  settled: boolean;
+  /** Aborted once the batch settles, to stop a writer waiting for 'drain'. */
+  done: AbortController;
+  resolve(packets: LivePacket[]): void;
+  reject(error: Error): void;
+}
+
+export class LiveVideoSession {
+  readonly contentType: string;
+  readonly commandLine: string;
+  private readonly parser = new AviPacketParser();
+  private readonly frameSize: number;
+  private child: ChildProcessWithoutNullStreams | null = null;
+  private stderrTail = '';
+  private queue: Promise<void> = Promise.resolve();
+  private current: Batch | null = null;
+  private packetsOut = 0;
+  private encodedFrames = 0;
+  private started = false;
+  private exited = false;
+  private closing = false;
+  private closed: Promise<void> | null = null;
+  private failure: EncoderFailedError | null = null;
+  private readonly exit: Promise<void>;
+  private markExited!: () => void;
+
+  private constructor(
+    readonly codec: VideoCodec,
+    readonly implementation: string,
+    readonly layout: RawLayout,
+    readonly settings: EncodeSettings,
+    readonly keyframeInterval: number,
+    private readonly binary: string,
+    private readonly args: FfmpegArgs,
+    private readonly label: string,
+  ) {
+    this.contentType = LIVE_PACKET_CONTENT_TYPES[codec];
+    this.commandLine = formatCommandLine(binary, ffmpegArgv(args));
+    this.frameSize = frameBytes(layout);
+    this.exit = new Promise((resolve) => (this.markExited = resolve));
+  }
+
+  /**
+   * Spawns ffmpeg for one stream. Resolves once the process runs; encoder errors (bad options, no
+   * device) show when the first frame reaches the encoder, i.e. as the first encode's rejection.
+   */
+  static async start(options: LiveVideoSessionOptions): Promise<LiveVideoSession> {
+    const { codec, layout, keyframeInterval } = options;
+    assertValidLayout(layout);
+    if (!Number.isInteger(keyframeInterval) || keyframeInterval < 1) {
+      throw new UnsupportedInputError(`keyframe interval must be a positive integer, got ${keyframeInterval}`);
+    }
+    const settings = normalizeSettings(options.settings);
+    const implementation = liveImplementation(options.implementation);
+    const rejection = layoutRejection(implementation, layout);
+    if (rejection) {
+      throw new UnsupportedInputError(`${codec} cannot encode ${layout.width}x${layout.height} live: ${rejection}`);
+    }
+    const args = buildLiveEncodeArgs({
+      codec,
+      implementation,
+      layout,
+      settings,
+      threads: options.threads ?? os.availableParallelism(),
+      keyframeInterval,
+      vaapiDevice: options.vaapiDevice,
+    });
+    const session = new LiveVideoSession(
+      codec,
+      implementation,
+      layout,
+      settings,
+      keyframeInterval,
+      options.binary ?? ffmpegBinaries().ffmpeg,
+      args,
+      options.label ?? `${codec} live (${implementation})`,
+    );
+    await session.spawn();
+    return session;
+  }
+
+  /** Frames whose packets have been handed out. */
+  get framesEncoded(): number {
+    return this.encodedFrames;
+  }
+
+  /** ffmpeg runs and takes frames: not failed, killed or closing. */
+  get alive(): boolean {
+    return this.started && !this.exited && !this.failure && !this.closing;
+  }
+
+  /** The ffmpeg process id while it runs. */
+  get pid(): number | undefined {
+    return this.exited ? undefined : this.child?.pid;
+  }
+
+  /**
+   * Writes `frameCount` raw frames (any chunking; exactly frameCount * frame size bytes) and resolves
+   * with their `frameCount` packets, in order, as soon as the last is out. Calls run one after another.
+   * Timeout or abort kills the session; a session that died rejects every later call with
+   * EncoderFailedError. Input of the wrong length rejects with UnsupportedInputError, and also ends
+   * the session when part of it had already gone to ffmpeg.
+   */
+  encode(
+    frames: AsyncIterable<Buffer> | Buffer[],
+    frameCount: number,
+    options: LiveEncodeOptions = {},
+  ): Promise<LivePacket[]> {
+    if (!Number.isInteger(frameCount) || frameCount < 1) {
+      return Promise.reject(new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`));
+    }
+    if (this.closing) return Promise.reject(this.failedError('session is closed'));
+    const { signal } = options;
+    return new Promise<LivePacket[]>((resolve, reject) => {
+      let cancelled = false;
+      // While queued, an abort only drops this call: nothing was written yet.
+      const onQueuedAbort = () => {
+        cancelled = true;
+        reject(this.abortedError(signal));
+      };
+      signal?.addEventListener('abort', onQueuedAbort, { once: true });
+      this.queue = this.queue.then(async () => {
+        signal?.removeEventListener('abort', onQueuedAbort);
+        if (cancelled) return;
+        await this.runBatch(frames, frameCount, options).then(resolve, reject);
+      });
+    });
+  }
+
+  /**
+   * Lets encodes already called finish (each bounded by its timeout), then ends stdin and waits up to
+   * 5 s for ffmpeg to exit before SIGKILL. Idempotent; later encodes reject.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    await this.queue;
+    if (!this.exited) {
+      this.child?.stdin.end();
+      let timer: NodeJS.Timeout | undefined;
+      const exitedInTime = await Promise.race([
+        this.exit.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LIVE_CLOSE_GRACE_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!exitedInTime) this.kill();
+    }
+    await this.exit;
+  }
+
+  private spawn(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const child = spawn(this.binary, ffmpegArgv(this.args), { stdio: 'pipe', windowsHide: true });
+      this.child = child;
+      child.stdin.on('error', () => undefined); // EPIPE once ffmpeg died: reported through its exit
+      child.stdout.on('data', (chunk: Buffer) => this.onOutput(chunk));
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (text: string) => {
+        this.stderrTail = `${this.stderrTail}${text}`.slice(-STDERR_TAIL_CHARS);
+      });
+      child.once('spawn', () => {
+        this.started = true;
+        resolve();
+      });
+      child.on('error', (error) => {
+        // Spawn failures only; a failed kill() changes nothing here.
+        if (this.started) return;
+        reject(this.onExit(error) ?? error);
+      });
+      // 'close' comes after stdout's last data, so every packet is parsed before the exit is handled.
+      child.once('close', (code, signal) => {
+        if (code === 0) this.onExit(null);
+        else this.onExit(new Error(signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`));
+      });
+    });
+  }
+
+  private async runBatch(
+    frames: AsyncIterable<Buffer> | Buffer[],
+    frameCount: number,
+    options: LiveEncodeOptions,
+  ): Promise<LivePacket[]> {
+    const { signal } = options;
+    if (this.failure) throw this.failure;
+    if (signal?.aborted) throw this.abortedError(signal);
+    if (Array.isArray(frames)) {
+      const total = frames.reduce((sum, frame) => sum + frame.length, 0);
+      if (total !== frameCount * this.frameSize) {
+        throw new UnsupportedInputError(
+          `expected ${frameCount} frames of ${this.frameSize} bytes (${frameCount * this.frameSize} bytes), got ${total} bytes`,
+        );
+      }
+    }
+    let resolveBatch!: (packets: LivePacket[]) => void;
+    let rejectBatch!: (error: Error) => void;
+    const promise = new Promise<LivePacket[]>((resolve, reject) => {
+      resolveBatch = resolve;
+      rejectBatch = reject;
+    });
+    const batch: Batch = {
+      expected: frameCount,
+      packets: [],
+      bytesWritten: 0,
+      settled: false,
+      done: new AbortController(),
+      resolve: (packets) => settle(() => resolveBatch(packets)),
+      reject: (error) => settle(() => rejectBatch(error)),
+    };
+    const settle = (action: () => void) => {
+      if (batch.settled) return;
+      batch.settled = true;
+      batch.done.abort();
+      action();
+    };
+    this.current = batch;
+
+    const timeoutMs = options.timeoutMs ?? defaultLiveTimeoutMs(frameCount);
+    const timer = setTimeout(
+      () =>
+        this.terminate(
+          this.failedError(`timed out after ${timeoutMs} ms with ${batch.packets.length}/${frameCount} packets out`),
+        ),
+      timeoutMs,
+    );
+    const onAbort = () => {
+      const aborted = this.abortedError(signal);
+      this.terminate(this.failedError(`session killed: ${aborted.message}`), aborted);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const source = Array.isArray(frames) ? iterate(frames) : frames;
+    this.writeFrames(takeExactBytes(source, frameCount, this.frameSize), batch).catch((error: unknown) => {
+      if (batch.settled) return;
+      const cause = error instanceof Error ? error : new Error(String(error));
+      if (batch.bytesWritten === 0) batch.reject(cause);
+      else this.terminate(this.failedError(`input failed mid-batch: ${cause.message}`), cause);
+    });
+    try {
+      return await promise;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (this.current === batch) this.current = null;
+    }
+  }
+
+  private async writeFrames(source: AsyncIterable<Buffer>, batch: Batch): Promise<void> {
+    const stdin = this.child!.stdin;
+    for await (const chunk of source) {
+      if (batch.settled || stdin.destroyed || stdin.writableEnded) return;
+      batch.bytesWritten += chunk.length;
+      if (!stdin.write(chunk)) {
+        try {
+          await once(stdin, 'drain', { signal: batch.done.signal });
+        } catch {
+          return; // the batch settled (failed) while ffmpeg was not reading
+        }
+      }
+    }
+  }
+
+  private onOutput(chunk: Buffer): void {
+    let packets: Buffer[];
+    try {
+      packets = this.parser.push(chunk);
+    } catch (error) {
+      this.terminate(this.failedError(`unreadable output: ${(error as Error).message}`));
+      return;
+    }
+    for (const data of packets) this.onPacket(data);
+  }
+
+  private onPacket(data: Buffer): void {
+    if (this.failure) return;
+    const batch = this.current;
+    if (!batch || batch.settled) {
+      if (this.closing) return; // flushed at end of stream, nobody waits for it
+      this.terminate(this.failedError('ffmpeg emitted a packet with no frame pending (encoder latency?)'));
+      return;
+    }
+    const keyframe = data.length > 0 && isKeyframePacket(this.codec, data);
+    if (this.packetsOut === 0 && !keyframe) {
+      this.terminate(this.failedError('the first packet of the session is not a keyframe'));
+      return;
+    }
+    this.packetsOut += 1;
+    batch.packets.push({ data, keyframe });
+    if (batch.packets.length === batch.expected) {
+      this.encodedFrames += batch.expected;
+      batch.resolve(batch.packets);
+    }
+  }
+
+  /** Marks the session failed (first reason wins), kills ffmpeg and rejects the batch in flight. */
+  private terminate(failure: EncoderFailedError, batchError?: CodecError | Error): void {
+    this.failure ??= failure;
+    this.current?.reject(batchError ?? failure);
+    this.kill();
+  }
+
+  private kill(): void {
+    if (this.started && !this.exited) this.child?.kill('SIGKILL');
+  }
+
+  /** ffmpeg exited (error: non-zero status or signal). Returns the failure it recorded, if any. */
+  private onExit(error: Error | null): EncoderFailedError | null {
+    if (this.exited) return this.failure;
+    this.exited = true;
+    this.markExited();
+    if (!this.failure && !(this.closing && !this.current)) {
+      const reason = error ? firstLine(error.message) : 'ffmpeg exited';
+      this.failure = this.failedError(`ffmpeg ended: ${reason}`, error ?? undefined);
+    }
+    if (this.failure) this.current?.reject(this.failure);
+    return this.failure;
+  }
+
+  private failedError(what: string, cause?: Error): EncoderFailedError {
+    const tail = this.stderrTail.trim();
+    return new EncoderFailedError(
+      `${this.label} ${what}\ncommand: ${this.commandLine}\nstderr: ${tail || '(empty)'}`,
+      this.commandLine,
+      tail,
+      cause ? { cause } : undefined,
+    );
+  }
+
+  private abortedError(signal: AbortSignal | undefined): EncodeAbortedError {
+    const reason: unknown = signal?.reason;
+    const text = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
+    return new EncodeAbortedError(`${this.label} encode aborted: ${text}`);
+  }
+}
+
+async function* iterate(buffers: Buffer[]): AsyncGenerator<Buffer> {
+  for (const buffer of buffers) yield buffer;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0];
+}

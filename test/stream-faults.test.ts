@@ -1,0 +1,99 @@
+import { psnr, decodeVideoToRgb, probeVideo } from '../libs/codecs/src/testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
+import type { StreamView } from '../libs/contracts/src/index.js';
+import { ServiceStack } from '../scripts/lib/stack.js';
+import { tempDir, waitUntil } from './support.js';
+import { createStream, readWs, submitFrames } from './stream-support.js';
+
+/**
+ * A live stream's node killed with -9 mid-stream: the stream moves to the other node, which starts with
+ * a keyframe and re-encodes what was in flight; the client sees every frame once, in order, and the
+ * whole delivery decodes as one video.
+ */
+const TIMEOUT_S = 2;
+
+describe('live streams under faults', () => {
+  let stack: ServiceStack;
+  const dir = tempDir('encoder-stream-faults-');
+
+  beforeAll(async () => {
+    stack = await ServiceStack.start({
+      dataDir: dir.path,
+      workers: [
+        { name: 'node-a', concurrency: 2, timeoutSeconds: TIMEOUT_S },
+        { name: 'node-b', concurrency: 2, timeoutSeconds: TIMEOUT_S },
+      ],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    dir.remove();
+  });
+
+  it('kill -9 of the pinned node: no frame lost, none repeated, one decodable video', async () => {
+    const width = 320;
+    const height = 240;
+    const count = 60;
+    const api = stack.apiUrl;
+    const stream = await createStream(api, {
+      codec: 'h264',
+      mode: 'live',
+      width,
+      height,
+      format: 'bgra',
+      fps: 30,
+    });
+    const nodes = await stack.client.nodes();
+    const pinned = nodes.find((node) => node.id === stream.node)!;
+    const survivor = nodes.find((node) => node.id !== stream.node)!;
+    expect(pinned).toBeDefined();
+
+    const delivery = readWs(api, stream.id);
+    const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
+    const killAt = 20;
+    for (let index = 0; index < count; index++) {
+      if (index === killAt) {
+        // Delivered up to here? Wait a little so that some batches are in flight when the node dies.
+        expect(await stack.signalWorker(pinned.name, 'SIGKILL')).toBeNull();
+      }
+      const answer = await submitFrames(api, stream.id, rgbaToPixelFormat(inputs[index], 'bgra'), 1);
+      expect(answer.status).toBe(202);
+      expect(answer.body.seq).toBe(index);
+    }
+    await waitUntil(
+      async () =>
+        ((await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView).delivered === count,
+      30_000,
+      'every batch to be delivered',
+    );
+    await fetch(`${api}/v1/streams/${stream.id}`, { method: 'DELETE' });
+    const { events, bytes } = await delivery;
+
+    const outputs = events.filter((event) => event.type === 'output');
+    expect(outputs.map((event) => event.data.frame)).toEqual(inputs.map((_, index) => index));
+    expect(events.filter((event) => event.type === 'batch').map((event) => event.data.seq)).toEqual(
+      inputs.map((_, index) => index),
+    );
+    expect(events.filter((event) => event.type === 'batch-failed')).toEqual([]);
+    const nodesUsed = events.filter((event) => event.type === 'batch').map((event) => event.data.node);
+    expect(nodesUsed[0]).toBe(pinned.name);
+    expect(nodesUsed.at(-1)).toBe(survivor.name);
+    // The survivor started with a keyframe where it took over; no keyframe otherwise.
+    const takeover = nodesUsed.indexOf(survivor.name);
+    const keyframes = outputs.filter((event) => event.data.keyframe).map((event) => event.data.frame);
+    expect(keyframes).toEqual([0, takeover]);
+
+    const annexB = Buffer.concat(outputs.map((event) => bytes.get(event.id!)!));
+    expect((await probeVideo(annexB)).frames).toBe(count);
+    const decoded = await decodeVideoToRgb(annexB);
+    const frameBytes = width * height * 3;
+    inputs.forEach((input, index) => {
+      expect(
+        psnr(rgbaToRgb(input), decoded.subarray(index * frameBytes, (index + 1) * frameBytes)),
+      ).toBeGreaterThan(30);
+    });
+    const view = (await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView;
+    expect(view.node).toBe(survivor.id);
+  });
+});
