@@ -1,0 +1,227 @@
+import type {
+  EncodeJobData,
+  JobEvent,
+  OutputInfo,
+  StreamEvent,
+} from '../../../../libs/contracts/src/index.js';
+import type { LivePacket } from '../../../../libs/codecs/src/index.js';
+import type { CommitResult } from '../../../../libs/cluster/src/index.js';
+import type { JobStorage } from '../encode-job-runner.js';
+import {
+  LiveHandBack,
+  LiveStreamEncoder,
+  type LiveSession,
+  type LiveSessionFactory,
+  type LiveStreamLog,
+} from './live-stream-encoder.js';
+
+const FRAME_BYTES = 4 * 4 * 4;
+
+function batch(seq: number, frames = 1): EncodeJobData {
+  return {
+    jobId: `job-${seq}`,
+    codec: 'h264',
+    pool: 'cpu',
+    width: 4,
+    height: 4,
+    format: 'rgba',
+    frames,
+    settings: { quality: 80, speed: 70, fps: 30 },
+    input: { encoding: 'identity', storedBytes: FRAME_BYTES * frames },
+    createdAt: 0,
+    stream: { streamId: 's1', mode: 'live', seq, firstFrame: seq * frames, keyframeInterval: 100 },
+  };
+}
+
+class FakeStorage implements JobStorage {
+  outputs = new Map<string, Buffer>();
+  completed: string[] = [];
+  finished = new Set<string>();
+  async *readFrames(_jobId: string, frameBytes: number, frames: number) {
+    for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
+  }
+  async deleteFrames() {}
+  // eslint-disable-next-line require-yield
+  async *readInputChunks(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
+  async deleteInputChunks() {}
+  async putOutput(jobId: string, index: number, data: Buffer) {
+    this.outputs.set(`${jobId}/${index}`, data);
+  }
+  async markActive(jobId: string) {
+    return !this.finished.has(jobId);
+  }
+  async setProgress() {
+    return true;
+  }
+  async addOutput(_jobId: string, _output: OutputInfo) {
+    return true;
+  }
+  async complete(jobId: string) {
+    this.completed.push(jobId);
+    this.finished.add(jobId);
+    return true;
+  }
+  async fail() {
+    return true;
+  }
+  async emit(_jobId: string, _event: JobEvent) {
+    return null;
+  }
+}
+
+class FakeLog implements LiveStreamLog {
+  cursor = 0;
+  node: string | null = 'me';
+  log: StreamEvent[] = [];
+  nextCommit: CommitResult['status'] | null = null;
+  async position() {
+    return { cursor: this.cursor, node: this.node };
+  }
+  async commit(
+    _streamId: string,
+    seq: number,
+    events: StreamEvent[],
+    pinned?: string,
+  ): Promise<CommitResult> {
+    const forced = this.nextCommit;
+    this.nextCommit = null;
+    if (forced === 'duplicate') return { status: 'duplicate' };
+    if (pinned !== this.node || forced === 'not-pinned') return { status: 'not-pinned' };
+    if (seq !== this.cursor) return { status: 'duplicate' };
+    this.log.push(...events);
+    this.cursor++;
+    return { status: 'appended', delivered: this.cursor, ended: false };
+  }
+}
+
+class FakeSession implements LiveSession {
+  readonly contentType = 'video/h264';
+  alive = true;
+  encoded = 0;
+  closed = false;
+  failNext = false;
+  constructor(readonly number: number) {}
+  async encode(frames: AsyncIterable<Buffer>, count: number): Promise<LivePacket[]> {
+    if (this.failNext) {
+      this.alive = false;
+      throw new Error('ffmpeg died');
+    }
+    const packets: LivePacket[] = [];
+    for await (const frame of frames) {
+      packets.push({
+        data: Buffer.from(`s${this.number}f${this.encoded}:${frame[0]}`),
+        keyframe: this.encoded === 0,
+      });
+      this.encoded++;
+    }
+    expect(packets).toHaveLength(count);
+    return packets;
+  }
+  async close() {
+    this.alive = false;
+    this.closed = true;
+  }
+}
+
+function setup(now = () => 0) {
+  const storage = new FakeStorage();
+  const log = new FakeLog();
+  const sessions: FakeSession[] = [];
+  const factory: LiveSessionFactory = {
+    start: async () => {
+      const session = new FakeSession(sessions.length);
+      sessions.push(session);
+      return session;
+    },
+  };
+  const encoder = new LiveStreamEncoder('me', 'node-me', storage, log, factory, now);
+  return { storage, log, sessions, encoder };
+}
+
+const outputsOf = (log: StreamEvent[]) =>
+  log.filter((event): event is Extract<StreamEvent, { type: 'output' }> => event.type === 'output');
+
+describe('LiveStreamEncoder', () => {
+  it('feeds consecutive batches to one encoder context and commits them in order', async () => {
+    const { log, sessions, encoder, storage } = setup();
+    for (let seq = 0; seq < 3; seq++) expect(await encoder.run(batch(seq, 2), 1)).toEqual({ outputs: 2 });
+    expect(sessions).toHaveLength(1);
+    expect(outputsOf(log.log).map((event) => [event.seq, event.frame, event.keyframe])).toEqual([
+      [0, 0, true],
+      [0, 1, false],
+      [1, 2, false],
+      [1, 3, false],
+      [2, 4, false],
+      [2, 5, false],
+    ]);
+    expect(log.log.filter((event) => event.type === 'batch')).toHaveLength(3);
+    expect(storage.outputs.get('job-1/1')?.toString()).toBe('s0f3:1');
+    expect(storage.completed).toEqual(['job-0', 'job-1', 'job-2']);
+    expect(encoder.activeStreams).toBe(1);
+  });
+
+  it('runs the batches of a stream one at a time, in the order they were taken', async () => {
+    const { log, encoder } = setup();
+    await Promise.all([encoder.run(batch(0), 1), encoder.run(batch(1), 1), encoder.run(batch(2), 1)]);
+    expect(outputsOf(log.log).map((event) => event.seq)).toEqual([0, 1, 2]);
+  });
+
+  it('hands back a batch whose predecessor is not delivered yet, and skips one delivered already', async () => {
+    const { log, sessions, encoder } = setup();
+    await expect(encoder.run(batch(1), 1)).rejects.toThrow(LiveHandBack);
+    expect(sessions).toHaveLength(0);
+    log.cursor = 5;
+    expect(await encoder.run(batch(3), 1)).toEqual({ outputs: 0, skipped: true });
+    expect(sessions).toHaveLength(0);
+  });
+
+  it('forwards a batch to the node the stream is pinned to', async () => {
+    const { log, encoder } = setup();
+    log.node = 'other';
+    const error = await encoder.run(batch(0), 1).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(LiveHandBack);
+    expect((error as LiveHandBack).forwardTo).toBe('other');
+  });
+
+  it('starts a new context (a keyframe) where the old one diverged from what the client got', async () => {
+    const { log, sessions, encoder } = setup();
+    await encoder.run(batch(0), 1);
+    log.nextCommit = 'duplicate';
+    await encoder.run(batch(1), 1);
+    expect(sessions[0].closed).toBe(true);
+    log.cursor = 2;
+    await encoder.run(batch(2), 1);
+    expect(sessions).toHaveLength(2);
+    expect(outputsOf(log.log).map((event) => [event.seq, event.keyframe])).toEqual([
+      [0, true],
+      [2, true],
+    ]);
+  });
+
+  it('restarts the encoder after a crash, starting with a keyframe at the failed batch', async () => {
+    const { log, sessions, encoder } = setup();
+    await encoder.run(batch(0), 1);
+    sessions[0].failNext = true;
+    await expect(encoder.run(batch(1), 1)).rejects.toThrow('ffmpeg died');
+    expect(await encoder.run(batch(1), 2)).toEqual({ outputs: 1 });
+    expect(sessions).toHaveLength(2);
+    expect(outputsOf(log.log).map((event) => [event.seq, event.keyframe])).toEqual([
+      [0, true],
+      [1, true],
+    ]);
+  });
+
+  it('closes contexts idle longer than the timeout', async () => {
+    let now = 0;
+    const { sessions, encoder } = setup(() => now);
+    await encoder.run(batch(0), 1);
+    now = 1000;
+    expect(await encoder.closeIdle(5000)).toBe(0);
+    now = 10_000;
+    expect(await encoder.closeIdle(5000)).toBe(1);
+    expect(sessions[0].closed).toBe(true);
+    expect(encoder.activeStreams).toBe(0);
+  });
+});

@@ -1,0 +1,127 @@
+import { EmbeddedRedis, KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
+import type { RedisClient } from '../libs/cluster/src/index.js';
+import type { StreamEvent, StreamParams } from '../libs/contracts/src/index.js';
+import { tempDir } from './support.js';
+
+/** The stream store's Lua scripts against a real redis-server: the reorder buffer and the log. */
+const PARAMS: StreamParams = {
+  codec: 'jpeg',
+  mode: 'batch',
+  pool: 'cpu',
+  width: 8,
+  height: 8,
+  format: 'rgba',
+  quality: 80,
+  speed: 70,
+  fps: 30,
+  keyframeInterval: 300,
+};
+
+function batchOf(seq: number, outputs = 1): StreamEvent[] {
+  return [
+    ...Array.from({ length: outputs }, (_, index): StreamEvent => ({
+      type: 'output',
+      seq,
+      jobId: `job-${seq}`,
+      index,
+      contentType: 'image/jpeg',
+      bytes: 1,
+    })),
+    { type: 'batch', seq, jobId: `job-${seq}`, frames: outputs, outputs, node: 'n' },
+  ];
+}
+
+describe('StreamStore', () => {
+  const dir = tempDir('encoder-stream-store-');
+  const redis = new EmbeddedRedis({ port: 0, dataDir: dir.path });
+  let client: RedisClient;
+  let store: StreamStore;
+  let count = 0;
+  const newStream = async (node: string | null = null) => {
+    const id = `stream-${count++}`;
+    await store.create(id, PARAMS, node, Date.now());
+    return id;
+  };
+  const logged = async (id: string) => (await store.readAfter(id, 0, 1000)).map((entry) => entry.event);
+
+  beforeAll(async () => {
+    const url = await redis.start();
+    client = createRedisConnection({ url, role: 'worker', name: 'test' });
+    store = new StreamStore(client, new KeySpace('test'), 60, 100);
+  });
+
+  afterAll(async () => {
+    client.disconnect();
+    await redis.stop();
+    dir.remove();
+  });
+
+  it('holds batches that finish early until the ones before them are in, then logs all in order', async () => {
+    const id = await newStream();
+    for (let seq = 0; seq < 4; seq++)
+      expect(await store.allocate(id, 2)).toEqual({ seq, firstFrame: seq * 2 });
+    expect(await store.commit(id, 2, batchOf(2))).toEqual({ status: 'appended', delivered: 0, ended: false });
+    expect(await store.commit(id, 1, batchOf(1))).toEqual({ status: 'appended', delivered: 0, ended: false });
+    expect(await logged(id)).toEqual([]);
+    expect(await store.commit(id, 0, batchOf(0, 2))).toEqual({
+      status: 'appended',
+      delivered: 3,
+      ended: false,
+    });
+    const events = await store.readAfter(id, 0, 1000);
+    expect(events.map((entry) => entry.id)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      events.map((entry) => `${entry.event.type}:${entry.event.type === 'end' ? '' : entry.event.seq}`),
+    ).toEqual(['output:0', 'output:0', 'batch:0', 'output:1', 'batch:1', 'output:2', 'batch:2']);
+    expect((await store.get(id))?.cursor).toBe(3);
+  });
+
+  it('logs a batch once however often it is committed', async () => {
+    const id = await newStream();
+    await store.allocate(id, 1);
+    await store.allocate(id, 1);
+    await store.commit(id, 1, batchOf(1));
+    expect(await store.commit(id, 1, batchOf(1))).toEqual({ status: 'duplicate' });
+    await store.commit(id, 0, batchOf(0));
+    expect(await store.commit(id, 0, batchOf(0))).toEqual({ status: 'duplicate' });
+    expect(await logged(id)).toHaveLength(4);
+  });
+
+  it('takes a live batch only from the node the stream is pinned to, until it is moved', async () => {
+    const id = await newStream('node-a');
+    await store.allocate(id, 1);
+    expect(await store.commit(id, 0, batchOf(0), 'node-b')).toEqual({ status: 'not-pinned' });
+    expect(await store.repin(id, 'node-a', 'node-b')).toBe(true);
+    expect(await store.repin(id, 'node-a', 'node-c')).toBe(false);
+    expect(await store.commit(id, 0, batchOf(0), 'node-a')).toEqual({ status: 'not-pinned' });
+    expect(await store.commit(id, 0, batchOf(0), 'node-b')).toMatchObject({ status: 'appended' });
+    expect(await store.get(id)).toMatchObject({ node: 'node-b', epoch: 1 });
+  });
+
+  it('ends a closed stream after its last acknowledged batch, and refuses new batches', async () => {
+    const id = await newStream();
+    await store.allocate(id, 1);
+    expect(await store.close(id, 'done')).toBe('closed');
+    expect(await store.close(id, 'again')).toBe('not-open');
+    expect(await store.allocate(id, 1)).toBe('closed');
+    expect(await logged(id)).toEqual([]);
+    expect(await store.commit(id, 0, batchOf(0))).toEqual({ status: 'appended', delivered: 1, ended: true });
+    expect((await logged(id)).at(-1)).toEqual({ type: 'end', batches: 1, reason: 'done' });
+    expect((await store.get(id))?.state).toBe('ended');
+    const empty = await newStream();
+    await store.close(empty, 'nothing sent');
+    expect(await logged(empty)).toEqual([{ type: 'end', batches: 0, reason: 'nothing sent' }]);
+    expect(await store.allocate('no-such-stream', 1)).toBe('missing');
+  });
+
+  it('keeps the newest events only, with ids that say how many were dropped', async () => {
+    const id = await newStream();
+    await store.allocate(id, 150);
+    await store.commit(id, 0, batchOf(0, 150));
+    const kept = await store.readAfter(id, 0, 1000);
+    expect(kept).toHaveLength(100);
+    expect(kept[0].id).toBe(52);
+    expect(kept.at(-1)?.id).toBe(151);
+    expect((await store.readAfter(id, 140, 5)).map((entry) => entry.id)).toEqual([141, 142, 143, 144, 145]);
+  });
+});
