@@ -102,7 +102,7 @@ export class HttpErrorFilter implements ExceptionFilter {
       response.destroy();
       return;
     }
-    discardUnreadBody(host.switchToHttp().getRequest<Request>(), response);
+    discardUnreadBody(host.switchToHttp().getRequest<Request>());
     response.status(status).json({ statusCode: status, error: reasonPhrase(status), message, ...extra });
   }
 }
@@ -117,7 +117,7 @@ const MAX_DISCARDED_BODY_BYTES = 16 * 1024 * 1024;
  * No `Connection: close` either: Node would close the socket as soon as the answer is written, with the
  * client's bytes still arriving, and the kernel answers those with a reset.
  */
-function discardUnreadBody(request: Request, response: Response): void {
+function discardUnreadBody(request: Request): void {
   if (request.complete || request.destroyed) return;
   let discarded = 0;
   request.on('data', (chunk: Buffer) => {
