@@ -72,8 +72,12 @@ export class FfmpegVideoEncoder implements VideoEncoder {
    * Starts a live session: one ffmpeg for one stream, one packet back per frame (see LiveVideoSession),
    * with this encoder's binaries, threads and VAAPI device.
    */
-  startLive(layout: RawLayout, settings: EncodeSettings, keyframeInterval: number): Promise<LiveVideoSession> {
-    assertValidLayout(layout);
+  async startLive(
+    layout: RawLayout,
+    settings: EncodeSettings,
+    keyframeInterval: number,
+  ): Promise<LiveVideoSession> {
+    assertValidLayout(layout); // rejects, like every other failure here
     const implementation = this.liveImplementationFor(layout);
     return LiveVideoSession.start({
       binary: this.binaries.ffmpeg,

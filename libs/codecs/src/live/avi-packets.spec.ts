@@ -94,7 +94,10 @@ describe('AviPacketParser', () => {
   });
 
   it.each([
-    ['a WAVE file', Buffer.concat([Buffer.from('RIFF', 'latin1'), u32(100), Buffer.from('WAVEfmt ', 'latin1')])],
+    [
+      'a WAVE file',
+      Buffer.concat([Buffer.from('RIFF', 'latin1'), u32(100), Buffer.from('WAVEfmt ', 'latin1')]),
+    ],
     ['Matroska', Buffer.from('1a45dfa3a34286810142f7810142f2810442f381', 'hex')],
     ['text', Buffer.from('ffmpeg: Unknown encoder', 'latin1')],
   ])('throws AviParseError on data that is not RIFF AVI: %s', (_name, data) => {
@@ -109,7 +112,11 @@ describe('AviPacketParser', () => {
   });
 
   it('throws on a chunk id that is not text (stream out of step) and on oversized packets', () => {
-    const garbage = Buffer.concat([open('RIFF', 'AVI '), open('LIST', 'movi'), Buffer.from([0, 1, 2, 3, 4, 0, 0, 0])]);
+    const garbage = Buffer.concat([
+      open('RIFF', 'AVI '),
+      open('LIST', 'movi'),
+      Buffer.from([0, 1, 2, 3, 4, 0, 0, 0]),
+    ]);
     expect(() => new AviPacketParser().push(garbage)).toThrow(/bad AVI chunk id 0x00010203 at byte 24/);
     const big = Buffer.concat([open('RIFF', 'AVI '), open('LIST', 'movi'), chunk('00dc', Buffer.alloc(100))]);
     expect(() => new AviPacketParser(64).push(big)).toThrow(/100 bytes exceeds 64/);

@@ -74,7 +74,9 @@ export class AviPacketParser {
         const id = head.toString('latin1', 0, 4);
         const type = head.toString('latin1', 8, 12);
         if (id !== 'RIFF' || type !== 'AVI ') {
-          throw new AviParseError(`not a RIFF AVI stream: starts with ${JSON.stringify(head.toString('latin1'))}`);
+          throw new AviParseError(
+            `not a RIFF AVI stream: starts with ${JSON.stringify(head.toString('latin1'))}`,
+          );
         }
         this.state = { kind: 'header' };
         return true;

@@ -53,13 +53,21 @@ describe('isKeyframePacket on hand-made headers', () => {
 
 /** Encoder arguments that give one packet per frame (as live sessions use) and a keyframe every 2 frames. */
 const REAL: [string, VideoCodec, string[]][] = [
-  ['libx264', 'h264', ['-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency']],
+  [
+    'libx264',
+    'h264',
+    ['-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency'],
+  ],
   [
     'libx265 (open GOP: later keyframes are CRA)',
     'hevc',
     ['-pix_fmt', 'yuv420p', '-c:v', 'libx265', '-preset', 'ultrafast', '-tune', 'zerolatency'],
   ],
-  ['libvpx', 'vp8', ['-pix_fmt', 'yuv420p', '-c:v', 'libvpx', '-deadline', 'realtime', '-lag-in-frames', '0']],
+  [
+    'libvpx',
+    'vp8',
+    ['-pix_fmt', 'yuv420p', '-c:v', 'libvpx', '-deadline', 'realtime', '-lag-in-frames', '0'],
+  ],
   [
     'libvpx-vp9',
     'vp9',
@@ -73,7 +81,18 @@ const REAL: [string, VideoCodec, string[]][] = [
   [
     'libaom-av1',
     'av1',
-    ['-pix_fmt', 'yuv420p', '-c:v', 'libaom-av1', '-usage', 'realtime', '-cpu-used', '8', '-lag-in-frames', '0'],
+    [
+      '-pix_fmt',
+      'yuv420p',
+      '-c:v',
+      'libaom-av1',
+      '-usage',
+      'realtime',
+      '-cpu-used',
+      '8',
+      '-lag-in-frames',
+      '0',
+    ],
   ],
 ];
 

@@ -9,7 +9,12 @@ import type { VideoCodec } from '../../../contracts/src/index.js';
 export function isKeyframePacket(codec: VideoCodec, packet: Buffer): boolean {
   switch (codec) {
     case 'h264':
-      return firstSliceNalType(packet, (header) => header & 0x1f, isH264Slice, (type) => type === 5);
+      return firstSliceNalType(
+        packet,
+        (header) => header & 0x1f,
+        isH264Slice,
+        (type) => type === 5,
+      );
     case 'hevc':
       return firstSliceNalType(
         packet,

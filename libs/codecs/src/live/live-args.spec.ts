@@ -2,7 +2,12 @@ import type { EncodeSettings } from '../../../contracts/src/index.js';
 import { UnsupportedCodecError, UnsupportedInputError } from '../errors.js';
 import { buildVideoEncodeArgs } from '../ffmpeg-args.js';
 import { createEncoder } from '../registry.js';
-import { buildLiveEncodeArgs, liveImplementation, lowLatencyArgs, type LiveEncodeRequest } from './live-args.js';
+import {
+  buildLiveEncodeArgs,
+  liveImplementation,
+  lowLatencyArgs,
+  type LiveEncodeRequest,
+} from './live-args.js';
 
 const settings: EncodeSettings = { quality: 80, speed: 80, fps: 25 };
 
@@ -27,7 +32,15 @@ function valueOf(args: string[], option: string): string | undefined {
 describe('liveImplementation', () => {
   it('maps SVT-AV1 (which buffers frames) to libaom-av1 and leaves the rest alone', () => {
     expect(liveImplementation('libsvtav1')).toBe('libaom-av1');
-    for (const name of ['libx264', 'libx265', 'libvpx', 'libvpx-vp9', 'libaom-av1', 'h264_nvenc', 'av1_qsv']) {
+    for (const name of [
+      'libx264',
+      'libx265',
+      'libvpx',
+      'libvpx-vp9',
+      'libaom-av1',
+      'h264_nvenc',
+      'av1_qsv',
+    ]) {
       expect(liveImplementation(name)).toBe(name);
     }
   });
@@ -58,9 +71,12 @@ describe('buildLiveEncodeArgs', () => {
   it('keeps odd sizes exact through 4:4:4 on x264/x265, like the segment encoder', () => {
     const layout = { width: 321, height: 181, format: 'rgb' as const };
     expect(valueOf(buildLiveEncodeArgs(request({ layout })).output, '-vf')).toMatch(/format=yuv444p$/);
-    expect(valueOf(buildLiveEncodeArgs(request({ layout, codec: 'vp9', implementation: 'libvpx-vp9' })).output, '-vf')).toMatch(
-      /format=yuv420p$/,
-    );
+    expect(
+      valueOf(
+        buildLiveEncodeArgs(request({ layout, codec: 'vp9', implementation: 'libvpx-vp9' })).output,
+        '-vf',
+      ),
+    ).toMatch(/format=yuv420p$/);
   });
 
   it.each([
@@ -81,9 +97,12 @@ describe('buildLiveEncodeArgs', () => {
   });
 
   it('threads x265 through its pools and leaves hardware encoders without -threads', () => {
-    expect(valueOf(buildLiveEncodeArgs(request({ codec: 'hevc', implementation: 'libx265' })).output, '-x265-params')).toBe(
-      'log-level=error:pools=2',
-    );
+    expect(
+      valueOf(
+        buildLiveEncodeArgs(request({ codec: 'hevc', implementation: 'libx265' })).output,
+        '-x265-params',
+      ),
+    ).toBe('log-level=error:pools=2');
     expect(buildLiveEncodeArgs(request({ implementation: 'h264_nvenc' })).output).not.toContain('-threads');
   });
 
@@ -119,7 +138,9 @@ describe('FfmpegVideoEncoder.liveImplementationFor', () => {
   });
 
   it('keeps the main encoder, or its fallback, and refuses layouts none can take', () => {
-    expect(createEncoder('h264').liveImplementationFor({ width: 321, height: 181, format: 'rgb' })).toBe('libx264');
+    expect(createEncoder('h264').liveImplementationFor({ width: 321, height: 181, format: 'rgb' })).toBe(
+      'libx264',
+    );
     const nvenc = createEncoder('h264', 'h264_nvenc', { fallbackImplementation: 'libx264' });
     expect(nvenc.liveImplementationFor({ width: 64, height: 64, format: 'rgb' })).toBe('h264_nvenc');
     expect(nvenc.liveImplementationFor({ width: 65, height: 64, format: 'rgb' })).toBe('libx264');

@@ -60,8 +60,8 @@ function startH264(raw: RawLayout, keyframeInterval = 1000): Promise<LiveVideoSe
 
 const CASES: [VideoCodec, RawLayout, string][] = [
   ['h264', layout(160, 120, 'bgrx'), 'libx264'],
-  ['hevc', layout(160, 120, 'rgba'), 'libx265'],
-  ['vp8', layout(161, 121, 'rgb'), 'libvpx'], // odd size
+  ['hevc', layout(161, 121, 'rgba'), 'libx265'], // odd size: 4:4:4, like the segment encoder
+  ['vp8', layout(160, 120, 'rgb'), 'libvpx'],
   ['vp9', layout(160, 120, 'bgra'), 'libvpx-vp9'],
   ['av1', layout(160, 120, 'rgbx'), 'libaom-av1'], // createEncoder picks SVT-AV1; live maps it to libaom
 ];
@@ -96,7 +96,12 @@ describe('LiveVideoSession (real ffmpeg)', () => {
       expect(packets.map((packet) => packet.keyframe)).toEqual([true, false, false, false, false, false]);
       expect(packets.every((packet) => packet.data.length > 0)).toBe(true);
 
-      const stream = playableStream(codec, packets.map((packet) => packet.data), raw.width, raw.height);
+      const stream = playableStream(
+        codec,
+        packets.map((packet) => packet.data),
+        raw.width,
+        raw.height,
+      );
       const decoded = await decodeVideoToRgb(stream);
       const expected = Buffer.concat(rgba.map(rgbaToRgb));
       expect(decoded.length).toBe(expected.length);
@@ -155,7 +160,9 @@ describe('LiveVideoSession (real ffmpeg)', () => {
   it('times out and aborts by killing the session with the matching error', async () => {
     const raw = layout(128, 96, 'rgba');
     const timedOut = await startH264(raw);
-    await expect(timedOut.encode(stalled(0), 1, { timeoutMs: 200 })).rejects.toThrow(/timed out after 200 ms/);
+    await expect(timedOut.encode(stalled(0), 1, { timeoutMs: 200 })).rejects.toThrow(
+      /timed out after 200 ms/,
+    );
     expect(timedOut.alive).toBe(false);
     await expect(timedOut.encode(scenes(128, 96, 0, 1), 1)).rejects.toThrow(EncoderFailedError);
     await timedOut.close();

@@ -125,13 +125,17 @@ export class LiveVideoSession {
     const { codec, layout, keyframeInterval } = options;
     assertValidLayout(layout);
     if (!Number.isInteger(keyframeInterval) || keyframeInterval < 1) {
-      throw new UnsupportedInputError(`keyframe interval must be a positive integer, got ${keyframeInterval}`);
+      throw new UnsupportedInputError(
+        `keyframe interval must be a positive integer, got ${keyframeInterval}`,
+      );
     }
     const settings = normalizeSettings(options.settings);
     const implementation = liveImplementation(options.implementation);
     const rejection = layoutRejection(implementation, layout);
     if (rejection) {
-      throw new UnsupportedInputError(`${codec} cannot encode ${layout.width}x${layout.height} live: ${rejection}`);
+      throw new UnsupportedInputError(
+        `${codec} cannot encode ${layout.width}x${layout.height} live: ${rejection}`,
+      );
     }
     const args = buildLiveEncodeArgs({
       codec,
@@ -184,7 +188,9 @@ export class LiveVideoSession {
     options: LiveEncodeOptions = {},
   ): Promise<LivePacket[]> {
     if (!Number.isInteger(frameCount) || frameCount < 1) {
-      return Promise.reject(new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`));
+      return Promise.reject(
+        new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`),
+      );
     }
     if (this.closing) return Promise.reject(this.failedError('session is closed'));
     const { signal } = options;
@@ -251,7 +257,10 @@ export class LiveVideoSession {
       // 'close' comes after stdout's last data, so every packet is parsed before the exit is handled.
       child.once('close', (code, signal) => {
         if (code === 0) this.onExit(null);
-        else this.onExit(new Error(signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`));
+        else
+          this.onExit(
+            new Error(signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`),
+          );
       });
     });
   }
@@ -299,7 +308,9 @@ export class LiveVideoSession {
     const timer = setTimeout(
       () =>
         this.terminate(
-          this.failedError(`timed out after ${timeoutMs} ms with ${batch.packets.length}/${frameCount} packets out`),
+          this.failedError(
+            `timed out after ${timeoutMs} ms with ${batch.packets.length}/${frameCount} packets out`,
+          ),
         ),
       timeoutMs,
     );

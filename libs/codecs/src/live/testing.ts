@@ -30,7 +30,10 @@ export function runTool(binary: string, args: string[], stdin?: Buffer): Promise
       args,
       { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 },
       (error, stdout, stderr) => {
-        if (error) reject(new Error(`${binary} ${args.join(' ')}: ${error.message} ${stderr.toString().slice(-1500)}`));
+        if (error)
+          reject(
+            new Error(`${binary} ${args.join(' ')}: ${error.message} ${stderr.toString().slice(-1500)}`),
+          );
         else resolve(stdout);
       },
     );
