@@ -59,7 +59,7 @@ describe('StreamStore', () => {
   it('holds batches that finish early until the ones before them are in, then logs all in order', async () => {
     const id = await newStream();
     for (let seq = 0; seq < 4; seq++)
-      expect(await store.allocate(id, 2)).toEqual({ seq, firstFrame: seq * 2 });
+      expect(await store.allocate(id, 2, `job-${seq}`)).toEqual({ seq, firstFrame: seq * 2 });
     expect(await store.commit(id, 2, batchOf(2))).toEqual({ status: 'appended', delivered: 0, ended: false });
     expect(await store.commit(id, 1, batchOf(1))).toEqual({ status: 'appended', delivered: 0, ended: false });
     expect(await logged(id)).toEqual([]);
@@ -78,8 +78,8 @@ describe('StreamStore', () => {
 
   it('logs a batch once however often it is committed', async () => {
     const id = await newStream();
-    await store.allocate(id, 1);
-    await store.allocate(id, 1);
+    await store.allocate(id, 1, 'job');
+    await store.allocate(id, 1, 'job');
     await store.commit(id, 1, batchOf(1));
     expect(await store.commit(id, 1, batchOf(1))).toEqual({ status: 'duplicate' });
     await store.commit(id, 0, batchOf(0));
@@ -89,7 +89,7 @@ describe('StreamStore', () => {
 
   it('takes a live batch only from the node the stream is pinned to, until it is moved', async () => {
     const id = await newStream('node-a');
-    await store.allocate(id, 1);
+    await store.allocate(id, 1, 'job');
     expect(await store.commit(id, 0, batchOf(0), 'node-b')).toEqual({ status: 'not-pinned' });
     expect(await store.repin(id, 'node-a', 'node-b')).toBe(true);
     expect(await store.repin(id, 'node-a', 'node-c')).toBe(false);
@@ -100,10 +100,10 @@ describe('StreamStore', () => {
 
   it('ends a closed stream after its last acknowledged batch, and refuses new batches', async () => {
     const id = await newStream();
-    await store.allocate(id, 1);
+    await store.allocate(id, 1, 'job');
     expect(await store.close(id, 'done')).toBe('closed');
     expect(await store.close(id, 'again')).toBe('not-open');
-    expect(await store.allocate(id, 1)).toBe('closed');
+    expect(await store.allocate(id, 1, 'job')).toBe('closed');
     expect(await logged(id)).toEqual([]);
     expect(await store.commit(id, 0, batchOf(0))).toEqual({ status: 'appended', delivered: 1, ended: true });
     expect((await logged(id)).at(-1)).toEqual({ type: 'end', batches: 1, reason: 'done' });
@@ -111,12 +111,12 @@ describe('StreamStore', () => {
     const empty = await newStream();
     await store.close(empty, 'nothing sent');
     expect(await logged(empty)).toEqual([{ type: 'end', batches: 0, reason: 'nothing sent' }]);
-    expect(await store.allocate('no-such-stream', 1)).toBe('missing');
+    expect(await store.allocate('no-such-stream', 1, 'job')).toBe('missing');
   });
 
   it('keeps the newest events only, with ids that say how many were dropped', async () => {
     const id = await newStream();
-    await store.allocate(id, 150);
+    await store.allocate(id, 150, 'job');
     await store.commit(id, 0, batchOf(0, 150));
     const kept = await store.readAfter(id, 0, 1000);
     expect(kept).toHaveLength(100);

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { psnr, decodeVideoToRgb, probeVideo } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { JobView } from '../libs/contracts/src/index.js';
+import { KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import { createStream, postJson, readSse, readWs, submitFrames } from './stream-support.js';
@@ -31,7 +32,7 @@ describe('streams', () => {
   beforeAll(async () => {
     stack = await ServiceStack.start({
       dataDir: dir.path,
-      env: { STREAM_LOG_MAX_EVENTS: String(LOG_MAX_EVENTS) },
+      env: { STREAM_LOG_MAX_EVENTS: String(LOG_MAX_EVENTS), STREAM_STALL_MS: '1000' },
       workers: [
         { name: 'node-a', concurrency: 2 },
         { name: 'node-b', concurrency: 2 },
@@ -183,6 +184,29 @@ describe('streams', () => {
     expect(events.slice(1).map((event) => event.id)).toEqual(
       Array.from({ length: 100 }, (_, index) => index + 33),
     );
+  });
+
+  it('a batch that was acknowledged but never queued does not hold the stream back', async () => {
+    const stream = await createStream(api(), { codec: 'jpeg', width: 16, height: 16, format: 'bgra' });
+    // What an API process that died between giving a batch its seq and queueing it leaves behind.
+    const redis = createRedisConnection({ url: stack.redisUrl, role: 'worker', name: 'test' });
+    try {
+      const store = new StreamStore(redis, new KeySpace('encoder'), 60);
+      expect(await store.allocate(stream.id, 1, 'lostJobIdAAAAAA')).toEqual({ seq: 0, firstFrame: 0 });
+    } finally {
+      redis.disconnect();
+    }
+    const next = await submitFrames(api(), stream.id, bgra([frame(16, 16, 1)]), 1);
+    expect(next.body).toMatchObject({ seq: 1, firstFrame: 1 });
+    await close(stream.id);
+    const events = await readSse(api(), stream.id);
+    expect(events.map((event) => [event.type, event.data.seq])).toEqual([
+      ['batch-failed', 0],
+      ['output', 1],
+      ['batch', 1],
+      ['end', undefined],
+    ]);
+    expect(events[0].data.error).toMatch(/lost before it was queued/);
   });
 
   it('bad requests get a clear 4xx and leave the stream working', async () => {

@@ -24,6 +24,7 @@ import { SubmissionGate } from './jobs/submission-gate.js';
 import { LiveStreams } from './streams/live-streams.js';
 import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
+import { StreamStallCheck } from './streams/stream-stall-check.js';
 import { StreamsController } from './streams/streams.controller.js';
 import { StreamsService } from './streams/streams.service.js';
 
@@ -66,6 +67,7 @@ export class AppModule {
         LiveStreams,
         StreamFollower,
         StreamSockets,
+        StreamStallCheck,
         ...(config.metricsEnabled ? [MetricsService] : []),
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: HttpErrorFilter },

@@ -17,6 +17,7 @@ import {
   NodeRegistry,
   OutputStore,
   StreamStore,
+  commitStreamBatch,
   createRedisConnection,
   lockSettingsFor,
   bullConnectionOptions,
@@ -27,7 +28,6 @@ import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
 import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
-import { commitStreamBatch } from './stream-batches.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];

@@ -13,3 +13,4 @@ export * from './redis-connection.js';
 export * from './redis-target.js';
 export * from './zero-copy-command.js';
 export * from './stream-store.js';
+export * from './stream-batches.js';

@@ -77,6 +77,11 @@ export class KeySpace {
     return `${this.stream(streamId)}:log`;
   }
 
+  /** Streams not ended yet, for the stall check. */
+  get openStreams(): string {
+    return `${this.prefix}:streams:open`;
+  }
+
   /** Open live streams, for the supervisor that moves them off dead nodes. */
   get liveStreams(): string {
     return `${this.prefix}:streams:live`;

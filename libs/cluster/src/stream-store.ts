@@ -71,6 +71,7 @@ while true do
   if not parked then break end
   for _, event in ipairs(cjson.decode(parked)) do append(event) end
   redis.call('HDEL', KEYS[2], tostring(cursor))
+  redis.call('HDEL', KEYS[1], 'job:' .. cursor)
   cursor = cursor + 1
 end
 redis.call('HSET', KEYS[1], 'cursor', cursor)
@@ -80,12 +81,16 @@ return {1, cursor, ended and 1 or 0}`,
   3,
 );
 
-/** KEYS: record. ARGV: frames. Returns {seq, firstFrame}, {-1} closed, {-2} missing. */
+/**
+ * KEYS: record. ARGV: frames, job id. Returns {seq, firstFrame}, {-1} closed, {-2} missing. The batch's
+ * job id is kept under `job:<seq>` until the batch is delivered, for the stall check.
+ */
 const ALLOCATE = new LuaScript(
   `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
 if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return {-1} end
 local seq = redis.call('HINCRBY', KEYS[1], 'nextSeq', 1) - 1
+redis.call('HSET', KEYS[1], 'job:' .. seq, ARGV[2])
 local frames = tonumber(ARGV[1])
 local first = redis.call('HINCRBY', KEYS[1], 'frames', frames) - frames
 return {seq, first}`,
@@ -192,6 +197,11 @@ export class StreamStore {
     return cursor === null ? null : { cursor: Number(cursor), node: node || null };
   }
 
+  /** The job of an acknowledged batch that is not delivered yet. */
+  async jobOf(streamId: string, seq: number): Promise<string | null> {
+    return this.redis.hget(this.keys.streamRecord(streamId), `job:${seq}`);
+  }
+
   /** The seq the stream delivers next, or null for an unknown stream. */
   async cursor(streamId: string): Promise<number | null> {
     const cursor = await this.redis.hget(this.keys.streamRecord(streamId), 'cursor');
@@ -199,11 +209,11 @@ export class StreamStore {
   }
 
   /** Gives the next batch its seq and the stream-wide number of its first frame. */
-  async allocate(streamId: string, frames: number): Promise<AllocateResult> {
+  async allocate(streamId: string, frames: number, jobId: string): Promise<AllocateResult> {
     const [seq, firstFrame] = (await ALLOCATE.run(
       this.redis,
       [this.keys.streamRecord(streamId)],
-      [String(frames)],
+      [String(frames), jobId],
     )) as number[];
     if (seq === -2) return 'missing';
     if (seq === -1) return 'closed';

@@ -131,6 +131,19 @@ export class EncodeQueue implements OnModuleDestroy {
     return (await (await rawClientOf(queue)).exists(queue.toKey(`${jobId}:lock`))) === 1;
   }
 
+  /** Whether a job is on a queue, waiting, delayed or active: on its pool's, or on one of these nodes'. */
+  async holds(jobId: string, pool: Pool, nodeIds: string[]): Promise<boolean> {
+    const queues = [this.queues[pool], ...nodeIds.map((nodeId) => this.nodeQueue(nodeId))];
+    for (const queue of queues) {
+      const state = await queue.getJobState(jobId);
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'active') {
+        return true;
+      }
+      if (state === 'waiting-children') return true;
+    }
+    return false;
+  }
+
   /** Jobs not yet taken by a node, over all pools. */
   async waitingCount(): Promise<number> {
     let waiting = 0;

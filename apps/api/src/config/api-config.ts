@@ -26,6 +26,8 @@ export interface ApiConfig {
   maxJobsPerClient: number;
   /** Events kept per stream log; a consumer further behind is told it fell behind. */
   streamLogMaxEvents: number;
+  /** How long a stream waits on one batch before the batch is looked for (and delivered as failed if lost). */
+  streamStallMs: number;
   /** How often live streams are checked for a dead node to move off. */
   liveSupervisorMs: number;
   logLevel: LogLevel;
@@ -134,6 +136,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     maxJobsPerClient: integer(env, 'MAX_JOBS_PER_CLIENT', 1000, 1, 10_000_000),
     streamLogMaxEvents: integer(env, 'STREAM_LOG_MAX_EVENTS', 10_000, 100, 10_000_000),
     liveSupervisorMs: integer(env, 'LIVE_SUPERVISOR_MS', 1000, 100, 60_000),
+    streamStallMs: integer(env, 'STREAM_STALL_MS', 30_000, 200, 3_600_000),
     logLevel: logLevel(env),
     logPretty: boolean(env, 'LOG_PRETTY', false),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),

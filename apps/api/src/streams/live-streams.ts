@@ -45,6 +45,11 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     return chooseLiveNode(codec, pool, nodes, (id) => load.get(id) ?? 0, exclude)?.id ?? null;
   }
 
+  /** Every stream is watched for stalls until it ends (StreamStallCheck). */
+  async track(streamId: string): Promise<void> {
+    await this.redis.sadd(this.keys.openStreams, streamId);
+  }
+
   async pin(streamId: string, nodeId: string): Promise<void> {
     await this.redis.sadd(this.keys.liveStreams, streamId);
     await this.redis.sadd(this.keys.liveNodes, nodeId);

@@ -78,6 +78,7 @@ export class StreamsService {
       if (!node) throw new RetryLaterException(`no live node can keep a ${params.codec} stream now`, 5);
     }
     await this.streams.create(id, params, node, Date.now());
+    await this.live.track(id);
     if (node) await this.live.pin(id, node);
     return this.get(id);
   }
@@ -119,7 +120,7 @@ export class StreamsService {
     const input = await this.jobs.storeRawInput(jobId, body, frameBytes, frames, contentLength, encoding);
     const discardInput = (data: Pick<EncodeJobData, 'jobId' | 'frames' | 'input'>) =>
       this.jobs.deleteInput(data as EncodeJobData).catch(() => undefined);
-    const allocated = await this.streams.allocate(streamId, frames);
+    const allocated = await this.streams.allocate(streamId, frames, jobId);
     if (allocated === 'closed' || allocated === 'missing') {
       await discardInput({ jobId, frames, input });
       if (allocated === 'closed') throw this.closedError(streamId);

@@ -1,4 +1,4 @@
-import type { EncodeJobData } from '../../../libs/contracts/src/index.js';
+import type { EncodeJobData } from '../../contracts/src/index.js';
 import { batchEvents } from './stream-batches.js';
 
 function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {

@@ -3,8 +3,9 @@ import {
   type EncodeJobData,
   type OutputInfo,
   type StreamEvent,
-} from '../../../libs/contracts/src/index.js';
-import type { CommitResult, JobRecord } from '../../../libs/cluster/src/index.js';
+} from '../../contracts/src/index.js';
+import type { CommitResult } from './stream-store.js';
+import type { JobRecord } from './job-store.js';
 
 export interface StreamBatchStores {
   jobRecord(jobId: string): Promise<JobRecord | null>;

@@ -1,0 +1,93 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { RedisClient } from '../../../../libs/cluster/src/index.js';
+import { JobStore, KeySpace, StreamStore, batchEvents } from '../../../../libs/cluster/src/index.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { EncodeQueue } from '../cluster/encode-queue.js';
+import { REDIS } from '../cluster/tokens.js';
+
+/**
+ * A stream delivers in order, so one batch that never finishes would hold back every later one. A batch
+ * the stream has waited on for STREAM_STALL_MS is looked at: on a queue (waiting for a node, or being
+ * encoded), it is left alone; finished but not handed to the stream (its node died in between), it is
+ * delivered from its job record; on no queue at all (the API that acknowledged it died before queueing
+ * it), it is delivered as `batch-failed`, and the stream goes on.
+ */
+@Injectable()
+export class StreamStallCheck implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(StreamStallCheck.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  /** Per stream, the cursor last seen and since when. */
+  private readonly seen = new Map<string, { cursor: number; since: number }>();
+
+  constructor(
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly keys: KeySpace,
+    private readonly streams: StreamStore,
+    private readonly jobs: JobStore,
+    private readonly queue: EncodeQueue,
+  ) {}
+
+  onModuleInit(): void {
+    this.timer = setInterval(
+      () => void this.check(),
+      Math.max(100, Math.floor(this.config.streamStallMs / 4)),
+    );
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async check(now = Date.now()): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    let repaired = 0;
+    try {
+      const open = await this.redis.smembers(this.keys.openStreams);
+      for (const id of [...this.seen.keys()]) if (!open.includes(id)) this.seen.delete(id);
+      for (const streamId of open) {
+        if (await this.checkStream(streamId, now)) repaired++;
+      }
+    } catch (error) {
+      this.logger.warn(`stream stall check failed: ${(error as Error).message}`);
+    } finally {
+      this.running = false;
+    }
+    return repaired;
+  }
+
+  private async checkStream(streamId: string, now: number): Promise<boolean> {
+    const record = await this.streams.get(streamId);
+    if (!record || record.state === 'ended') {
+      await this.redis.srem(this.keys.openStreams, streamId);
+      return false;
+    }
+    const last = this.seen.get(streamId);
+    if (record.cursor >= record.nextSeq || !last || last.cursor !== record.cursor) {
+      this.seen.set(streamId, { cursor: record.cursor, since: now });
+      return false;
+    }
+    if (now - last.since < this.config.streamStallMs) return false;
+    const seq = record.cursor;
+    const jobId = await this.streams.jobOf(streamId, seq);
+    const nodeIds = record.params.mode === 'live' ? await this.redis.smembers(this.keys.liveNodes) : [];
+    if (jobId && (await this.queue.holds(jobId, record.params.pool, nodeIds))) return false;
+    const job = jobId ? await this.jobs.get(jobId) : null;
+    if (job && (job.status === 'completed' || job.status === 'failed')) {
+      await this.streams.commit(streamId, seq, batchEvents(job.data, job));
+      this.logger.warn(`stream ${streamId}: batch ${seq} was finished but not delivered; delivered it now`);
+    } else {
+      const error = 'lost before it was queued (the API that acknowledged it stopped)';
+      if (jobId) await this.jobs.fail(jobId, error, now);
+      await this.streams.commit(streamId, seq, [
+        { type: 'batch-failed', seq, jobId: jobId ?? '', frames: job?.data.frames ?? 0, error },
+      ]);
+      this.logger.warn(`stream ${streamId}: batch ${seq} ${error}`);
+    }
+    this.seen.delete(streamId);
+    return true;
+  }
+}
