@@ -87,6 +87,23 @@ describe('StreamStore', () => {
     expect(await logged(id)).toHaveLength(4);
   });
 
+  it('gives a repeated idempotency key the first batch, not a new one', async () => {
+    const id = await newStream();
+    expect(await store.allocate(id, 2, 'job-a', 'key-1')).toEqual({ seq: 0, firstFrame: 0 });
+    expect(await store.allocate(id, 2, 'job-b', 'key-1')).toEqual({
+      repeat: { streamId: id, seq: 0, firstFrame: 0, jobId: 'job-a', frames: 2 },
+    });
+    expect(await store.batchFor(id, 'key-1')).toEqual({
+      streamId: id,
+      seq: 0,
+      firstFrame: 0,
+      jobId: 'job-a',
+      frames: 2,
+    });
+    expect(await store.allocate(id, 1, 'job-c', 'key-2')).toEqual({ seq: 1, firstFrame: 2 });
+    expect((await store.get(id))?.nextSeq).toBe(2);
+  });
+
   it('takes a live batch only from the node the stream is pinned to, until it is moved', async () => {
     const id = await newStream('node-a');
     await store.allocate(id, 1, 'job');

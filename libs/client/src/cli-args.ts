@@ -82,7 +82,7 @@ Receiving:
                           bytes inline)
   --progress              show the progress bar even when stderr is not a terminal
 
-${'Options of every command: --api, --api-key, --retry-for (see --help).'}
+Options of every command: --api, --api-key, --retry-for (see --help).
 `;
 
 export const FOLLOW_HELP = `Usage: npm run client -- follow <streamId> [options]

@@ -9,8 +9,12 @@ import { orderedMap } from './ordered.js';
 import { jobOutputName, OutputWriter } from './output-writers.js';
 import { formatProgress, progressBar, ProgressReporter } from './progress.js';
 import { BatchLatency } from './stats.js';
-import type { OutputEvent, StreamClient, StreamEventWithData, StreamEventWithId } from './stream-client.js';
-import { StreamClient as Client } from './stream-client.js';
+import {
+  StreamClient,
+  type OutputEvent,
+  type StreamEventWithData,
+  type StreamEventWithId,
+} from './stream-client.js';
 
 export interface CliIo {
   stdout: { write(text: string): unknown };
@@ -58,7 +62,7 @@ function clientFor(
           : `API server ${endpoint.url} is back`,
       ),
   });
-  return new Client(pool, { apiKey: command.apiKey, deadlineMs: command.retryForMs });
+  return new StreamClient(pool, { apiKey: command.apiKey, deadlineMs: command.retryForMs });
 }
 
 /** What a follower counted, and the latency of each batch. */
@@ -185,6 +189,24 @@ function problems(tally: StreamTally): string[] {
   return list;
 }
 
+/** 1 on a failure, a failed batch or missed events; 130 when interrupted (Ctrl-C); else 0. */
+function exitCode(failure: unknown, tally: StreamTally, io: CliIo): number {
+  if (io.interrupt?.aborted) {
+    io.stderr.write('interrupted\n');
+    return 130;
+  }
+  if (failure !== undefined) {
+    io.stderr.write(`error: ${message(failure)}\n`);
+    return 1;
+  }
+  const issues = problems(tally);
+  if (issues.length > 0) {
+    io.stderr.write(`error: ${issues.join('; ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 /** `stream`: create, send (and follow, concurrently), close, summarise. Returns the exit code. */
 export async function runStream(command: StreamCommand, io: CliIo): Promise<number> {
   const now = io.now ?? Date.now;
@@ -251,7 +273,9 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
         if (wait > 0) await defaultSleep(wait, stop);
       }
       const submitStart = now();
-      const accepted = await client.submitFrames(view.id, batch.body, batch.frames, { signal: stop });
+      const accepted = await client.submitFrames(view.id, batch.body, batch.frames, {
+        signal: abort.signal, // not the interrupt: a batch on its way is finished, so it is counted
+      });
       tally.framesSubmitted += accepted.frames;
       tally.batchesSubmitted += 1;
       tally.latency.submitted(accepted.seq, submitStart);
@@ -279,16 +303,7 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
   io.stdout.write(
     `${JSON.stringify(summary(view, tally, tally.framesSubmitted, tally.batchesSubmitted, seconds, client.failovers))}\n`,
   );
-  if (failure !== undefined) {
-    io.stderr.write(`error: ${message(failure)}\n`);
-    return 1;
-  }
-  const issues = problems(tally);
-  if (issues.length > 0) {
-    io.stderr.write(`error: ${issues.join('; ')}\n`);
-    return 1;
-  }
-  return 0;
+  return exitCode(failure, tally, io);
 }
 
 /** `follow <streamId>`: follow an existing stream to its end, write its outputs, summarise. */
@@ -340,16 +355,7 @@ export async function runFollow(command: FollowCommand, io: CliIo): Promise<numb
   io.stdout.write(
     `${JSON.stringify(summary(view, tally, tally.framesDelivered, tally.batchesDelivered, seconds, client.failovers))}\n`,
   );
-  if (failure !== undefined) {
-    io.stderr.write(`error: ${message(failure)}\n`);
-    return 1;
-  }
-  const issues = problems(tally);
-  if (issues.length > 0) {
-    io.stderr.write(`error: ${issues.join('; ')}\n`);
-    return 1;
-  }
-  return 0;
+  return exitCode(failure, tally, io);
 }
 
 const IMAGE_TYPES: Record<string, string> = {

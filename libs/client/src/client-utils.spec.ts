@@ -81,6 +81,11 @@ describe('progress', () => {
     log.log('note');
     log.finish();
     expect(plain).toEqual(['x\n', 'note\n', 'y\n']);
+    const once: string[] = [];
+    const last = new ProgressReporter({ write: (s: string) => once.push(s) }, { tty: false, now: () => t });
+    last.update('done', true);
+    last.finish();
+    expect(once).toEqual(['done\n']);
   });
 });
 

@@ -194,6 +194,29 @@ describe('withFailover', () => {
     expect(only.endpoints[0].failures).toBe(0);
   });
 
+  it('retries a 409 for a request still in progress (same key) without marking the endpoint down', async () => {
+    const clock = new FakeClock();
+    const only = new EndpointPool('http://solo:1/', {
+      now: clock.now,
+      sleep: clock.sleep,
+      random: () => 0.5,
+    });
+    let calls = 0;
+    const result = await only.withFailover(async () => {
+      calls += 1;
+      if (calls < 3) {
+        throw new ApiError(409, {
+          statusCode: 409,
+          message: 'a request with this Idempotency-Key is still being processed; retry later',
+        });
+      }
+      return 'first answer';
+    });
+    expect(result).toBe('first answer');
+    expect(clock.sleeps).toEqual([1000, 1000]);
+    expect(only.endpoints[0]).toMatchObject({ healthy: true, failures: 0 });
+  });
+
   it('a 503 Retry-After longer than the backoff sets the next try', async () => {
     const { endpoints, clock, byHost } = pool();
     const a = byHost('a');
@@ -250,6 +273,13 @@ describe('isRetryableError', () => {
     [new ApiError(401, 'x'), false],
     [new ApiError(404, 'x'), false],
     [new ApiError(409, 'x'), false],
+    [
+      new ApiError(409, {
+        message: 'a request with this Idempotency-Key is still being processed; retry later',
+      }),
+      true,
+    ],
+    [new ApiError(409, 'conflict', 2000), true],
     [new ApiError(500, 'x'), false],
     [new Error('bug'), false],
     [Object.assign(new Error('aborted'), { name: 'AbortError', code: 'ABORT_ERR' }), false],

@@ -1,6 +1,12 @@
 import { ApiError } from './api-client.js';
 import { endpointUrl, parseEndpoints, type EndpointSpec } from './endpoints.js';
-import { isRetryableError, nodeHttpTransport, retryAfterOf, type HttpTransport } from './http.js';
+import {
+  isPendingRequestConflict,
+  isRetryableError,
+  nodeHttpTransport,
+  retryAfterOf,
+  type HttpTransport,
+} from './http.js';
 
 /** One API server and what the pool knows of it. */
 export interface Endpoint extends EndpointSpec {
@@ -243,9 +249,9 @@ export class EndpointPool {
 
   /**
    * Runs `fn` on endpoints in turn until it succeeds, it throws an error that is not retryable, or the
-   * deadline passes. A retryable failure marks the endpoint down (a 429 only defers it by its
-   * Retry-After; a 503's Retry-After lengthens the backoff); an answer that is not retryable (4xx) still
-   * proves the endpoint up.
+   * deadline passes. A retryable failure marks the endpoint down (a 429, or a 409 for an idempotent
+   * request still in progress, only defers it by its Retry-After or reconnect-delay; a 503's
+   * Retry-After lengthens the backoff); an answer that is not retryable (4xx) still proves the endpoint up.
    */
   async withFailover<T>(
     fn: (endpoint: Endpoint, attempt: number) => Promise<T>,
@@ -286,7 +292,7 @@ export class EndpointPool {
   reportRetryable(endpoint: Endpoint, error: unknown): void {
     this.failovers += 1;
     const retryAfter = retryAfterOf(error);
-    if (error instanceof ApiError && error.status === 429) {
+    if (error instanceof ApiError && (error.status === 429 || isPendingRequestConflict(error))) {
       this.defer(endpoint, retryAfter ?? endpoint.reconnectDelayMs);
     } else {
       this.reportFailure(endpoint, error, retryAfter);

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import http from 'node:http';
 import https from 'node:https';
 import { ApiError } from './api-client.js';
@@ -172,15 +173,28 @@ const RETRYABLE_CODES = new Set([
  * connections, 502/503/504 and 429. Other HTTP errors (400, 401, 404, 409, 413, 422, ...) are answers.
  */
 export function isRetryableError(error: unknown): boolean {
-  if (error instanceof ApiError) return RETRYABLE_STATUSES.has(error.status);
-  if (!(error instanceof Error) || error.name === 'AbortError') return false;
+  if (error instanceof ApiError)
+    return RETRYABLE_STATUSES.has(error.status) || isPendingRequestConflict(error);
+  // Node's own errors may come from another realm (a VM context, as under Jest): not `instanceof Error`.
+  if (!(error instanceof Error || types.isNativeError(error)) || error.name === 'AbortError') return false;
   if (error instanceof TimeoutError || error instanceof ConnectionClosedError) return true;
   const code = (error as NodeJS.ErrnoException).code;
   if (code && RETRYABLE_CODES.has(code)) return true;
   if (error.message === 'aborted' || error.message === 'socket hang up') return true;
   // fetch (undici) wraps network errors: TypeError('fetch failed', { cause })
-  if (error instanceof TypeError && error.message === 'fetch failed') return true;
+  if (error.name === 'TypeError' && error.message === 'fetch failed') return true;
   return error.cause !== undefined && error.cause !== error && isRetryableError(error.cause);
+}
+
+/**
+ * A 409 that says "the first request with this Idempotency-Key is still being processed" (or any 409
+ * with a Retry-After): the same request, retried later with the same key, gets the first answer.
+ */
+export function isPendingRequestConflict(error: unknown): boolean {
+  if (!(error instanceof ApiError) || error.status !== 409) return false;
+  if (error.retryAfterMs !== undefined) return true;
+  const message = typeof error.body === 'string' ? error.body : (error.body.message ?? '');
+  return /idempotency-key is still being processed/i.test(message);
 }
 
 /** Retry-After of an error, in ms, when it carries one. */

@@ -47,6 +47,8 @@ export class ProgressReporter {
   private lastDraw = -Infinity;
   private drawn = false;
   private latest: string | undefined;
+  /** Plain mode: the latest line was printed already. */
+  private printed = false;
 
   constructor(
     private readonly output: ProgressOutput,
@@ -63,18 +65,21 @@ export class ProgressReporter {
   }
 
   update(line: string, force = false): void {
+    if (line !== this.latest) this.printed = false;
     this.latest = line;
     const now = this.now();
     const interval = this.options.tty
       ? (this.options.intervalMs ?? 100)
       : (this.options.logIntervalMs ?? 1000);
     if (!force && now - this.lastDraw < interval) return;
+    if (!this.options.tty && this.printed) return;
     this.lastDraw = now;
     if (this.options.tty) {
       this.output.write(`\r\x1b[K${line}`);
       this.drawn = true;
     } else {
       this.output.write(`${line}\n`);
+      this.printed = true;
     }
   }
 
@@ -89,10 +94,14 @@ export class ProgressReporter {
 
   /** Draws the final state and ends the line. */
   finish(line?: string): void {
-    if (line !== undefined) this.latest = line;
+    if (line !== undefined && line !== this.latest) {
+      this.latest = line;
+      this.printed = false;
+    }
     if (this.latest === undefined) return;
     if (this.options.tty) this.output.write(`\r\x1b[K${this.latest}\n`);
-    else this.output.write(`${this.latest}\n`);
+    else if (!this.printed) this.output.write(`${this.latest}\n`);
+    this.printed = true;
     this.drawn = false;
   }
 }

@@ -145,6 +145,16 @@ describe('StreamClient.follow', () => {
   });
 });
 
+describe('StreamClient.follow outages', () => {
+  it('gives up when every connection drops at once, without events, for reconnectForMs', async () => {
+    const { client, calls } = setup('http://a:1/', () => streamingResponse(200, [': keepalive\n\n']));
+    await expect(collect(client.follow('s1', { reconnectForMs: 5000 }))).rejects.toThrow(
+      /could not reconnect within 5000 ms: the event stream ended before its end event/,
+    );
+    expect(calls().length).toBeGreaterThan(2);
+  });
+});
+
 describe('StreamClient.submitFrames', () => {
   it('sends one Idempotency-Key per batch and reuses it on every retry and endpoint', async () => {
     let attempts = 0;

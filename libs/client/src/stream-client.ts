@@ -7,7 +7,7 @@ import type {
   StreamEvent,
   StreamView,
 } from '../../contracts/src/index.js';
-import type { AcceptedJob, JobEventWithId, RawJobRequest } from './api-client.js';
+import { ApiError, type AcceptedJob, type JobEventWithId, type RawJobRequest } from './api-client.js';
 import { AsyncQueue } from './async-queue.js';
 import { EndpointPool, FailoverError, type Endpoint } from './endpoint-pool.js';
 import { endpointUrl } from './endpoints.js';
@@ -21,11 +21,13 @@ import {
   type HttpResponse,
   type HttpTransport,
 } from './http.js';
-import { ApiError } from './api-client.js';
 import { parseSse, type ServerSentEvent } from './sse.js';
 import { wsConnector, type WebSocketConnector } from './websocket.js';
 
-/** Sent by the server when events `from`..`to` were trimmed from its bounded log before this client read them. */
+/**
+ * Sent by the server when events `from`..`to` were trimmed from its bounded log before this client
+ * read them. The server gives it no id; follow() yields it with `id: to` and resumes after `to`.
+ */
 export interface FellBehindEvent {
   type: 'fell-behind';
   from: number;
@@ -90,6 +92,9 @@ export interface ImagePart {
   contentType: string;
   data: Buffer;
 }
+
+/** A follow connection that lasted this long was a working one (see reconnecting()). */
+const HEALTHY_CONNECTION_MS = 5000;
 
 /** What a connection of a follow loop yields: an item, or word that it connected. */
 type Step<T> = { value: T; last: boolean } | { connected: true };
@@ -550,13 +555,15 @@ export class StreamClient {
         );
       }
       attempts += 1;
+      let connectedAt: number | undefined;
+      let progressed = false;
       try {
         for await (const item of connection.call(this, endpoint)) {
           if ('connected' in item) {
-            downSince = undefined;
+            connectedAt = this.pool.now();
             continue;
           }
-          downSince = undefined;
+          progressed = true;
           yield item.value;
           if (item.last) return;
         }
@@ -565,7 +572,11 @@ export class StreamClient {
         if (options.signal?.aborted) throw error;
         if (!isRetryableError(error)) throw error;
         lastError = error;
-        downSince ??= this.pool.now();
+        // A connection that delivered events or lasted a while ends an outage; quick failures in a
+        // row (refused, or dropped as soon as connected) add up towards reconnectForMs.
+        const now = this.pool.now();
+        const lasted = connectedAt !== undefined && now - connectedAt >= HEALTHY_CONNECTION_MS;
+        if (downSince === undefined || progressed || lasted) downSince = now;
         this.pool.reportRetryable(endpoint, error);
         options.onReconnect?.({ endpoint: endpoint.url, lastEventId: lastEventId(), error });
       }

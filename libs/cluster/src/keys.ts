@@ -82,6 +82,11 @@ export class KeySpace {
     return `${this.prefix}:streams:open`;
   }
 
+  /** The batch an Idempotency-Key got in a stream (in the stream's slot, so it is set with the batch). */
+  streamBatchKey(streamId: string, idempotencyKey: string): string {
+    return `${this.stream(streamId)}:idem:${idempotencyKey}`;
+  }
+
   /** Open live streams, for the supervisor that moves them off dead nodes. */
   get liveStreams(): string {
     return `${this.prefix}:streams:live`;

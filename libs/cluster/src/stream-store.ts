@@ -1,4 +1,10 @@
-import type { LoggedStreamEvent, StreamEvent, StreamParams, StreamState } from '../../contracts/src/index.js';
+import type {
+  AcceptedBatch,
+  LoggedStreamEvent,
+  StreamEvent,
+  StreamParams,
+  StreamState,
+} from '../../contracts/src/index.js';
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
@@ -20,7 +26,8 @@ export interface StreamRecord {
   createdAt: number;
 }
 
-export type AllocateResult = { seq: number; firstFrame: number } | 'closed' | 'missing';
+export type AllocateResult =
+  { seq: number; firstFrame: number } | { repeat: AcceptedBatch } | 'closed' | 'missing';
 
 export type CommitResult =
   | { status: 'appended'; delivered: number; ended: boolean }
@@ -82,19 +89,28 @@ return {1, cursor, ended and 1 or 0}`,
 );
 
 /**
- * KEYS: record. ARGV: frames, job id. Returns {seq, firstFrame}, {-1} closed, {-2} missing. The batch's
- * job id is kept under `job:<seq>` until the batch is delivered, for the stall check.
+ * KEYS: record, idempotency key. ARGV: frames, job id, whether a key was given, its lifetime. Returns
+ * {seq, firstFrame}, {-1} closed, {-2} missing, {-3, first answer} for a key seen before. The batch's job
+ * id is kept under `job:<seq>` until the batch is delivered, for the stall check. The key's answer is
+ * recorded in the same step as the batch, so a retry after any crash finds it or finds no batch.
  */
 const ALLOCATE = new LuaScript(
   `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+if ARGV[3] == '1' then
+  local first = redis.call('GET', KEYS[2])
+  if first then return {-3, first} end
+end
 if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return {-1} end
 local seq = redis.call('HINCRBY', KEYS[1], 'nextSeq', 1) - 1
 redis.call('HSET', KEYS[1], 'job:' .. seq, ARGV[2])
 local frames = tonumber(ARGV[1])
 local first = redis.call('HINCRBY', KEYS[1], 'frames', frames) - frames
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], cjson.encode({ seq = seq, firstFrame = first, jobId = ARGV[2], frames = frames }), 'EX', ARGV[4])
+end
 return {seq, first}`,
-  1,
+  2,
 );
 
 /** KEYS: record, pending, log. ARGV: retention, maxlen, channel, streamId, reason. 1 closed, 0 was not open, -1 missing. */
@@ -209,15 +225,32 @@ export class StreamStore {
   }
 
   /** Gives the next batch its seq and the stream-wide number of its first frame. */
-  async allocate(streamId: string, frames: number, jobId: string): Promise<AllocateResult> {
-    const [seq, firstFrame] = (await ALLOCATE.run(
+  /**
+   * Gives the next batch its seq and the stream-wide number of its first frame; with an idempotency key
+   * seen before, the batch that key got instead.
+   */
+  async allocate(
+    streamId: string,
+    frames: number,
+    jobId: string,
+    idempotencyKey?: string,
+  ): Promise<AllocateResult> {
+    const [seq, second] = (await ALLOCATE.run(
       this.redis,
-      [this.keys.streamRecord(streamId)],
-      [String(frames), jobId],
-    )) as number[];
+      [this.keys.streamRecord(streamId), this.keys.streamBatchKey(streamId, idempotencyKey ?? '')],
+      [String(frames), jobId, idempotencyKey ? '1' : '0', String(this.retentionSeconds)],
+    )) as [number, number | string];
     if (seq === -2) return 'missing';
     if (seq === -1) return 'closed';
-    return { seq, firstFrame };
+    if (seq === -3)
+      return { repeat: { streamId, ...(JSON.parse(second as string) as Omit<AcceptedBatch, 'streamId'>) } };
+    return { seq, firstFrame: second as number };
+  }
+
+  /** The batch an idempotency key got, if any. */
+  async batchFor(streamId: string, idempotencyKey: string): Promise<AcceptedBatch | null> {
+    const first = await this.redis.get(this.keys.streamBatchKey(streamId, idempotencyKey));
+    return first ? { streamId, ...(JSON.parse(first) as Omit<AcceptedBatch, 'streamId'>) } : null;
   }
 
   async commit(

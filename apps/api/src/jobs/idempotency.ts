@@ -11,8 +11,26 @@ import { KeySpace } from '../../../../libs/cluster/src/index.js';
 import { REDIS } from '../cluster/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
-const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
-const PENDING_TTL_SECONDS = 600;
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/**
+ * A reservation lives this long unless the request holding it renews it (every third of it): a process
+ * that dies mid-request frees its keys within seconds, so a client retrying elsewhere is not blocked.
+ */
+export const PENDING_TTL_SECONDS = 15;
+
+/** 409 with Retry-After: the same key is being processed right now. */
+export class IdempotencyPendingException extends ConflictException {
+  readonly retryAfterSeconds = 1;
+  constructor() {
+    super('a request with this Idempotency-Key is still being processed; retry later');
+  }
+}
+
+export function assertIdempotencyKey(key: string): void {
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new BadRequestException('Idempotency-Key must be 1-128 letters, digits, or _ . : -');
+  }
+}
 
 interface Entry<T> {
   fingerprint: string;
@@ -54,9 +72,7 @@ export class IdempotencyStore {
 
   /** The first answer when this is a repeat; null when the caller should go ahead (the key is now reserved). */
   async begin<T>(clientId: string, key: string, fingerprint: string): Promise<T | null> {
-    if (!KEY_PATTERN.test(key)) {
-      throw new BadRequestException('Idempotency-Key must be 1-128 letters, digits, or _ . : -');
-    }
+    assertIdempotencyKey(key);
     const redisKey = this.keys.idempotency(clientId, key);
     const pending: Entry<T> = { fingerprint, state: 'pending' };
     if ((await this.redis.set(redisKey, JSON.stringify(pending), 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK')
@@ -69,12 +85,18 @@ export class IdempotencyStore {
         'this Idempotency-Key was used for a different request (parameters or body length differ)',
       );
     }
-    if (entry.state === 'pending' || entry.result === undefined) {
-      throw new ConflictException(
-        'a request with this Idempotency-Key is still being processed; retry later',
-      );
-    }
+    if (entry.state === 'pending' || entry.result === undefined) throw new IdempotencyPendingException();
     return entry.result;
+  }
+
+  /** Keeps a reservation alive while its request runs; returns the function that stops. */
+  holdPending(clientId: string, key: string): () => void {
+    const redisKey = this.keys.idempotency(clientId, key);
+    const timer = setInterval(
+      () => void this.redis.expire(redisKey, PENDING_TTL_SECONDS, 'XX').catch(() => undefined),
+      (PENDING_TTL_SECONDS * 1000) / 3,
+    );
+    return () => clearInterval(timer);
   }
 
   async complete<T>(clientId: string, key: string, fingerprint: string, result: T): Promise<void> {

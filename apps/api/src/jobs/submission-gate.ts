@@ -15,7 +15,13 @@ export class SubmissionGate {
     private readonly idempotency: IdempotencyStore,
   ) {}
 
-  async submit<T>(request: Request, jobIdOf: (accepted: T) => string, submit: () => Promise<T>): Promise<T> {
+  /** `idempotency: false` for routes that keep their keys themselves (stream frames, atomically with the batch). */
+  async submit<T>(
+    request: Request,
+    jobIdOf: (accepted: T) => string,
+    submit: () => Promise<T>,
+    options: { idempotency?: boolean } = {},
+  ): Promise<T> {
     const client = clientIdOf(request);
     const admit = async (): Promise<T> => {
       await this.admission.check(client);
@@ -24,13 +30,14 @@ export class SubmissionGate {
       return accepted;
     };
     const idempotencyKey = request.headers['idempotency-key'];
-    if (typeof idempotencyKey !== 'string') return admit();
+    if (typeof idempotencyKey !== 'string' || options.idempotency === false) return admit();
     const fingerprint = requestFingerprint(request);
     const first = await this.idempotency.begin<T>(client, idempotencyKey, fingerprint);
     if (first) {
       request.resume();
       return first;
     }
+    const release = this.idempotency.holdPending(client, idempotencyKey);
     try {
       const accepted = await admit();
       await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
@@ -38,6 +45,8 @@ export class SubmissionGate {
     } catch (error) {
       await this.idempotency.abandon(client, idempotencyKey).catch(() => undefined);
       throw error;
+    } finally {
+      release();
     }
   }
 }

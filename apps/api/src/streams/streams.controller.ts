@@ -80,8 +80,17 @@ export class StreamsController {
       (accepted) => accepted.jobId,
       async () => {
         const { frames } = await validateParams(StreamFramesQuery, query);
-        return this.streams.submitFrames(id, frames, request, contentLengthOf(request), upload.encoding);
+        const key = request.headers['idempotency-key'];
+        return this.streams.submitFrames(
+          id,
+          frames,
+          request,
+          contentLengthOf(request),
+          upload.encoding,
+          typeof key === 'string' ? key : undefined,
+        );
       },
+      { idempotency: false },
     );
   }
 

@@ -20,6 +20,7 @@ import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/ind
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { JobsService, newJobId } from '../jobs/jobs.service.js';
+import { assertIdempotencyKey } from '../jobs/idempotency.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
 import { LiveStreams } from './live-streams.js';
 import { toStreamView } from './stream-view.js';
@@ -98,6 +99,8 @@ export class StreamsService {
   /**
    * Stores a batch of raw frames, then gives it its seq (so seqs follow the order in which batches are
    * acknowledged) and queues it: on its pool for batch mode, on the pinned node's queue for live mode.
+   * An Idempotency-Key is recorded with the seq, in one step: a retry (on this API or another, after
+   * any crash) gets the first answer, never a second batch.
    * If queueing fails after the seq was given, the seq is delivered as a failed batch, so that the
    * stream never waits on a batch that will not come.
    */
@@ -107,8 +110,17 @@ export class StreamsService {
     body: Readable,
     contentLength: number | null,
     encoding: InputEncoding,
+    idempotencyKey?: string,
   ): Promise<AcceptedBatch> {
     const record = await this.record(streamId);
+    if (idempotencyKey !== undefined) {
+      assertIdempotencyKey(idempotencyKey);
+      const first = await this.streams.batchFor(streamId, idempotencyKey);
+      if (first) {
+        body.resume();
+        return first;
+      }
+    }
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
     const { frameBytes } = this.jobs.checkRawUpload(
@@ -120,11 +132,12 @@ export class StreamsService {
     const input = await this.jobs.storeRawInput(jobId, body, frameBytes, frames, contentLength, encoding);
     const discardInput = (data: Pick<EncodeJobData, 'jobId' | 'frames' | 'input'>) =>
       this.jobs.deleteInput(data as EncodeJobData).catch(() => undefined);
-    const allocated = await this.streams.allocate(streamId, frames, jobId);
-    if (allocated === 'closed' || allocated === 'missing') {
+    const allocated = await this.streams.allocate(streamId, frames, jobId, idempotencyKey);
+    if (allocated === 'closed' || allocated === 'missing' || 'repeat' in allocated) {
       await discardInput({ jobId, frames, input });
       if (allocated === 'closed') throw this.closedError(streamId);
-      throw new NotFoundException(`stream ${streamId} expired`);
+      if (allocated === 'missing') throw new NotFoundException(`stream ${streamId} expired`);
+      return allocated.repeat;
     }
     const data: EncodeJobData = {
       jobId,
