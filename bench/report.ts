@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { CopyCount, FrameCopy } from './copies.js';
 import type { CpuTimes } from './cpu.js';
 import type { IsolatedStage } from './isolated.js';
+import type { LiveReport } from './live.js';
 import { SERVICE_STAGES, type StageBreakdown } from './stages.js';
 import { round } from './stats.js';
 
@@ -73,6 +74,17 @@ export interface BenchReport {
     isolated: IsolatedStage[];
   };
   copies: { count: CopyCount; path: FrameCopy[]; compressed_uploads: string };
+  /** Live mode (one long-running encoder per stream): latency per frame and one stream's frame rate. */
+  live?: LiveReport;
+}
+
+/** `npm run bench -- --live-only`: the live section alone. */
+export interface LiveOnlyReport {
+  profile: string;
+  started_at: string;
+  duration_s: number;
+  machine: MachineInfo;
+  live: LiveReport;
 }
 
 type Cell = string | number | null | undefined;
@@ -205,6 +217,127 @@ function serviceWarnings(report: BenchReport): string[] {
     );
 }
 
+const LIVE_LATENCY_HEADERS = [
+  'live ms per frame',
+  'frames',
+  'raw p50',
+  'raw p99',
+  'service p50',
+  'service p99',
+  'added p50',
+  'added p99',
+  '202 p50',
+];
+
+function liveLatencyTable(live: LiveReport, render: typeof textTable): string {
+  return render(
+    LIVE_LATENCY_HEADERS,
+    live.latency.map((result) =>
+      result.failed
+        ? [result.name, `failed: ${result.failed}`]
+        : [
+            result.name,
+            result.frames,
+            result.raw_ms?.p50,
+            result.raw_ms?.p99,
+            result.service_ms?.p50,
+            result.service_ms?.p99,
+            result.added_ms?.p50,
+            result.added_ms?.p99,
+            result.accepted_ms?.p50,
+          ],
+    ),
+  );
+}
+
+/** Median ms of each part of a live frame's way, beside the encode alone. */
+function liveStagesTable(live: LiveReport, render: typeof textTable): string {
+  return render(
+    ['live p50 ms', 'upload+store', 'queue', 'node+deliver', 'raw encode', 'service'],
+    live.latency
+      .filter((result) => result.stages_p50_ms)
+      .map((result) => [
+        result.name,
+        result.stages_p50_ms?.upload_store,
+        result.stages_p50_ms?.queue,
+        result.stages_p50_ms?.node_to_client,
+        result.raw_ms?.p50,
+        result.service_ms?.p50,
+      ]),
+  );
+}
+
+const LIVE_STAGES_NOTE =
+  "Parts, from each batch's job record (Date.now() on this one host): upload+store = POST start -> frame " +
+  'stored in Redis and job created; queue = -> the node starts the batch (enqueue, pickup, stream ' +
+  'position check); node+deliver = -> output message at the client (frame read from Redis, encode, ' +
+  "output stored, event logged, the API's follower sends it on the WebSocket). Medians do not add up exactly.";
+
+function liveThroughputTable(live: LiveReport, render: typeof textTable): string {
+  return render(
+    ['live, one stream', 'frames', 'ffmpeg direct fps', 'service fps', 'ratio', 'in flight'],
+    live.throughput.map((result) =>
+      result.failed
+        ? [result.name, `failed: ${result.failed}`]
+        : [result.name, result.frames, result.ffmpeg_fps, result.service_fps, result.ratio, result.in_flight],
+    ),
+  );
+}
+
+function liveSetup(live: LiveReport): string {
+  const settings = live.latency.find((result) => result.settings)?.settings;
+  const implementations = [
+    ...new Set(live.latency.flatMap((result) => (result.implementation ? [result.implementation] : []))),
+  ];
+  const knobs = settings
+    ? `quality ${settings.quality}, speed ${settings.speed}, ${settings.fps} fps, a keyframe every ` +
+      `${settings.keyframeInterval} frames, ${settings.threads} ffmpeg thread(s)`
+    : 'no stream created';
+  return (
+    `${implementations.join(', ') || '-'}; ${knobs} (the API's defaults; the node's sizing at concurrency ` +
+    `${live.node_concurrency}); load ${live.load_avg_start[0]} -> ${live.load_avg_end[0]}`
+  );
+}
+
+function liveProblems(live: LiveReport): string[] {
+  return live.latency.flatMap((result) => (result.problem ? [`${result.name}: ${result.problem}`] : []));
+}
+
+/** The live section as text, for the terminal. */
+export function renderLiveText(live: LiveReport): string {
+  return [
+    `\n-- live mode (${live.profile}, ${round(live.duration_s)} s): ${liveSetup(live)}`,
+    liveLatencyTable(live, textTable),
+    '',
+    liveStagesTable(live, textTable),
+    '',
+    liveThroughputTable(live, textTable),
+    ...liveProblems(live).map((line) => `  warning: ${line}`),
+    ...live.method.map((line) => `  ${line}`),
+    `  ${LIVE_STAGES_NOTE}`,
+  ].join('\n');
+}
+
+/** The live section in Markdown; `level` is the heading's. */
+export function renderLiveMarkdown(live: LiveReport, level = '####'): string {
+  return [
+    `${level} Live mode: latency per frame and one stream's frame rate`,
+    '',
+    `${liveSetup(live)}.`,
+    '',
+    liveLatencyTable(live, markdownTable),
+    '',
+    liveStagesTable(live, markdownTable),
+    '',
+    liveThroughputTable(live, markdownTable),
+    '',
+    ...liveProblems(live).map((line) => `- warning: ${line}`),
+    ...live.method.map((line) => `- ${line}`),
+    `- ${LIVE_STAGES_NOTE}`,
+    '',
+  ].join('\n');
+}
+
 /** The whole report as text, for the terminal. */
 export function renderText(report: BenchReport): string {
   return [
@@ -222,6 +355,7 @@ export function renderText(report: BenchReport): string {
     `\n-- summary`,
     textTable(SUMMARY_HEADERS, summaryRows(report)),
     ...serviceWarnings(report).map((line) => `  warning: ${line}`),
+    ...(report.live ? [renderLiveText(report.live)] : []),
   ].join('\n');
 }
 
@@ -262,6 +396,7 @@ export function renderMarkdown(report: BenchReport): string {
     copiesText(report),
     '```',
     '',
+    ...(report.live ? [renderLiveMarkdown(report.live)] : []),
   ].join('\n');
 }
 
@@ -270,11 +405,31 @@ export function summaryMarkdown(report: BenchReport): string {
   return markdownTable(SUMMARY_HEADERS, summaryRows(report));
 }
 
-export function writeReport(report: BenchReport, jsonPath: string, markdownPath: string): void {
+function writeJson(report: object, jsonPath: string): void {
   mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(
     jsonPath,
     `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' ? round(value) : value), 2)}\n`,
   );
+}
+
+export function writeReport(report: BenchReport, jsonPath: string, markdownPath: string): void {
+  writeJson(report, jsonPath);
   writeFileSync(markdownPath, renderMarkdown(report));
+}
+
+export function writeLiveReport(report: LiveOnlyReport, jsonPath: string, markdownPath: string): void {
+  writeJson(report, jsonPath);
+  const { machine } = report;
+  writeFileSync(
+    markdownPath,
+    [
+      `### Benchmark (${report.profile}): live mode`,
+      '',
+      `${machine.cpus} x ${machine.model}, ${machine.memory_gib} GiB, Node ${machine.node}, ${machine.os}; ` +
+        `${machine.ffmpeg.split(' Copyright')[0]}.`,
+      '',
+      renderLiveMarkdown(report.live, '####'),
+    ].join('\n'),
+  );
 }

@@ -4,17 +4,30 @@ import { join } from 'node:path';
 import { ServiceStack, repoRoot } from '../scripts/lib/stack.js';
 import { benchProfile, resolutionsOf } from './cases.js';
 import { FrameLibrary } from './frames.js';
-import { renderText, summaryMarkdown, writeReport } from './report.js';
+import { liveFailures, runLiveBench, type LiveReport } from './live.js';
+import { finish, machineInfo } from './machine.js';
+import {
+  renderLiveMarkdown,
+  renderLiveText,
+  renderText,
+  summaryMarkdown,
+  writeLiveReport,
+  writeReport,
+} from './report.js';
 import { runSuite } from './suite.js';
 
-const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT]
+const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT | --live-only]
 
 Measures raw in-process encoding (libs/codecs, as many encodes in flight as the node has job slots) and
 the same frames through the whole service (HTTP -> API -> Redis -> worker -> SSE -> outputs), on a stack
 of its own (redis-server on a free port, the API, one worker with concurrency = cores), stopped at the end.
+Then live mode: latency per frame of a live stream (POST -> output on its WebSocket) over the encode
+alone, at 720p and 1080p, and one stream's frame rate against ffmpeg fed directly (bench/live.ts).
 
-  --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute)
-  --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p")
+  --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute;
+                live mode with fewer frames, under 40 s more)
+  --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p"), no live mode
+  --live-only   only live mode (writes bench/results/live.json and live.md, live-quick.* with --quick)
   --help        this text
 
 Writes bench/results/latest.json and latest.md (and full.* or quick.*, kept per profile).`;
@@ -24,18 +37,36 @@ const WORKER_NAME = 'bench-node';
 interface Options {
   quick: boolean;
   only: string | null;
+  liveOnly: boolean;
 }
 
 function parseOptions(argv: string[]): Options | null {
-  const options: Options = { quick: false, only: null };
+  const options: Options = { quick: false, only: null, liveOnly: false };
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index];
     if (arg === '--help' || arg === '-h') return null;
     if (arg === '--quick') options.quick = true;
+    else if (arg === '--live-only') options.liveOnly = true;
     else if (arg === '--only' && argv[index + 1] !== undefined) options.only = argv[++index];
     else throw new Error(`unknown argument "${arg}"\n\n${USAGE}`);
   }
+  if (options.liveOnly && options.only !== null) throw new Error(`--only and --live-only exclude each other`);
   return options;
+}
+
+/** Live mode; a failure that stops the whole section is printed and counted, never thrown. */
+async function liveSection(
+  stack: ServiceStack,
+  concurrency: number,
+  quick: boolean,
+): Promise<{ live: LiveReport | null; failures: number }> {
+  try {
+    const live = await runLiveBench({ stack, workerName: WORKER_NAME, concurrency, quick });
+    return { live, failures: liveFailures(live) };
+  } catch (error) {
+    console.error(`bench: live mode FAILED: ${(error as Error).message}`);
+    return { live: null, failures: 1 };
+  }
 }
 
 async function main(): Promise<void> {
@@ -70,6 +101,33 @@ async function main(): Promise<void> {
   try {
     const startedAt = new Date();
     const concurrency = availableParallelism();
+    const results = join(repoRoot(), 'bench', 'results');
+    if (options.liveOnly) {
+      const machine = machineInfo();
+      console.log(`bench: starting redis-server, the API and one worker (concurrency ${concurrency})`);
+      stack = await ServiceStack.start({ dataDir, workers: [{ name: WORKER_NAME, concurrency }] });
+      const { live, failures } = await liveSection(stack, concurrency, options.quick);
+      await stop();
+      if (live) {
+        console.log(renderLiveText(live));
+        console.log(`\nMarkdown:\n\n${renderLiveMarkdown(live)}`);
+        const name = options.quick ? 'live-quick' : 'live';
+        writeLiveReport(
+          {
+            profile: live.profile,
+            started_at: startedAt.toISOString(),
+            duration_s: (Date.now() - startedAt.getTime()) / 1000,
+            machine: finish(machine),
+            live,
+          },
+          join(results, `${name}.json`),
+          join(results, `${name}.md`),
+        );
+        console.log(`wrote bench/results/${name}.json and ${name}.md`);
+      }
+      if (failures > 0) process.exitCode = 1;
+      return;
+    }
     const library = new FrameLibrary(profile.distinctFrames);
     console.log(`bench (${profile.name}): ${profile.distinctFrames} desktop-like frames per resolution`);
     for (const resolution of resolutionsOf(profile)) library.frames(resolution);
@@ -84,18 +142,24 @@ async function main(): Promise<void> {
       scratchDir: join(dataDir, 'scratch-redis'),
       startedAt,
     });
+    let liveFailed = 0;
+    if (options.only === null) {
+      const { live, failures: count } = await liveSection(stack, concurrency, options.quick);
+      if (live) report.live = live;
+      liveFailed = count;
+    }
     await stop();
     report.duration_s = (Date.now() - Date.parse(report.started_at)) / 1000;
     console.log(renderText(report));
     console.log(`\nMarkdown (README):\n\n${summaryMarkdown(report)}\n`);
-    const results = join(repoRoot(), 'bench', 'results');
+    if (report.live) console.log(`${renderLiveMarkdown(report.live)}`);
     for (const name of ['latest', profile.name]) {
       writeReport(report, join(results, `${name}.json`), join(results, `${name}.md`));
     }
     console.log(
       `wrote bench/results/latest.json and latest.md (and ${profile.name}.json, ${profile.name}.md)`,
     );
-    if (failures > 0) process.exitCode = 1;
+    if (failures + liveFailed > 0) process.exitCode = 1;
   } finally {
     await stop();
   }

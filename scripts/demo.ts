@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Codec } from '../libs/contracts/src/index.js';
 import { syntheticFrame } from '../libs/codecs/src/index.js';
-import { EncoderApiClient, type JobEventWithId } from '../libs/client/src/index.js';
-import { ServiceStack } from './lib/stack.js';
+import { EncoderApiClient, progressBar, type JobEventWithId } from '../libs/client/src/index.js';
+import { ServiceStack, repoRoot } from './lib/stack.js';
 
 const EXTENSIONS: Record<string, string> = {
   'image/jpeg': 'jpg',
@@ -26,11 +27,6 @@ const CASES: DemoCase[] = [
   { codec: 'h264', frames: 30 },
   { codec: 'vp9', frames: 15 },
 ];
-
-function progressBar(done: number, total: number, width = 24): string {
-  const filled = Math.round((done / total) * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`;
-}
 
 /** Sends desktop-like frames through the service, follows the events, and writes the outputs to `outDir`. */
 export async function runDemo(
@@ -76,6 +72,43 @@ export async function runDemo(
   return written;
 }
 
+/**
+ * A live H.264 stream through the client CLI, as a user would run it: frames sent one at a time at 30
+ * fps, each frame's packet followed over the WebSocket and appended to `outDir/stream.h264`.
+ */
+export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Promise<void> {
+  const args = [
+    join(repoRoot(), 'dist/libs/client/src/cli.js'),
+    'stream',
+    '--api',
+    apiUrl,
+    '--codec',
+    'h264',
+    '--mode',
+    'live',
+    '--width',
+    '640',
+    '--height',
+    '360',
+    '--format',
+    'bgra',
+    '--synthetic',
+    '90',
+    '--realtime',
+    '--out',
+    outDir,
+    ...(apiKey ? ['--api-key', apiKey] : []),
+  ];
+  console.log(`$ npm run client -- ${args.slice(1).join(' ')}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`the client exited with ${code}`)),
+    );
+  });
+}
+
 async function main(): Promise<void> {
   const apiUrl = process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
   let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? process.env.API_KEYS?.split(',')[0]);
@@ -88,6 +121,7 @@ async function main(): Promise<void> {
   try {
     const files = await runDemo(client, join(process.cwd(), 'out'));
     console.log(`wrote ${files.length} files to ./out`);
+    await runLiveDemo(client.baseUrl, join(process.cwd(), 'out', 'live'), process.env.API_KEY);
   } finally {
     await stack?.stop();
   }

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { runDemo } from './demo.js';
+import { runDemo, runLiveDemo } from './demo.js';
 import { ServiceStack } from './lib/stack.js';
 
 /**
@@ -42,7 +42,10 @@ async function main(): Promise<void> {
   if (process.argv.includes('--demo')) {
     console.log('demo: encoding sample desktop frames');
     const files = await runDemo(stack.client, join(process.cwd(), 'out'));
-    console.log(`demo: wrote ${files.length} files to ./out; the service keeps running\n`);
+    console.log(`demo: wrote ${files.length} files to ./out`);
+    console.log('demo: a live H.264 stream through the client CLI');
+    await runLiveDemo(stack.apiUrl, join(process.cwd(), 'out', 'live'));
+    console.log('demo: wrote out/live/stream.h264; the service keeps running\n');
   }
 }
 
