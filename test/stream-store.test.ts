@@ -87,21 +87,19 @@ describe('StreamStore', () => {
     expect(await logged(id)).toHaveLength(4);
   });
 
-  it('gives a repeated idempotency key the first batch, not a new one', async () => {
+  it('gives a repeated idempotency key the first batch, pending until it is queued, never a new one', async () => {
     const id = await newStream();
+    const batch = { streamId: id, seq: 0, firstFrame: 0, jobId: 'job-a', frames: 2 };
     expect(await store.allocate(id, 2, 'job-a', 'key-1')).toEqual({ seq: 0, firstFrame: 0 });
-    expect(await store.allocate(id, 2, 'job-b', 'key-1')).toEqual({
-      repeat: { streamId: id, seq: 0, firstFrame: 0, jobId: 'job-a', frames: 2 },
-    });
-    expect(await store.batchFor(id, 'key-1')).toEqual({
-      streamId: id,
-      seq: 0,
-      firstFrame: 0,
-      jobId: 'job-a',
-      frames: 2,
-    });
+    expect(await store.allocate(id, 2, 'job-b', 'key-1')).toEqual({ repeat: { state: 'pending', batch } });
+    expect(await store.keyOf(id, 0)).toBe('key-1');
+    await store.settleKey(id, 'key-1', batch);
+    expect(await store.batchFor(id, 'key-1')).toEqual({ state: 'done', batch });
     expect(await store.allocate(id, 1, 'job-c', 'key-2')).toEqual({ seq: 1, firstFrame: 2 });
-    expect((await store.get(id))?.nextSeq).toBe(2);
+    // A batch that was never queued releases its key: the retry makes a new batch.
+    await store.releaseKey(id, 'key-2');
+    expect(await store.allocate(id, 1, 'job-d', 'key-2')).toEqual({ seq: 2, firstFrame: 3 });
+    expect((await store.get(id))?.nextSeq).toBe(3);
   });
 
   it('takes a live batch only from the node the stream is pinned to, until it is moved', async () => {

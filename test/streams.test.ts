@@ -1,3 +1,4 @@
+import http from 'node:http';
 import sharp from 'sharp';
 import { psnr, decodeVideoToRgb, probeVideo } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
@@ -245,6 +246,29 @@ describe('streams', () => {
       body: Buffer.alloc(4),
     });
     expect(wrongType.status).toBe(415);
+
+    // An upgrade that is not a WebSocket handshake (curl --http2 sends one) is a plain request.
+    const h2c = await new Promise<number>((resolve, reject) => {
+      const request = http.get(`${api()}/v1/nodes`, { headers: { connection: 'Upgrade', upgrade: 'h2c' } });
+      request.on('response', (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+    });
+    expect(h2c).toBe(200);
+    const socketToNowhere = await new Promise<number>((resolve) => {
+      const request = http.get(`${api()}/v1/streams/sAAAAAAAAAAAAAAAA/ws`, {
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        },
+      });
+      request.on('response', (response) => resolve(response.statusCode ?? 0));
+    });
+    expect(socketToNowhere).toBe(404);
 
     // The stream still works after all that, and refuses frames once closed.
     expect((await submitFrames(api(), stream.id, bgra([frame(16, 16, 0)]), 1)).status).toBe(202);

@@ -62,6 +62,7 @@ export class EncoderNode {
   private readonly streams: StreamStore;
   private readonly jobRecords: JobStore;
   private liveSweeper: NodeJS.Timeout | null = null;
+  private readonly forwardQueues = new Map<string, Queue>();
   private readonly workers = new Map<string, Worker<EncodeJobData>>();
   private readonly queues = new Map<string, Queue>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -217,17 +218,23 @@ export class EncoderNode {
     }
   }
 
-  /** A live batch that reached this node after its stream moved: on to the stream's node. */
+  /**
+   * A live batch that reached this node after its stream moved: on to the stream's node. A finished copy
+   * of the job kept on that queue (the stream was there before) would make BullMQ ignore the add.
+   */
   private async forward(nodeId: string, data: EncodeJobData): Promise<void> {
-    const queue = new Queue(nodeQueueName(nodeId), {
-      connection: this.connectionOptions('forward'),
-      prefix: this.keys.queuePrefix,
-    });
-    try {
-      await queue.add(ENCODE_JOB_NAME, data, encodeJobOptions(data.jobId, FORWARD_RETRY));
-    } finally {
-      await queue.close();
+    let queue = this.forwardQueues.get(nodeId);
+    if (!queue) {
+      queue = new Queue(nodeQueueName(nodeId), {
+        connection: this.connectionOptions('forward'),
+        prefix: this.keys.queuePrefix,
+      });
+      this.forwardQueues.set(nodeId, queue);
     }
+    const earlier = await queue.getJob(data.jobId);
+    const state = earlier ? await earlier.getState() : null;
+    if (earlier && (state === 'completed' || state === 'failed')) await earlier.remove();
+    await queue.add(ENCODE_JOB_NAME, data, encodeJobOptions(data.jobId, FORWARD_RETRY));
   }
 
   private streamStores() {
@@ -330,6 +337,11 @@ export class EncoderNode {
     this.log.info(`node ${this.config.name} draining (${this.active} active, up to ${drainMs} ms)`);
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.liveSweeper) clearInterval(this.liveSweeper);
+    // Out of the registry first: the API moves this node's live streams now, not when the record expires.
+    await within(
+      this.registry.remove(this.id).catch(() => undefined),
+      IDLE_CLOSE_MS,
+    );
     if (this.heartbeat) clearInterval(this.heartbeat);
     const workers = [...this.workers.values()];
     if ((await within(Promise.all(workers.map((worker) => worker.close())), drainMs)) === TIMED_OUT) {
@@ -337,11 +349,8 @@ export class EncoderNode {
       await within(Promise.all(workers.map((worker) => worker.close(true))), IDLE_CLOSE_MS);
     }
     await within(this.live.closeAll(), IDLE_CLOSE_MS);
-    await within(Promise.all([...this.queues.values()].map((queue) => queue.close())), IDLE_CLOSE_MS);
-    await within(
-      this.registry.remove(this.id).catch(() => undefined),
-      IDLE_CLOSE_MS,
-    );
+    const queues = [...this.queues.values(), ...this.forwardQueues.values()];
+    await within(Promise.all(queues.map((queue) => queue.close())), IDLE_CLOSE_MS);
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
   }

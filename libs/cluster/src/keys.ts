@@ -87,7 +87,7 @@ export class KeySpace {
     return `${this.stream(streamId)}:idem:${idempotencyKey}`;
   }
 
-  /** Open live streams, for the supervisor that moves them off dead nodes. */
+  /** Open live streams and their nodes (a hash), for the supervisor that moves them off dead nodes. */
   get liveStreams(): string {
     return `${this.prefix}:streams:live`;
   }

@@ -26,8 +26,14 @@ export interface StreamRecord {
   createdAt: number;
 }
 
+/** What an Idempotency-Key got: its batch, `done` once the batch was queued. */
+export interface KeyedBatch {
+  state: 'pending' | 'done';
+  batch: AcceptedBatch;
+}
+
 export type AllocateResult =
-  { seq: number; firstFrame: number } | { repeat: AcceptedBatch } | 'closed' | 'missing';
+  { seq: number; firstFrame: number } | { repeat: KeyedBatch } | 'closed' | 'missing';
 
 export type CommitResult =
   | { status: 'appended'; delivered: number; ended: boolean }
@@ -78,7 +84,7 @@ while true do
   if not parked then break end
   for _, event in ipairs(cjson.decode(parked)) do append(event) end
   redis.call('HDEL', KEYS[2], tostring(cursor))
-  redis.call('HDEL', KEYS[1], 'job:' .. cursor)
+  redis.call('HDEL', KEYS[1], 'job:' .. cursor, 'key:' .. cursor)
   cursor = cursor + 1
 end
 redis.call('HSET', KEYS[1], 'cursor', cursor)
@@ -90,9 +96,10 @@ return {1, cursor, ended and 1 or 0}`,
 
 /**
  * KEYS: record, idempotency key. ARGV: frames, job id, whether a key was given, its lifetime. Returns
- * {seq, firstFrame}, {-1} closed, {-2} missing, {-3, first answer} for a key seen before. The batch's job
- * id is kept under `job:<seq>` until the batch is delivered, for the stall check. The key's answer is
- * recorded in the same step as the batch, so a retry after any crash finds it or finds no batch.
+ * {seq, firstFrame}, {-1} closed, {-2} missing, {-3, entry} for a key seen before. The batch's job id
+ * (and key) are kept under `job:<seq>` (`key:<seq>`) until the batch is delivered, for the stall check.
+ * The key is recorded with the seq in the same step, as pending until the batch is queued: a retry
+ * never makes a second batch, and never gets a 202 for one that was not queued.
  */
 const ALLOCATE = new LuaScript(
   `
@@ -107,7 +114,8 @@ redis.call('HSET', KEYS[1], 'job:' .. seq, ARGV[2])
 local frames = tonumber(ARGV[1])
 local first = redis.call('HINCRBY', KEYS[1], 'frames', frames) - frames
 if ARGV[3] == '1' then
-  redis.call('SET', KEYS[2], cjson.encode({ seq = seq, firstFrame = first, jobId = ARGV[2], frames = frames }), 'EX', ARGV[4])
+  redis.call('HSET', KEYS[1], 'key:' .. seq, ARGV[5])
+  redis.call('SET', KEYS[2], cjson.encode({ state = 'pending', batch = { seq = seq, firstFrame = first, jobId = ARGV[2], frames = frames } }), 'EX', ARGV[4])
 end
 return {seq, first}`,
   2,
@@ -208,9 +216,18 @@ export class StreamStore {
   }
 
   /** Where a live stream stands: the seq delivered next and its node; null for an unknown stream. */
-  async position(streamId: string): Promise<{ cursor: number; node: string | null } | null> {
-    const [cursor, node] = await this.redis.hmget(this.keys.streamRecord(streamId), 'cursor', 'node');
-    return cursor === null ? null : { cursor: Number(cursor), node: node || null };
+  async position(
+    streamId: string,
+  ): Promise<{ cursor: number; node: string | null; state: StreamState } | null> {
+    const [cursor, node, state] = await this.redis.hmget(
+      this.keys.streamRecord(streamId),
+      'cursor',
+      'node',
+      'state',
+    );
+    return cursor === null
+      ? null
+      : { cursor: Number(cursor), node: node || null, state: state as StreamState };
   }
 
   /** The job of an acknowledged batch that is not delivered yet. */
@@ -238,19 +255,53 @@ export class StreamStore {
     const [seq, second] = (await ALLOCATE.run(
       this.redis,
       [this.keys.streamRecord(streamId), this.keys.streamBatchKey(streamId, idempotencyKey ?? '')],
-      [String(frames), jobId, idempotencyKey ? '1' : '0', String(this.retentionSeconds)],
+      [
+        String(frames),
+        jobId,
+        idempotencyKey ? '1' : '0',
+        String(this.retentionSeconds),
+        idempotencyKey ?? '',
+      ],
     )) as [number, number | string];
     if (seq === -2) return 'missing';
     if (seq === -1) return 'closed';
-    if (seq === -3)
-      return { repeat: { streamId, ...(JSON.parse(second as string) as Omit<AcceptedBatch, 'streamId'>) } };
+    if (seq === -3) return { repeat: this.parseKeyed(streamId, second as string) };
     return { seq, firstFrame: second as number };
   }
 
+  private parseKeyed(streamId: string, json: string): KeyedBatch {
+    const { state, batch } = JSON.parse(json) as {
+      state: KeyedBatch['state'];
+      batch: Omit<AcceptedBatch, 'streamId'>;
+    };
+    return { state, batch: { streamId, ...batch } };
+  }
+
   /** The batch an idempotency key got, if any. */
-  async batchFor(streamId: string, idempotencyKey: string): Promise<AcceptedBatch | null> {
-    const first = await this.redis.get(this.keys.streamBatchKey(streamId, idempotencyKey));
-    return first ? { streamId, ...(JSON.parse(first) as Omit<AcceptedBatch, 'streamId'>) } : null;
+  async batchFor(streamId: string, idempotencyKey: string): Promise<KeyedBatch | null> {
+    const entry = await this.redis.get(this.keys.streamBatchKey(streamId, idempotencyKey));
+    return entry ? this.parseKeyed(streamId, entry) : null;
+  }
+
+  /** The batch is queued: a retry with its key now gets its answer. */
+  async settleKey(streamId: string, idempotencyKey: string, batch: AcceptedBatch): Promise<void> {
+    const { streamId: _stream, ...stored } = batch;
+    await this.redis.set(
+      this.keys.streamBatchKey(streamId, idempotencyKey),
+      JSON.stringify({ state: 'done', batch: stored }),
+      'EX',
+      this.retentionSeconds,
+    );
+  }
+
+  /** The batch was never queued (it is delivered as failed): a retry with its key makes a new one. */
+  async releaseKey(streamId: string, idempotencyKey: string): Promise<void> {
+    await this.redis.del(this.keys.streamBatchKey(streamId, idempotencyKey));
+  }
+
+  /** The idempotency key of an undelivered batch, if it was sent with one. */
+  async keyOf(streamId: string, seq: number): Promise<string | null> {
+    return this.redis.hget(this.keys.streamRecord(streamId), `key:${seq}`);
   }
 
   async commit(

@@ -91,18 +91,32 @@ export class EncodeQueue implements OnModuleDestroy {
       if ((await job.getState()) === 'active' && (await this.isLocked(queue, job.id!))) continue;
       const target = await destination(job.data as EncodeJobData);
       if (!target) continue;
-      await this.addToNode(target, job.data as EncodeJobData);
+      await this.requeueOnNode(target, job.data as EncodeJobData);
       await job.remove().catch(() => undefined);
       moved++;
     }
     const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
-    const left = Object.values(counts).reduce((sum, count) => sum + count, 0);
-    if (left === 0) {
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close().catch(() => undefined);
-      this.nodeQueues.delete(deadNodeId);
-    }
-    return { moved, left };
+    return { moved, left: Object.values(counts).reduce((sum, count) => sum + count, 0) };
+  }
+
+  /**
+   * Adds a job that may have been on this node's queue before (a stream that moved away and back): a
+   * finished copy kept for the dashboard would make BullMQ ignore the add, so it is removed first.
+   */
+  private async requeueOnNode(nodeId: string, data: EncodeJobData): Promise<void> {
+    const queue = this.nodeQueue(nodeId);
+    const earlier = await queue.getJob(data.jobId);
+    const state = earlier ? await earlier.getState() : null;
+    if (earlier && (state === 'completed' || state === 'failed')) await earlier.remove();
+    await this.addTo(queue, data);
+  }
+
+  /** Deletes the queue of a node that is gone for good (nothing left on it, no stream pinned to it). */
+  async forgetNodeQueue(nodeId: string): Promise<void> {
+    const queue = this.nodeQueue(nodeId);
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    this.nodeQueues.delete(nodeId);
   }
 
   /**
@@ -131,9 +145,9 @@ export class EncodeQueue implements OnModuleDestroy {
     return (await (await rawClientOf(queue)).exists(queue.toKey(`${jobId}:lock`))) === 1;
   }
 
-  /** Whether a job is on a queue, waiting, delayed or active: on its pool's, or on one of these nodes'. */
-  async holds(jobId: string, pool: Pool, nodeIds: string[]): Promise<boolean> {
-    const queues = [this.queues[pool], ...nodeIds.map((nodeId) => this.nodeQueue(nodeId))];
+  /** Whether a job is on a queue, waiting, delayed or active: on a pool's, or on one of these nodes'. */
+  async holds(jobId: string, nodeIds: string[]): Promise<boolean> {
+    const queues = [...this.all(), ...nodeIds.map((nodeId) => this.nodeQueue(nodeId))];
     for (const queue of queues) {
       const state = await queue.getJobState(jobId);
       if (state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'active') {

@@ -15,15 +15,20 @@ export class SubmissionGate {
     private readonly idempotency: IdempotencyStore,
   ) {}
 
-  /** `idempotency: false` for routes that keep their keys themselves (stream frames, atomically with the batch). */
+  /**
+   * `jobIdOf: null` for submissions that queue no job (opening a stream): no admission then.
+   * `idempotency: false` for routes that keep their keys themselves (stream frames, atomically with
+   * the batch).
+   */
   async submit<T>(
     request: Request,
-    jobIdOf: (accepted: T) => string,
+    jobIdOf: ((accepted: T) => string) | null,
     submit: () => Promise<T>,
     options: { idempotency?: boolean } = {},
   ): Promise<T> {
     const client = clientIdOf(request);
     const admit = async (): Promise<T> => {
+      if (!jobIdOf) return submit();
       await this.admission.check(client);
       const accepted = await submit();
       await this.admission.record(client, jobIdOf(accepted));

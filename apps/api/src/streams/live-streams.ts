@@ -7,6 +7,9 @@ import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
 import { chooseLiveNode } from './live-placement.js';
 
+/** How long a dead node's empty queue is kept before it is deleted. */
+const FORGET_DEAD_NODE_MS = 30_000;
+
 /**
  * Where live streams run: placing a new one on the least loaded node, and the supervisor that moves the
  * streams of a node that died (its registry record expired) to another node, together with the batches
@@ -18,6 +21,7 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(LiveStreams.name);
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private readonly deadSince = new Map<string, number>();
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
@@ -51,20 +55,25 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   async pin(streamId: string, nodeId: string): Promise<void> {
-    await this.redis.sadd(this.keys.liveStreams, streamId);
-    await this.redis.sadd(this.keys.liveNodes, nodeId);
+    await this.redis.hset(this.keys.liveStreams, streamId, nodeId);
+    await this.watchNode(nodeId);
     await this.redis.sadd(this.keys.nodeStreams(nodeId), streamId);
   }
 
-  async unpin(streamId: string, nodeId: string | null): Promise<void> {
-    await this.redis.srem(this.keys.liveStreams, streamId);
+  async unpin(streamId: string): Promise<void> {
+    const nodeId = await this.redis.hget(this.keys.liveStreams, streamId);
+    await this.redis.hdel(this.keys.liveStreams, streamId);
     if (nodeId) await this.redis.srem(this.keys.nodeStreams(nodeId), streamId);
+  }
+
+  /** The supervisor looks after a node's queue from the first batch put on it until it is gone for good. */
+  async watchNode(nodeId: string): Promise<void> {
+    await this.redis.sadd(this.keys.liveNodes, nodeId);
   }
 
   /**
    * The node a live stream's next batch goes to: its pinned node while that one lives, else the node it
-   * is moved to now. Null when no node can take it (the batch then waits on the dead node's queue and
-   * the supervisor moves it once a node is back).
+   * is moved to now; null when no live node can take it.
    */
   async nodeFor(streamId: string): Promise<string | null> {
     const record = await this.streams.get(streamId);
@@ -81,7 +90,8 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     const to = await this.place(codec, pool, from);
     if (!to) return null;
     if (!(await this.streams.repin(streamId, from, to))) {
-      return (await this.streams.get(streamId))?.node ?? null;
+      const now = (await this.streams.get(streamId))?.node ?? null;
+      return now && (await this.isAlive(now)) ? now : null;
     }
     await this.redis.srem(this.keys.nodeStreams(from), streamId);
     await this.pin(streamId, to);
@@ -89,28 +99,42 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     return to;
   }
 
-  /** One pass: repin the streams of dead nodes, then move the batches left on dead nodes' queues. */
-  async supervise(): Promise<void> {
+  /**
+   * One pass: repin the streams of dead nodes, then move the batches left on dead nodes' queues. A dead
+   * node's queue is deleted only once it has been empty, with no stream pinned to it, for a while: an
+   * API that checked the node alive a moment before it died may still be adding to it.
+   */
+  async supervise(now = Date.now()): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {
-      for (const streamId of await this.redis.smembers(this.keys.liveStreams)) {
+      for (const [streamId] of Object.entries(await this.redis.hgetall(this.keys.liveStreams))) {
         const record = await this.streams.get(streamId);
         if (!record || record.state === 'ended') {
-          await this.unpin(streamId, record?.node ?? null);
+          await this.unpin(streamId);
           continue;
         }
         if (record.node && !(await this.isAlive(record.node))) {
           await this.relocate(streamId, record.node, record.params.codec, record.params.pool);
         }
       }
-      for (const nodeId of await this.redis.smembers(this.keys.liveNodes)) {
-        if (await this.isAlive(nodeId)) continue;
+      const watched = await this.redis.smembers(this.keys.liveNodes);
+      for (const nodeId of [...this.deadSince.keys()])
+        if (!watched.includes(nodeId)) this.deadSince.delete(nodeId);
+      for (const nodeId of watched) {
+        if (await this.isAlive(nodeId)) {
+          this.deadSince.delete(nodeId);
+          continue;
+        }
+        const deadSince = this.deadSince.get(nodeId) ?? now;
+        this.deadSince.set(nodeId, deadSince);
         const { moved, left } = await this.queue.drainNodeQueue(nodeId, (data) => this.destinationOf(data));
         if (moved > 0) this.logger.warn(`moved ${moved} live batch(es) off dead node ${nodeId}`);
-        if (left === 0) {
+        const pinned = await this.redis.scard(this.keys.nodeStreams(nodeId));
+        if (left === 0 && pinned === 0 && now - deadSince >= FORGET_DEAD_NODE_MS) {
+          await this.queue.forgetNodeQueue(nodeId);
           await this.redis.srem(this.keys.liveNodes, nodeId);
-          await this.redis.del(this.keys.nodeStreams(nodeId));
+          this.deadSince.delete(nodeId);
         }
       }
     } catch (error) {

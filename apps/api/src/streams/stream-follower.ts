@@ -53,7 +53,11 @@ export class StreamFollower {
           if (logged.event.type === 'end') return;
         }
         if (page.length === PAGE || woken) continue;
-        if (page.length === 0 && !(await this.streams.get(streamId))) return;
+        if (page.length === 0) {
+          // Gone, or ended with nothing after `last` (a client resuming after the end): nothing will come.
+          const record = await this.streams.get(streamId);
+          if (!record || (record.state === 'ended' && record.lastEventId <= last)) return;
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, IDLE_RECHECK_MS);
           wake = () => {

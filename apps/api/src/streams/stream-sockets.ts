@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -42,6 +43,10 @@ export class StreamSockets implements OnModuleDestroy {
 
   attach(http: Server): void {
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (request.headers.upgrade?.toLowerCase() !== 'websocket') {
+        answerAsPlainRequest(http, request, socket, head);
+        return;
+      }
       void this.upgrade(request, socket, head).catch((error: Error) => {
         this.logger.warn(`websocket upgrade failed: ${error.message}`);
         refuse(socket, 500, 'internal error');
@@ -105,6 +110,20 @@ export class StreamSockets implements OnModuleDestroy {
       abort.abort();
     }
   }
+}
+
+/**
+ * With an 'upgrade' listener, Node hands every request that asks for an upgrade to it (an `h2c` upgrade
+ * from curl --http2, say). Those that are not WebSocket handshakes are answered by the app as plain
+ * requests, the upgrade ignored, as a server without the listener would.
+ */
+function answerAsPlainRequest(http: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  if (head.length > 0) socket.unshift(head);
+  const response = new ServerResponse(request);
+  response.shouldKeepAlive = false;
+  response.assignSocket(socket as Socket);
+  response.on('finish', () => socket.end());
+  http.emit('request', request, response);
 }
 
 function header(request: IncomingMessage, name: string): string | null {

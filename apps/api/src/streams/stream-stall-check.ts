@@ -74,7 +74,8 @@ export class StreamStallCheck implements OnModuleInit, OnModuleDestroy {
     const seq = record.cursor;
     const jobId = await this.streams.jobOf(streamId, seq);
     const nodeIds = record.params.mode === 'live' ? await this.redis.smembers(this.keys.liveNodes) : [];
-    if (jobId && (await this.queue.holds(jobId, record.params.pool, nodeIds))) return false;
+    // Either pool: gpu work may have been moved to the cpu pool.
+    if (jobId && (await this.queue.holds(jobId, nodeIds))) return false;
     const job = jobId ? await this.jobs.get(jobId) : null;
     if (job && (job.status === 'completed' || job.status === 'failed')) {
       await this.streams.commit(streamId, seq, batchEvents(job.data, job));
@@ -85,6 +86,9 @@ export class StreamStallCheck implements OnModuleInit, OnModuleDestroy {
       await this.streams.commit(streamId, seq, [
         { type: 'batch-failed', seq, jobId: jobId ?? '', frames: job?.data.frames ?? 0, error },
       ]);
+      // A client still retrying that batch with its key makes a new one.
+      const key = await this.streams.keyOf(streamId, seq);
+      if (key) await this.streams.releaseKey(streamId, key);
       this.logger.warn(`stream ${streamId}: batch ${seq} ${error}`);
     }
     this.seen.delete(streamId);

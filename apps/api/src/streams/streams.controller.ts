@@ -45,8 +45,8 @@ export class StreamsController {
   @Post()
   @HttpCode(201)
   @ApiCreateStream()
-  create(@Body() body: CreateStreamBody): Promise<StreamView> {
-    return this.streams.create(body);
+  create(@Body() body: CreateStreamBody, @Req() request: Request): Promise<StreamView> {
+    return this.gate.submit(request, null, () => this.streams.create(body));
   }
 
   @Get(':id')

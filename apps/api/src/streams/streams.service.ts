@@ -16,11 +16,11 @@ import {
   type StreamParams,
   type StreamView,
 } from '../../../../libs/contracts/src/index.js';
-import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
+import { StreamStore, type KeyedBatch, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { JobsService, newJobId } from '../jobs/jobs.service.js';
-import { assertIdempotencyKey } from '../jobs/idempotency.js';
+import { IdempotencyPendingException, assertIdempotencyKey } from '../jobs/idempotency.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
 import { LiveStreams } from './live-streams.js';
 import { toStreamView } from './stream-view.js';
@@ -98,11 +98,13 @@ export class StreamsService {
 
   /**
    * Stores a batch of raw frames, then gives it its seq (so seqs follow the order in which batches are
-   * acknowledged) and queues it: on its pool for batch mode, on the pinned node's queue for live mode.
-   * An Idempotency-Key is recorded with the seq, in one step: a retry (on this API or another, after
-   * any crash) gets the first answer, never a second batch.
-   * If queueing fails after the seq was given, the seq is delivered as a failed batch, so that the
-   * stream never waits on a batch that will not come.
+   * acknowledged) and queues it: on its pool for batch mode, on the pinned node's queue for live mode
+   * (a live stream whose node is gone is moved first; with no node to take it, 503 before anything is
+   * stored). An Idempotency-Key is recorded with the seq in one step, as pending until the batch is
+   * queued: a retry (on this API or another, after any crash) gets the first answer, a 409 to retry
+   * while the first attempt is still under way, and never a second batch.
+   * If queueing fails after the seq was given, the seq is delivered as a failed batch (so that the
+   * stream never waits on a batch that will not come) and the key is released for the retry.
    */
   async submitFrames(
     streamId: string,
@@ -116,10 +118,7 @@ export class StreamsService {
     if (idempotencyKey !== undefined) {
       assertIdempotencyKey(idempotencyKey);
       const first = await this.streams.batchFor(streamId, idempotencyKey);
-      if (first) {
-        body.resume();
-        return first;
-      }
+      if (first) return this.answerRepeat(first, body);
     }
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
@@ -128,17 +127,28 @@ export class StreamsService {
       contentLength,
       encoding,
     );
+    const node = params.mode === 'live' ? await this.live.nodeFor(streamId) : undefined;
+    if (node === null) {
+      throw new RetryLaterException(`no live node can take ${params.codec} stream ${streamId} now`, 2);
+    }
     const jobId = newJobId();
     const input = await this.jobs.storeRawInput(jobId, body, frameBytes, frames, contentLength, encoding);
-    const discardInput = (data: Pick<EncodeJobData, 'jobId' | 'frames' | 'input'>) =>
-      this.jobs.deleteInput(data as EncodeJobData).catch(() => undefined);
+    const discardInput = () =>
+      this.jobs.deleteInput({ jobId, frames, input } as EncodeJobData).catch(() => undefined);
     const allocated = await this.streams.allocate(streamId, frames, jobId, idempotencyKey);
     if (allocated === 'closed' || allocated === 'missing' || 'repeat' in allocated) {
-      await discardInput({ jobId, frames, input });
+      await discardInput();
       if (allocated === 'closed') throw this.closedError(streamId);
       if (allocated === 'missing') throw new NotFoundException(`stream ${streamId} expired`);
-      return allocated.repeat;
+      return this.answerRepeat(allocated.repeat);
     }
+    const accepted: AcceptedBatch = {
+      streamId,
+      seq: allocated.seq,
+      jobId,
+      frames,
+      firstFrame: allocated.firstFrame,
+    };
     const data: EncodeJobData = {
       jobId,
       codec: params.codec,
@@ -159,7 +169,7 @@ export class StreamsService {
       },
     };
     try {
-      const node = params.mode === 'live' ? await this.liveNodeOrPinned(streamId, record.node) : undefined;
+      if (node) await this.live.watchNode(node);
       await this.jobs.enqueue(data, undefined, node);
     } catch (error) {
       await this.streams
@@ -173,19 +183,18 @@ export class StreamsService {
           },
         ])
         .catch(() => undefined);
+      if (idempotencyKey !== undefined)
+        await this.streams.releaseKey(streamId, idempotencyKey).catch(() => undefined);
       throw error;
     }
-    return { streamId, seq: allocated.seq, jobId, frames, firstFrame: allocated.firstFrame };
+    if (idempotencyKey !== undefined) await this.streams.settleKey(streamId, idempotencyKey, accepted);
+    return accepted;
   }
 
-  /**
-   * The pinned node, or the one the stream moves to if that node is gone. With no node able to take it,
-   * the batch waits on the pinned node's queue: the supervisor moves it once a node can.
-   */
-  private async liveNodeOrPinned(streamId: string, pinned: string | null): Promise<string> {
-    const node = (await this.live.nodeFor(streamId)) ?? pinned;
-    if (!node) throw new RetryLaterException(`live stream ${streamId} has no node`, 5);
-    return node;
+  private answerRepeat(first: KeyedBatch, body?: Readable): AcceptedBatch {
+    body?.resume();
+    if (first.state !== 'done') throw new IdempotencyPendingException();
+    return first.batch;
   }
 
   private closedError(streamId: string): ConflictException {
@@ -197,7 +206,7 @@ export class StreamsService {
     const record = await this.record(streamId);
     await this.streams.close(streamId, 'closed by the client');
     if (record.params.mode === 'live' && record.cursor === record.nextSeq) {
-      await this.live.unpin(streamId, record.node);
+      await this.live.unpin(streamId);
     }
     return this.get(streamId);
   }

@@ -3,6 +3,7 @@ import type {
   JobEvent,
   OutputInfo,
   StreamEvent,
+  StreamState,
 } from '../../../../libs/contracts/src/index.js';
 import type { LivePacket } from '../../../../libs/codecs/src/index.js';
 import type { CommitResult } from '../../../../libs/cluster/src/index.js';
@@ -75,9 +76,10 @@ class FakeLog implements LiveStreamLog {
   cursor = 0;
   node: string | null = 'me';
   log: StreamEvent[] = [];
-  nextCommit: CommitResult['status'] | null = null;
+  state: StreamState = 'open';
+  nextCommit: CommitResult['status'] | 'error' | null = null;
   async position() {
-    return { cursor: this.cursor, node: this.node };
+    return { cursor: this.cursor, node: this.node, state: this.state };
   }
   async commit(
     _streamId: string,
@@ -87,6 +89,7 @@ class FakeLog implements LiveStreamLog {
   ): Promise<CommitResult> {
     const forced = this.nextCommit;
     this.nextCommit = null;
+    if (forced === 'error') throw new Error('READONLY You can not write against a read only replica');
     if (forced === 'duplicate') return { status: 'duplicate' };
     if (pinned !== this.node || forced === 'not-pinned') return { status: 'not-pinned' };
     if (seq !== this.cursor) return { status: 'duplicate' };
@@ -211,6 +214,29 @@ describe('LiveStreamEncoder', () => {
       [0, true],
       [1, true],
     ]);
+  });
+
+  it('does not reuse a context whose packets were never delivered (a failure after encoding)', async () => {
+    const { log, sessions, encoder } = setup();
+    await encoder.run(batch(0), 1);
+    log.nextCommit = 'error';
+    await expect(encoder.run(batch(1), 1)).rejects.toThrow('READONLY');
+    expect(sessions[0].closed).toBe(true);
+    await encoder.run(batch(1), 2);
+    expect(sessions).toHaveLength(2);
+    expect(outputsOf(log.log).map((event) => [event.seq, event.keyframe])).toEqual([
+      [0, true],
+      [1, true],
+    ]);
+  });
+
+  it('closes the context of a stream that ended without waiting for the idle timeout', async () => {
+    const { log, sessions, encoder } = setup();
+    await encoder.run(batch(0), 1);
+    expect(await encoder.closeIdle(60_000)).toBe(0);
+    log.state = 'ended';
+    expect(await encoder.closeIdle(60_000)).toBe(1);
+    expect(sessions[0].closed).toBe(true);
   });
 
   it('closes contexts idle longer than the timeout', async () => {

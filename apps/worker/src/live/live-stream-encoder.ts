@@ -1,4 +1,4 @@
-import type { EncodeJobData, StreamEvent } from '../../../../libs/contracts/src/index.js';
+import type { EncodeJobData, StreamEvent, StreamState } from '../../../../libs/contracts/src/index.js';
 import type { LivePacket, RawLayout } from '../../../../libs/codecs/src/index.js';
 import type { CommitResult } from '../../../../libs/cluster/src/index.js';
 import { PermanentJobError, deleteJobInput, readJobInput, type JobStorage } from '../encode-job-runner.js';
@@ -22,7 +22,7 @@ export interface LiveSessionFactory {
 
 /** What the live encoder needs from the stream store. */
 export interface LiveStreamLog {
-  position(streamId: string): Promise<{ cursor: number; node: string | null } | null>;
+  position(streamId: string): Promise<{ cursor: number; node: string | null; state: StreamState } | null>;
   commit(streamId: string, seq: number, events: StreamEvent[], pinnedNode?: string): Promise<CommitResult>;
 }
 
@@ -131,6 +131,39 @@ export class LiveStreamEncoder {
     }
 
     const packets = await this.encodeInContext(context, data, signal);
+    let committed: CommitResult;
+    let outputs: number;
+    try {
+      ({ committed, outputs } = await this.deliver(context, data, packets));
+    } catch (error) {
+      // The frames went through this context but the client may not get these packets: the retry must
+      // not predict from them, so it starts a new context (a keyframe).
+      await this.closeContext(ref.streamId);
+      throw error;
+    }
+    if (committed.status === 'appended') {
+      context.next = ref.seq + 1;
+      if (committed.ended) await this.closeContext(ref.streamId);
+    } else {
+      // Someone else delivered this batch (or took the stream): this context's frames are not the
+      // client's any more, and must not be referenced by the next batch.
+      await this.closeContext(ref.streamId);
+      if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
+    }
+    if (await this.storage.complete(data.jobId, this.now())) {
+      await this.storage.emit(data.jobId, { type: 'completed', outputs });
+    }
+    await deleteJobInput(this.storage, data);
+    return { outputs };
+  }
+
+  /** Stores the packets as the job's outputs and hands them to the stream, in one commit. */
+  private async deliver(
+    context: StreamContext,
+    data: EncodeJobData,
+    packets: LivePacket[],
+  ): Promise<{ committed: CommitResult; outputs: number }> {
+    const ref = data.stream!;
     const outputs = await Promise.all(
       packets.map(async (packet, index) => {
         const info = { index, contentType: context.session!.contentType, bytes: packet.data.length };
@@ -157,20 +190,7 @@ export class LiveStreamEncoder {
       },
     ];
     const committed = await this.streams.commit(ref.streamId, ref.seq, events, this.nodeId);
-    if (committed.status === 'appended') {
-      context.next = ref.seq + 1;
-      if (committed.ended) await this.closeContext(ref.streamId);
-    } else {
-      // Someone else delivered this batch (or took the stream): this context's frames are not the
-      // client's any more, and must not be referenced by the next batch.
-      await this.closeContext(ref.streamId);
-      if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
-    }
-    if (await this.storage.complete(data.jobId, this.now())) {
-      await this.storage.emit(data.jobId, { type: 'completed', outputs: outputs.length });
-    }
-    await deleteJobInput(this.storage, data);
-    return { outputs: outputs.length };
+    return { committed, outputs: outputs.length };
   }
 
   private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
@@ -202,12 +222,14 @@ export class LiveStreamEncoder {
     await session?.close().catch(() => undefined);
   }
 
-  /** Closes the contexts that had no batch for `idleMs`; returns how many. */
+  /** Closes the contexts that had no batch for `idleMs`, or whose stream ended; returns how many. */
   async closeIdle(idleMs: number): Promise<number> {
     let closed = 0;
     const now = this.now();
     for (const [streamId, context] of this.contexts) {
-      if (context.busy > 0 || now - context.lastUsedAt < idleMs) continue;
+      if (context.busy > 0) continue;
+      if (now - context.lastUsedAt < idleMs && (await this.streams.position(streamId))?.state === 'open')
+        continue;
       this.contexts.delete(streamId);
       if (context.session) closed++;
       await context.session?.close().catch(() => undefined);
