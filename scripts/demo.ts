@@ -3,17 +3,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Codec } from '../libs/contracts/src/index.js';
 import { syntheticFrame } from '../libs/codecs/src/index.js';
-import { EncoderApiClient, progressBar, type JobEventWithId } from '../libs/client/src/index.js';
+import {
+  EncoderApiClient,
+  extensionFor,
+  progressBar,
+  type JobEventWithId,
+} from '../libs/client/src/index.js';
 import { ServiceStack, repoRoot } from './lib/stack.js';
-
-const EXTENSIONS: Record<string, string> = {
-  'image/jpeg': 'jpg',
-  'image/webp': 'webp',
-  'image/png': 'png',
-  'image/avif': 'avif',
-  'video/mp4': 'mp4',
-  'video/webm': 'webm',
-};
 
 interface DemoCase {
   codec: Codec;
@@ -60,7 +56,7 @@ export async function runDemo(
     }
     for (const output of job.outputs) {
       const { data, contentType } = await client.output(job.id, output.index);
-      const file = join(outDir, `${codec}-${output.index}.${EXTENSIONS[contentType] ?? 'bin'}`);
+      const file = join(outDir, `${codec}-${output.index}.${extensionFor(contentType)}`);
       writeFileSync(file, data);
       written.push(file);
     }

@@ -1,4 +1,6 @@
 import WebSocket from 'ws';
+import { decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
+import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { AcceptedBatch, StreamEvent, StreamView } from '../libs/contracts/src/index.js';
 import { parseSse } from '../libs/client/src/sse.js';
 
@@ -94,4 +96,31 @@ export function readWs(apiUrl: string, streamId: string, since = 0): Promise<WsD
     ws.on('close', () => resolve(delivery));
     ws.on('error', reject);
   });
+}
+
+/**
+ * Decodes a delivered elementary stream and compares it with the frames that went in: the same number
+ * of frames, each within `minPsnr` dB of its input.
+ */
+export async function expectVideoOf(
+  encoded: Buffer,
+  inputs: Buffer[],
+  width: number,
+  height: number,
+  minPsnr = 30,
+) {
+  const probe = await probeVideo(encoded);
+  if (probe.frames !== inputs.length || probe.width !== width) {
+    throw new Error(
+      `decoded ${probe.frames} frames of width ${probe.width}, expected ${inputs.length} of ${width}`,
+    );
+  }
+  const decoded = await decodeVideoToRgb(encoded);
+  const frameBytes = width * height * 3;
+  const scores = inputs.map((input, index) =>
+    psnr(rgbaToRgb(input), decoded.subarray(index * frameBytes, (index + 1) * frameBytes)),
+  );
+  const worst = Math.min(...scores);
+  if (!(worst > minPsnr)) throw new Error(`frame ${scores.indexOf(worst)} decodes at ${worst.toFixed(1)} dB`);
+  return probe;
 }

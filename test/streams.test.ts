@@ -1,12 +1,12 @@
 import http from 'node:http';
 import sharp from 'sharp';
-import { psnr, decodeVideoToRgb, probeVideo } from '../libs/codecs/src/testing/media-check.js';
+import { psnr } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { JobView } from '../libs/contracts/src/index.js';
 import { KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir } from './support.js';
-import { createStream, postJson, readSse, readWs, submitFrames } from './stream-support.js';
+import { createStream, expectVideoOf, postJson, readSse, readWs, submitFrames } from './stream-support.js';
 
 /**
  * Streams against real processes: redis-server, the API and two encoder nodes. Outputs are decoded and
@@ -138,20 +138,7 @@ describe('streams', () => {
     expect(keyframes).toEqual([0]);
 
     const annexB = Buffer.concat(outputs.map((event) => bytes.get(event.id!)!));
-    const probe = await probeVideo(annexB);
-    expect({ codec: probe.codecName, frames: probe.frames, width: probe.width }).toEqual({
-      codec: 'h264',
-      frames: count,
-      width,
-    });
-    const decoded = await decodeVideoToRgb(annexB);
-    const frameBytes = width * height * 3;
-    expect(decoded.length).toBe(frameBytes * count);
-    inputs.forEach((input, index) => {
-      expect(
-        psnr(rgbaToRgb(input), decoded.subarray(index * frameBytes, (index + 1) * frameBytes)),
-      ).toBeGreaterThan(30);
-    });
+    expect((await expectVideoOf(annexB, inputs, width, height)).codecName).toBe('h264');
     const view = await (await fetch(`${api()}/v1/streams/${stream.id}`)).json();
     expect(view).toMatchObject({ state: 'ended', batches: count, delivered: count });
   });

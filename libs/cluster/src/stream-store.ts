@@ -8,6 +8,7 @@ import type {
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import { splitEventMessage } from './event-log.js';
 
 /** A stream as stored in its Redis hash. */
 export interface StreamRecord {
@@ -359,17 +360,7 @@ export class StreamStore {
   }
 
   static parseMessage(message: string): LoggedStreamEvent | null {
-    const first = message.indexOf('|');
-    const second = message.indexOf('|', first + 1);
-    if (first < 0 || second < 0) return null;
-    try {
-      return {
-        streamId: message.slice(0, first),
-        id: Number(message.slice(first + 1, second)),
-        event: JSON.parse(message.slice(second + 1)) as StreamEvent,
-      };
-    } catch {
-      return null;
-    }
+    const parts = splitEventMessage<StreamEvent>(message);
+    return parts && { streamId: parts.source, id: Number(parts.id), event: parts.event };
   }
 }
