@@ -1,5 +1,6 @@
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { StreamView } from '../libs/contracts/src/index.js';
+import { EndpointPool, StreamClient, type StreamEventWithData } from '../libs/client/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
 import { createStream, expectVideoOf, readWs, submitFrames } from './stream-support.js';
@@ -88,4 +89,39 @@ describe('live streams under faults', () => {
     const view = (await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView;
     expect(view.node).toBe(survivor.id);
   });
+
+  it('Redis restarted mid-stream: the stream goes on, every acknowledged frame delivered once', async () => {
+    const width = 160;
+    const height = 120;
+    const count = 30;
+    const client = new StreamClient(new EndpointPool(`${stack.apiUrl}/,timeout=2,reconnect-delay=0.2`));
+    const stream = await client.create({ codec: 'h264', mode: 'live', width, height, format: 'bgra' });
+    const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
+    const received: StreamEventWithData[] = [];
+    const following = (async () => {
+      for await (const event of client.followWs(stream.id, { reconnectForMs: 60_000 })) received.push(event);
+    })();
+    for (let index = 0; index < count; index++) {
+      if (index === count / 2) {
+        await waitUntil(
+          () => received.filter((event) => event.type === 'batch').length === index,
+          20_000,
+          'delivery',
+        );
+        await stack.redis!.stop();
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await stack.redis!.start();
+        await waitUntil(() => stack.client.ready(), 20_000, 'the API to see Redis again');
+      }
+      const accepted = await client.submitFrames(stream.id, rgbaToPixelFormat(inputs[index], 'bgra'), 1);
+      expect(accepted.seq).toBe(index);
+    }
+    await client.close(stream.id);
+    await following;
+
+    const outputs = received.filter((event) => event.type === 'output');
+    expect(outputs.map((event) => event.frame)).toEqual(inputs.map((_, index) => index));
+    expect(received.filter((event) => event.type === 'batch-failed')).toEqual([]);
+    await expectVideoOf(Buffer.concat(outputs.map((event) => event.data)), inputs, width, height);
+  }, 120_000);
 });
