@@ -107,6 +107,21 @@ describe('EndpointPool', () => {
     expect(clock.t - t0).toBeLessThanOrEqual(20_000);
   });
 
+  it('acquire checks once more at the deadline when a backoff reaches past it', async () => {
+    let up = false;
+    const { endpoints, clock } = pool(() => (up ? 200 : networkError()), { maxBackoffMs: 60_000 });
+    const t0 = clock.t;
+    for (const endpoint of endpoints.endpoints) {
+      endpoint.failures = 10;
+      endpoints.reportFailure(endpoint, networkError());
+    }
+    // Every endpoint's next try is minutes away; the servers are back before the 5 s deadline.
+    up = true;
+    const picked = await endpoints.acquire(t0 + 5000);
+    expect(picked.healthy).toBe(true);
+    expect(clock.t - t0).toBe(5000);
+  });
+
   it('checks healthy endpoints too when asked (checkDue all)', async () => {
     const { endpoints, byHost } = pool((url) =>
       url.startsWith('http://c:') ? networkError('ECONNRESET') : 200,

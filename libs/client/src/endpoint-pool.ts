@@ -223,17 +223,24 @@ export class EndpointPool {
    * health check, else waits for the earliest backoff. Throws once `deadline` (a now() time) passes.
    */
   async acquire(deadline: number, signal?: AbortSignal): Promise<Endpoint> {
+    // One check of every endpoint at the deadline, unless the caller is past it already.
+    let lastChance = this.now() >= deadline;
     for (;;) {
       signal?.throwIfAborted();
       const picked = this.pick();
       if (picked) return picked;
       const now = this.now();
       if (this.endpoints.some((endpoint) => !endpoint.healthy && endpoint.nextTryAt <= now)) {
-        await this.checkDue({ signal });
+        await this.checkDue({ signal }).catch(() => undefined);
         continue;
       }
-      const next = Math.min(...this.endpoints.map((endpoint) => endpoint.nextTryAt));
-      if (next > deadline || now >= deadline) {
+      if (now >= deadline) {
+        // A backoff may reach past the deadline: every endpoint gets one more check before giving up.
+        if (!lastChance) {
+          lastChance = true;
+          for (const endpoint of this.endpoints) endpoint.nextTryAt = Math.min(endpoint.nextTryAt, now);
+          continue;
+        }
         throw new FailoverError(
           `no API server is reachable: ${this.endpoints
             .map(
@@ -243,7 +250,8 @@ export class EndpointPool {
           0,
         );
       }
-      await this.sleep(Math.max(1, next - now), signal);
+      const next = Math.min(...this.endpoints.map((endpoint) => endpoint.nextTryAt));
+      await this.sleep(Math.max(1, Math.min(next, deadline) - now), signal);
     }
   }
 

@@ -61,6 +61,9 @@ export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{16}$/;
  */
 export const INPUT_CHUNK_BYTES = 1024 * 1024;
 
+/** Between attempts to queue a stream batch that already has its seq (a connection coming back). */
+const ENQUEUE_RETRY_MS = 250;
+
 /** Most form fields a multipart upload may carry (the parameters are fewer than this). */
 const MAX_FORM_FIELDS = 32;
 const MAX_FORM_FIELD_BYTES = 1024;
@@ -320,14 +323,27 @@ export class JobsService {
    * Records and queues a job whose input is stored (on its pool's queue, or on one node's queue for a
    * live stream); removes that input if either step fails.
    */
-  async enqueue(data: EncodeJobData, priority: number | undefined, node?: string): Promise<AcceptedJob> {
-    try {
-      await this.jobs.create(data);
-      if (node) await this.queue.addToNode(node, data);
-      else await this.queue.add(data, priority);
-    } catch (error) {
-      await this.deleteInput(data).catch(() => undefined);
-      throw error;
+  async enqueue(
+    data: EncodeJobData,
+    priority: number | undefined,
+    node?: string,
+    attempts = 1,
+  ): Promise<AcceptedJob> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Both steps are idempotent (same record, same BullMQ job id): a retry redoes what is missing.
+        await this.jobs.create(data);
+        if (node) await this.queue.addToNode(node, data);
+        else await this.queue.add(data, priority);
+        break;
+      } catch (error) {
+        if (attempt < attempts) {
+          await new Promise((resolve) => setTimeout(resolve, ENQUEUE_RETRY_MS));
+          continue;
+        }
+        await this.deleteInput(data).catch(() => undefined);
+        throw error;
+      }
     }
     return {
       id: data.jobId,

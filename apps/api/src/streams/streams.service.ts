@@ -31,6 +31,9 @@ export function newStreamId(): string {
   return `s${randomBytes(12).toString('base64url')}`;
 }
 
+/** Attempts to queue a batch that has its seq, ENQUEUE_RETRY_MS apart. */
+const ENQUEUE_ATTEMPTS = 8;
+
 /** Keyframes every 10 seconds of frames unless the client asks otherwise. */
 const DEFAULT_KEYFRAME_SECONDS = 10;
 
@@ -170,7 +173,9 @@ export class StreamsService {
     };
     try {
       if (node) await this.live.watchNode(node);
-      await this.jobs.enqueue(data, undefined, node);
+      // The seq is given: a failure now costs the stream a batch, so a passing blip (a queue connection
+      // coming back after a Redis restart) is waited out.
+      await this.jobs.enqueue(data, undefined, node, ENQUEUE_ATTEMPTS);
     } catch (error) {
       await this.streams
         .commit(streamId, allocated.seq, [
