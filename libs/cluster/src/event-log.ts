@@ -71,8 +71,8 @@ export class EventLog {
   }
 }
 
-/** A published event, `source|id|json` (source: a job or stream id); null when it is not one. */
-export function splitEventMessage<E>(message: string): { source: string; id: string; event: E } | null {
+/** A published event, `jobId|id|json`; null when it is not one. */
+function splitEventMessage<E>(message: string): { source: string; id: string; event: E } | null {
   const first = message.indexOf('|');
   const second = message.indexOf('|', first + 1);
   if (first < 0 || second < 0) return null;

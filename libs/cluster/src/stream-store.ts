@@ -8,7 +8,6 @@ import type {
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
-import { splitEventMessage } from './event-log.js';
 
 /** A stream as stored in its Redis hash. */
 export interface StreamRecord {
@@ -357,10 +356,5 @@ export class StreamStore {
       streamId,
       event: JSON.parse(fields[1]) as StreamEvent,
     }));
-  }
-
-  static parseMessage(message: string): LoggedStreamEvent | null {
-    const parts = splitEventMessage<StreamEvent>(message);
-    return parts && { streamId: parts.source, id: Number(parts.id), event: parts.event };
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
-import { EventLog, KeySpace, StreamStore } from '../../../../libs/cluster/src/index.js';
+import { EventLog, KeySpace } from '../../../../libs/cluster/src/index.js';
 import { SUBSCRIBER } from '../cluster/tokens.js';
 
 export interface EventListener {
@@ -65,9 +65,10 @@ export class EventHub implements OnModuleInit, OnModuleDestroy {
     };
   }
 
+  /** Only the stream id (`streamId|id|json`) is needed: the followers read the events from the log. */
   private wakeStream(message: string): void {
-    const streamId = StreamStore.parseMessage(message)?.streamId;
-    for (const wake of (streamId && this.streamWakers.get(streamId)) || []) wake();
+    const streamId = message.slice(0, message.indexOf('|'));
+    for (const wake of this.streamWakers.get(streamId) ?? []) wake();
   }
 
   /** Sees every job's events as they are published (metrics); returns the function that stops it. */
