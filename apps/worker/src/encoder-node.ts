@@ -62,6 +62,8 @@ export class EncoderNode {
   private readonly streams: StreamStore;
   private readonly jobRecords: JobStore;
   private liveSweeper: NodeJS.Timeout | null = null;
+  /** The heartbeat in flight, if any: a drain waits for it, or it would put the record back. */
+  private beating: Promise<void> = Promise.resolve();
   private readonly forwardQueues = new Map<string, Queue>();
   private readonly workers = new Map<string, Worker<EncodeJobData>>();
   private readonly queues = new Map<string, Queue>();
@@ -316,12 +318,11 @@ export class EncoderNode {
     };
   }
 
-  private async beat(): Promise<void> {
-    try {
-      await this.registry.beat(this.record(), this.config.timeoutMs);
-    } catch (error) {
-      this.log.warn(`heartbeat: ${(error as Error).message}`);
-    }
+  private beat(): Promise<void> {
+    this.beating = this.registry
+      .beat(this.record(), this.config.timeoutMs)
+      .catch((error: Error) => this.log.warn(`heartbeat: ${error.message}`));
+    return this.beating;
   }
 
   /** Stops taking jobs, lets active ones finish within the drain timeout, deregisters, disconnects. */
@@ -338,6 +339,7 @@ export class EncoderNode {
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.liveSweeper) clearInterval(this.liveSweeper);
     // Out of the registry first: the API moves this node's live streams now, not when the record expires.
+    await within(this.beating, IDLE_CLOSE_MS);
     await within(
       this.registry.remove(this.id).catch(() => undefined),
       IDLE_CLOSE_MS,
