@@ -138,7 +138,7 @@ describe('EncodeJobRunner inputs', () => {
   it('a final failure records the reason and deletes the chunks', async () => {
     const { runner, calls, events } = setup({});
     await runner.fail(job({ encoding: 'deflate', storedBytes: 2500, chunkBytes: 1000 }), 'bad input');
-    expect(calls).toEqual(['fail bad input', 'deleteInputChunks 3']);
+    expect(calls).toEqual(['deleteInputChunks 3', 'fail bad input']);
     expect(events).toEqual([{ type: 'failed', error: 'bad input' }]);
   });
 

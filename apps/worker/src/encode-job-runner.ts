@@ -146,10 +146,11 @@ export class EncodeJobRunner {
 
   /** Records the final failure: the job's status says why, and clients get a `failed` event. */
   async fail(data: EncodeJobData, reason: string): Promise<void> {
+    // The input first: nothing will read it again, and a client that sees `failed` finds it gone.
+    await this.deleteInput(data);
     if (await this.storage.fail(data.jobId, reason, this.now())) {
       await this.storage.emit(data.jobId, { type: 'failed', error: reason });
     }
-    await this.deleteInput(data);
   }
 
   private async publishOutput(
