@@ -22,6 +22,7 @@ import {
   lockSettingsFor,
   bullConnectionOptions,
   nodeQueueName,
+  removeFinishedCopy,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
@@ -220,10 +221,7 @@ export class EncoderNode {
     }
   }
 
-  /**
-   * A live batch that reached this node after its stream moved: on to the stream's node. A finished copy
-   * of the job kept on that queue (the stream was there before) would make BullMQ ignore the add.
-   */
+  /** A live batch that reached this node after its stream moved: on to the stream's node. */
   private async forward(nodeId: string, data: EncodeJobData): Promise<void> {
     let queue = this.forwardQueues.get(nodeId);
     if (!queue) {
@@ -233,9 +231,7 @@ export class EncoderNode {
       });
       this.forwardQueues.set(nodeId, queue);
     }
-    const earlier = await queue.getJob(data.jobId);
-    const state = earlier ? await earlier.getState() : null;
-    if (earlier && (state === 'completed' || state === 'failed')) await earlier.remove();
+    await removeFinishedCopy(queue, data.jobId);
     await queue.add(ENCODE_JOB_NAME, data, encodeJobOptions(data.jobId, FORWARD_RETRY));
   }
 

@@ -66,24 +66,18 @@ export class EventLog {
   }
 
   static parseMessage(message: string): LoggedJobEvent | null {
-    const parts = splitEventMessage<JobEvent>(message);
-    return parts && { jobId: parts.source, id: parts.id, event: parts.event };
-  }
-}
-
-/** A published event, `jobId|id|json`; null when it is not one. */
-function splitEventMessage<E>(message: string): { source: string; id: string; event: E } | null {
-  const first = message.indexOf('|');
-  const second = message.indexOf('|', first + 1);
-  if (first < 0 || second < 0) return null;
-  try {
-    return {
-      source: message.slice(0, first),
-      id: message.slice(first + 1, second),
-      event: JSON.parse(message.slice(second + 1)) as E,
-    };
-  } catch {
-    return null;
+    const first = message.indexOf('|');
+    const second = message.indexOf('|', first + 1);
+    if (first < 0 || second < 0) return null;
+    try {
+      return {
+        jobId: message.slice(0, first),
+        id: message.slice(first + 1, second),
+        event: JSON.parse(message.slice(second + 1)) as JobEvent,
+      };
+    } catch {
+      return null;
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Pool } from '../../contracts/src/index.js';
 
 /** BullMQ forbids ':' in queue names, hence the dots. */
@@ -48,4 +48,14 @@ export function lockSettingsFor(timeoutMs: number): {
     lockRenewTime: Math.max(250, Math.floor(timeoutMs / 3)),
     stalledInterval: Math.max(500, Math.floor(timeoutMs / 2)),
   };
+}
+
+/**
+ * Before a job is added to a queue it may have been on before (a live stream that moved away and back):
+ * a finished copy kept there for the dashboard would make BullMQ ignore the add, so it goes first.
+ */
+export async function removeFinishedCopy(queue: Queue, jobId: string): Promise<void> {
+  const earlier = await queue.getJob(jobId);
+  const state = earlier ? await earlier.getState() : null;
+  if (earlier && (state === 'completed' || state === 'failed')) await earlier.remove();
 }

@@ -10,6 +10,7 @@ import {
   bullConnectionOptions,
   encodeJobOptions,
   nodeQueueName,
+  removeFinishedCopy,
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
@@ -99,15 +100,9 @@ export class EncodeQueue implements OnModuleDestroy {
     return { moved, left: Object.values(counts).reduce((sum, count) => sum + count, 0) };
   }
 
-  /**
-   * Adds a job that may have been on this node's queue before (a stream that moved away and back): a
-   * finished copy kept for the dashboard would make BullMQ ignore the add, so it is removed first.
-   */
   private async requeueOnNode(nodeId: string, data: EncodeJobData): Promise<void> {
     const queue = this.nodeQueue(nodeId);
-    const earlier = await queue.getJob(data.jobId);
-    const state = earlier ? await earlier.getState() : null;
-    if (earlier && (state === 'completed' || state === 'failed')) await earlier.remove();
+    await removeFinishedCopy(queue, data.jobId);
     await this.addTo(queue, data);
   }
 

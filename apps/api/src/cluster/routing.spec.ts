@@ -1,25 +1,9 @@
 import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
+import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
 import { route } from './routing.js';
 
 function node(name: string, pool: Pool, codecs: Codec[], gpuCodecs: Codec[] = []): NodeRecord {
-  return {
-    id: name,
-    name,
-    host: 'h',
-    pid: 1,
-    pool,
-    codecs,
-    hardware: [],
-    gpuCodecs,
-    concurrency: 1,
-    active: 0,
-    processed: 0,
-    failed: 0,
-    encodeFps: 0,
-    version: '0',
-    startedAt: '',
-    lastSeen: '',
-  };
+  return nodeRecord({ name, pool, codecs, gpuCodecs });
 }
 
 describe('route', () => {

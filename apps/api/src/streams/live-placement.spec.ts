@@ -1,26 +1,9 @@
 import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
+import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
 import { chooseLiveNode } from './live-placement.js';
 
 function node(name: string, pool: Pool, codecs: Codec[], extra: Partial<NodeRecord> = {}): NodeRecord {
-  return {
-    id: `id-${name}`,
-    name,
-    host: 'h',
-    pid: 1,
-    pool,
-    codecs,
-    hardware: [],
-    gpuCodecs: [],
-    concurrency: 2,
-    active: 0,
-    processed: 0,
-    failed: 0,
-    encodeFps: 0,
-    version: '0',
-    startedAt: '',
-    lastSeen: '',
-    ...extra,
-  };
+  return nodeRecord({ id: `id-${name}`, name, pool, codecs, concurrency: 2, ...extra });
 }
 
 describe('chooseLiveNode', () => {

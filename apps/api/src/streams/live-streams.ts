@@ -1,7 +1,12 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { Codec, EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import { KeySpace, NodeRegistry, StreamStore } from '../../../../libs/cluster/src/index.js';
+import {
+  KeySpace,
+  NodeRegistry,
+  StreamStore,
+  type StreamRecord,
+} from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
@@ -77,9 +82,14 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
    */
   async nodeFor(streamId: string): Promise<string | null> {
     const record = await this.streams.get(streamId);
-    if (!record?.node) return null;
+    return record ? this.nodeOf(record) : null;
+  }
+
+  /** nodeFor, with the stream's record at hand (a batch being submitted has just read it). */
+  async nodeOf(record: StreamRecord): Promise<string | null> {
+    if (!record.node) return null;
     if (await this.isAlive(record.node)) return record.node;
-    return this.relocate(streamId, record.node, record.params.codec, record.params.pool);
+    return this.relocate(record.id, record.node, record.params.codec, record.params.pool);
   }
 
   private async isAlive(nodeId: string): Promise<boolean> {

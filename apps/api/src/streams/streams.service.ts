@@ -126,11 +126,11 @@ export class StreamsService {
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
     const { frameBytes } = this.jobs.checkRawUpload(
-      { ...params, codec: params.codec, accept: undefined, pool: params.pool, frames, priority: undefined },
+      { ...params, accept: undefined, frames, priority: undefined },
       contentLength,
       encoding,
     );
-    const node = params.mode === 'live' ? await this.live.nodeFor(streamId) : undefined;
+    const node = params.mode === 'live' ? await this.live.nodeOf(record) : undefined;
     if (node === null) {
       throw new RetryLaterException(`no live node can take ${params.codec} stream ${streamId} now`, 2);
     }
