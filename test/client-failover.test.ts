@@ -10,6 +10,12 @@ import { expectVideoOf } from './stream-support.js';
  * it was sending with the same idempotency key and resumes following after the last event it saw.
  * Every frame arrives once, in order.
  */
+// Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
+const WIDTH = 160;
+const HEIGHT = 120;
+const INPUTS = Array.from({ length: 60 }, (_, index) => syntheticRgba(WIDTH, HEIGHT, index, false));
+const BGRA = INPUTS.map((rgba) => rgbaToPixelFormat(rgba, 'bgra'));
+
 describe('client failover between API processes', () => {
   let stack: ServiceStack;
   let replica: string;
@@ -26,15 +32,12 @@ describe('client failover between API processes', () => {
   });
 
   it('kill -9 of an API mid-stream: no output lost, none repeated', async () => {
-    const width = 160;
-    const height = 120;
-    const count = 60;
+    const [width, height, inputs, count] = [WIDTH, HEIGHT, INPUTS, INPUTS.length];
     const pool = new EndpointPool(
       `${stack.apiUrl}/,timeout=2,reconnect-delay=0.2;${replica}/,timeout=2,reconnect-delay=0.2`,
     );
     const client = new StreamClient(pool);
     const stream = await client.create({ codec: 'h264', mode: 'live', width, height, format: 'bgra' });
-    const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
 
     const received: StreamEventWithData[] = [];
     const following = (async () => {
@@ -42,7 +45,7 @@ describe('client failover between API processes', () => {
     })();
     let killed: Promise<number | null> | null = null;
     for (let index = 0; index < count; index++) {
-      const submitting = client.submitFrames(stream.id, rgbaToPixelFormat(inputs[index], 'bgra'), 1);
+      const submitting = client.submitFrames(stream.id, BGRA[index], 1);
       // The kill races this upload: it may be refused, cut mid-way, or answered just before.
       if (index === 20) killed = stack.signalApi(stack.apiUrl, 'SIGKILL');
       const accepted = await submitting;

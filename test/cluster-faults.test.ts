@@ -9,6 +9,10 @@ import { bgraBatch, tempDir, waitUntil } from './support.js';
  */
 const TIMEOUT_S = 2;
 const FRAMES = 30;
+// Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
+/** Slow-ish H.264 batches (speed 0 = slowest preset), so that nodes are busy when the fault comes. */
+const SLOW_BATCH = bgraBatch('h264', 320, 240, FRAMES, { speed: 0, quality: 70 });
+const SMALL_JPEG = bgraBatch('jpeg', 64, 48, 1);
 
 describe('encoder cluster under faults', () => {
   let stack: ServiceStack;
@@ -29,9 +33,8 @@ describe('encoder cluster under faults', () => {
     dir.remove();
   });
 
-  /** Slow-ish H.264 batches (speed 0 = slowest preset), so that nodes are busy when the fault comes. */
   async function submitBatches(count: number): Promise<AcceptedJob[]> {
-    const { request, body } = bgraBatch('h264', 320, 240, FRAMES, { speed: 0, quality: 70 });
+    const { request, body } = SLOW_BATCH;
     const accepted: AcceptedJob[] = [];
     for (let index = 0; index < count; index++) accepted.push(await stack.client.submitRaw(request, body));
     return accepted;
@@ -115,7 +118,7 @@ describe('encoder cluster under faults', () => {
       'a node to be busy',
     );
     await stack.redis!.stop();
-    const { request, body } = bgraBatch('jpeg', 64, 48, 1);
+    const { request, body } = SMALL_JPEG;
     const refused = await fetch(`${stack.apiUrl}/v1/jobs?codec=jpeg&width=64&height=48&format=bgra`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },

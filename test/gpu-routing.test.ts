@@ -7,6 +7,9 @@ import { bgraBatch, tempDir, waitUntil } from './support.js';
  * test node (--software-gpu: a test flag, never a default) that takes gpu work with software encoders.
  */
 const TIMEOUT_S = 2;
+// Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
+const SMALL_BATCH = bgraBatch('h264', 160, 120, 5);
+const SLOW_BATCH = bgraBatch('h264', 320, 240, 30, { speed: 0 });
 
 describe('gpu and cpu pools', () => {
   let stack: ServiceStack;
@@ -25,7 +28,7 @@ describe('gpu and cpu pools', () => {
   });
 
   it('with no gpu node, auto work for a gpu-preferred codec is done by cpu nodes, and explicit gpu work is refused', async () => {
-    const { request, body } = bgraBatch('h264', 160, 120, 5);
+    const { request, body } = SMALL_BATCH;
     const accepted = await stack.client.submitRaw({ ...request, pool: 'auto' }, body);
     expect(accepted.pool).toBe('cpu');
     expect(await stack.client.waitFor(accepted.id)).toMatchObject({
@@ -46,7 +49,7 @@ describe('gpu and cpu pools', () => {
       timeoutSeconds: TIMEOUT_S,
       args: ['--software-gpu'],
     });
-    const { request, body } = bgraBatch('h264', 320, 240, 30, { speed: 0 });
+    const { request, body } = SLOW_BATCH;
     const jobs: AcceptedJob[] = [];
     for (let index = 0; index < 5; index++)
       jobs.push(await stack.client.submitRaw({ ...request, pool: 'auto' }, body));

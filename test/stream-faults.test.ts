@@ -12,6 +12,14 @@ import { createStream, expectVideoOf, readWs, submitFrames } from './stream-supp
  */
 const TIMEOUT_S = 2;
 
+/** Frames and their bgra bytes, built before any connection is pooled (PITFALLS.md, "Sockets and tests"). */
+function framesOf(width: number, height: number, count: number): { inputs: Buffer[]; bgra: Buffer[] } {
+  const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
+  return { inputs, bgra: inputs.map((rgba) => rgbaToPixelFormat(rgba, 'bgra')) };
+}
+const KILL_FRAMES = framesOf(320, 240, 60);
+const RESTART_FRAMES = framesOf(160, 120, 30);
+
 describe('live streams under faults', () => {
   let stack: ServiceStack;
   const dir = tempDir('encoder-stream-faults-');
@@ -34,7 +42,8 @@ describe('live streams under faults', () => {
   it('kill -9 of the pinned node: no frame lost, none repeated, one decodable video', async () => {
     const width = 320;
     const height = 240;
-    const count = 60;
+    const { inputs, bgra } = KILL_FRAMES;
+    const count = inputs.length;
     const api = stack.apiUrl;
     const stream = await createStream(api, {
       codec: 'h264',
@@ -50,14 +59,13 @@ describe('live streams under faults', () => {
     expect(pinned).toBeDefined();
 
     const delivery = readWs(api, stream.id);
-    const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
     const killAt = 20;
     for (let index = 0; index < count; index++) {
       if (index === killAt) {
         // Delivered up to here? Wait a little so that some batches are in flight when the node dies.
         expect(await stack.signalWorker(pinned.name, 'SIGKILL')).toBeNull();
       }
-      const answer = await submitFrames(api, stream.id, rgbaToPixelFormat(inputs[index], 'bgra'), 1);
+      const answer = await submitFrames(api, stream.id, bgra[index], 1);
       expect(answer.status).toBe(202);
       expect(answer.body.seq).toBe(index);
     }
@@ -93,10 +101,10 @@ describe('live streams under faults', () => {
   it('Redis restarted mid-stream: the stream goes on, every acknowledged frame delivered once', async () => {
     const width = 160;
     const height = 120;
-    const count = 30;
+    const { inputs, bgra } = RESTART_FRAMES;
+    const count = inputs.length;
     const client = new StreamClient(new EndpointPool(`${stack.apiUrl}/,timeout=2,reconnect-delay=0.2`));
     const stream = await client.create({ codec: 'h264', mode: 'live', width, height, format: 'bgra' });
-    const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(width, height, index, false));
     const received: StreamEventWithData[] = [];
     const following = (async () => {
       for await (const event of client.followWs(stream.id, { reconnectForMs: 60_000 })) received.push(event);
@@ -113,7 +121,7 @@ describe('live streams under faults', () => {
         await stack.redis!.start();
         await waitUntil(() => stack.client.ready(), 20_000, 'the API to see Redis again');
       }
-      const accepted = await client.submitFrames(stream.id, rgbaToPixelFormat(inputs[index], 'bgra'), 1);
+      const accepted = await client.submitFrames(stream.id, bgra[index], 1);
       expect(accepted.seq).toBe(index);
     }
     await client.close(stream.id);

@@ -15,7 +15,11 @@ export interface SyntheticFrameOptions {
   translucentOverlay?: boolean;
 }
 
-/** The scene in canonical RGBA order (alpha 255 except the overlay). */
+/**
+ * The scene in canonical RGBA order (alpha 255 except the overlay). Written through a 32-bit view with
+ * row fills, not pixel by pixel: tests build dozens of frames, and a slow builder blocks their event
+ * loop long enough for pooled keep-alive sockets to die under them (PITFALLS.md, "Sockets and tests").
+ */
 export function syntheticRgba(
   width: number,
   height: number,
@@ -23,27 +27,27 @@ export function syntheticRgba(
   translucentOverlay = true,
 ): Buffer {
   const rgba = Buffer.alloc(width * height * 4);
-  const set = (x: number, y: number, r: number, g: number, b: number, a = 255) => {
-    if (x < 0 || y < 0 || x >= width || y >= height) return;
-    const i = (y * width + x) * 4;
-    rgba[i] = r;
-    rgba[i + 1] = g;
-    rgba[i + 2] = b;
-    rgba[i + 3] = a;
-  };
+  const pixels = new Uint32Array(rgba.buffer, rgba.byteOffset, width * height);
   const fillRect = (x0: number, y0: number, w: number, h: number, r: number, g: number, b: number) => {
+    const left = Math.max(0, x0);
+    const right = Math.min(width, x0 + w);
+    if (left >= right) return;
+    const value = packRgba(r, g, b, 255);
     for (let y = Math.max(0, y0); y < Math.min(height, y0 + h); y++) {
-      for (let x = Math.max(0, x0); x < Math.min(width, x0 + w); x++) set(x, y, r, g, b);
+      pixels.fill(value, y * width + left, y * width + right);
     }
   };
 
   // Wallpaper: a smooth two-axis gradient.
+  const columns = new Uint32Array(width);
+  for (let x = 0; x < width; x++) columns[x] = packRgba(40 + Math.round((150 * x) / width), 0, 140, 255);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      set(x, y, 40 + Math.round((150 * x) / width), 60 + Math.round((100 * y) / height), 140, 255);
-    }
+    const green = (60 + Math.round((100 * y) / height)) << 8;
+    const row = y * width;
+    for (let x = 0; x < width; x++) pixels[row + x] = columns[x] | green;
   }
 
+  const glyphInk = packRgba(20, 20, 24, 255);
   const even = (v: number) => v - (v % 2);
   const windows = [
     {
@@ -72,13 +76,15 @@ export function syntheticRgba(
         const glyphWidth = 3 + Math.floor(random() * 3);
         const pattern = Math.floor(random() * 16);
         for (let gy = 0; gy < 6; gy++) {
+          const y = top + gy;
+          if (y <= win.y + titleHeight || y < 0 || y >= height) continue;
           for (let gx = 0; gx < glyphWidth; gx++) {
             const stroke =
               (pattern & 1 && gx === 0) ||
               (pattern & 2 && gy === 0) ||
               (pattern & 4 && gx === glyphWidth - 1) ||
               (pattern & 8 && gy === 3);
-            if (stroke && top + gy > win.y + titleHeight) set(x + gx, top + gy, 20, 20, 24);
+            if (stroke && x + gx >= 0 && x + gx < width) pixels[y * width + x + gx] = glyphInk;
           }
         }
         x += glyphWidth + 1 + (random() < 0.15 ? 4 : 0);
@@ -98,6 +104,11 @@ export function syntheticRgba(
   return rgba;
 }
 
+/** One pixel as the little-endian 32-bit word whose bytes are r, g, b, a. */
+function packRgba(r: number, g: number, b: number, a: number): number {
+  return (r | (g << 8) | (b << 16) | (a << 24)) >>> 0;
+}
+
 /**
  * Converts canonical RGBA into any raw pixel format. Padding bytes (rgbx/bgrx) get noise, so tests
  * notice an encoder that reads them as alpha or colour.
@@ -111,15 +122,25 @@ export function rgbaToPixelFormat(rgba: Buffer, format: PixelFormat): Buffer {
   };
   const pixels = rgba.length / 4;
   const out = Buffer.alloc(pixels * traits.bytesPerPixel);
-  const noise = mulberry32(99);
-  for (let p = 0; p < pixels; p++) {
-    const s = p * 4;
-    const d = p * traits.bytesPerPixel;
-    const [r, g, b, a] = [rgba[s], rgba[s + 1], rgba[s + 2], rgba[s + 3]];
-    out[d] = traits.blueFirst ? b : r;
-    out[d + 1] = g;
-    out[d + 2] = traits.blueFirst ? r : b;
-    if (traits.bytesPerPixel === 4) out[d + 3] = traits.alpha ? a : Math.floor(noise() * 256);
+  if (traits.bytesPerPixel === 4) {
+    // Whole pixels as little-endian words: byte 0 is the low byte.
+    const source = new Uint32Array(rgba.buffer, rgba.byteOffset, pixels);
+    const target = new Uint32Array(out.buffer, out.byteOffset, pixels);
+    const noise = mulberry32(99);
+    for (let p = 0; p < pixels; p++) {
+      const v = source[p];
+      const rgb = traits.blueFirst
+        ? (v & 0x0000ff00) | ((v & 0xff) << 16) | ((v >>> 16) & 0xff)
+        : v & 0x00ffffff;
+      const fourth = traits.alpha ? v >>> 24 : Math.floor(noise() * 256);
+      target[p] = (rgb | (fourth << 24)) >>> 0;
+    }
+    return out;
+  }
+  for (let p = 0, s = 0, d = 0; p < pixels; p++, s += 4, d += 3) {
+    out[d] = traits.blueFirst ? rgba[s + 2] : rgba[s];
+    out[d + 1] = rgba[s + 1];
+    out[d + 2] = traits.blueFirst ? rgba[s] : rgba[s + 2];
   }
   return out;
 }
