@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { RedisClient } from '../libs/cluster/src/index.js';
-import { EncoderApiClient } from '../libs/client/src/index.js';
 import {
   BufferPool,
   DEFAULT_FRAME_STORE_OPTIONS,
@@ -73,7 +72,7 @@ async function timeMedian(
 
 /**
  * Each stage of the service path on its own, with the real code (FrameStore, OutputStore, the codecs,
- * node:http and EncoderApiClient's fetch) against real servers: what a stage costs when nothing else
+ * node:http and fetch) against real servers: what a stage costs when nothing else
  * competes for the CPU, to set beside the in-service stage times, where everything does.
  */
 export async function measureIsolatedStages(options: IsolatedOptions): Promise<IsolatedStage[]> {
@@ -95,7 +94,6 @@ export async function measureIsolatedStages(options: IsolatedOptions): Promise<I
     const frames = new FrameStore(serviceRedis, KEYS, DEFAULT_FRAME_STORE_OPTIONS);
     const framesNoAof = new FrameStore(scratchRedis, KEYS, DEFAULT_FRAME_STORE_OPTIONS);
     const outputs = new OutputStore(serviceRedis, KEYS, 60);
-    const fetchClient = new EncoderApiClient(sink.url);
     const pool = new BufferPool(64 * 1024 * 1024);
     const jpeg = createEncoder('jpeg');
 
@@ -121,11 +119,17 @@ export async function measureIsolatedStages(options: IsolatedOptions): Promise<I
       );
       add(
         'upload (fetch)',
-        await timeMedian(repeats, () =>
-          fetchClient.submitRaw({ codec: 'jpeg', width, height, format: FRAME_FORMAT, frames: 1 }, frame),
-        ),
+        await timeMedian(repeats, async () => {
+          const query = `codec=jpeg&width=${width}&height=${height}&format=${FRAME_FORMAT}&frames=1`;
+          const response = await fetch(`${sink.url}/v1/jobs?${query}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/octet-stream' },
+            body: frame,
+          });
+          await response.arrayBuffer();
+        }),
         frame.length,
-        'the same through EncoderApiClient.submitRaw (fetch copies the body before sending it)',
+        'the same through fetch (undici copies the body before sending it)',
       );
       for (const [stage, store, how] of [
         ['store (AOF on)', frames, "FrameStore.writeFrames from 64 KiB chunks into the service's Redis"],

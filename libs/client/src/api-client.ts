@@ -6,6 +6,15 @@ import type {
   PixelFormat,
   PoolPreference,
 } from '../../contracts/src/index.js';
+import { randomUUID } from 'node:crypto';
+import {
+  ensureOk,
+  nodeHttpTransport,
+  readBody,
+  readJson,
+  type HttpResponse,
+  type HttpTransport,
+} from './http.js';
 import { parseSse } from './sse.js';
 
 export interface RawJobRequest {
@@ -49,28 +58,32 @@ export class EncoderApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly apiKey?: string,
+    private readonly options: { transport?: HttpTransport; timeoutMs?: number } = {},
   ) {}
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return this.apiKey ? { authorization: `Bearer ${this.apiKey}`, ...extra } : extra;
+  private send(
+    method: string,
+    path: string,
+    extra: { headers?: Record<string, string>; body?: Buffer; signal?: AbortSignal; follow?: boolean } = {},
+  ): Promise<HttpResponse> {
+    const headers = { ...extra.headers };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    return (this.options.transport ?? nodeHttpTransport)({
+      method,
+      url: new URL(path, this.baseUrl).toString(),
+      headers,
+      body: extra.body,
+      timeoutMs: this.options.timeoutMs ?? 60_000,
+      // An event stream may be quiet for as long as a job waits: no read timeout once it is open.
+      idleTimeoutMs: extra.follow ? 0 : undefined,
+      signal: extra.signal,
+    });
   }
 
-  private url(path: string): string {
-    return new URL(path, this.baseUrl).toString();
-  }
-
-  private async json<T>(response: Response): Promise<T> {
-    const text = await response.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    if (!response.ok) throw new ApiError(response.status, body as string);
-    return body as T;
-  }
-
+  /**
+   * `POST /v1/jobs` with raw frames. It always carries an Idempotency-Key (the caller's, or a fresh one),
+   * so the transport may send it again when a pooled connection died under it.
+   */
   async submitRaw(
     request: RawJobRequest,
     frames: Buffer,
@@ -81,38 +94,44 @@ export class EncoderApiClient {
       if (value === undefined) continue;
       query.set(key, Array.isArray(value) ? value.join(',') : String(value));
     }
-    const response = await fetch(this.url(`/v1/jobs?${query}`), {
-      method: 'POST',
-      headers: this.headers({ 'content-type': 'application/octet-stream', ...headers }),
+    const keyed = Object.keys(headers).some((name) => name.toLowerCase() === 'idempotency-key');
+    const response = await this.send('POST', `/v1/jobs?${query}`, {
+      headers: {
+        'content-type': 'application/octet-stream',
+        ...(keyed ? {} : { 'idempotency-key': randomUUID() }),
+        ...headers,
+      },
       body: frames,
     });
-    return this.json<AcceptedJob>(response);
+    return readJson<AcceptedJob>(response);
   }
 
   async job(id: string): Promise<JobView> {
-    return this.json<JobView>(await fetch(this.url(`/v1/jobs/${id}`), { headers: this.headers() }));
+    return readJson<JobView>(await this.send('GET', `/v1/jobs/${id}`));
   }
 
   async output(id: string, index: number): Promise<{ contentType: string; data: Buffer }> {
-    const response = await fetch(this.url(`/v1/jobs/${id}/outputs/${index}`), { headers: this.headers() });
-    if (!response.ok) throw new ApiError(response.status, await response.text());
-    return {
-      contentType: response.headers.get('content-type') ?? '',
-      data: Buffer.from(await response.arrayBuffer()),
-    };
+    const response = await ensureOk(await this.send('GET', `/v1/jobs/${id}/outputs/${index}`));
+    return { contentType: response.headers['content-type'] ?? '', data: await readBody(response) };
   }
 
   /** Follows a job's events until it completes or fails; resumes after `lastEventId` if given. */
   async *events(id: string, lastEventId?: string, signal?: AbortSignal): AsyncGenerator<JobEventWithId> {
-    const response = await fetch(this.url(`/v1/jobs/${id}/events`), {
-      headers: this.headers(lastEventId ? { 'last-event-id': lastEventId } : {}),
-      signal,
-    });
-    if (!response.ok || !response.body) throw new ApiError(response.status, await response.text());
-    for await (const message of parseSse(response.body)) {
-      const event = { ...(JSON.parse(message.data) as JobEventWithId), id: message.id };
-      yield event;
-      if (event.type === 'completed' || event.type === 'failed') return;
+    const response = await ensureOk(
+      await this.send('GET', `/v1/jobs/${id}/events`, {
+        headers: lastEventId ? { 'last-event-id': lastEventId } : {},
+        signal,
+        follow: true,
+      }),
+    );
+    try {
+      for await (const message of parseSse(response.body)) {
+        const event = { ...(JSON.parse(message.data) as JobEventWithId), id: message.id };
+        yield event;
+        if (event.type === 'completed' || event.type === 'failed') return;
+      }
+    } finally {
+      response.cancel();
     }
   }
 
@@ -123,12 +142,14 @@ export class EncoderApiClient {
   }
 
   async nodes(): Promise<NodeRecord[]> {
-    return this.json(await fetch(this.url('/v1/nodes'), { headers: this.headers() }));
+    return readJson<NodeRecord[]>(await this.send('GET', '/v1/nodes'));
   }
 
   async ready(): Promise<boolean> {
     try {
-      return (await fetch(this.url('/health/ready'))).ok;
+      const response = await this.send('GET', '/health/ready');
+      response.cancel();
+      return response.status === 200;
     } catch {
       return false;
     }

@@ -1,7 +1,7 @@
 import { ApiError } from './api-client.js';
 import { EndpointPool, FailoverError, type Endpoint } from './endpoint-pool.js';
 import { parseEndpoints } from './endpoints.js';
-import { isRetryableError, TimeoutError } from './http.js';
+import { isDeadSocketError, isReplayable, isRetryableError, TimeoutError } from './http.js';
 import { FakeClock, fakeTransport, networkError, response } from './testing/fake-http.js';
 
 const LIST = 'http://a:1/,reconnect-delay=1;http://b:1/,reconnect-delay=2;http://c:1/';
@@ -300,5 +300,29 @@ describe('isRetryableError', () => {
     [Object.assign(new Error('aborted'), { name: 'AbortError', code: 'ABORT_ERR' }), false],
   ])('%s -> %s', (error, retryable) => {
     expect(isRetryableError(error)).toBe(retryable);
+  });
+});
+
+describe('sending a request again after its socket died', () => {
+  it.each([
+    [networkError('EPIPE'), true],
+    [networkError('ECONNRESET'), true],
+    [Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }), true],
+    [new Error('socket hang up'), true],
+    [networkError('ECONNREFUSED'), false],
+    [new TimeoutError('slow'), false],
+    [new Error('bug'), false],
+  ])('%s is a dead socket: %s', (error, dead) => {
+    expect(isDeadSocketError(error)).toBe(dead);
+  });
+
+  it.each([
+    ['GET', {}, true],
+    ['DELETE', {}, true],
+    ['POST', {}, false],
+    ['POST', { 'Idempotency-Key': 'k' }, true],
+    ['post', { 'idempotency-key': 'k' }, true],
+  ])('%s %j may be sent twice: %s', (method, headers, replayable) => {
+    expect(isReplayable({ method, headers })).toBe(replayable);
   });
 });

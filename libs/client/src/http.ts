@@ -52,9 +52,41 @@ const agents = {
   https: new https.Agent({ keepAlive: true }),
 };
 
-/** The default transport: node:http(s), keep-alive, the body written as is. */
-export const nodeHttpTransport: HttpTransport = (request) =>
-  new Promise<HttpResponse>((resolve, reject) => {
+/**
+ * The default transport: node:http(s), keep-alive, the body written as is. A request that dies on its
+ * socket before any response (the server closed a pooled connection while this process was busy, and
+ * the request went out on it) is sent once more on a fresh connection, when sending it again is safe.
+ */
+export const nodeHttpTransport: HttpTransport = async (request) => {
+  try {
+    return await sendOnce(request, 'pooled');
+  } catch (error) {
+    if (!isReplayable(request) || !isDeadSocketError(error) || request.signal?.aborted) throw error;
+    return sendOnce(request, 'fresh');
+  }
+};
+
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** A request the server treats the same when it arrives twice: an idempotent method, or a key that dedupes it. */
+export function isReplayable(request: Pick<HttpRequest, 'method' | 'headers'>): boolean {
+  if (IDEMPOTENT_METHODS.has(request.method.toUpperCase())) return true;
+  return Object.keys(request.headers ?? {}).some((name) => name.toLowerCase() === 'idempotency-key');
+}
+
+const DEAD_SOCKET_CODES = new Set(['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET']);
+
+/** The connection failed under a request before any response: written into a closed socket, or reset. */
+export function isDeadSocketError(error: unknown): boolean {
+  if (!(error instanceof Error || types.isNativeError(error))) return false;
+  if (error instanceof TimeoutError) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code && DEAD_SOCKET_CODES.has(code)) return true;
+  return error.message === 'socket hang up' || error.message === 'other side closed';
+}
+
+function sendOnce(request: HttpRequest, connection: 'pooled' | 'fresh'): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
     const url = new URL(request.url);
     const secure = url.protocol === 'https:';
     const headers: Record<string, string | number> = { ...request.headers };
@@ -63,7 +95,8 @@ export const nodeHttpTransport: HttpTransport = (request) =>
     const req = (secure ? https : http).request(url, {
       method: request.method,
       headers,
-      agent: secure ? agents.https : agents.http,
+      // `false`: a connection of its own, outside the pool.
+      agent: connection === 'fresh' ? false : secure ? agents.https : agents.http,
       signal: request.signal,
     });
     let response: http.IncomingMessage | undefined;
@@ -102,6 +135,7 @@ export const nodeHttpTransport: HttpTransport = (request) =>
     });
     req.end(request.body);
   });
+}
 
 /** Reads a whole body. */
 export async function readBody(response: HttpResponse): Promise<Buffer> {
