@@ -48,8 +48,7 @@ describe('SDK over a pooled connection the server closed', () => {
   /** Pools a connection, lets the server close it while the loop is blocked, then sends `request`. */
   async function afterStaleConnection<T>(request: () => Promise<T>): Promise<T> {
     const first = await nodeHttpTransport({ method: 'GET', url: `${base}/warm`, timeoutMs: 5000 });
-    first.body.on('data', () => undefined);
-    await once(first.body as NodeJS.ReadableStream, 'end');
+    await readAll(first.body);
     blockEventLoop(500);
     return request();
   }
