@@ -29,7 +29,7 @@ export class EncodeParams {
   @ApiPropertyOptional({
     example: 'h264,vp9',
     description:
-      'instead of codec: a comma list of codecs in order of preference; the server picks the first it can encode',
+      'instead of codec: a comma list of codecs in order of preference; the server picks the first it can encode, skipping names it does not know',
   })
   @IsOptional()
   @Matches(/^[a-z0-9]+(,[a-z0-9]+){0,15}$/, {
