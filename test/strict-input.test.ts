@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import { decodeImage, probeVideo } from '../libs/codecs/src/testing/media-check.js';
 import type { AcceptedJob } from '../libs/client/src/index.js';
@@ -105,6 +106,28 @@ describe('strict input end to end', () => {
       const response = await answer(await fetch(`${stack.apiUrl}/v1/jobs`, { method: 'POST', body: form }));
       expect(response.status).toBe(400);
       expect(response.body.message).toMatch(/form field "toString" is not accepted/);
+    });
+
+    it("a stream WebSocket's query (before the upgrade), and a since that is not plain decimal", async () => {
+      const stream = await postStream(`{"codec":"png",${streamLayout}}`);
+      expect(stream.status).toBe(201);
+      const upgrade = (query: string) =>
+        new Promise<number>((resolve, reject) => {
+          const url = `${stack.apiUrl.replace(/^http/, 'ws')}/v1/streams/${String(stream.body.id)}/ws?${query}`;
+          const ws = new WebSocket(url);
+          ws.once('unexpected-response', (_request, response) => {
+            resolve(response.statusCode ?? 0);
+            ws.terminate();
+          });
+          ws.once('open', () => {
+            resolve(101);
+            ws.close();
+          });
+          ws.once('error', (error) => (ws.readyState === WebSocket.CLOSED ? undefined : reject(error)));
+        });
+      expect(await upgrade('since=0')).toBe(101);
+      expect(await upgrade('since=0&toString=1')).toBe(400);
+      expect(await upgrade('since=01')).toBe(400);
     });
 
     it('a path segment', async () => {
