@@ -4,6 +4,7 @@ import { Logger } from 'nestjs-pino';
 import { createLogger } from '../../../libs/logging/src/index.js';
 import { operatorAuth } from './admin/operator-auth.js';
 import { AppModule } from './app.module.js';
+import { strictInput } from './common/strict-input.js';
 import type { ApiConfig } from './config/api-config.js';
 import { setupDocs } from './docs/openapi.js';
 import { httpLogger } from './logging/http-logging.js';
@@ -33,6 +34,7 @@ export async function createApi(
   app.use(httpLogger(logger));
   if (config.metricsEnabled) app.use(httpMetrics(app.get(MetricsService)));
   app.useBodyParser('json', { limit: '64kb' });
+  app.use(strictInput());
   app.disable('x-powered-by');
   app.enableShutdownHooks();
   setupDocs(app, config.docsPublic ? null : operatorAuth(config));

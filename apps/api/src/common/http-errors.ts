@@ -78,6 +78,8 @@ export class HttpErrorFilter implements ExceptionFilter {
         message = Array.isArray(raw) ? raw.join('; ') : String(raw ?? exception.message);
         extra = rest;
       }
+      // Nest hands body-parser's errors over as HttpExceptions that carry its terse message.
+      if (isBodyParserError(exception.cause)) message = bodyParserMessage(exception.cause);
       const retryAfter = (exception as { retryAfterSeconds?: unknown }).retryAfterSeconds;
       if (typeof retryAfter === 'number') response.setHeader('Retry-After', String(retryAfter));
     } else if (isCodecError(exception) && exception.httpStatus < 500) {
@@ -89,10 +91,7 @@ export class HttpErrorFilter implements ExceptionFilter {
       response.setHeader('Retry-After', '2');
     } else if (isBodyParserError(exception)) {
       status = exception.status;
-      message =
-        exception.type === 'entity.parse.failed'
-          ? `malformed request body: ${exception.message}`
-          : exception.message;
+      message = bodyParserMessage(exception);
     } else {
       this.logger.error(
         exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
@@ -133,6 +132,14 @@ function isBodyParserError(error: unknown): error is Error & { status: number; t
     typeof (error as { status?: unknown }).status === 'number' &&
     typeof (error as { type?: unknown }).type === 'string'
   );
+}
+
+function bodyParserMessage(error: Error & { type: string; limit?: unknown }): string {
+  if (error.type === 'entity.parse.failed') return `malformed request body: ${error.message}`;
+  if (error.type === 'entity.too.large' && typeof error.limit === 'number') {
+    return `the request body is larger than the limit of ${error.limit} bytes for this content type`;
+  }
+  return error.message;
 }
 
 const PHRASES: Record<number, string> = {

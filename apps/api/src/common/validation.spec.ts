@@ -1,5 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import { CreateJobQuery, EncodeParams } from '../jobs/create-job.query.js';
+import { CreateStreamBody } from '../streams/create-stream.dto.js';
 import { validateParams } from './validation.js';
 
 describe('validateParams', () => {
@@ -30,5 +31,62 @@ describe('validateParams', () => {
       format: 'bgra',
     });
     expect(query).toMatchObject({ width: 8, height: 4, format: 'bgra', frames: 1, quality: 80 });
+  });
+});
+
+describe('numbers in parameters', () => {
+  const raw = { codec: 'png', width: '8', height: '4', format: 'bgra' };
+
+  it.each(['0x1', '+1', '1e0', '01', ' 1', '1.0', 'Infinity'])(
+    'frames=%j is refused: integers are plain decimal digits',
+    async (frames) => {
+      const error = await validateParams(CreateJobQuery, { ...raw, frames }).catch(
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(BadRequestException);
+      expect((error as Error).message).toMatch(/frames must be an integer/);
+    },
+  );
+
+  it('a repeated or bracketed parameter (an array) is refused, not read as its first value', async () => {
+    for (const frames of [['1'], ['1', '2']]) {
+      const error = await validateParams(CreateJobQuery, { ...raw, frames }).catch(
+        (caught: unknown) => caught,
+      );
+      expect((error as Error).message).toMatch(/frames must be an integer/);
+    }
+  });
+
+  it('a negative number reads as one, and gets its range message', async () => {
+    const error = await validateParams(CreateJobQuery, { ...raw, frames: '-1' }).catch(
+      (caught: unknown) => caught,
+    );
+    expect((error as Error).message).toBe('frames must be at least 1');
+  });
+
+  it('fps keeps its fraction, in plain decimal only', async () => {
+    expect(await validateParams(EncodeParams, { fps: '59.94' })).toMatchObject({ fps: 59.94 });
+    for (const fps of ['0x1e', '3e1', '+30']) {
+      const error = await validateParams(EncodeParams, { fps }).catch((caught: unknown) => caught);
+      expect((error as Error).message).toMatch(/fps must be a number from 1 to 240/);
+    }
+  });
+
+  it('JSON bodies: numbers are numbers, strings must be decimal, booleans are not numbers', async () => {
+    const json = { codec: 'png', height: 4, format: 'bgra' };
+    expect(await validateParams(CreateStreamBody, { ...json, width: 8 })).toMatchObject({ width: 8 });
+    expect(await validateParams(CreateStreamBody, { ...json, width: '8' })).toMatchObject({ width: 8 });
+    for (const width of ['0x8', true, [8]]) {
+      const error = await validateParams(CreateStreamBody, { ...json, width }).catch(
+        (caught: unknown) => caught,
+      );
+      expect((error as Error).message).toMatch(/width must be an integer/);
+    }
+    const error = await validateParams(CreateStreamBody, {
+      ...json,
+      width: 8,
+      keyframeInterval: '1e2',
+    }).catch((caught: unknown) => caught);
+    expect((error as Error).message).toMatch(/keyframeInterval must be an integer/);
   });
 });

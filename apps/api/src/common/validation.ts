@@ -1,5 +1,7 @@
 import { ValidationPipe, type ValidationPipeOptions } from '@nestjs/common';
+import { Transform } from 'class-transformer';
 import { validationExceptionFactory } from './http-errors.js';
+import { parseDecimalInteger, parseDecimalNumber } from './strict-input.js';
 
 /** The one set of validation options: the global pipe's, and validateParams' below. */
 export const VALIDATION_OPTIONS: ValidationPipeOptions = {
@@ -22,3 +24,19 @@ export async function validateParams<T extends object>(
 ): Promise<T> {
   return (await pipe.transform({ ...plain }, { type: 'query', metatype: type })) as T;
 }
+
+/**
+ * Converts an integer parameter given as text (query string, form field, JSON string) from plain
+ * decimal digits only; other text stays as it is for `@IsInt` to refuse. A JSON number is a number.
+ * Used instead of `@Type(() => Number)`, whose `Number()` takes `0x1`, `+1`, `1e0`, `' 1'` and `true`.
+ */
+export const DecimalInteger = (): PropertyDecorator =>
+  Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' ? (parseDecimalInteger(value) ?? value) : value,
+  );
+
+/** DecimalInteger for a parameter that may have a fraction (`fps=59.94`). */
+export const DecimalNumber = (): PropertyDecorator =>
+  Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' ? (parseDecimalNumber(value) ?? value) : value,
+  );

@@ -1,14 +1,16 @@
+import { BadRequestException } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsDefined, IsIn, IsInt, IsNumber, IsOptional, Matches, Max, Min } from 'class-validator';
 import {
   CODECS,
   PIXEL_FORMATS,
+  isCodec,
   POOLS,
   type Codec,
   type PixelFormat,
   type PoolPreference,
 } from '../../../../libs/contracts/src/index.js';
+import { DecimalInteger, DecimalNumber } from '../common/validation.js';
 
 /**
  * The encoding parameters of `POST /v1/jobs` (API.md), whatever the body: the query string of a raw
@@ -27,10 +29,10 @@ export class EncodeParams {
   @ApiPropertyOptional({
     example: 'h264,vp9',
     description:
-      'instead of codec: a comma list of codecs in order of preference; the server picks the first it can encode',
+      'instead of codec: a comma list of codecs in order of preference; the server picks the first it can encode, skipping names it does not know',
   })
   @IsOptional()
-  @Matches(/^[a-z0-9]+(,[a-z0-9]+){0,8}$/, {
+  @Matches(/^[a-z0-9]+(,[a-z0-9]+){0,15}$/, {
     message: 'accept must be a comma list of codecs, e.g. accept=h264,vp9',
   })
   accept?: string;
@@ -44,7 +46,7 @@ export class EncodeParams {
     description: 'higher = better picture',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'quality must be an integer from 0 to 100' })
   @Min(0, { message: 'quality must be an integer from 0 to 100' })
   @Max(100, { message: 'quality must be an integer from 0 to 100' })
@@ -59,7 +61,7 @@ export class EncodeParams {
     description: 'higher = less encoder effort',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'speed must be an integer from 0 to 100' })
   @Min(0, { message: 'speed must be an integer from 0 to 100' })
   @Max(100, { message: 'speed must be an integer from 0 to 100' })
@@ -74,7 +76,7 @@ export class EncodeParams {
     description: 'frame rate of video outputs',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalNumber()
   @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'fps must be a number from 1 to 240' })
   @Min(1, { message: 'fps must be a number from 1 to 240' })
   @Max(240, { message: 'fps must be a number from 1 to 240' })
@@ -97,7 +99,7 @@ export class EncodeParams {
     description: '1 is the highest; none = FIFO',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'priority must be an integer from 1 (highest) to 2097152' })
   @Min(1, { message: 'priority must be an integer from 1 (highest) to 2097152' })
   @Max(2_097_152, { message: 'priority must be an integer from 1 (highest) to 2097152' })
@@ -114,7 +116,7 @@ export class CreateJobQuery extends EncodeParams {
     description: 'required with raw frames',
   })
   @IsDefined({ message: 'width is required' })
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'width must be an integer' })
   @Min(1, { message: 'width must be at least 1' })
   @Max(16383, { message: 'width must be at most 16383' })
@@ -128,7 +130,7 @@ export class CreateJobQuery extends EncodeParams {
     description: 'required with raw frames',
   })
   @IsDefined({ message: 'height is required' })
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'height must be an integer' })
   @Min(1, { message: 'height must be at least 1' })
   @Max(16383, { message: 'height must be at most 16383' })
@@ -153,8 +155,23 @@ export class CreateJobQuery extends EncodeParams {
     description: 'raw frames: how many the body holds (body = frames x width x height x bytes per pixel)',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'frames must be an integer' })
   @Min(1, { message: 'frames must be at least 1' })
   frames = 1;
+}
+
+/**
+ * The codecs of an `accept` list, in its order. Names this service does not know are skipped, so a
+ * client that knows newer codecs still gets one it can use; a list of none it knows is a 400.
+ */
+export function parseAccept(accept: string): Codec[] {
+  const listed = accept.split(',');
+  const known = listed.filter(isCodec);
+  if (known.length === 0) {
+    throw new BadRequestException(
+      `accept lists no codec this service knows (${listed.join(', ')}); known codecs: ${CODECS.join(', ')}`,
+    );
+  }
+  return known;
 }

@@ -6,7 +6,6 @@ import {
   Headers,
   HttpCode,
   Param,
-  ParseIntPipe,
   Post,
   Query,
   Req,
@@ -16,6 +15,7 @@ import type { Request, Response } from 'express';
 import { EventLog, JobStore, isEventId } from '../../../../libs/cluster/src/index.js';
 import { EventHub } from '../events/event-hub.js';
 import { SseSession } from '../events/sse-session.js';
+import { parseDecimalInteger } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
@@ -82,15 +82,11 @@ export class JobsController {
   @ApiJobOutput()
   async output(
     @Param('id') id: string,
-    @Param(
-      'index',
-      new ParseIntPipe({
-        exceptionFactory: () => new BadRequestException('output index must be an integer'),
-      }),
-    )
-    index: number,
+    @Param('index') indexText: string,
     @Res() response: Response,
   ): Promise<void> {
+    const index = parseDecimalInteger(indexText);
+    if (index === null) throw new BadRequestException('output index must be a decimal integer such as 0');
     const output = await this.jobs.output(id, index);
     response.setHeader('Content-Type', output.contentType);
     response.setHeader('Content-Length', String(output.data.length));

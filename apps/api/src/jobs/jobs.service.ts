@@ -12,7 +12,6 @@ import {
 import {
   frameByteLength,
   inputChunkCount,
-  isCodec,
   type Codec,
   type EncodeJobData,
   type EncodeJobInput,
@@ -35,8 +34,9 @@ import { EncodeQueue } from '../cluster/encode-queue.js';
 import { NodeDirectory } from '../cluster/node-directory.js';
 import { route } from '../cluster/routing.js';
 import { RetryLaterException, httpErrorFromCodec } from '../common/http-errors.js';
+import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
-import { EncodeParams, type CreateJobQuery } from './create-job.query.js';
+import { EncodeParams, parseAccept, type CreateJobQuery } from './create-job.query.js';
 import { multipartParts, type MultipartLimits } from './multipart-parts.js';
 import { jobLinks, toJobView } from './job-view.js';
 
@@ -131,11 +131,7 @@ export class JobsService {
       throw new BadRequestException(
         'codec is required (or accept, a comma list of codecs in order of preference)',
       );
-    const listed = query.accept.split(',');
-    const unknown = listed.filter((codec) => !isCodec(codec));
-    if (unknown.length > 0)
-      throw new BadRequestException(`accept lists unknown codecs: ${unknown.join(', ')}`);
-    return listed as Codec[];
+    return parseAccept(query.accept);
   }
 
   /**
@@ -244,6 +240,8 @@ export class JobsService {
     try {
       for await (const part of multipartParts(request, limits)) {
         if (part.kind === 'field') {
+          if (isPrototypeKey(part.name))
+            throw new BadRequestException(prototypeKeyMessage(part.name, 'form field'));
           if (part.name === 'frame') {
             throw new BadRequestException('frame must be a file part (an image), not a text field');
           }

@@ -1,7 +1,7 @@
 import { ApiPropertyOptional, OmitType, PickType } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { STREAM_MODES, type StreamMode } from '../../../../libs/contracts/src/index.js';
+import { DecimalInteger } from '../common/validation.js';
 import { CreateJobQuery } from '../jobs/create-job.query.js';
 
 export const MAX_KEYFRAME_INTERVAL = 100_000;
@@ -25,7 +25,7 @@ export class CreateStreamBody extends OmitType(CreateJobQuery, ['frames', 'prior
     description: 'live video: frames between keyframes (default: 10 seconds of frames)',
   })
   @IsOptional()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: `keyframeInterval must be an integer from 1 to ${MAX_KEYFRAME_INTERVAL}` })
   @Min(1, { message: `keyframeInterval must be an integer from 1 to ${MAX_KEYFRAME_INTERVAL}` })
   @Max(MAX_KEYFRAME_INTERVAL, {

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { OutputStore, StreamStore } from '../../../../libs/cluster/src/index.js';
+import { parseDecimalInteger, pathProblem, queryProblem } from '../common/strict-input.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { digestKeys, keyMatches, presentedKey } from '../auth/api-key.guard.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
@@ -16,7 +17,7 @@ const PING_EVERY_MS = 15_000;
 /** Parses `since` (or Last-Event-ID): a non-negative integer event id. */
 export function parseSince(value: string | null | undefined): number | null {
   if (value === null || value === undefined || value === '') return 0;
-  return /^\d{1,15}$/.test(value) ? Number(value) : null;
+  return parseDecimalInteger(value);
 }
 
 /**
@@ -68,6 +69,8 @@ export class StreamSockets implements OnModuleDestroy {
       if (key === null) return refuse(socket, 401, 'an API key is required: Authorization: Bearer <key>');
       if (!keyMatches(key, this.keys)) return refuse(socket, 401, 'the API key is not valid');
     }
+    const problem = pathProblem(url.pathname) ?? queryProblem(url.search.slice(1));
+    if (problem !== null) return refuse(socket, 400, problem);
     const streamId = match[1];
     const since = parseSince(url.searchParams.get('since') ?? header(request, 'last-event-id'));
     if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
