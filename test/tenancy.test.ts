@@ -74,7 +74,7 @@ describe('tenancy: two tenants and an operator', () => {
         API_KEYS: `team-a:${A1},team-b:${B1},team-a:${A2}`,
         OPERATOR_KEYS: OP,
         AUTH_FAILURE_LIMIT: String(FAILURE_LIMIT),
-        AUTH_FAILURE_WINDOW_SECONDS: '10',
+        AUTH_WINDOW_SECONDS: '10',
       },
       workers: [{ name: 'tenancy-cpu', concurrency: 1 }],
     });

@@ -147,7 +147,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     tenantKeys,
     operatorKeys,
     authFailureLimit: integer(env, 'AUTH_FAILURE_LIMIT', 20, 1, 1_000_000),
-    authFailureWindowSeconds: integer(env, 'AUTH_FAILURE_WINDOW_SECONDS', 60, 1, 24 * 3600),
+    authFailureWindowSeconds: integer(env, 'AUTH_WINDOW_SECONDS', 60, 1, 24 * 3600),
     allowInsecurePublic,
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
     maxFramePixels: integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689),
