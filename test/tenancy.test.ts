@@ -300,6 +300,8 @@ describe('tenancy: two tenants and an operator', () => {
     expect(summaries()[0]).toContain(`${statuses.length} failed key attempts from ${attacker}`);
     expect(summaries()[0]).toContain('3 more refused with 429');
     expect(stack.logsOf('api').join('\n')).not.toContain(WRONG);
+    // The refused requests' own access lines are at debug: the summary is the one line they leave.
+    expect(stack.logsOf('api').filter((line) => line.includes(`"remoteAddress":"${attacker}"`))).toEqual([]);
   }, 60_000);
 });
 

@@ -4,6 +4,7 @@ import type { Request, Response } from 'express';
 import { Public } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { countedElsewhere } from '../logging/http-logging.js';
 import {
   ADMIN_COOKIE,
   clearedSessionCookie,
@@ -84,6 +85,7 @@ export class AdminLoginController {
     const refuse = (status: number, message: string) =>
       void response.status(status).set(PAGE_HEADERS).send(loginPage(target, message));
     if (!verdict.ok) {
+      if (verdict.counted) countedElsewhere(response);
       if (verdict.retryAfterSeconds !== undefined)
         response.setHeader('Retry-After', String(verdict.retryAfterSeconds));
       if (verdict.status === 429)

@@ -58,7 +58,7 @@ describe('operatorAuthorized', () => {
       authorization: 'Bearer wrong-key-wrong-key-wrong',
       cookie: `${ADMIN_COOKIE}=open-session`,
     });
-    expect(verdict).toEqual({ ok: false, status: 401, reason: 'the API key is not valid' });
+    expect(verdict).toEqual({ ok: false, status: 401, reason: 'the API key is not valid', counted: true });
   });
 
   it('is open when no keys are set', async () => {

@@ -3,6 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
 import { isRedisUnavailable, reasonPhrase } from '../common/http-errors.js';
+import { countedElsewhere } from '../logging/http-logging.js';
 import { ADMIN_COOKIE, parseCookies } from './admin-session.js';
 import { AdminSessions } from './admin-sessions.js';
 
@@ -13,7 +14,15 @@ import { AdminSessions } from './admin-sessions.js';
 export type OperatorScope = 'operators' | 'keys';
 
 export type OperatorVerdict =
-  { ok: true } | { ok: false; status: 401 | 403 | 429; reason: string; retryAfterSeconds?: number };
+  | { ok: true }
+  | {
+      ok: false;
+      status: 401 | 403 | 429;
+      reason: string;
+      retryAfterSeconds?: number;
+      /** Counted in the wrong keys' summary line (Authenticator). */
+      counted?: boolean;
+    };
 
 export interface OperatorAuthDeps {
   auth: Pick<Authenticator, 'enabled' | 'check' | 'keys'>;
@@ -33,7 +42,10 @@ export async function operatorAuthorized(
   const key = presentedKey(request);
   if (key !== null) {
     const verdict = auth.check(key, clientAddressOf(request));
-    if (!verdict.ok) return { ok: false, status: verdict.status, reason: verdict.message, ...retry(verdict) };
+    if (!verdict.ok) {
+      const { status, message: reason, counted } = verdict;
+      return { ok: false, status, reason, counted, ...retry(verdict) };
+    }
     if (scope === 'keys' || verdict.principal.operator) return { ok: true };
     return { ok: false, status: 403, reason: dashboardRefusal(auth.keys.dashboardClosedToAll) };
   }
@@ -100,6 +112,7 @@ function refuse(
   response: Response,
   verdict: Extract<OperatorVerdict, { ok: false }>,
 ): void {
+  if (verdict.counted) countedElsewhere(response);
   if (verdict.status === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="encoder-cluster"');
   if (verdict.retryAfterSeconds !== undefined)
     response.setHeader('Retry-After', String(verdict.retryAfterSeconds));

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
+import { countedElsewhere } from '../logging/http-logging.js';
 import { Authenticator, clientAddressOf, type AuthVerdict } from './authenticator.js';
 import { attachPrincipal } from './tenancy.js';
 
@@ -50,7 +51,10 @@ export class ApiKeyGuard implements CanActivate {
       this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]);
     if (open) return true;
     const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
-    if (!verdict.ok) throw new AuthRefusedException(verdict);
+    if (!verdict.ok) {
+      if (verdict.counted) countedElsewhere(context.switchToHttp().getResponse<object>());
+      throw new AuthRefusedException(verdict);
+    }
     attachPrincipal(request, verdict.principal);
     return true;
   }

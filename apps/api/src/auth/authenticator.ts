@@ -6,7 +6,14 @@ import { KeyRing, OPEN_PRINCIPAL, type Principal } from './key-ring.js';
 
 export type AuthVerdict =
   | { ok: true; principal: Principal }
-  | { ok: false; status: 401 | 429; message: string; retryAfterSeconds?: number };
+  | {
+      ok: false;
+      status: 401 | 429;
+      message: string;
+      retryAfterSeconds?: number;
+      /** A wrong key, or a refusal past the limit: in the per-address summary line. */
+      counted: boolean;
+    };
 
 /** The client address a request came from (IPv4-mapped IPv6 addresses as plain IPv4). */
 export function clientAddressOf(request: Pick<IncomingMessage, 'socket'> & { ip?: string }): string {
@@ -46,7 +53,12 @@ export class Authenticator implements OnModuleDestroy {
   check(key: string | null, address: string): AuthVerdict {
     if (!this.keys.enabled) return { ok: true, principal: OPEN_PRINCIPAL };
     if (key === null)
-      return { ok: false, status: 401, message: 'an API key is required: Authorization: Bearer <key>' };
+      return {
+        ok: false,
+        status: 401,
+        message: 'an API key is required: Authorization: Bearer <key>',
+        counted: false,
+      };
     const retryAfterSeconds = this.failures.retryAfter(address);
     if (retryAfterSeconds > 0) {
       return {
@@ -54,12 +66,13 @@ export class Authenticator implements OnModuleDestroy {
         status: 429,
         message: `too many wrong API keys from this address; retry in ${retryAfterSeconds} s`,
         retryAfterSeconds,
+        counted: true,
       };
     }
     const principal = this.keys.identify(key);
     if (principal) return { ok: true, principal };
     this.failures.fail(address);
-    return { ok: false, status: 401, message: 'the API key is not valid' };
+    return { ok: false, status: 401, message: 'the API key is not valid', counted: true };
   }
 
   onModuleDestroy(): void {
