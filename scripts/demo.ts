@@ -10,6 +10,7 @@ import {
   type JobEventWithId,
 } from '../libs/client/src/index.js';
 import { ServiceStack, repoRoot } from './lib/stack.js';
+import { firstKeyOf } from '../apps/api/src/auth/key-ring.js';
 
 interface DemoCase {
   codec: Codec;
@@ -107,7 +108,7 @@ export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Pr
 
 async function main(): Promise<void> {
   const apiUrl = process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
-  let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? process.env.API_KEYS?.split(',')[0]);
+  let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? firstKeyOf(process.env.API_KEYS));
   let stack: ServiceStack | null = null;
   if (!(await client.ready())) {
     console.log(`no service at ${apiUrl}: starting an embedded one (redis-server, API, one encoder node)`);

@@ -20,7 +20,7 @@ describe('backpressure and idempotency', () => {
   beforeAll(async () => {
     stack = await ServiceStack.start({
       dataDir: dir.path,
-      env: { API_KEYS: `${KEY_1},${KEY_2}`, MAX_QUEUE_DEPTH: '3', MAX_JOBS_PER_CLIENT: '2' },
+      env: { API_KEYS: `one:${KEY_1},two:${KEY_2}`, MAX_QUEUE_DEPTH: '3', MAX_JOBS_PER_CLIENT: '2' },
       workers: [{ name: 'frozen', concurrency: 1, timeoutSeconds: 60 }],
     });
     one = new EncoderApiClient(stack.apiUrl, KEY_1);
@@ -79,7 +79,7 @@ describe('backpressure and idempotency', () => {
       two.submitRaw(other.request, other.body, { 'idempotency-key': 'batch-7' }),
     );
     expect(misuse).toMatchObject({ status: 422 });
-    // Keys are per client: the other key's client gets its own job (or its own limit), never KEY_2's job.
+    // Keys are per tenant: the other tenant gets its own job (or its own limit), never KEY_2's job.
     const elsewhere = await rejection(one.submitRaw(request, body, { 'idempotency-key': 'batch-7' }));
     expect(elsewhere).toMatchObject({ status: 503 });
   });

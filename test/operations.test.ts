@@ -23,7 +23,8 @@ describe('operations: auth, dashboard, metrics, docs, health, logs', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'encoder-ops-'));
     stack = await ServiceStack.start({
       dataDir,
-      env: { API_KEYS: KEY },
+      // Many wrong keys on purpose, all from 127.0.0.1: the per-address limit is test/tenancy.test.ts's.
+      env: { API_KEYS: KEY, AUTH_FAILURE_LIMIT: '1000' },
       workers: [{ name: 'ops-cpu', concurrency: 1 }],
     });
   }, 60_000);

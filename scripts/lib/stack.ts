@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { EmbeddedRedis, freePort } from '../../libs/cluster/src/index.js';
 import { EncoderApiClient } from '../../libs/client/src/index.js';
+import { firstKeyOf } from '../../apps/api/src/auth/key-ring.js';
 
 /** The repository root (where package.json is), from the source tree or from dist/. */
 export function repoRoot(from = import.meta.dirname): string {
@@ -119,7 +120,7 @@ export class ServiceStack {
       HOST: host,
     });
     this.apiUrl = `http://${host}:${port}`;
-    this.client = new EncoderApiClient(this.apiUrl, this.options.env?.API_KEYS?.split(',')[0]);
+    this.client = new EncoderApiClient(this.apiUrl, firstKeyOf(this.options.env?.API_KEYS));
     await this.until(() => this.client.ready(), 20_000, 'the API to become ready', this.api);
   }
 
@@ -133,7 +134,7 @@ export class ServiceStack {
       HOST: '127.0.0.1',
     });
     this.replicas.set(url, replica);
-    const client = new EncoderApiClient(url, this.options.env?.API_KEYS?.split(',')[0]);
+    const client = new EncoderApiClient(url, firstKeyOf(this.options.env?.API_KEYS));
     await this.until(() => client.ready(), 20_000, `the API replica at ${url} to become ready`, replica);
     return url;
   }

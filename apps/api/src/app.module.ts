@@ -6,6 +6,7 @@ import { LoggerModule } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AdminModule } from './admin/admin.module.js';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { AuthModule } from './auth/auth.module.js';
 import { ClusterModule } from './cluster/cluster.module.js';
 import { GpuFallback } from './cluster/gpu-fallback.js';
 import { Admission } from './jobs/admission.js';
@@ -43,6 +44,7 @@ export class AppModule {
       imports: [
         configModule,
         ClusterModule,
+        AuthModule,
         // pino-http is mounted by createApi ahead of every route (Bull Board and /docs too); the module
         // only makes Nest's Logger write through the same logger, with the request id in request scope.
         LoggerModule.forRoot({ useExisting: true, ...(logger ? { pinoHttp: { logger } } : {}) }),

@@ -2,7 +2,9 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
 import { createLogger } from '../../../libs/logging/src/index.js';
+import { AdminSessions } from './admin/admin-sessions.js';
 import { operatorAuth } from './admin/operator-auth.js';
+import { Authenticator } from './auth/authenticator.js';
 import { AppModule } from './app.module.js';
 import { strictInput } from './common/strict-input.js';
 import type { ApiConfig } from './config/api-config.js';
@@ -37,7 +39,12 @@ export async function createApi(
   app.use(strictInput());
   app.disable('x-powered-by');
   app.enableShutdownHooks();
-  setupDocs(app, config.docsPublic ? null : operatorAuth(config));
+  setupDocs(
+    app,
+    config.docsPublic
+      ? null
+      : operatorAuth({ auth: app.get(Authenticator), sessions: app.get(AdminSessions) }, 'keys'),
+  );
   app.get(StreamSockets).attach(app.getHttpServer());
   return app;
 }

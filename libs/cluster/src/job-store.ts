@@ -17,6 +17,8 @@ export interface JobRecord {
   outputs: OutputInfo[];
   /** Where the node spent the job's time; recorded on completion. */
   timings: JobTimings | null;
+  /** The tenant whose key made the job (null: made before tenancy, or by no one in particular). */
+  tenant: string | null;
 }
 
 const FINAL: JobStatus[] = ['completed', 'failed'];
@@ -39,7 +41,8 @@ export class JobStore {
     private readonly retentionSeconds: number,
   ) {}
 
-  async create(data: EncodeJobData): Promise<void> {
+  /** `tenant`: who owns the job: only they (and operators) may see it. */
+  async create(data: EncodeJobData, tenant?: string): Promise<void> {
     const key = this.keys.jobRecord(data.jobId);
     await this.redis
       .multi()
@@ -49,6 +52,7 @@ export class JobStore {
         progress: '0',
         attempts: '0',
         createdAt: String(data.createdAt),
+        ...(tenant === undefined ? {} : { tenant }),
       })
       .expire(key, this.retentionSeconds)
       .exec()
@@ -81,7 +85,13 @@ export class JobStore {
       error: fields.error ?? null,
       outputs,
       timings: fields.timings ? (JSON.parse(fields.timings) as JobTimings) : null,
+      tenant: fields.tenant ?? null,
     };
+  }
+
+  /** Removes a finished job's record and event log (its outputs are the OutputStore's). */
+  async delete(jobId: string): Promise<void> {
+    await this.redis.del(this.keys.jobRecord(jobId), this.keys.events(jobId), this.keys.emitted(jobId));
   }
 
   /** The pool the job is queued in now (gpu work moved to the cpu pool). */

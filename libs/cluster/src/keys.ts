@@ -110,6 +110,11 @@ export class KeySpace {
     return `${this.prefix}:node:${nodeId}`;
   }
 
+  /** A dashboard session that is open: its cookie is honoured only while this key exists. */
+  adminSession(sessionId: string): string {
+    return `${this.prefix}:admin:session:${sessionId}`;
+  }
+
   get nodesIndex(): string {
     return `${this.prefix}:nodes`;
   }

@@ -17,4 +17,9 @@ export class OutputStore {
   get(jobId: string, index: number): Promise<Buffer | null> {
     return this.redis.getBuffer(this.keys.output(jobId, index));
   }
+
+  /** Removes outputs `indexes` of a job at once (one key each; each in the job's slot). */
+  async delete(jobId: string, indexes: number[]): Promise<void> {
+    if (indexes.length > 0) await this.redis.del(...indexes.map((index) => this.keys.output(jobId, index)));
+  }
 }

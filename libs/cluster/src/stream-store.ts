@@ -24,6 +24,8 @@ export interface StreamRecord {
   node: string | null;
   epoch: number;
   createdAt: number;
+  /** The tenant whose key opened the stream (null: opened before tenancy). */
+  tenant: string | null;
 }
 
 /** What an Idempotency-Key got: its batch, `done` once the batch was queued. */
@@ -175,6 +177,7 @@ export class StreamStore {
     params: StreamParams,
     node: string | null,
     createdAt: number,
+    tenant?: string,
   ): Promise<void> {
     const key = this.keys.streamRecord(streamId);
     const results = await this.redis
@@ -191,6 +194,7 @@ export class StreamStore {
         logMax: String(this.maxLogEvents),
         ttl: String(this.retentionSeconds),
         createdAt: String(createdAt),
+        ...(tenant === undefined ? {} : { tenant }),
       })
       .expire(key, this.retentionSeconds)
       .exec();
@@ -212,6 +216,7 @@ export class StreamStore {
       node: hash.node || null,
       epoch: Number(hash.epoch),
       createdAt: Number(hash.createdAt),
+      tenant: hash.tenant ?? null,
     };
   }
 

@@ -1,9 +1,19 @@
-import { Body, Controller, Get, Inject, Logger, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Inject, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Public, digestKeys, keyMatches } from '../auth/api-key.guard.js';
+import { Public } from '../auth/api-key.guard.js';
+import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { clearedSessionCookie, safeReturnPath, sessionCookie, signSession } from './admin-session.js';
+import { countedElsewhere } from '../logging/http-logging.js';
+import {
+  ADMIN_COOKIE,
+  clearedSessionCookie,
+  parseCookies,
+  safeReturnPath,
+  sessionCookie,
+} from './admin-session.js';
+import { AdminSessions } from './admin-sessions.js';
+import { dashboardRefusal } from './operator-auth.js';
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
@@ -26,7 +36,7 @@ button{margin-top:1rem;padding:.5rem 1.2rem}.error{color:#b00020}
 <form method="post" action="/admin/login">
 <h1>Encoder cluster operations</h1>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
-<label for="key">API key</label>
+<label for="key">Operator key</label>
 <input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
 <input type="hidden" name="next" value="${escapeHtml(next)}">
 <button type="submit">Log in</button>
@@ -45,44 +55,49 @@ const PAGE_HEADERS = {
 
 /**
  * A browser cannot send `Authorization` to a page it navigates to, so the dashboard has a login form:
- * the key is checked like ApiKeyGuard does (constant time), and a signed session cookie is set.
+ * the key is checked like every other (Authenticator: constant time, wrong keys limited per address),
+ * only an operator's opens a session, and the session is kept in Redis so that logging out ends it.
  */
 @ApiExcludeController()
 @Public()
 @Controller('admin')
 export class AdminLoginController {
-  private readonly logger = new Logger('AdminLogin');
-  private readonly keys: Buffer[];
-
-  constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {
-    this.keys = digestKeys(config.apiKeys);
-  }
+  constructor(
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly auth: Authenticator,
+    private readonly sessions: AdminSessions,
+  ) {}
 
   @Get('login')
   page(@Query('next') next: unknown, @Res() response: Response): void {
     const target = safeReturnPath(next);
-    if (this.keys.length === 0) return response.redirect(303, target);
+    if (!this.auth.enabled) return response.redirect(303, target);
     response.status(200).set(PAGE_HEADERS).send(loginPage(target));
   }
 
   @Post('login')
-  login(@Body() body: unknown, @Req() request: Request, @Res() response: Response): void {
+  async login(@Body() body: unknown, @Req() request: Request, @Res() response: Response): Promise<void> {
     const form = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const target = safeReturnPath(form.next);
-    if (this.keys.length === 0) return response.redirect(303, target);
+    if (!this.auth.enabled) return response.redirect(303, target);
     const key = typeof form.key === 'string' ? form.key.trim() : '';
-    if (!key || !keyMatches(key, this.keys)) {
-      this.logger.warn(`dashboard login refused from ${request.ip ?? 'unknown address'}`);
-      response
-        .status(401)
-        .set(PAGE_HEADERS)
-        .send(loginPage(target, key ? 'That API key is not valid.' : 'Enter an API key.'));
-      return;
+    const verdict = this.auth.check(key || null, clientAddressOf(request));
+    const refuse = (status: number, message: string) =>
+      void response.status(status).set(PAGE_HEADERS).send(loginPage(target, message));
+    if (!verdict.ok) {
+      if (verdict.counted) countedElsewhere(response);
+      if (verdict.retryAfterSeconds !== undefined)
+        response.setHeader('Retry-After', String(verdict.retryAfterSeconds));
+      if (verdict.status === 429)
+        return refuse(429, `Too many wrong keys; try again in ${verdict.retryAfterSeconds} s.`);
+      return refuse(401, key ? 'That API key is not valid.' : 'Enter an API key.');
     }
-    const { sessionTtlSeconds, cookieSecret, cookieSecure } = this.config.admin;
+    if (!verdict.principal.operator)
+      return refuse(403, `${dashboardRefusal(this.auth.keys.dashboardClosedToAll)}.`);
+    const { sessionTtlSeconds, cookieSecure } = this.config.admin;
     response.setHeader(
       'Set-Cookie',
-      sessionCookie(signSession(cookieSecret, Date.now(), sessionTtlSeconds), {
+      sessionCookie(await this.sessions.open(), {
         maxAgeSeconds: sessionTtlSeconds,
         secure: cookieSecure || request.secure,
       }),
@@ -91,8 +106,10 @@ export class AdminLoginController {
     response.redirect(303, target);
   }
 
+  /** Ends the session on the server too: the cookie, kept or copied, opens nothing afterwards. */
   @Post('logout')
-  logout(@Req() request: Request, @Res() response: Response): void {
+  async logout(@Req() request: Request, @Res() response: Response): Promise<void> {
+    await this.sessions.end(parseCookies(request.headers.cookie)[ADMIN_COOKIE]);
     response.setHeader('Set-Cookie', clearedSessionCookie(this.config.admin.cookieSecure || request.secure));
     response.redirect(303, '/admin/login');
   }

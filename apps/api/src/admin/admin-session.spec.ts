@@ -5,6 +5,7 @@ import {
   parseCookies,
   safeReturnPath,
   sessionCookie,
+  sessionIdOf,
   signSession,
   verifySession,
 } from './admin-session.js';
@@ -75,5 +76,18 @@ describe('admin session cookie', () => {
     ]) {
       expect(safeReturnPath(bad)).toBe(ADMIN_HOME);
     }
+  });
+});
+
+describe('sessionIdOf', () => {
+  const secret = 's'.repeat(43);
+  const now = 1_700_000_000_000;
+
+  it('gives the id (nonce) of a valid token, null for a forged or expired one', () => {
+    const token = signSession(secret, now, 60, 'session-id_1');
+    expect(sessionIdOf(secret, token, now)).toBe('session-id_1');
+    expect(sessionIdOf(secret, token, now + 60_000)).toBeNull();
+    expect(sessionIdOf('t'.repeat(43), token, now)).toBeNull();
+    expect(sessionIdOf(secret, undefined, now)).toBeNull();
   });
 });

@@ -1,9 +1,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * The dashboard's browser session: after `POST /admin/login` with a valid API key, a cookie that
- * carries an expiry and a nonce signed with HMAC-SHA256 (never the key itself). It opens the operator
- * pages (Bull Board, the OpenAPI docs), not the /v1 API.
+ * The dashboard's browser session: after `POST /admin/login` with an operator key, a cookie that
+ * carries an expiry and a nonce (the session id) signed with HMAC-SHA256 (never the key itself). The
+ * signature spares Redis a lookup for forged cookies; the session itself lives in Redis (AdminSessions),
+ * so that logging out ends it. It opens the operator pages (Bull Board, the OpenAPI docs), not the /v1 API.
  */
 export const ADMIN_COOKIE = 'encoder_admin';
 
@@ -26,16 +27,20 @@ export function signSession(
 
 /** True for a token signed with `secret` that has not expired; constant-time on the signature. */
 export function verifySession(secret: string, token: string | undefined, nowMs: number): boolean {
-  if (!token || token.length > 200) return false;
+  return sessionIdOf(secret, token, nowMs) !== null;
+}
+
+/** The session id (the nonce) of a token signed with `secret` that has not expired, or null. */
+export function sessionIdOf(secret: string, token: string | undefined, nowMs: number): string | null {
+  if (!token || token.length > 200) return null;
   const parts = token.split('.');
-  if (parts.length !== 4) return false;
+  if (parts.length !== 4) return null;
   const [version, expires, nonce, signature] = parts;
-  if (version !== VERSION || !/^\d{1,12}$/.test(expires) || !/^[A-Za-z0-9_-]{1,64}$/.test(nonce))
-    return false;
+  if (version !== VERSION || !/^\d{1,12}$/.test(expires) || !/^[A-Za-z0-9_-]{1,64}$/.test(nonce)) return null;
   const expected = mac(secret, `${version}.${expires}.${nonce}`);
   const presented = Buffer.from(signature, 'base64url');
-  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return false;
-  return Number(expires) * 1000 > nowMs;
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return null;
+  return Number(expires) * 1000 > nowMs ? nonce : null;
 }
 
 /** Cookie header -> name/value map; malformed pairs are skipped. */

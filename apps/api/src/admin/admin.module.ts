@@ -1,24 +1,21 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { BullBoardModule } from '@bull-board/nestjs';
-import { Logger, Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ENCODE_QUEUES } from '../../../../libs/cluster/src/index.js';
 import type { ApiConfig } from '../config/api-config.js';
 import { AdminLoginController } from './admin-login.controller.js';
 import { ADMIN_HOME } from './admin-session.js';
-import { operatorAuth } from './operator-auth.js';
+import { BoardAuthMiddleware } from './operator-auth.js';
 
 /**
  * Bull Board at /admin/queues. Its routes are Express middleware that Nest guards never run on, so the
- * key check is the module's own `middleware` (operatorAuth), mounted in front of the board's router.
+ * key check is the module's own `middleware` (BoardAuthMiddleware: operators only), mounted in front of
+ * the board's router.
  */
 @Module({})
 export class AdminModule {
   static forConfig(config: ApiConfig): DynamicModule {
-    const logger = new Logger('AdminAuth');
-    const auth = operatorAuth(config, {
-      onDenied: (request, reason) => logger.debug(`${request.method} ${request.path} refused: ${reason}`),
-    });
     const queueOptions = {
       readOnlyMode: config.admin.readOnly,
       allowRetries: !config.admin.readOnly,
@@ -30,7 +27,7 @@ export class AdminModule {
         BullBoardModule.forRoot({
           route: ADMIN_HOME,
           adapter: ExpressAdapter,
-          middleware: auth,
+          middleware: BoardAuthMiddleware,
           boardOptions: { uiConfig: { boardTitle: 'Encoder cluster' } },
         }),
         BullBoardModule.forFeature(

@@ -1,35 +1,20 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import {
-  Inject,
+  HttpException,
   Injectable,
   SetMetadata,
-  UnauthorizedException,
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-/** The configured keys as the digests `keyMatches` compares against. */
-export function digestKeys(keys: string[]): Buffer[] {
-  return keys.map(digest);
-}
+import { countedElsewhere } from '../logging/http-logging.js';
+import { Authenticator, clientAddressOf, type AuthVerdict } from './authenticator.js';
+import { attachPrincipal } from './tenancy.js';
 
 const PUBLIC_ROUTE = 'encoder:public-route';
 
 /** A route open without a key even when API_KEYS is set (health probes, the dashboard's login form). */
 export const Public = () => SetMetadata(PUBLIC_ROUTE, true);
-
-/** Compares digests so that neither the length nor the content of a key leaks through timing. */
-export function keyMatches(candidate: string, keys: Buffer[]): boolean {
-  const presented = digest(candidate);
-  let matched = false;
-  for (const key of keys) matched = timingSafeEqual(presented, key) || matched;
-  return matched;
-}
 
 export function presentedKey(request: Pick<Request, 'headers'>): string | null {
   const authorization = request.headers.authorization;
@@ -38,30 +23,39 @@ export function presentedKey(request: Pick<Request, 'headers'>): string | null {
   return typeof header === 'string' ? header : null;
 }
 
-/** With API_KEYS set, everything but /health/* needs `Authorization: Bearer <key>` (or `X-API-Key`). */
+/** A refused verdict as the exception the error filter answers with (429 with Retry-After). */
+export class AuthRefusedException extends HttpException {
+  readonly retryAfterSeconds?: number;
+
+  constructor(verdict: Extract<AuthVerdict, { ok: false }>) {
+    super(verdict.message, verdict.status);
+    this.retryAfterSeconds = verdict.retryAfterSeconds;
+  }
+}
+
+/**
+ * With API_KEYS set, everything but /health/* needs `Authorization: Bearer <key>` (or `X-API-Key`).
+ * The request's principal (its tenant, operator or not) is attached for the routes to check ownership.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  private readonly keys: Buffer[];
-
   constructor(
-    @Inject(API_CONFIG) config: ApiConfig,
+    private readonly auth: Authenticator,
     private readonly reflector: Reflector,
-  ) {
-    this.keys = digestKeys(config.apiKeys);
-  }
+  ) {}
 
   canActivate(context: ExecutionContext): boolean {
-    if (this.keys.length === 0) return true;
     const request = context.switchToHttp().getRequest<Request>();
-    if (request.path.startsWith('/health/')) return true;
-    const open = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    const open =
+      request.path.startsWith('/health/') ||
+      this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]);
     if (open) return true;
-    const key = presentedKey(request);
-    if (key === null) throw new UnauthorizedException('an API key is required: Authorization: Bearer <key>');
-    if (!keyMatches(key, this.keys)) throw new UnauthorizedException('the API key is not valid');
+    const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
+    if (!verdict.ok) {
+      if (verdict.counted) countedElsewhere(context.switchToHttp().getResponse<object>());
+      throw new AuthRefusedException(verdict);
+    }
+    attachPrincipal(request, verdict.principal);
     return true;
   }
 }

@@ -47,4 +47,29 @@ describe('operations settings', () => {
     expect(derived).not.toBe(adminCookieSecret({}, [key]));
     expect(loadApiConfig({ API_KEYS: key }).admin.cookieSecret).toBe(adminCookieSecret({}, [key]));
   });
+
+  it('reads tenants and operator keys, and the limit on wrong keys', () => {
+    const config = loadApiConfig({
+      API_KEYS: `team-a:${key}, ${key}b`,
+      OPERATOR_KEYS: `${key}op`,
+      AUTH_FAILURE_LIMIT: '5',
+      AUTH_WINDOW_SECONDS: '30',
+    });
+    expect(config.tenantKeys).toEqual([
+      { tenant: 'team-a', key },
+      { tenant: 'default', key: `${key}b` },
+    ]);
+    expect(config.operatorKeys).toEqual([{ tenant: 'operator', key: `${key}op` }]);
+    expect(config.apiKeys).toEqual([key, `${key}b`, `${key}op`]);
+    expect(config).toMatchObject({ authFailureLimit: 5, authFailureWindowSeconds: 30 });
+    expect(loadApiConfig({})).toMatchObject({ authFailureLimit: 20, authFailureWindowSeconds: 60 });
+    expect(() => loadApiConfig({ AUTH_FAILURE_LIMIT: '0' })).toThrow(/AUTH_FAILURE_LIMIT must be an integer/);
+    expect(() => loadApiConfig({ OPERATOR_KEYS: 'ops:short' })).toThrow(/^OPERATOR_KEYS entries/);
+  });
+
+  it('refuses one key for two tenants, or as both an API and an operator key', () => {
+    expect(() => loadApiConfig({ API_KEYS: `a:${key},b:${key}` })).toThrow(/a key is given twice/);
+    expect(() => loadApiConfig({ API_KEYS: key, OPERATOR_KEYS: key })).toThrow(ConfigError);
+    expect(loadApiConfig({ API_KEYS: `${key},${key}` }).apiKeys).toEqual([key]);
+  });
 });

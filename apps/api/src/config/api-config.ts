@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { parseRedisTarget } from '../../../../libs/cluster/src/redis-target.js';
+import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
 
 export interface ApiConfig {
@@ -8,7 +9,15 @@ export interface ApiConfig {
   port: number;
   redisUrl: string;
   queuePrefix: string;
+  /** Every key, API_KEYS and OPERATOR_KEYS: none means authentication is off (loopback development). */
   apiKeys: string[];
+  /** API_KEYS: each key with the tenant whose jobs and streams it makes and sees. */
+  tenantKeys: KeyEntry[];
+  /** OPERATOR_KEYS: keys that see every tenant's work and the dashboard. */
+  operatorKeys: KeyEntry[];
+  /** Wrong keys one client address may send per window before it gets 429 until the window ends. */
+  authFailureLimit: number;
+  authFailureWindowSeconds: number;
   allowInsecurePublic: boolean;
   /** Largest accepted request body (raw frames as sent, compressed or not). */
   maxBodyBytes: number;
@@ -106,12 +115,23 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
   }
-  const apiKeys = (env.API_KEYS ?? '')
-    .split(',')
-    .map((key) => key.trim())
-    .filter(Boolean);
-  const shortKey = apiKeys.find((key) => key.length < 16);
-  if (shortKey !== undefined) throw new ConfigError('API_KEYS entries must be at least 16 characters long');
+  const tenantKeys = keyList(env, 'API_KEYS', DEFAULT_TENANT);
+  const operatorKeys = keyList(env, 'OPERATOR_KEYS', OPERATOR_TENANT);
+  const owners = new Map<string, string>();
+  for (const [role, entries] of [
+    ['API_KEYS', tenantKeys],
+    ['OPERATOR_KEYS', operatorKeys],
+  ] as const) {
+    for (const { key, tenant } of entries) {
+      const owner = `${role} tenant "${tenant}"`;
+      if ((owners.get(key) ?? owner) !== owner)
+        throw new ConfigError(
+          `a key is given twice, for ${owners.get(key)} and for ${owner}: give each key once`,
+        );
+      owners.set(key, owner);
+    }
+  }
+  const apiKeys = [...owners.keys()];
   const allowInsecurePublic = env.ALLOW_INSECURE_PUBLIC === 'true';
   if (!isLoopback(host) && apiKeys.length === 0 && !allowInsecurePublic) {
     throw new ConfigError(
@@ -124,6 +144,10 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     redisUrl,
     queuePrefix,
     apiKeys,
+    tenantKeys,
+    operatorKeys,
+    authFailureLimit: integer(env, 'AUTH_FAILURE_LIMIT', 20, 1, 1_000_000),
+    authFailureWindowSeconds: integer(env, 'AUTH_WINDOW_SECONDS', 60, 1, 24 * 3600),
     allowInsecurePublic,
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
     maxFramePixels: integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689),
@@ -148,6 +172,14 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
     },
   };
+}
+
+function keyList(env: Env, name: string, fallbackTenant: string): KeyEntry[] {
+  try {
+    return parseKeyList(env[name], name, fallbackTenant);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 export function logLevel(env: Env): LogLevel {

@@ -14,6 +14,7 @@ import {
   ApiSecurity,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
   ApiUnprocessableEntityResponse,
   ApiUnsupportedMediaTypeResponse,
@@ -35,6 +36,10 @@ export const ApiKeyProtected = (tag: string) =>
     ApiBearerAuth('bearer'),
     ApiSecurity('api-key'),
     ApiUnauthorizedResponse({ type: ErrorDto, description: 'API_KEYS is set and no valid key was sent' }),
+    ApiTooManyRequestsResponse({
+      type: ErrorDto,
+      description: 'too many wrong keys from this address (Retry-After), or too much unfinished work',
+    }),
   );
 
 export const ApiCreateJob = () =>
@@ -84,10 +89,16 @@ export const ApiGetJob = () =>
 
 export const ApiCancelJob = () =>
   applyDecorators(
-    ApiOperation({ summary: 'Cancel a job that has not finished' }),
-    ApiOkResponse({ type: JobViewDto, description: 'the job, now failed with "cancelled by the client"' }),
-    ApiNotFoundResponse({ type: ErrorDto }),
-    ApiUnprocessableEntityResponse({ type: ErrorDto, description: 'the job already completed or failed' }),
+    ApiOperation({
+      summary: 'Cancel a job that has not finished; delete one that has',
+      description:
+        'A finished job (completed or failed) is deleted: its outputs at once, then its record (404 afterwards).',
+    }),
+    ApiOkResponse({
+      type: JobViewDto,
+      description: 'the job, now failed with "cancelled by the client"; or as it finished, without outputs',
+    }),
+    ApiNotFoundResponse({ type: ErrorDto, description: "unknown, expired, or another tenant's" }),
   );
 
 export const ApiJobOutput = () =>

@@ -58,7 +58,7 @@ export function requestFingerprint(request: Pick<Request, 'method' | 'headers' |
 }
 
 /**
- * `Idempotency-Key`: the same key (per client) with the same request returns the first job instead of
+ * `Idempotency-Key`: the same key (per tenant) with the same request returns the first job instead of
  * making a new one. The key is reserved before the body is read, so a retry racing the first attempt
  * gets 409 instead of a second job; a failed attempt releases it.
  */
@@ -71,6 +71,7 @@ export class IdempotencyStore {
   ) {}
 
   /** The first answer when this is a repeat; null when the caller should go ahead (the key is now reserved). */
+  /** `clientId`: whose keys these are (`tenant-<name>`: keys are per tenant). */
   async begin<T>(clientId: string, key: string, fingerprint: string): Promise<T | null> {
     assertIdempotencyKey(key);
     const redisKey = this.keys.idempotency(clientId, key);

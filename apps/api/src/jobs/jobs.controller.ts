@@ -13,6 +13,8 @@ import {
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { EventLog, JobStore, isEventId } from '../../../../libs/cluster/src/index.js';
+import type { Principal } from '../auth/key-ring.js';
+import { Caller } from '../auth/tenancy.js';
 import { EventHub } from '../events/event-hub.js';
 import { SseSession } from '../events/sse-session.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
@@ -55,27 +57,31 @@ export class JobsController {
   @ApiCreateJob()
   // The query's rules depend on the body (raw frames need width, height and format; images carry
   // them), so it is validated here, with the same pipe options, rather than by the global pipe.
-  async create(@Query() query: Record<string, unknown>, @Req() request: Request): Promise<AcceptedJob> {
+  async create(
+    @Query() query: Record<string, unknown>,
+    @Req() request: Request,
+    @Caller() caller: Principal,
+  ): Promise<AcceptedJob> {
     const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
     const submit = async () => {
       if (upload.kind === 'multipart')
-        return this.jobs.submitEncoded(query, request, contentLengthOf(request));
+        return this.jobs.submitEncoded(query, request, contentLengthOf(request), caller.tenant);
       const params = await validateParams(CreateJobQuery, query);
-      return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding);
+      return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding, caller.tenant);
     };
     return this.gate.submit(request, (accepted) => accepted.id, submit);
   }
 
   @Get(':id')
   @ApiGetJob()
-  get(@Param('id') id: string) {
-    return this.jobs.get(id);
+  get(@Param('id') id: string, @Caller() caller: Principal) {
+    return this.jobs.get(id, caller);
   }
 
   @Delete(':id')
   @ApiCancelJob()
-  cancel(@Param('id') id: string) {
-    return this.jobs.cancel(id);
+  cancel(@Param('id') id: string, @Caller() caller: Principal) {
+    return this.jobs.cancel(id, caller);
   }
 
   @Get(':id/outputs/:index')
@@ -84,10 +90,11 @@ export class JobsController {
     @Param('id') id: string,
     @Param('index') indexText: string,
     @Res() response: Response,
+    @Caller() caller: Principal,
   ): Promise<void> {
     const index = parseDecimalInteger(indexText);
     if (index === null) throw new BadRequestException('output index must be a decimal integer such as 0');
-    const output = await this.jobs.output(id, index);
+    const output = await this.jobs.output(id, index, caller);
     response.setHeader('Content-Type', output.contentType);
     response.setHeader('Content-Length', String(output.data.length));
     response.setHeader('Cache-Control', 'private, max-age=3600, immutable');
@@ -101,8 +108,9 @@ export class JobsController {
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query('since') since: string | undefined,
     @Res() response: Response,
+    @Caller() caller: Principal,
   ): Promise<void> {
-    await this.jobs.get(id);
+    await this.jobs.get(id, caller);
     const resumeFrom = lastEventId ?? since;
     if (resumeFrom !== undefined && !isEventId(resumeFrom)) {
       throw new BadRequestException('Last-Event-ID (or since) must be an event id such as 1700000000000-0');

@@ -28,8 +28,11 @@ import {
   FrameStore,
   JobStore,
   OutputStore,
+  type JobRecord,
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import type { Principal } from '../auth/key-ring.js';
+import { visibleTo } from '../auth/tenancy.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { NodeDirectory } from '../cluster/node-directory.js';
 import { route } from '../cluster/routing.js';
@@ -39,6 +42,17 @@ import { validateParams } from '../common/validation.js';
 import { EncodeParams, parseAccept, type CreateJobQuery } from './create-job.query.js';
 import { multipartParts, type MultipartLimits } from './multipart-parts.js';
 import { jobLinks, toJobView } from './job-view.js';
+
+/** How a stored job is queued, and whose it is. */
+export interface EnqueueOptions {
+  /** The tenant that owns the job. */
+  tenant: string;
+  priority?: number;
+  /** A live stream's batch goes to its node's own queue. */
+  node?: string;
+  /** Tries at recording and queueing, ENQUEUE_RETRY_MS apart. */
+  attempts?: number;
+}
 
 export interface AcceptedJob {
   id: string;
@@ -142,7 +156,8 @@ export class JobsService {
     query: CreateJobQuery,
     body: Readable,
     contentLength: number | null,
-    encoding: InputEncoding = 'identity',
+    encoding: InputEncoding,
+    tenant: string,
   ): Promise<AcceptedJob> {
     const { frameBytes, candidates } = this.checkRawUpload(query, contentLength, encoding);
     const decision = await this.routeOrThrow(candidates, query.pool);
@@ -162,7 +177,7 @@ export class JobsService {
         input,
         createdAt: Date.now(),
       },
-      query.priority,
+      { tenant, priority: query.priority },
     );
   }
 
@@ -220,6 +235,7 @@ export class JobsService {
     query: Record<string, unknown>,
     request: Readable & { headers: IncomingHttpHeaders },
     contentLength: number | null,
+    tenant: string,
   ): Promise<AcceptedJob> {
     const { maxBodyBytes, maxFramePixels, maxFramesPerJob } = this.config;
     if (contentLength !== null && contentLength > maxBodyBytes) {
@@ -299,7 +315,7 @@ export class JobsService {
           },
           createdAt: Date.now(),
         },
-        params.priority,
+        { tenant, priority: params.priority },
       );
     } catch (error) {
       await this.frames.deleteFrames(jobId, frames).catch(() => undefined);
@@ -321,16 +337,12 @@ export class JobsService {
    * Records and queues a job whose input is stored (on its pool's queue, or on one node's queue for a
    * live stream); removes that input if either step fails.
    */
-  async enqueue(
-    data: EncodeJobData,
-    priority: number | undefined,
-    node?: string,
-    attempts = 1,
-  ): Promise<AcceptedJob> {
+  async enqueue(data: EncodeJobData, options: EnqueueOptions): Promise<AcceptedJob> {
+    const { tenant, priority, node, attempts = 1 } = options;
     for (let attempt = 1; ; attempt++) {
       try {
         // Both steps are idempotent (same record, same BullMQ job id): a retry redoes what is missing.
-        await this.jobs.create(data);
+        await this.jobs.create(data, tenant);
         if (node) await this.queue.addToNode(node, data);
         else await this.queue.add(data, priority);
         break;
@@ -358,14 +370,27 @@ export class JobsService {
     else await this.frames.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }
 
-  async get(jobId: string): Promise<JobView> {
+  /**
+   * A job's record, as `caller` may see it: a job of another tenant is answered exactly like an
+   * unknown id, so that nothing tells one tenant what another has.
+   */
+  async record(jobId: string, caller: Principal): Promise<JobRecord> {
     const record = JOB_ID_PATTERN.test(jobId) ? await this.jobs.get(jobId) : null;
-    if (!record) throw new NotFoundException(`no job ${jobId} (unknown, or older than the retention time)`);
-    return toJobView(record);
+    if (!record || !visibleTo(caller, record.tenant))
+      throw new NotFoundException(`no job ${jobId} (unknown, or older than the retention time)`);
+    return record;
   }
 
-  async output(jobId: string, index: number): Promise<{ contentType: string; data: Buffer }> {
-    const job = await this.get(jobId);
+  async get(jobId: string, caller: Principal): Promise<JobView> {
+    return toJobView(await this.record(jobId, caller));
+  }
+
+  async output(
+    jobId: string,
+    index: number,
+    caller: Principal,
+  ): Promise<{ contentType: string; data: Buffer }> {
+    const job = await this.get(jobId, caller);
     const output = job.outputs.find((candidate) => candidate.index === index);
     if (!output) {
       throw new NotFoundException(
@@ -379,18 +404,27 @@ export class JobsService {
     return { contentType: output.contentType, data };
   }
 
-  /** Cancels a job no node has started; an active job is cancelled when it reaches its next frame. */
-  async cancel(jobId: string): Promise<JobView> {
-    const job = await this.get(jobId);
-    if (job.status === 'completed' || job.status === 'failed') {
-      throw new UnprocessableEntityException(`job ${jobId} already ${job.status}`);
+  /**
+   * Cancels a job no node has started (an active job is cancelled when it reaches its next frame); a
+   * finished job is deleted: its outputs at once, then its record and log. Answers the job as it was
+   * left, without outputs once they are gone.
+   */
+  async cancel(jobId: string, caller: Principal): Promise<JobView> {
+    const job = await this.record(jobId, caller);
+    if (this.jobs.isFinal(job.status)) {
+      await this.outputs.delete(
+        jobId,
+        job.outputs.map((output) => output.index),
+      );
+      await this.jobs.delete(jobId);
+      return { ...toJobView(job), outputs: [] };
     }
-    await this.queue.removeWaiting(job.pool, jobId);
+    await this.queue.removeWaiting(job.data.pool, jobId);
     const reason = 'cancelled by the client';
     if (await this.jobs.fail(jobId, reason, Date.now()))
       await this.events.append(jobId, { type: 'failed', error: reason });
     const record = await this.jobs.get(jobId);
     if (record) await this.deleteInput(record.data);
-    return this.get(jobId);
+    return this.get(jobId, caller);
   }
 }

@@ -1,12 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { principalOf } from '../auth/tenancy.js';
 import { Admission, clientIdOf } from './admission.js';
 import { IdempotencyStore, requestFingerprint } from './idempotency.js';
 
 /**
  * What every submission goes through: the per-client and cluster limits (429/503), and the
  * Idempotency-Key (the same key and request again return the first answer, before admission, since a
- * repeat adds no work).
+ * repeat adds no work). Keys are the tenant's: any of its API keys (a rotated one too) gets the first
+ * answer, and another tenant's same key is another request.
  */
 @Injectable()
 export class SubmissionGate {
@@ -37,18 +39,19 @@ export class SubmissionGate {
     const idempotencyKey = request.headers['idempotency-key'];
     if (typeof idempotencyKey !== 'string' || options.idempotency === false) return admit();
     const fingerprint = requestFingerprint(request);
-    const first = await this.idempotency.begin<T>(client, idempotencyKey, fingerprint);
+    const scope = `tenant-${principalOf(request).tenant}`;
+    const first = await this.idempotency.begin<T>(scope, idempotencyKey, fingerprint);
     if (first) {
       request.resume();
       return first;
     }
-    const release = this.idempotency.holdPending(client, idempotencyKey);
+    const release = this.idempotency.holdPending(scope, idempotencyKey);
     try {
       const accepted = await admit();
-      await this.idempotency.complete(client, idempotencyKey, fingerprint, accepted);
+      await this.idempotency.complete(scope, idempotencyKey, fingerprint, accepted);
       return accepted;
     } catch (error) {
-      await this.idempotency.abandon(client, idempotencyKey).catch(() => undefined);
+      await this.idempotency.abandon(scope, idempotencyKey).catch(() => undefined);
       throw error;
     } finally {
       release();

@@ -44,6 +44,16 @@ export function requestLogFields(request: SerializedRequest): Record<string, unk
   };
 }
 
+const summarised = new WeakSet<object>();
+
+/**
+ * A response that another log line already counts (wrong keys, summed per address and window): its own
+ * access line goes to debug, so that a flood of them does not flood the log.
+ */
+export function countedElsewhere(response: object): void {
+  summarised.add(response);
+}
+
 /**
  * One log line per request (method, route URL, status, time, request id) and the request id itself:
  * taken from X-Request-Id when sane, generated otherwise, and returned in the X-Request-Id header. Bodies
@@ -60,6 +70,7 @@ export function httpLogger(logger: Logger): HttpLogger {
     },
     customLogLevel: (request, response, error) => {
       if (error || response.statusCode >= 500) return 'error';
+      if (summarised.has(response)) return 'debug';
       if (response.statusCode >= 400) return 'warn';
       return QUIET.test(request.url ?? '') ? 'debug' : 'info';
     },

@@ -1,12 +1,14 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { OutputStore, StreamStore } from '../../../../libs/cluster/src/index.js';
 import { parseDecimalInteger, pathProblem, queryProblem } from '../common/strict-input.js';
-import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { digestKeys, keyMatches, presentedKey } from '../auth/api-key.guard.js';
+import { presentedKey } from '../auth/api-key.guard.js';
+import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
+import { visibleTo } from '../auth/tenancy.js';
+import { reasonPhrase } from '../common/http-errors.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { StreamFollower } from './stream-follower.js';
 import { eventPayload } from './stream-sse.js';
@@ -24,23 +26,20 @@ export function parseSince(value: string | null | undefined): number | null {
  * `GET /v1/streams/:id/ws`: the stream's events as WebSocket messages, with the bytes inline. Each event
  * is a text message `{ id, type, ... }`; an `output` event is followed by one binary message holding
  * the output. Messages are sent one at a time, each after the previous one was handed to the socket, so
- * a slow client holds back its own follower only. Same auth as the REST routes (the API key header),
- * checked before the upgrade.
+ * a slow client holds back its own follower only. Same auth as the REST routes (the API key header,
+ * the stream its tenant's), checked before the upgrade.
  */
 @Injectable()
 export class StreamSockets implements OnModuleDestroy {
   private readonly logger = new Logger(StreamSockets.name);
   private readonly server = new WebSocketServer({ noServer: true, maxPayload: 4096 });
-  private readonly keys: Buffer[];
 
   constructor(
-    @Inject(API_CONFIG) config: ApiConfig,
+    private readonly auth: Authenticator,
     private readonly streams: StreamStore,
     private readonly outputs: OutputStore,
     private readonly follower: StreamFollower,
-  ) {
-    this.keys = digestKeys(config.apiKeys);
-  }
+  ) {}
 
   attach(http: Server): void {
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -64,18 +63,16 @@ export class StreamSockets implements OnModuleDestroy {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const match = WS_PATH.exec(url.pathname);
     if (!match) return refuse(socket, 404, `no websocket at ${url.pathname}`);
-    if (this.keys.length > 0) {
-      const key = presentedKey(request);
-      if (key === null) return refuse(socket, 401, 'an API key is required: Authorization: Bearer <key>');
-      if (!keyMatches(key, this.keys)) return refuse(socket, 401, 'the API key is not valid');
-    }
+    const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
+    if (!verdict.ok) return refuse(socket, verdict.status, verdict.message, verdict.retryAfterSeconds);
     const problem = pathProblem(url.pathname) ?? queryProblem(url.search.slice(1));
     if (problem !== null) return refuse(socket, 400, problem);
     const streamId = match[1];
     const since = parseSince(url.searchParams.get('since') ?? header(request, 'last-event-id'));
     if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
-    if (!STREAM_ID_PATTERN.test(streamId) || !(await this.streams.get(streamId))) {
-      return refuse(socket, 404, `no stream ${streamId}`);
+    const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
+    if (!record || !visibleTo(verdict.principal, record.tenant)) {
+      return refuse(socket, 404, `no stream ${streamId} (unknown, or older than the retention time)`);
     }
     this.server.handleUpgrade(request, socket, head, (ws) => void this.serve(ws, streamId, since));
   }
@@ -142,11 +139,12 @@ function send(ws: WebSocket, data: string | Buffer): Promise<void> {
 }
 
 /** Answers an upgrade request with a plain HTTP error in the API's JSON error shape. */
-function refuse(socket: Duplex, status: number, message: string): void {
+function refuse(socket: Duplex, status: number, message: string, retryAfterSeconds?: number): void {
   if (socket.destroyed) return;
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found' }[status] ?? 'Error';
+  const reason = reasonPhrase(status);
   const body = JSON.stringify({ statusCode: status, error: reason, message });
+  const retryAfter = retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
   );
 }

@@ -15,6 +15,8 @@ import {
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { AcceptedBatch, StreamView } from '../../../../libs/contracts/src/index.js';
+import type { Principal } from '../auth/key-ring.js';
+import { Caller } from '../auth/tenancy.js';
 import { validateParams } from '../common/validation.js';
 import { contentLengthOf } from '../jobs/jobs.controller.js';
 import { SubmissionGate } from '../jobs/submission-gate.js';
@@ -45,20 +47,24 @@ export class StreamsController {
   @Post()
   @HttpCode(201)
   @ApiCreateStream()
-  create(@Body() body: CreateStreamBody, @Req() request: Request): Promise<StreamView> {
-    return this.gate.submit(request, null, () => this.streams.create(body));
+  create(
+    @Body() body: CreateStreamBody,
+    @Req() request: Request,
+    @Caller() caller: Principal,
+  ): Promise<StreamView> {
+    return this.gate.submit(request, null, () => this.streams.create(body, caller.tenant));
   }
 
   @Get(':id')
   @ApiGetStream()
-  get(@Param('id') id: string): Promise<StreamView> {
-    return this.streams.get(id);
+  get(@Param('id') id: string, @Caller() caller: Principal): Promise<StreamView> {
+    return this.streams.get(id, caller);
   }
 
   @Delete(':id')
   @ApiCloseStream()
-  close(@Param('id') id: string): Promise<StreamView> {
-    return this.streams.close(id);
+  close(@Param('id') id: string, @Caller() caller: Principal): Promise<StreamView> {
+    return this.streams.close(id, caller);
   }
 
   @Post(':id/frames')
@@ -68,6 +74,7 @@ export class StreamsController {
     @Param('id') id: string,
     @Query() query: Record<string, unknown>,
     @Req() request: Request,
+    @Caller() caller: Principal,
   ): Promise<AcceptedBatch> {
     const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
     if (upload.kind !== 'raw') {
@@ -83,6 +90,7 @@ export class StreamsController {
         const key = request.headers['idempotency-key'];
         return this.streams.submitFrames(
           id,
+          caller,
           frames,
           request,
           contentLengthOf(request),
@@ -102,8 +110,9 @@ export class StreamsController {
     @Query('since') since: string | undefined,
     @Req() request: Request,
     @Res() response: Response,
+    @Caller() caller: Principal,
   ): Promise<void> {
-    await this.streams.record(id);
+    await this.streams.record(id, caller);
     const after = parseSince(lastEventId ?? since);
     if (after === null) {
       throw new BadRequestException('Last-Event-ID (or since) must be an event id: a non-negative integer');

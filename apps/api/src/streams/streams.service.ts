@@ -19,6 +19,8 @@ import {
 import { StreamStore, type KeyedBatch, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
+import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';
+import { visibleTo } from '../auth/tenancy.js';
 import { JobsService, newJobId } from '../jobs/jobs.service.js';
 import { IdempotencyPendingException, assertIdempotencyKey } from '../jobs/idempotency.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
@@ -46,7 +48,8 @@ export class StreamsService {
     private readonly live: LiveStreams,
   ) {}
 
-  async create(body: CreateStreamBody): Promise<StreamView> {
+  /** `tenant`: who owns the stream and the jobs of its batches. */
+  async create(body: CreateStreamBody, tenant: string): Promise<StreamView> {
     const pixels = body.width * body.height;
     if (pixels > this.config.maxFramePixels) {
       throw new PayloadTooLargeException(
@@ -81,22 +84,23 @@ export class StreamsService {
       node = await this.live.place(params.codec, params.pool);
       if (!node) throw new RetryLaterException(`no live node can keep a ${params.codec} stream now`, 5);
     }
-    await this.streams.create(id, params, node, Date.now());
+    await this.streams.create(id, params, node, Date.now(), tenant);
     await this.live.track(id);
     if (node) await this.live.pin(id, node);
-    return this.get(id);
+    return toStreamView(await this.record(id, { tenant, operator: false }));
   }
 
-  async record(streamId: string): Promise<StreamRecord> {
+  /** A stream as `caller` may see it: another tenant's is answered exactly like an unknown id. */
+  async record(streamId: string, caller: Principal): Promise<StreamRecord> {
     const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
-    if (!record) {
+    if (!record || !visibleTo(caller, record.tenant)) {
       throw new NotFoundException(`no stream ${streamId} (unknown, or older than the retention time)`);
     }
     return record;
   }
 
-  async get(streamId: string): Promise<StreamView> {
-    return toStreamView(await this.record(streamId));
+  async get(streamId: string, caller: Principal): Promise<StreamView> {
+    return toStreamView(await this.record(streamId, caller));
   }
 
   /**
@@ -111,13 +115,14 @@ export class StreamsService {
    */
   async submitFrames(
     streamId: string,
+    caller: Principal,
     frames: number,
     body: Readable,
     contentLength: number | null,
     encoding: InputEncoding,
     idempotencyKey?: string,
   ): Promise<AcceptedBatch> {
-    const record = await this.record(streamId);
+    const record = await this.record(streamId, caller);
     if (idempotencyKey !== undefined) {
       assertIdempotencyKey(idempotencyKey);
       const first = await this.streams.batchFor(streamId, idempotencyKey);
@@ -175,7 +180,12 @@ export class StreamsService {
       if (node) await this.live.watchNode(node);
       // The seq is given: a failure now costs the stream a batch, so a passing blip (a queue connection
       // coming back after a Redis restart) is waited out.
-      await this.jobs.enqueue(data, undefined, node, ENQUEUE_ATTEMPTS);
+      // The batch's job is the stream's owner's, whoever of its tenant (or an operator) sent it.
+      await this.jobs.enqueue(data, {
+        tenant: record.tenant ?? DEFAULT_TENANT,
+        node,
+        attempts: ENQUEUE_ATTEMPTS,
+      });
     } catch (error) {
       await this.streams
         .commit(streamId, allocated.seq, [
@@ -207,12 +217,12 @@ export class StreamsService {
   }
 
   /** Takes no more frames; batches already acknowledged are still delivered, then `end`. */
-  async close(streamId: string): Promise<StreamView> {
-    const record = await this.record(streamId);
+  async close(streamId: string, caller: Principal): Promise<StreamView> {
+    const record = await this.record(streamId, caller);
     await this.streams.close(streamId, 'closed by the client');
     if (record.params.mode === 'live' && record.cursor === record.nextSeq) {
       await this.live.unpin(streamId);
     }
-    return this.get(streamId);
+    return this.get(streamId, caller);
   }
 }
