@@ -71,3 +71,36 @@ describe('ffmpeg video encoders (real ffmpeg, decoded and compared)', () => {
     });
   });
 });
+
+/**
+ * One quality, one meaning: at the same `quality` (default speed) every video codec decodes a 320x180
+ * desktop scene to within 3 dB of the range its peers span. Measured (10 frames, speed 80): q90
+ * 40.0-42.2 dB, q80 38.2-41.8, q70 35.4-40.7. VP8 used to land at 33-34 dB at q80/q90 (a BT.709
+ * encode read back as BT.601, and a linear quantizer map). q50 is left out: x264's psychovisual tuning
+ * (CRF 31 -> 28.5 dB) sits 4 dB under HEVC, by design of x264 rather than of this mapping.
+ */
+describe('quality lands with the peers (PSNR per codec and quality)', () => {
+  const layout: RawLayout = { width: 320, height: 180, format: 'bgrx' };
+  const rgbaFrames = scenes(layout.width, layout.height, 10);
+  const expected = Buffer.concat(rgbaFrames.map(rgbaToRgb));
+  const BAND_DB = 3;
+
+  it.each([70, 80, 90])('quality %i', async (quality) => {
+    const measured = {} as Record<VideoCodec, number>;
+    for (const codec of VIDEO_CODECS) {
+      const encoder = createEncoder(codec, undefined, { threads: 1 });
+      const raw = rgbaFrames.map((rgba) => rgbaToPixelFormat(rgba, layout.format));
+      const encoded = await encoder.encode(framesOf(raw), raw.length, layout, {
+        quality,
+        speed: 80,
+        fps: 30,
+      });
+      measured[codec] = Number(psnr(expected, await decodeVideoToRgb(encoded)).toFixed(2));
+    }
+    const outliers = VIDEO_CODECS.filter((codec) => {
+      const peers = VIDEO_CODECS.filter((other) => other !== codec).map((other) => measured[other]);
+      return measured[codec] < Math.min(...peers) - BAND_DB || measured[codec] > Math.max(...peers) + BAND_DB;
+    });
+    expect({ quality, measured, outliers }).toEqual({ quality, measured, outliers: [] });
+  });
+});
