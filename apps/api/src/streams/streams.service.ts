@@ -34,6 +34,9 @@ export function newStreamId(): string {
 /** Attempts to queue a batch that has its seq, ENQUEUE_RETRY_MS apart. */
 const ENQUEUE_ATTEMPTS = 8;
 
+/** A full cluster frees live capacity as streams end or go idle: worth asking again after this. */
+const LIVE_FULL_RETRY_AFTER_SECONDS = 10;
+
 /** Keyframes every 10 seconds of frames unless the client asks otherwise. */
 const DEFAULT_KEYFRAME_SECONDS = 10;
 
@@ -78,7 +81,14 @@ export class StreamsService {
     const id = newStreamId();
     let node: string | null = null;
     if (params.mode === 'live') {
-      node = await this.live.place(params.codec, params.pool);
+      const place = await this.live.place(params.codec, params.pool);
+      if (place.atCapacity) {
+        throw new RetryLaterException(
+          `every node that can keep a live ${params.codec} stream keeps as many as its capacity allows (see liveCapacity in /v1/nodes); retry later, end a live stream, or use mode=batch`,
+          LIVE_FULL_RETRY_AFTER_SECONDS,
+        );
+      }
+      node = place.node;
       if (!node) throw new RetryLaterException(`no live node can keep a ${params.codec} stream now`, 5);
     }
     await this.streams.create(id, params, node, Date.now());
@@ -172,7 +182,7 @@ export class StreamsService {
       },
     };
     try {
-      if (node) await this.live.watchNode(node);
+      if (node) await Promise.all([this.live.watchNode(node), this.live.touch(streamId)]);
       // The seq is given: a failure now costs the stream a batch, so a passing blip (a queue connection
       // coming back after a Redis restart) is waited out.
       await this.jobs.enqueue(data, undefined, node, ENQUEUE_ATTEMPTS);
