@@ -13,7 +13,7 @@ import { readSse, submitFrames } from './stream-support.js';
  */
 const WIDTH = 160;
 const HEIGHT = 96;
-const IDLE_SECONDS = 6;
+const IDLE_SECONDS = 10;
 
 /** ffmpeg processes whose parent is `pid` (the node's encoder contexts), from /proc. */
 function ffmpegChildren(pid: number): number {
@@ -113,6 +113,7 @@ describe('live capacity per node', () => {
     let fourth: StreamView | null = null;
     await waitUntil(
       async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
         const answer = await create();
         if (answer.status === 201) fourth = (await answer.json()) as StreamView;
         else expect(answer.status).toBe(503);
