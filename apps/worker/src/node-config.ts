@@ -1,4 +1,4 @@
-import { availableParallelism, freemem, hostname } from 'node:os';
+import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseRedisTarget } from '../../../libs/cluster/src/redis-target.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
@@ -40,7 +40,7 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
                            (default 30); the stream's next batch starts a new one, with a keyframe
   --live-max-contexts N    most live encoder contexts (ffmpeg processes) kept at once, 1-1024; the API
                            places no new live stream here past N (default: 4 per slot, at most what
-                           half the free memory holds at 128 MiB each)
+                           half the free memory (or cgroup limit) holds at 128 MiB each)
   --name NAME              node name shown in /v1/nodes (default: host-pid)
   --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
   --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
@@ -62,6 +62,12 @@ export const LIVE_CONTEXTS_PER_SLOT = 4;
  * (1080p) for libx264 zerolatency, 70 to 229 MB for libvpx-vp9 realtime.
  */
 export const LIVE_CONTEXT_BYTES = 128 * 1024 * 1024;
+
+/** Free memory, bounded by the process's memory limit (a container's cgroup) when it has one. */
+export function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < totalmem() ? Math.min(freemem(), limit) : freemem();
+}
 
 /** The default --live-max-contexts: 4 per slot, at most what half the free memory holds, at least 1. */
 export function defaultLiveMaxContexts(concurrency: number, freeMemoryBytes: number): number {
@@ -172,7 +178,7 @@ export function parseNodeArgs(
       numberFlag('live-idle-timeout', flags.get('live-idle-timeout') ?? '30', 1, 86_400, false) * 1000,
     liveMaxContexts:
       liveMaxContexts === undefined
-        ? defaultLiveMaxContexts(concurrency, defaults.freeMemory ?? freemem())
+        ? defaultLiveMaxContexts(concurrency, defaults.freeMemory ?? availableMemory())
         : numberFlag('live-max-contexts', liveMaxContexts, 1, 1024, true),
     name,
     codecs,
