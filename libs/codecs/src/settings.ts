@@ -388,7 +388,7 @@ const MAPPING_TEXT: Omit<SettingsMappingRow, 'samples'>[] = [
   {
     codec: 'vp8',
     encoder: 'libvpx',
-    quality: 'constant quantizer qmin = qmax = 4 + 59 * (1 - q/100)^1.5 (63 .. 4); BT.601 matrix',
+    quality: 'qmin = qmax = 4 + 59 * (1 - q/100)^1.5 (63 .. 4); BT.601 matrix',
     speed: 's < 50: deadline good, cpu-used 0..5; else realtime, cpu-used -6..-16 (fixed speed)',
   },
   {
