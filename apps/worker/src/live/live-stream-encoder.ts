@@ -131,7 +131,10 @@ export class LiveStreamEncoder {
     if (ref.seq > position.cursor) {
       throw new LiveHandBack(`batch ${ref.seq} waits for batch ${position.cursor} of stream ${ref.streamId}`);
     }
+    // Room for a new encoder is found (or the batch handed back) before the job is marked active.
+    if (this.needsNewSession(context, ref.seq)) await this.takeSlot(context, ref.streamId);
     if (!(await this.storage.markActive(data.jobId, this.nodeName, attempt, this.now()))) {
+      if (!context.session) context.holdsSlot = false;
       return { outputs: 0, skipped: true };
     }
 
@@ -200,7 +203,7 @@ export class LiveStreamEncoder {
 
   private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
     const ref = data.stream!;
-    if (!context.session?.alive || context.next !== ref.seq) {
+    if (this.needsNewSession(context, ref.seq)) {
       await context.session?.close().catch(() => undefined);
       context.session = null;
       await this.takeSlot(context, ref.streamId);
@@ -223,6 +226,11 @@ export class LiveStreamEncoder {
       context.holdsSlot = false;
       throw error;
     }
+  }
+
+  /** Whether the batch `seq` needs a new encoder: none runs, or the one running did not encode just the batches before. */
+  private needsNewSession(context: StreamContext, seq: number): boolean {
+    return !context.session?.alive || context.next !== seq;
   }
 
   /**
