@@ -101,13 +101,21 @@ export class EncoderNode {
       this.jobRecords,
       new EventLog(this.redis, this.keys, RETENTION_SECONDS),
     );
-    this.live = new LiveStreamEncoder(this.id, config.name, storage, this.streams, {
-      start: (data, layout, keyframeInterval) => {
-        const encoder = capabilities.encoderFor(data.codec);
-        if (encoder?.kind !== 'video') return null;
-        return encoder.startLive(layout, data.settings, keyframeInterval);
+    this.live = new LiveStreamEncoder(
+      this.id,
+      config.name,
+      storage,
+      this.streams,
+      {
+        start: (data, layout, keyframeInterval) => {
+          const encoder = capabilities.encoderFor(data.codec);
+          if (encoder?.kind !== 'video') return null;
+          return encoder.startLive(layout, data.settings, keyframeInterval);
+        },
       },
-    });
+      Date.now,
+      config.liveMaxContexts,
+    );
     // Two frames per job slot in flight (one being encoded, one prefetched).
     const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
     this.runner = new EncodeJobRunner(config.name, storage, capabilities, pool);
@@ -135,7 +143,7 @@ export class EncoderNode {
       Math.min(5000, Math.max(250, this.config.liveIdleTimeoutMs / 2)),
     );
     this.log.info(
-      `node ${this.config.name} (${this.id}) serving ${this.queuesToServe().join(', ')} with concurrency ${this.config.concurrency}; codecs: ${this.capabilities.codecs.join(', ')}`,
+      `node ${this.config.name} (${this.id}) serving ${this.queuesToServe().join(', ')} with concurrency ${this.config.concurrency}, at most ${this.config.liveMaxContexts} live encoder contexts; codecs: ${this.capabilities.codecs.join(', ')}`,
     );
   }
 
@@ -308,6 +316,8 @@ export class EncoderNode {
       failed: this.failed,
       encodeFps: this.throughput.perSecond(),
       liveStreams: this.live.activeStreams,
+      liveCapacity: this.config.liveMaxContexts,
+      liveIdleTimeoutMs: this.config.liveIdleTimeoutMs,
       version: VERSION,
       startedAt: this.startedAt,
       lastSeen: new Date().toISOString(),

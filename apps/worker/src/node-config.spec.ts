@@ -1,6 +1,12 @@
-import { ConfigError, WORKER_USAGE, parseNodeArgs } from './node-config.js';
+import {
+  ConfigError,
+  LIVE_CONTEXT_BYTES,
+  WORKER_USAGE,
+  defaultLiveMaxContexts,
+  parseNodeArgs,
+} from './node-config.js';
 
-const defaults = { cores: 4, pid: 42, host: 'box' };
+const defaults = { cores: 4, pid: 42, host: 'box', freeMemory: 8 * 1024 ** 3 };
 const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseNodeArgs(args, env, defaults);
 
 describe('parseNodeArgs', () => {
@@ -61,7 +67,20 @@ describe('parseNodeArgs', () => {
     expect(WORKER_USAGE).toMatch(/--synthetic-cost-ms N +test only/);
   });
 
+  it('caps live contexts at 4 per slot, at most what half the free memory holds, or at --live-max-contexts', () => {
+    expect(parse([]).liveMaxContexts).toBe(16);
+    expect(parse(['--concurrency', '1']).liveMaxContexts).toBe(4);
+    expect(parse(['--concurrency', '64']).liveMaxContexts).toBe(32); // 4 GiB / 128 MiB
+    expect(defaultLiveMaxContexts(2, 3 * LIVE_CONTEXT_BYTES)).toBe(1);
+    expect(defaultLiveMaxContexts(2, 0)).toBe(1);
+    expect(parse(['--live-max-contexts', '1']).liveMaxContexts).toBe(1);
+    expect(parse(['--live-max-contexts=200']).liveMaxContexts).toBe(200);
+    expect(WORKER_USAGE).toMatch(/--live-max-contexts N/);
+  });
+
   it.each([
+    [['--live-max-contexts', '0'], /--live-max-contexts must be an integer from 1 to 1024, got "0"/],
+    [['--live-max-contexts', '2.5'], /--live-max-contexts must be an integer/],
     [['--synthetic-cost-ms', '0'], /--synthetic-cost-ms must be an integer from 1 to 10000, got "0"/],
     [['--synthetic-cost-ms', '10001'], /--synthetic-cost-ms must be an integer from 1 to 10000/],
     [['--synthetic-cost-ms', '2.5'], /--synthetic-cost-ms must be an integer/],

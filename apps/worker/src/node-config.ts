@@ -1,4 +1,4 @@
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseRedisTarget } from '../../../libs/cluster/src/redis-target.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
@@ -13,6 +13,8 @@ export interface NodeConfig {
   drainTimeoutMs: number;
   /** A live stream's encoder context is closed after this long without a batch. */
   liveIdleTimeoutMs: number;
+  /** The most live encoder contexts (ffmpeg processes) kept at once; published in the registry record. */
+  liveMaxContexts: number;
   name: string;
   codecs: Codec[] | null;
   redisUrl: string;
@@ -36,6 +38,9 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
                            nodes (default 30)
   --live-idle-timeout S    close a live stream's encoder (its ffmpeg) after S seconds without frames
                            (default 30); the stream's next batch starts a new one, with a keyframe
+  --live-max-contexts N    most live encoder contexts (ffmpeg processes) kept at once, 1-1024; the API
+                           places no new live stream here past N (default: 4 per slot, at most what
+                           half the free memory (or cgroup limit) holds at 128 MiB each)
   --name NAME              node name shown in /v1/nodes (default: host-pid)
   --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
   --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
@@ -48,6 +53,27 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
 Environment: REDIS_URL, QUEUE_PREFIX, FFMPEG_PATH, FFPROBE_PATH.`;
 
 export class ConfigError extends Error {}
+
+/** Live contexts per job slot by default: a live stream at desktop frame rates uses part of a core. */
+export const LIVE_CONTEXTS_PER_SLOT = 4;
+
+/**
+ * Memory budgeted per live context: measured RSS of one live ffmpeg, 55 MB (320x180) to 118 MB
+ * (1080p) for libx264 zerolatency, 70 to 229 MB for libvpx-vp9 realtime.
+ */
+export const LIVE_CONTEXT_BYTES = 128 * 1024 * 1024;
+
+/** Free memory, bounded by the process's memory limit (a container's cgroup) when it has one. */
+export function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < totalmem() ? Math.min(freemem(), limit) : freemem();
+}
+
+/** The default --live-max-contexts: 4 per slot, at most what half the free memory holds, at least 1. */
+export function defaultLiveMaxContexts(concurrency: number, freeMemoryBytes: number): number {
+  const byMemory = Math.floor(freeMemoryBytes / 2 / LIVE_CONTEXT_BYTES);
+  return Math.max(1, Math.min(LIVE_CONTEXTS_PER_SLOT * concurrency, byMemory));
+}
 
 function numberFlag(name: string, raw: string, min: number, max: number, integer: boolean): number {
   const value = Number(raw);
@@ -62,7 +88,7 @@ function numberFlag(name: string, raw: string, min: number, max: number, integer
 export function parseNodeArgs(
   argv: string[],
   env: NodeJS.ProcessEnv,
-  defaults: { cores: number; pid: number; host: string } = {
+  defaults: { cores: number; pid: number; host: string; freeMemory?: number } = {
     cores: availableParallelism(),
     pid: process.pid,
     host: hostname(),
@@ -77,6 +103,7 @@ export function parseNodeArgs(
     'reconnect-delay',
     'drain-timeout',
     'live-idle-timeout',
+    'live-max-contexts',
     'name',
     'codecs',
     'redis',
@@ -131,9 +158,17 @@ export function parseNodeArgs(
     throw new ConfigError(`--name must be 1-64 letters, digits, '_', '.', ':' or '-'`);
 
   const syntheticCost = flags.get('synthetic-cost-ms');
+  const concurrency = numberFlag(
+    'concurrency',
+    flags.get('concurrency') ?? String(defaults.cores),
+    1,
+    64,
+    true,
+  );
+  const liveMaxContexts = flags.get('live-max-contexts');
   return {
     pool,
-    concurrency: numberFlag('concurrency', flags.get('concurrency') ?? String(defaults.cores), 1, 64, true),
+    concurrency,
     timeoutMs: numberFlag('timeout', flags.get('timeout') ?? '10', 1, 600, false) * 1000,
     reconnectDelayMs:
       numberFlag('reconnect-delay', flags.get('reconnect-delay') ?? '0.5', 0.05, 60, false) * 1000,
@@ -141,6 +176,10 @@ export function parseNodeArgs(
     drainTimeoutMs: numberFlag('drain-timeout', flags.get('drain-timeout') ?? '30', 0, 3600, false) * 1000,
     liveIdleTimeoutMs:
       numberFlag('live-idle-timeout', flags.get('live-idle-timeout') ?? '30', 1, 86_400, false) * 1000,
+    liveMaxContexts:
+      liveMaxContexts === undefined
+        ? defaultLiveMaxContexts(concurrency, defaults.freeMemory ?? availableMemory())
+        : numberFlag('live-max-contexts', liveMaxContexts, 1, 1024, true),
     name,
     codecs,
     redisUrl,

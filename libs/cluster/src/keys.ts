@@ -92,6 +92,14 @@ export class KeySpace {
     return `${this.prefix}:streams:live`;
   }
 
+  /**
+   * When each open live stream last got a batch (or was created), a sorted set: a stream idle longer
+   * than its node's idle timeout holds no encoder there, so it does not count against the capacity.
+   */
+  get liveActivity(): string {
+    return `${this.prefix}:streams:live:seen`;
+  }
+
   /** Nodes that have (or had) live streams, hence a queue of their own to look after. */
   get liveNodes(): string {
     return `${this.prefix}:streams:nodes`;

@@ -47,6 +47,15 @@ describe('buildVideoEncodeArgs', () => {
     expect(valueOf(output, '-threads')).toBe('2');
   });
 
+  it('converts VP8 with BT.601 (all its bitstream can signal) and everything else with BT.709', () => {
+    const vp8 = buildVideoEncodeArgs(request({ codec: 'vp8', implementation: 'libvpx' })).output;
+    expect(valueOf(vp8, '-vf')).toMatch(/out_color_matrix=bt601.*format=yuv420p$/);
+    expect(valueOf(vp8, '-colorspace')).toBe('bt470bg');
+    const vp9 = buildVideoEncodeArgs(request({ codec: 'vp9', implementation: 'libvpx-vp9' })).output;
+    expect(valueOf(vp9, '-vf')).toMatch(/out_color_matrix=bt709/);
+    expect(valueOf(vp9, '-colorspace')).toBe('bt709');
+  });
+
   it.each([
     ['rgba', 'rgba'],
     ['bgra', 'bgra'],

@@ -2,7 +2,7 @@ import type { EncodeSettings, VideoCodec } from '../../contracts/src/index.js';
 import type { RawLayout } from './encoder.js';
 import { ffmpegRawPixFmt } from './pixel-formats.js';
 import { videoKnobs } from './settings.js';
-import { hardwareFamily } from './video-implementations.js';
+import { codecOfImplementation, hardwareFamily } from './video-implementations.js';
 
 /**
  * Pure builders of ffmpeg argument arrays (never shell strings). Everything the video encoders run
@@ -86,21 +86,33 @@ export function outputPixelFormat(implementation: string, layout: RawLayout): 'y
   return 'yuv420p';
 }
 
-/** BT.709 limited range, converted and tagged, so players and ffmpeg decode back to the same RGB. */
-export const COLOUR_TAGS: readonly string[] = [
-  '-colorspace',
-  'bt709',
-  '-color_primaries',
-  'bt709',
-  '-color_trc',
-  'bt709',
-  '-color_range',
-  'tv',
-];
+/**
+ * The RGB -> YUV matrix. BT.709 limited range everywhere except VP8, whose bitstream can only say
+ * BT.601 (its colour_space bit has no other value), so every VP8 decoder (ffmpeg's, browsers')
+ * converts back with BT.601 whatever the container says: a BT.709 encode came back colour-shifted
+ * (a 320x180 desktop scene capped at ~34 dB PSNR whatever the quantizer; 42 dB once matched).
+ */
+export function colourMatrix(implementation: string): 'bt709' | 'bt601' {
+  return codecOfImplementation(implementation) === 'vp8' ? 'bt601' : 'bt709';
+}
 
-function rgbToYuvFilter(pixelFormat: string): string {
+/** Colour tags matching the conversion, so players and ffmpeg decode back to the same RGB. */
+export function colourTags(implementation: string): string[] {
+  return [
+    '-colorspace',
+    colourMatrix(implementation) === 'bt601' ? 'bt470bg' : 'bt709',
+    '-color_primaries',
+    'bt709',
+    '-color_trc',
+    'bt709',
+    '-color_range',
+    'tv',
+  ];
+}
+
+function rgbToYuvFilter(implementation: string, pixelFormat: string): string {
   return (
-    'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,' +
+    `scale=out_color_matrix=${colourMatrix(implementation)}:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,` +
     `format=${pixelFormat}`
   );
 }
@@ -134,11 +146,11 @@ export function hardwareInputArgs(implementation: string, vaapiDevice: string): 
 export function videoFilter(implementation: string, pixelFormat: string): string {
   switch (hardwareFamily(implementation)) {
     case 'vaapi':
-      return `${rgbToYuvFilter('nv12')},hwupload`;
+      return `${rgbToYuvFilter(implementation, 'nv12')},hwupload`;
     case 'qsv':
-      return `${rgbToYuvFilter('nv12')},hwupload=extra_hw_frames=64`;
+      return `${rgbToYuvFilter(implementation, 'nv12')},hwupload=extra_hw_frames=64`;
     default:
-      return rgbToYuvFilter(pixelFormat);
+      return rgbToYuvFilter(implementation, pixelFormat);
   }
 }
 
@@ -199,7 +211,7 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
     ...threadArgs(implementation, request.threads),
     '-g',
     String(keyframeInterval),
-    ...COLOUR_TAGS,
+    ...colourTags(implementation),
     ...containerArgs(codec),
   ];
   return { input, output };

@@ -9,6 +9,7 @@ import {
   pngOptions,
   settingsMappingMarkdown,
   videoKnobs,
+  vp8Quantizer,
   webpOptions,
   X26X_PRESETS,
 } from './settings.js';
@@ -106,6 +107,11 @@ describe('knob mapping (pure)', () => {
     // VP8 realtime: a negative cpu-used pins the speed instead of adapting it to timing (deterministic)
     const vp8 = videoKnobs('libvpx', at(80, 100));
     expect(vp8.args[vp8.args.indexOf('-cpu-used') + 1]).toBe('-16');
+  });
+
+  it('VP8 quantizer follows a curve from 63 to 4 (its PSNR flattens at low quantizers)', () => {
+    expect([0, 30, 50, 70, 80, 90, 100].map(vp8Quantizer)).toEqual([63, 39, 25, 14, 9, 6, 4]);
+    expect(videoKnobs('libvpx', at(90, 80)).rateControl).toEqual({ option: 'qmin/qmax', value: 6 });
   });
 
   it('image codecs: quality only goes up, effort only goes down with speed', () => {

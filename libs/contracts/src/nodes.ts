@@ -19,6 +19,13 @@ export interface NodeRecord {
   encodeFps: number;
   /** Live streams this node keeps an encoder context for. */
   liveStreams?: number;
+  /**
+   * The most live encoder contexts this node keeps at once (`--live-max-contexts`): the API places no
+   * new live stream on it past this many streams pinned to it. Absent from nodes older than the field.
+   */
+  liveCapacity?: number;
+  /** After this long without a batch a live stream's encoder context here is closed (`--live-idle-timeout`). */
+  liveIdleTimeoutMs?: number;
   version: string;
   startedAt: string;
   lastSeen: string;

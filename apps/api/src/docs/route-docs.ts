@@ -158,7 +158,11 @@ export const ApiCreateStream = () =>
     ApiBadRequestResponse({ type: ErrorDto }),
     ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'frames over MAX_FRAME_PIXELS' }),
     ApiUnprocessableEntityResponse({ type: ErrorDto, description: 'no live node can encode the codec' }),
-    ApiServiceUnavailableResponse({ type: ErrorDto, headers: RETRY_AFTER }),
+    ApiServiceUnavailableResponse({
+      type: ErrorDto,
+      headers: RETRY_AFTER,
+      description: 'Redis away, or (mode live) every node that can encode the codec is at its live capacity',
+    }),
   );
 
 export const ApiGetStream = () =>

@@ -185,6 +185,21 @@ export class NodeDto implements NodeRecord {
   @ApiProperty({ example: 57.5, description: 'frames encoded per second over the last minute' })
   encodeFps!: number;
 
+  @ApiPropertyOptional({
+    example: 1,
+    description: 'live streams with a running encoder context (ffmpeg) here',
+  })
+  liveStreams?: number;
+
+  @ApiPropertyOptional({
+    example: 8,
+    description: 'most live encoder contexts this node keeps; no new live stream is placed on it past this',
+  })
+  liveCapacity?: number;
+
+  @ApiPropertyOptional({ example: 30000, description: 'a live encoder context idle this long is closed' })
+  liveIdleTimeoutMs?: number;
+
   @ApiProperty({ example: '0.1.0' })
   version!: string;
 

@@ -202,6 +202,16 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       'Frames per second the live nodes encoded over their last minute (their own report), by pool',
       (nodes) => nodes.reduce((sum, node) => sum + (node.encodeFps ?? 0), 0),
     );
+    nodeGauge(
+      'node_live_capacity',
+      'Live encoder contexts the live nodes may keep (sum of their --live-max-contexts), by pool',
+      (nodes) => nodes.reduce((sum, node) => sum + (node.liveCapacity ?? 0), 0),
+    );
+    nodeGauge(
+      'node_live_contexts',
+      'Live encoder contexts (ffmpeg processes) the live nodes report at their last heartbeat, by pool',
+      (nodes) => nodes.reduce((sum, node) => sum + (node.liveStreams ?? 0), 0),
+    );
     new Gauge({
       name: metricName('redis_connection_up'),
       help: '1 while an API Redis connection is ready, else 0',

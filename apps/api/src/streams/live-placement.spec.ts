@@ -30,6 +30,21 @@ describe('chooseLiveNode', () => {
     expect(chooseLiveNode('vp8', 'cpu', [a, b], () => 0)?.name).toBe('a');
     expect(chooseLiveNode('hevc', 'gpu', [a, b, g], () => 0)?.name).toBe('g');
     expect(chooseLiveNode('h264', 'gpu', [a, b, g], () => 0)).toBeNull();
-    expect(chooseLiveNode('vp8', 'cpu', [a, b], () => 0, 'id-a')).toBeNull();
+    expect(chooseLiveNode('vp8', 'cpu', [a, b], () => 0, { exclude: 'id-a' })).toBeNull();
+  });
+
+  it('skips nodes at their live capacity; only a stream moving off a dead node may overcommit', () => {
+    const small = node('small', 'cpu', ['h264'], { liveCapacity: 1 });
+    const big = node('big', 'cpu', ['h264'], { liveCapacity: 4, concurrency: 1 });
+    const load = { 'id-small': 1, 'id-big': 3 } as Record<string, number>;
+    // small has fewer streams per slot but no room left
+    expect(chooseLiveNode('h264', 'cpu', [small, big], (id) => load[id])?.name).toBe('big');
+    load['id-big'] = 4;
+    expect(chooseLiveNode('h264', 'cpu', [small, big], (id) => load[id])).toBeNull();
+    expect(chooseLiveNode('h264', 'cpu', [small, big], (id) => load[id], { overcommit: true })?.name).toBe(
+      'small',
+    );
+    // a node that publishes no capacity (older than the field) is never full
+    expect(chooseLiveNode('h264', 'cpu', [small, a], (id) => (id === 'id-a' ? 100 : 1))?.name).toBe('a');
   });
 });

@@ -10,7 +10,17 @@ import {
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
-import { chooseLiveNode } from './live-placement.js';
+import {
+  DEFAULT_LIVE_IDLE_MS,
+  canHostLive,
+  chooseLiveNode,
+  type LivePlacementOptions,
+} from './live-placement.js';
+
+export interface LivePlace {
+  node: string | null;
+  atCapacity: boolean;
+}
 
 /** How long a dead node's empty queue is kept before it is deleted. */
 const FORGET_DEAD_NODE_MS = 30_000;
@@ -46,12 +56,46 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Picks a node for a new live stream; null when no live node can encode it. */
-  async place(codec: Codec, pool: Pool, exclude: string | null = null): Promise<string | null> {
+  /**
+   * Picks a node for a live stream: `node` null when none can take it, `atCapacity` then saying that
+   * some could encode it but every one of them holds as many live encoder contexts as it publishes it
+   * can. Contexts are counted here, not taken from the node's record (that lags by a heartbeat, and
+   * would let a burst of new streams past the capacity): the streams pinned to the node that were
+   * created or got a batch within its idle timeout (older ones had their encoder closed).
+   */
+  async place(
+    codec: Codec,
+    pool: Pool,
+    options: LivePlacementOptions = {},
+    now = Date.now(),
+  ): Promise<LivePlace> {
     const nodes = await this.registry.list();
-    const counts = await Promise.all(nodes.map((node) => this.redis.scard(this.keys.nodeStreams(node.id))));
-    const load = new Map(nodes.map((node, index) => [node.id, counts[index]]));
-    return chooseLiveNode(codec, pool, nodes, (id) => load.get(id) ?? 0, exclude)?.id ?? null;
+    const pinned = await Promise.all(
+      nodes.map((node) => this.redis.smembers(this.keys.nodeStreams(node.id))),
+    );
+    const contexts = await Promise.all(
+      nodes.map(async (node, index) => {
+        if (node.liveCapacity === undefined || pinned[index].length === 0) return 0;
+        const seen = await this.redis.zmscore(this.keys.liveActivity, ...pinned[index]);
+        const since = now - (node.liveIdleTimeoutMs ?? DEFAULT_LIVE_IDLE_MS);
+        return seen.filter((at) => at !== null && Number(at) >= since).length;
+      }),
+    );
+    const streams = new Map(nodes.map((node, index) => [node.id, pinned[index].length]));
+    const held = new Map(nodes.map((node, index) => [node.id, contexts[index]]));
+    const node = chooseLiveNode(
+      codec,
+      pool,
+      nodes,
+      (id) => streams.get(id) ?? 0,
+      options,
+      (id) => held.get(id) ?? 0,
+    );
+    if (node) return { node: node.id, atCapacity: false };
+    const full = nodes.filter(
+      (candidate) => candidate.id !== options.exclude && canHostLive(candidate, codec, pool),
+    );
+    return { node: null, atCapacity: full.length > 0 };
   }
 
   /** Every stream is watched for stalls until it ends (StreamStallCheck). */
@@ -59,7 +103,13 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     await this.redis.sadd(this.keys.openStreams, streamId);
   }
 
+  /** The stream was created or got a batch: it holds (or is about to hold) an encoder context. */
+  async touch(streamId: string, now = Date.now()): Promise<void> {
+    await this.redis.zadd(this.keys.liveActivity, now, streamId);
+  }
+
   async pin(streamId: string, nodeId: string): Promise<void> {
+    await this.touch(streamId);
     await this.redis.hset(this.keys.liveStreams, streamId, nodeId);
     await this.watchNode(nodeId);
     await this.redis.sadd(this.keys.nodeStreams(nodeId), streamId);
@@ -68,6 +118,7 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
   async unpin(streamId: string): Promise<void> {
     const nodeId = await this.redis.hget(this.keys.liveStreams, streamId);
     await this.redis.hdel(this.keys.liveStreams, streamId);
+    await this.redis.zrem(this.keys.liveActivity, streamId);
     if (nodeId) await this.redis.srem(this.keys.nodeStreams(nodeId), streamId);
   }
 
@@ -97,7 +148,7 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   private async relocate(streamId: string, from: string, codec: Codec, pool: Pool): Promise<string | null> {
-    const to = await this.place(codec, pool, from);
+    const to = (await this.place(codec, pool, { exclude: from, overcommit: true })).node;
     if (!to) return null;
     if (!(await this.streams.repin(streamId, from, to))) {
       const now = (await this.streams.get(streamId))?.node ?? null;

@@ -36,6 +36,9 @@ export function newStreamId(): string {
 /** Attempts to queue a batch that has its seq, ENQUEUE_RETRY_MS apart. */
 const ENQUEUE_ATTEMPTS = 8;
 
+/** A full cluster frees live capacity as streams end or go idle: worth asking again after this. */
+const LIVE_FULL_RETRY_AFTER_SECONDS = 10;
+
 /** Keyframes every 10 seconds of frames unless the client asks otherwise. */
 const DEFAULT_KEYFRAME_SECONDS = 10;
 
@@ -81,7 +84,14 @@ export class StreamsService {
     const id = newStreamId();
     let node: string | null = null;
     if (params.mode === 'live') {
-      node = await this.live.place(params.codec, params.pool);
+      const place = await this.live.place(params.codec, params.pool);
+      if (place.atCapacity) {
+        throw new RetryLaterException(
+          `every node that can keep a live ${params.codec} stream keeps as many as its capacity allows (see liveCapacity in /v1/nodes); retry later, end a live stream, or use mode=batch`,
+          LIVE_FULL_RETRY_AFTER_SECONDS,
+        );
+      }
+      node = place.node;
       if (!node) throw new RetryLaterException(`no live node can keep a ${params.codec} stream now`, 5);
     }
     await this.streams.create(id, params, node, Date.now(), tenant);
@@ -177,7 +187,7 @@ export class StreamsService {
       },
     };
     try {
-      if (node) await this.live.watchNode(node);
+      if (node) await Promise.all([this.live.watchNode(node), this.live.touch(streamId)]);
       // The seq is given: a failure now costs the stream a batch, so a passing blip (a queue connection
       // coming back after a Redis restart) is waited out.
       // The batch's job is the stream's owner's, whoever of its tenant (or an operator) sent it.

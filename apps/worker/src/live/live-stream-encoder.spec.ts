@@ -250,4 +250,90 @@ describe('LiveStreamEncoder', () => {
     expect(sessions[0].closed).toBe(true);
     expect(encoder.activeStreams).toBe(0);
   });
+
+  describe('capacity (--live-max-contexts)', () => {
+    /** A stream log with one cursor per stream, all pinned here. */
+    class StreamsLog implements LiveStreamLog {
+      cursors = new Map<string, number>();
+      async position(streamId: string) {
+        return { cursor: this.cursors.get(streamId) ?? 0, node: 'me', state: 'open' as const };
+      }
+      async commit(streamId: string, seq: number): Promise<CommitResult> {
+        if (seq !== (this.cursors.get(streamId) ?? 0)) return { status: 'duplicate' };
+        this.cursors.set(streamId, seq + 1);
+        return { status: 'appended', delivered: seq + 1, ended: false };
+      }
+    }
+
+    function ofStream(streamId: string, seq: number): EncodeJobData {
+      const data = batch(seq);
+      return { ...data, jobId: `${streamId}-${seq}`, stream: { ...data.stream!, streamId } };
+    }
+
+    function capped(capacity: number, now: () => number) {
+      const sessions = new Map<string, FakeSession[]>();
+      let gate: Promise<void> | null = null;
+      const factory: LiveSessionFactory = {
+        start: async (data) => {
+          const session = new FakeSession(sessions.size);
+          if (gate) {
+            const wait = gate;
+            const encode = session.encode.bind(session);
+            session.encode = async (frames, count) => (await wait, encode(frames, count));
+          }
+          const list = sessions.get(data.stream!.streamId) ?? [];
+          list.push(session);
+          sessions.set(data.stream!.streamId, list);
+          return session;
+        },
+      };
+      const encoder = new LiveStreamEncoder(
+        'me',
+        'node-me',
+        new FakeStorage(),
+        new StreamsLog(),
+        factory,
+        now,
+        capacity,
+      );
+      return { encoder, sessions, hold: (until: Promise<void> | null) => (gate = until) };
+    }
+
+    it('never keeps more contexts than its capacity: the one unused longest is closed', async () => {
+      let now = 0;
+      const { encoder, sessions } = capped(2, () => now);
+      for (const stream of ['a', 'b', 'c']) {
+        now += 10;
+        await encoder.run(ofStream(stream, 0), 1);
+      }
+      expect(encoder.activeStreams).toBe(2);
+      expect(['a', 'b', 'c'].map((stream) => sessions.get(stream)![0].closed)).toEqual([true, false, false]);
+      // a comes back: a new context (a keyframe), and b, now the one unused longest, makes room.
+      now += 10;
+      await encoder.run(ofStream('a', 1), 1);
+      expect(sessions.get('a')).toHaveLength(2);
+      expect(['a', 'b', 'c'].map((stream) => sessions.get(stream)!.at(-1)!.closed)).toEqual([
+        false,
+        true,
+        false,
+      ]);
+      expect(encoder.activeStreams).toBe(2);
+    });
+
+    it('hands a batch back when every context is encoding, and takes it once one is free', async () => {
+      const { encoder, sessions, hold } = capped(1, () => 0);
+      let release!: () => void;
+      hold(new Promise<void>((resolve) => (release = resolve)));
+      const first = encoder.run(ofStream('a', 0), 1);
+      await new Promise((resolve) => setImmediate(resolve));
+      await expect(encoder.run(ofStream('b', 0), 1)).rejects.toThrow(LiveHandBack);
+      expect(sessions.has('b')).toBe(false);
+      hold(null);
+      release();
+      await first;
+      expect(await encoder.run(ofStream('b', 0), 1)).toEqual({ outputs: 1 });
+      expect(sessions.get('a')![0].closed).toBe(true);
+      expect(encoder.activeStreams).toBe(1);
+    });
+  });
 });

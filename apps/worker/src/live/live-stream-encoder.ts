@@ -43,6 +43,8 @@ interface StreamContext {
   lastUsedAt: number;
   turn: Promise<unknown>;
   busy: number;
+  /** Counts against the node's capacity: from just before its session starts until it is closed. */
+  holdsSlot: boolean;
 }
 
 export interface LiveRunResult {
@@ -68,6 +70,8 @@ export class LiveStreamEncoder {
     private readonly streams: LiveStreamLog,
     private readonly sessions: LiveSessionFactory,
     private readonly now: () => number = Date.now,
+    /** The most encoder contexts kept at once (--live-max-contexts). */
+    private readonly capacity: number = Infinity,
   ) {}
 
   /** Streams with a running encoder context here. */
@@ -100,6 +104,7 @@ export class LiveStreamEncoder {
       lastUsedAt: this.now(),
       turn: Promise.resolve(),
       busy: 0,
+      holdsSlot: false,
     };
     this.contexts.set(streamId, context);
     return context;
@@ -126,7 +131,10 @@ export class LiveStreamEncoder {
     if (ref.seq > position.cursor) {
       throw new LiveHandBack(`batch ${ref.seq} waits for batch ${position.cursor} of stream ${ref.streamId}`);
     }
+    // Room for a new encoder is found (or the batch handed back) before the job is marked active.
+    if (this.needsNewSession(context, ref.seq)) await this.takeSlot(context, ref.streamId);
     if (!(await this.storage.markActive(data.jobId, this.nodeName, attempt, this.now()))) {
+      if (!context.session) context.holdsSlot = false;
       return { outputs: 0, skipped: true };
     }
 
@@ -195,13 +203,19 @@ export class LiveStreamEncoder {
 
   private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
     const ref = data.stream!;
-    if (!context.session?.alive || context.next !== ref.seq) {
+    if (this.needsNewSession(context, ref.seq)) {
       await context.session?.close().catch(() => undefined);
       context.session = null;
+      await this.takeSlot(context, ref.streamId);
       const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
-      const starting = this.sessions.start(data, layout, ref.keyframeInterval ?? 300);
-      if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
-      context.session = await starting;
+      try {
+        const starting = this.sessions.start(data, layout, ref.keyframeInterval ?? 300);
+        if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
+        context.session = await starting;
+      } catch (error) {
+        context.holdsSlot = false;
+        throw error;
+      }
       context.next = ref.seq;
     }
     try {
@@ -209,8 +223,46 @@ export class LiveStreamEncoder {
     } catch (error) {
       await context.session.close().catch(() => undefined);
       context.session = null;
+      context.holdsSlot = false;
       throw error;
     }
+  }
+
+  /** Whether the batch `seq` needs a new encoder: none runs, or the one running did not encode just the batches before. */
+  private needsNewSession(context: StreamContext, seq: number): boolean {
+    return !context.session?.alive || context.next !== seq;
+  }
+
+  /**
+   * A place for `context`'s new encoder within the node's capacity. At capacity, the context unused for
+   * longest that has no batch waiting is closed (its stream's next batch starts again, with a keyframe,
+   * wherever it is then); when every context is in use, the batch is handed back to wait. Decided
+   * synchronously, so batches of several streams starting at once cannot pass the capacity together.
+   */
+  private async takeSlot(context: StreamContext, streamId: string): Promise<void> {
+    if (context.holdsSlot) return;
+    let held = 0;
+    let victim: [string, StreamContext] | null = null;
+    for (const entry of this.contexts) {
+      const other = entry[1];
+      if (!other.holdsSlot) continue;
+      held++;
+      if (other !== context && other.busy === 0 && (!victim || other.lastUsedAt < victim[1].lastUsedAt))
+        victim = entry;
+    }
+    if (held >= this.capacity) {
+      if (!victim) {
+        throw new LiveHandBack(
+          `node ${this.nodeName} keeps ${held} live encoder contexts, its capacity, all in use: stream ${streamId} waits`,
+        );
+      }
+      this.contexts.delete(victim[0]);
+      victim[1].holdsSlot = false;
+      context.holdsSlot = true;
+      await victim[1].session?.close().catch(() => undefined);
+      return;
+    }
+    context.holdsSlot = true;
   }
 
   private async closeContext(streamId: string): Promise<void> {
@@ -219,6 +271,7 @@ export class LiveStreamEncoder {
     const session = context.session;
     context.session = null;
     context.next = -1;
+    context.holdsSlot = false;
     await session?.close().catch(() => undefined);
   }
 
@@ -231,6 +284,7 @@ export class LiveStreamEncoder {
       if (now - context.lastUsedAt < idleMs && (await this.streams.position(streamId))?.state === 'open')
         continue;
       this.contexts.delete(streamId);
+      context.holdsSlot = false;
       if (context.session) closed++;
       await context.session?.close().catch(() => undefined);
     }

@@ -2,7 +2,7 @@ import type { EncodeSettings, VideoCodec } from '../../../contracts/src/index.js
 import type { RawLayout } from '../encoder.js';
 import { UnsupportedCodecError } from '../errors.js';
 import {
-  COLOUR_TAGS,
+  colourTags,
   outputPixelFormat,
   rawVideoInputArgs,
   threadArgs,
@@ -94,7 +94,7 @@ export function buildLiveEncodeArgs(request: LiveEncodeRequest): FfmpegArgs {
     ...threadArgs(implementation, threads),
     '-g',
     String(keyframeInterval),
-    ...COLOUR_TAGS,
+    ...colourTags(implementation),
     '-fps_mode',
     'passthrough',
     '-flush_packets',

@@ -2,7 +2,7 @@ import type { EncodeSettings, PixelFormat, VideoCodec } from '../../../contracts
 import type { RawLayout } from '../encoder.js';
 import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from '../errors.js';
 import { createEncoder } from '../registry.js';
-import { decodeVideoToRgb, psnr } from '../testing/media-check.js';
+import { decodeVideoToRgb, probeVideo, psnr } from '../testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../testing/synthetic-frames.js';
 import { LiveVideoSession, type LivePacket } from './live-video-session.js';
 import { playableStream } from './testing.js';
@@ -106,6 +106,40 @@ describe('LiveVideoSession (real ffmpeg)', () => {
       const expected = Buffer.concat(rgba.map(rgbaToRgb));
       expect(decoded.length).toBe(expected.length);
       const quality = psnr(expected, decoded);
+      if (quality < 30) throw new Error(`${codec}: PSNR ${quality.toFixed(1)} dB < 30 dB`);
+    },
+  );
+
+  it.each(['vp8', 'vp9', 'av1'] as const)(
+    '%s keeps an odd size exact in 4:2:0 (161x121), decodable at PSNR > 30 dB',
+    async (codec) => {
+      const raw = layout(161, 121, 'bgrx');
+      const session = await createEncoder(codec, undefined, { threads: 1 }).startLive(raw, settings, 1000);
+      const rgba = scenes(raw.width, raw.height, 0, 3);
+      let packets: LivePacket[];
+      try {
+        packets = await session.encode(
+          [Buffer.concat(rgba.map((frame) => rgbaToPixelFormat(frame, 'bgrx')))],
+          3,
+        );
+      } finally {
+        await session.close();
+      }
+      const stream = playableStream(
+        codec,
+        packets.map((packet) => packet.data),
+        raw.width,
+        raw.height,
+      );
+      const probe = await probeVideo(stream);
+      expect([probe.codecName, probe.pixFmt, probe.width, probe.height, probe.frames]).toEqual([
+        codec,
+        'yuv420p',
+        161,
+        121,
+        3,
+      ]);
+      const quality = psnr(Buffer.concat(rgba.map(rgbaToRgb)), await decodeVideoToRgb(stream));
       if (quality < 30) throw new Error(`${codec}: PSNR ${quality.toFixed(1)} dB < 30 dB`);
     },
   );
