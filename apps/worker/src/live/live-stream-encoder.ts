@@ -218,10 +218,11 @@ export class LiveStreamEncoder {
       }
       context.next = ref.seq;
     }
+    const session = context.session!;
     try {
-      return await context.session.encode(readJobInput(this.storage, data, null), data.frames, { signal });
+      return await session.encode(readJobInput(this.storage, data, null), data.frames, { signal });
     } catch (error) {
-      await context.session.close().catch(() => undefined);
+      await session.close().catch(() => undefined);
       context.session = null;
       context.holdsSlot = false;
       throw error;
