@@ -54,16 +54,20 @@ describe('live streams under faults', () => {
       fps: 30,
     });
     const nodes = await stack.client.nodes();
-    const pinned = nodes.find((node) => node.id === stream.node)!;
-    const survivor = nodes.find((node) => node.id !== stream.node)!;
-    expect(pinned).toBeDefined();
+    expect(nodes.map((node) => node.id)).toContain(stream.node);
+    const viewOf = async () => (await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView;
 
     const delivery = readWs(api, stream.id);
     const killAt = 20;
+    let survivor = nodes[0];
     for (let index = 0; index < count; index++) {
       if (index === killAt) {
-        // Delivered up to here? Wait a little so that some batches are in flight when the node dies.
-        expect(await stack.signalWorker(pinned.name, 'SIGKILL')).toBeNull();
+        // The node holding the stream now (on a starved machine a missed heartbeat may have moved it
+        // already: that move must be as seamless as the one this kill forces).
+        const pinnedNow = (await viewOf()).node;
+        const killed = nodes.find((node) => node.id === pinnedNow)!;
+        survivor = nodes.find((node) => node.id !== pinnedNow)!;
+        expect(await stack.signalWorker(killed.name, 'SIGKILL')).toBeNull();
       }
       const answer = await submitFrames(api, stream.id, bgra[index], 1);
       expect(answer.status).toBe(202);
@@ -85,17 +89,18 @@ describe('live streams under faults', () => {
     );
     expect(events.filter((event) => event.type === 'batch-failed')).toEqual([]);
     const nodesUsed = events.filter((event) => event.type === 'batch').map((event) => event.data.node);
-    expect(nodesUsed[0]).toBe(pinned.name);
     expect(nodesUsed.at(-1)).toBe(survivor.name);
-    // The survivor started with a keyframe where it took over; no keyframe otherwise.
-    const takeover = nodesUsed.indexOf(survivor.name);
+    // Each node that took the stream over started with a keyframe there; no keyframe otherwise.
+    const takeovers = nodesUsed.flatMap((node, index) =>
+      index > 0 && node !== nodesUsed[index - 1] ? [index] : [],
+    );
+    expect(takeovers.length).toBeGreaterThan(0);
     const keyframes = outputs.filter((event) => event.data.keyframe).map((event) => event.data.frame);
-    expect(keyframes).toEqual([0, takeover]);
+    expect(keyframes).toEqual([0, ...takeovers]);
 
     const annexB = Buffer.concat(outputs.map((event) => bytes.get(event.id!)!));
     await expectVideoOf(annexB, inputs, width, height);
-    const view = (await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView;
-    expect(view.node).toBe(survivor.id);
+    expect((await viewOf()).node).toBe(survivor.id);
   });
 
   it('Redis restarted mid-stream: the stream goes on, every acknowledged frame delivered once', async () => {
