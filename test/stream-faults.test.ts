@@ -62,6 +62,9 @@ describe('live streams under faults', () => {
     let survivor = nodes[0];
     for (let index = 0; index < count; index++) {
       if (index === killAt) {
+        // Some batches delivered (on a loaded machine the node may not have started yet), the rest in
+        // flight when the node dies.
+        await waitUntil(async () => (await viewOf()).delivered >= killAt / 2, 30_000, 'first deliveries');
         // The node holding the stream now (on a starved machine a missed heartbeat may have moved it
         // already: that move must be as seamless as the one this kill forces).
         const pinnedNow = (await viewOf()).node;
