@@ -105,6 +105,22 @@ describe('FrameStore input chunks', () => {
     expect(redis.values.size).toBe(0);
   });
 
+  it('grows a frame with the bytes that arrived, never ahead of them, and removes it when the body fails', async () => {
+    let stall!: (error: Error) => void;
+    async function* firstBytesThenStall(): AsyncGenerator<Buffer> {
+      yield body.subarray(0, 100);
+      await new Promise<void>((_, reject) => (stall = reject));
+    }
+    const writing = store.writeFrames(jobId, firstBytesThenStall(), 2000, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    // The body declares a 2000-byte frame and sent 100 bytes: Redis holds those 100, not 2000.
+    expect(redis.values.get(keys.frame(jobId, 0))!.length).toBe(100);
+    expect(redis.expiring.has(keys.frame(jobId, 0))).toBe(true);
+    stall(new Error('the client stopped sending'));
+    await expect(writing).rejects.toThrow('the client stopped sending');
+    expect(redis.values.size).toBe(0);
+  });
+
   it('writes a whole frame with a TTL in one command', async () => {
     await store.writeFrame(jobId, 4, body);
     expect(redis.values.get(keys.frame(jobId, 4))!.equals(body)).toBe(true);

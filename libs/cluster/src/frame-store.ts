@@ -119,16 +119,16 @@ export class FrameStore {
           const size = Math.min(valueBytes, totalBytes - index * valueBytes);
           const take = Math.min(size - within, chunk.length - offset);
           const key = keyOf(index);
-          if (within === 0) {
-            // Allocate the whole value once: growing it piece by piece would reallocate in Redis.
-            // (A body of unknown length grows its values: its last one must not be padded.)
-            if (exact) track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
-            track(this.redis.expire(key, this.options.ttlSeconds), 0);
-          }
+          // Values grow with the bytes that arrived, never ahead of them: a client that declares a
+          // huge body and sends a byte must not make Redis hold the whole of it. (Redis grows a
+          // string in steps of at most 1 MiB past the first MiB; measured on a 1080p frame, ~1 ms
+          // more of Redis CPU than one allocation up front.)
           track(
             sendDirect(this.redis, 'setrange', [key, within, chunk.subarray(offset, offset + take)]),
             take,
           );
+          // After the first piece, which created the key (commands on one key keep their order).
+          if (within === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
           offset += take;
           received += take;
         }
