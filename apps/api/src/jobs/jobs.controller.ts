@@ -21,6 +21,7 @@ import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
 import { uploadKindOf } from './upload-kind.js';
 import { SubmissionGate } from './submission-gate.js';
+import type { Upload } from './upload-limits.js';
 import {
   ApiCancelJob,
   ApiCreateJob,
@@ -57,11 +58,10 @@ export class JobsController {
   // them), so it is validated here, with the same pipe options, rather than by the global pipe.
   async create(@Query() query: Record<string, unknown>, @Req() request: Request): Promise<AcceptedJob> {
     const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
-    const submit = async () => {
-      if (upload.kind === 'multipart')
-        return this.jobs.submitEncoded(query, request, contentLengthOf(request));
+    const submit = async (body: Upload) => {
+      if (upload.kind === 'multipart') return this.jobs.submitEncoded(query, body, contentLengthOf(request));
       const params = await validateParams(CreateJobQuery, query);
-      return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding);
+      return this.jobs.submitRaw(params, body, contentLengthOf(request), upload.encoding);
     };
     return this.gate.submit(request, (accepted) => accepted.id, submit);
   }

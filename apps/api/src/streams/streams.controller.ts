@@ -78,13 +78,13 @@ export class StreamsController {
     return this.gate.submit(
       request,
       (accepted) => accepted.jobId,
-      async () => {
+      async (body) => {
         const { frames } = await validateParams(StreamFramesQuery, query);
         const key = request.headers['idempotency-key'];
         return this.streams.submitFrames(
           id,
           frames,
-          request,
+          body,
           contentLengthOf(request),
           upload.encoding,
           typeof key === 'string' ? key : undefined,
