@@ -83,11 +83,11 @@ describe('uploads that stall or declare more than they send', () => {
       env: {
         API_KEYS: `${KEY_A},${KEY_B},${KEY_C}`,
         MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-        MAX_UPLOAD_BYTES_IN_FLIGHT_PER_CLIENT: String(PER_CLIENT),
-        MAX_UPLOAD_BYTES_IN_FLIGHT: String(TOTAL),
+        UPLOAD_BYTES_PER_CLIENT: String(PER_CLIENT),
+        UPLOAD_BYTES_IN_FLIGHT: String(TOTAL),
         UPLOAD_IDLE_TIMEOUT_MS: String(IDLE_MS),
         // The least it may be: one 8K image as received (MAX_BODY_BYTES at most) and decoded.
-        MAX_IMAGE_BYTES_IN_FLIGHT: String(MAX_BODY_BYTES + WIDTH_8K * HEIGHT_8K * 4),
+        IMAGE_BYTES_IN_FLIGHT: String(MAX_BODY_BYTES + WIDTH_8K * HEIGHT_8K * 4),
       },
       workers: [{ name: 'uploads-node', concurrency: 1 }],
     });
@@ -142,10 +142,14 @@ describe('uploads that stall or declare more than they send', () => {
       answer,
       send: (bytes) =>
         new Promise<void>((resolve) => {
-          if (request.destroyed) return resolve();
-          if (request.write(bytes)) return resolve();
-          request.once('drain', resolve);
-          request.once('close', resolve);
+          if (request.destroyed || request.write(bytes)) return resolve();
+          const done = () => {
+            request.off('drain', done);
+            request.off('close', done);
+            resolve();
+          };
+          request.on('drain', done);
+          request.on('close', done);
         }),
       trickle: () => {
         trickler = setInterval(() => request.write(Buffer.from([0])), TRICKLE_MS);
@@ -271,7 +275,8 @@ describe('uploads that stall or declare more than they send', () => {
       {
         first: Buffer.concat([multipartHead('huge.png'), pngHeader(20_000, 20_000)]),
         status: 413,
-        message: /the png image is 20000x20000 \(400000000 pixels\); at most 33177600 pixels are accepted/,
+        message:
+          /frame 1 \(huge\.png\): the image is 20000x20000 \(400000000 pixels\); at most 33177600 pixels are accepted/,
       },
       {
         first: Buffer.concat([multipartHead('padded.png'), pngHeader(64, 64), filler, filler]),
@@ -311,9 +316,18 @@ describe('uploads that stall or declare more than they send', () => {
       if (!answered) await upload.send(Buffer.from(`\r\n--${BOUNDARY}--\r\n`));
       return upload.answer;
     };
-    const answers = await Promise.all([send(), send(), send()]);
-    expect(answers.map((answer) => answer.status)).toEqual([400, 400, 400]);
-    // Buffered whole, the three parts alone would be 300 MiB (and twice that once joined).
-    expect(vmHwmBytes(pid) - before).toBeLessThan(100 * MiB);
+    // Each is answered 400 after its first bytes; a client that keeps sending regardless may lose that
+    // answer to the reset when the API stops reading off its body (16 MiB later).
+    const outcomes = await Promise.all(
+      [send(), send(), send()].map((answer) =>
+        answer.then(
+          ({ status }) => status,
+          () => 'reset',
+        ),
+      ),
+    );
+    for (const outcome of outcomes) expect([400, 'reset']).toContain(outcome);
+    // Buffered whole, the three parts would be 300 MiB (measured before: 197 MiB more at the peak; now 9).
+    expect(vmHwmBytes(pid) - before).toBeLessThan(64 * MiB);
   }, 120_000);
 });

@@ -53,6 +53,7 @@ describe('readImageHeader', () => {
     for (const head of ['GIF89a', '{"frames"', 'BM6', '\x89PNX', 'RIFF\0\0\0\0WAVEfmt ']) {
       expect(() => readImageHeader(Buffer.from(head, 'latin1'))).toThrow(UnsupportedInputError);
     }
+    expect(() => readImageHeader(Buffer.from('GIF89a', 'latin1'))).toThrow(/PNG, JPEG or WebP, got gif/);
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     expect(readImageHeader(png)).toBeNull();
     // A PNG signature followed by filler instead of an IHDR chunk.

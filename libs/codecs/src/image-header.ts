@@ -20,11 +20,22 @@ export function readImageHeader(head: Buffer): ImageHeader | null {
   if (head[0] === 0x89) return readPng(head);
   if (head[0] === 0xff) return readJpeg(head);
   if (head[0] === 0x52) return readWebp(head);
-  throw notAnImage();
+  throw notAnImage(head);
 }
 
-function notAnImage(): UnsupportedInputError {
-  return new UnsupportedInputError('the upload is not a PNG, JPEG or WebP image');
+/** Other image formats, named in the refusal so that the caller knows what it sent. */
+const OTHER_FORMATS: [string, (head: Buffer) => boolean][] = [
+  ['gif', (head) => head.toString('latin1', 0, 4) === 'GIF8'],
+  ['tiff', (head) => ['II*\0', 'MM\0*'].includes(head.toString('latin1', 0, 4))],
+  ['bmp', (head) => head.toString('latin1', 0, 2) === 'BM'],
+  ['heif or avif', (head) => head.toString('latin1', 4, 8) === 'ftyp'],
+];
+
+function notAnImage(head: Buffer): UnsupportedInputError {
+  const other = OTHER_FORMATS.find(([, matches]) => matches(head))?.[0];
+  return new UnsupportedInputError(
+    other ? `images must be PNG, JPEG or WebP, got ${other}` : 'the upload is not a PNG, JPEG or WebP image',
+  );
 }
 
 function corrupt(format: string, what: string): UnsupportedInputError {
@@ -44,7 +55,7 @@ function sized(format: AcceptedImageFormat, width: number, height: number): Imag
 
 /** Signature, then the IHDR chunk first: length 13, width and height as big-endian u32. */
 function readPng(head: Buffer): ImageHeader | null {
-  if (!startsLike(head, PNG_SIGNATURE)) throw notAnImage();
+  if (!startsLike(head, PNG_SIGNATURE)) throw notAnImage(head);
   if (head.length < 24) return null;
   if (head.readUInt32BE(8) !== 13 || head.toString('latin1', 12, 16) !== 'IHDR') {
     throw corrupt('png', 'it does not start with an IHDR chunk');
@@ -65,7 +76,7 @@ function isStartOfFrame(marker: number): boolean {
 /** SOI, then segments (marker, big-endian length) up to a start of frame: precision, height, width. */
 function readJpeg(head: Buffer): ImageHeader | null {
   if (head.length < 2) return null;
-  if (head[1] !== 0xd8) throw notAnImage();
+  if (head[1] !== 0xd8) throw notAnImage(head);
   let offset = 2;
   for (;;) {
     if (offset >= head.length) return null;
@@ -89,9 +100,9 @@ function readJpeg(head: Buffer): ImageHeader | null {
 
 /** RIFF....WEBP, then the first chunk: VP8 (lossy), VP8L (lossless) or VP8X (extended: the canvas). */
 function readWebp(head: Buffer): ImageHeader | null {
-  if (!startsLike(head, Buffer.from('RIFF'))) throw notAnImage();
+  if (!startsLike(head, Buffer.from('RIFF'))) throw notAnImage(head);
   if (head.length < 12) return null;
-  if (head.toString('latin1', 8, 12) !== 'WEBP') throw notAnImage();
+  if (head.toString('latin1', 8, 12) !== 'WEBP') throw notAnImage(head);
   if (head.length < 30) return null;
   const chunk = head.toString('latin1', 12, 16);
   if (chunk === 'VP8 ') {

@@ -15,13 +15,13 @@ export interface ApiConfig {
   maxFramePixels: number;
   maxFramesPerJob: number;
   /** Bytes of uploads this API is receiving at once, all clients together; 503 + Retry-After beyond. */
-  maxUploadBytesInFlight: number;
+  uploadBytesInFlight: number;
   /** The same for one client (API key, or address without keys); 429 + Retry-After beyond. */
-  maxUploadBytesInFlightPerClient: number;
+  uploadBytesPerClient: number;
   /** A body that sends nothing for this long gets 408, and what it stored is removed. */
   uploadIdleTimeoutMs: number;
   /** Bytes that uploaded images (as received, and decoded) may take in this API at once; 503 beyond. */
-  maxImageBytesInFlight: number;
+  imageBytesInFlight: number;
   /** How long frames, outputs, job records and event logs are kept. */
   retentionSeconds: number;
   /** Node directory cache lifetime: how stale the routing view may be. */
@@ -180,32 +180,29 @@ function uploadLimits(
   maxFramePixels: number,
 ): Pick<
   ApiConfig,
-  | 'maxUploadBytesInFlight'
-  | 'maxUploadBytesInFlightPerClient'
-  | 'uploadIdleTimeoutMs'
-  | 'maxImageBytesInFlight'
+  'uploadBytesInFlight' | 'uploadBytesPerClient' | 'uploadIdleTimeoutMs' | 'imageBytesInFlight'
 > {
   const perClient = atLeast(
     env,
-    'MAX_UPLOAD_BYTES_IN_FLIGHT_PER_CLIENT',
+    'UPLOAD_BYTES_PER_CLIENT',
     1024 ** 3,
     maxBodyBytes,
     'MAX_BODY_BYTES: one upload of the largest size must fit',
   );
   const total = atLeast(
     env,
-    'MAX_UPLOAD_BYTES_IN_FLIGHT',
+    'UPLOAD_BYTES_IN_FLIGHT',
     2 * 1024 ** 3,
     perClient,
-    'MAX_UPLOAD_BYTES_IN_FLIGHT_PER_CLIENT: what one client may send must fit',
+    'UPLOAD_BYTES_PER_CLIENT: what one client may send must fit',
   );
   return {
-    maxUploadBytesInFlight: total,
-    maxUploadBytesInFlightPerClient: perClient,
+    uploadBytesInFlight: total,
+    uploadBytesPerClient: perClient,
     uploadIdleTimeoutMs: integer(env, 'UPLOAD_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
-    maxImageBytesInFlight: atLeast(
+    imageBytesInFlight: atLeast(
       env,
-      'MAX_IMAGE_BYTES_IN_FLIGHT',
+      'IMAGE_BYTES_IN_FLIGHT',
       512 * 1024 ** 2,
       imageBytesBound(maxFramePixels, maxBodyBytes) + maxFramePixels * 4,
       'one image of MAX_FRAME_PIXELS, as received and decoded, must fit',

@@ -42,7 +42,7 @@ export function imagePartCheck(
         const pixels = header.width * header.height;
         if (pixels > limits.maxPixels) {
           throw new PayloadTooLargeException(
-            `${label}: the ${header.format} image is ${header.width}x${header.height} (${pixels} pixels); at most ${limits.maxPixels} pixels are accepted`,
+            `${label}: the image is ${header.width}x${header.height} (${pixels} pixels); at most ${limits.maxPixels} pixels are accepted`,
           );
         }
         maxBytes = imageBytesBound(pixels, limits.maxBodyBytes);

@@ -217,7 +217,7 @@ export class JobsService {
    * path to read, prefetch and encode, video included), a bad or oversized image is refused with a
    * 4xx while the client is still there rather than failing a queued job later. Each image is judged
    * from its first bytes (type, size from its header, then no more bytes than that size can take), and
-   * what it holds in memory counts against MAX_IMAGE_BYTES_IN_FLIGHT. The cost is decode work on the
+   * what it holds in memory counts against IMAGE_BYTES_IN_FLIGHT. The cost is decode work on the
    * API, bounded to one image at a time per request.
    */
   async submitEncoded(

@@ -50,7 +50,7 @@ export class UploadLimits {
 
   /** Bytes of uploaded images held in memory (received and decoded), for all requests together. */
   imageBuffer(): Reservation {
-    const limit = this.config.maxImageBytesInFlight;
+    const limit = this.config.imageBytesInFlight;
     return this.reservation((delta) => {
       if (delta > 0 && this.images + delta > limit) {
         throw new RetryLaterException(
@@ -63,7 +63,7 @@ export class UploadLimits {
   }
 
   private inFlight(clientId: string): Reservation {
-    const { maxUploadBytesInFlight: totalLimit, maxUploadBytesInFlightPerClient: clientLimit } = this.config;
+    const { uploadBytesInFlight: totalLimit, uploadBytesPerClient: clientLimit } = this.config;
     return this.reservation((delta) => {
       const own = this.perClient.get(clientId) ?? 0;
       if (delta > 0 && own + delta > clientLimit) {
