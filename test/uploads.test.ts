@@ -221,6 +221,13 @@ describe('uploads that stall or declare more than they send', () => {
     expect(await redis.keys(`${jobKey}*`)).toEqual([]);
   }, 60_000);
 
+  it('answers an image upload that stops arriving mid-image with 408 as well', async () => {
+    const upload = imageUpload(KEY_A, Buffer.concat([multipartHead('half.png'), pngHeader(64, 64)]), 10_000);
+    const answer = await upload.answer;
+    expect(answer.status).toBe(408);
+    expect(answer.body.message).toMatch(/the body stopped arriving/);
+  }, 60_000);
+
   it('caps bytes in flight per client (429) and in total (503), before reading; other clients go on', async () => {
     const held = raw8k(KEY_A, Buffer.alloc(1));
     held.trickle();

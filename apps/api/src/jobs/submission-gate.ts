@@ -6,8 +6,9 @@ import { UploadLimits, type Upload, type UploadRequest } from './upload-limits.j
 
 /**
  * What every submission goes through: the per-client and cluster limits (429/503), the caps on bytes
- * in flight (its body, handed to `submit` as an Upload, is read within them), and the Idempotency-Key (the same key and request again return the first answer, before admission, since a
- * repeat adds no work).
+ * in flight (its body, handed to `submit` as an Upload, is read within them), and the Idempotency-Key
+ * (the same key and request again return the first answer, before admission, since a repeat adds no
+ * work).
  */
 @Injectable()
 export class SubmissionGate {
