@@ -188,6 +188,11 @@ export class ServiceStack {
     worker.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
   }
 
+  /** The API process's id (to read its memory from /proc). */
+  get apiPid(): number | undefined {
+    return this.api?.child.pid;
+  }
+
   logsOf(name: string): string[] {
     return name === 'api' ? (this.api?.output ?? []) : (this.workers.get(name)?.output ?? []);
   }

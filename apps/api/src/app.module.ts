@@ -22,6 +22,7 @@ import { JobsService } from './jobs/jobs.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { SubmissionGate } from './jobs/submission-gate.js';
+import { UploadLimits } from './jobs/upload-limits.js';
 import { LiveStreams } from './streams/live-streams.js';
 import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
@@ -65,6 +66,7 @@ export class AppModule {
         Admission,
         IdempotencyStore,
         SubmissionGate,
+        UploadLimits,
         StreamsService,
         LiveStreams,
         StreamFollower,

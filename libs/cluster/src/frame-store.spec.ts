@@ -105,6 +105,39 @@ describe('FrameStore input chunks', () => {
     expect(redis.values.size).toBe(0);
   });
 
+  it('reserves no more for a frame than the body has sent, and removes it when the body fails', async () => {
+    store = new FrameStore(redis as never, keys, {
+      ...DEFAULT_FRAME_STORE_OPTIONS,
+      preallocateMaxBytes: 500,
+    });
+    let stall!: (error: Error) => void;
+    async function* bytesThenStall(bytes: number): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(bytes, 1);
+      await new Promise<void>((_, reject) => (stall = reject));
+    }
+    // A 2000-byte frame declared and 100 bytes sent: Redis holds those 100, not 2000.
+    const first = store.writeFrames(jobId, bytesThenStall(100), 2000, 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(redis.values.get(keys.frame(jobId, 0))!.length).toBe(100);
+    expect(redis.expiring.has(keys.frame(jobId, 0))).toBe(true);
+    stall(new Error('the client stopped sending'));
+    await expect(first).rejects.toThrow('the client stopped sending');
+    expect(redis.values.size).toBe(0);
+    // Once a whole frame was sent, the next one is allocated whole (no more than what came).
+    const second = store.writeFrames(jobId, bytesThenStall(2100), 2000, 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(redis.values.get(keys.frame(jobId, 1))!.length).toBe(2000);
+    stall(new Error('the client stopped sending'));
+    await expect(second).rejects.toThrow();
+    // A frame no bigger than preallocateMaxBytes is allocated whole at its first byte.
+    const small = store.writeFrames(jobId, bytesThenStall(10), 400, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(redis.values.get(keys.frame(jobId, 0))!.length).toBe(400);
+    stall(new Error('the client stopped sending'));
+    await expect(small).rejects.toThrow();
+    expect(redis.values.size).toBe(0);
+  });
+
   it('writes a whole frame with a TTL in one command', async () => {
     await store.writeFrame(jobId, 4, body);
     expect(redis.values.get(keys.frame(jobId, 4))!.equals(body)).toBe(true);

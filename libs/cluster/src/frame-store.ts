@@ -30,12 +30,15 @@ export interface FrameStoreOptions {
   maxInFlightBytes: number;
   /** Size of the GETRANGE pieces a node reads a frame with. */
   readPieceBytes: number;
+  /** Values up to this size are allocated whole when their first byte arrives (see `write`). */
+  preallocateMaxBytes: number;
 }
 
 export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
   ttlSeconds: 3600,
   maxInFlightBytes: 8 * 1024 * 1024,
   readPieceBytes: 512 * 1024,
+  preallocateMaxBytes: 1024 * 1024,
 };
 
 /**
@@ -119,16 +122,20 @@ export class FrameStore {
           const size = Math.min(valueBytes, totalBytes - index * valueBytes);
           const take = Math.min(size - within, chunk.length - offset);
           const key = keyOf(index);
-          if (within === 0) {
-            // Allocate the whole value once: growing it piece by piece would reallocate in Redis.
-            // (A body of unknown length grows its values: its last one must not be padded.)
-            if (exact) track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
-            track(this.redis.expire(key, this.options.ttlSeconds), 0);
-          }
+          // A value is allocated whole, once, only when that reserves no more than the request has
+          // already sent (or little): a client that declares a huge body and sends a byte must not
+          // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
+          // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
+          // value ends in a larger allocation). A body of unknown length always grows: its last
+          // value must not be padded.
+          if (within === 0 && exact && (size <= this.options.preallocateMaxBytes || size <= received))
+            track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
           track(
             sendDirect(this.redis, 'setrange', [key, within, chunk.subarray(offset, offset + take)]),
             take,
           );
+          // After the command that created the key (commands on one key keep their order).
+          if (within === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
           offset += take;
           received += take;
         }

@@ -101,7 +101,9 @@ export class HttpErrorFilter implements ExceptionFilter {
       response.destroy();
       return;
     }
-    discardUnreadBody(host.switchToHttp().getRequest<Request>());
+    // A body that stalled is not read off: the connection goes once the answer is out.
+    if (status === HttpStatus.REQUEST_TIMEOUT) response.setHeader('Connection', 'close');
+    else discardUnreadBody(host.switchToHttp().getRequest<Request>());
     response.status(status).json({ statusCode: status, error: reasonPhrase(status), message, ...extra });
   }
 }
@@ -147,6 +149,7 @@ const PHRASES: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',

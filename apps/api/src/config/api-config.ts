@@ -23,6 +23,14 @@ export interface ApiConfig {
   maxBodyBytes: number;
   maxFramePixels: number;
   maxFramesPerJob: number;
+  /** Bytes of uploads this API is receiving at once, all clients together; 503 + Retry-After beyond. */
+  uploadBytesInFlight: number;
+  /** The same for one client (API key, or address without keys); 429 + Retry-After beyond. */
+  uploadBytesPerClient: number;
+  /** A body that sends nothing for this long gets 408, and what it stored is removed. */
+  uploadIdleTimeoutMs: number;
+  /** Bytes that uploaded images (as received, and decoded) may take in this API at once; 503 beyond. */
+  imageBytesInFlight: number;
   /** How long frames, outputs, job records and event logs are kept. */
   retentionSeconds: number;
   /** Node directory cache lifetime: how stale the routing view may be. */
@@ -138,6 +146,8 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       `refusing to listen on ${host} without API_KEYS: set API_KEYS (comma list), listen on 127.0.0.1, or set ALLOW_INSECURE_PUBLIC=true`,
     );
   }
+  const maxBodyBytes = integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024);
+  const maxFramePixels = integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689);
   return {
     host,
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -149,8 +159,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     authFailureLimit: integer(env, 'AUTH_FAILURE_LIMIT', 20, 1, 1_000_000),
     authFailureWindowSeconds: integer(env, 'AUTH_WINDOW_SECONDS', 60, 1, 24 * 3600),
     allowInsecurePublic,
-    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
-    maxFramePixels: integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689),
+    maxBodyBytes,
+    maxFramePixels,
+    ...uploadLimits(env, maxBodyBytes, maxFramePixels),
     maxFramesPerJob: integer(env, 'MAX_FRAMES_PER_JOB', 600, 1, 100_000),
     retentionSeconds: integer(env, 'RETENTION_SECONDS', 3600, 10, 7 * 24 * 3600),
     nodeCacheMs: integer(env, 'NODE_CACHE_MS', 1000, 0, 60_000),
@@ -180,6 +191,63 @@ function keyList(env: Env, name: string, fallbackTenant: string): KeyEntry[] {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+}
+
+const MAX_IN_FLIGHT_BYTES = 2 ** 40;
+
+/** An integer setting that must leave room for something else (`why`): a clear error otherwise. */
+function atLeast(env: Env, name: string, fallback: number, min: number, why: string): number {
+  const value = integer(env, name, Math.max(fallback, min), 1, MAX_IN_FLIGHT_BYTES);
+  if (value < min) throw new ConfigError(`${name} must be at least ${min} (${why}), got "${env[name]}"`);
+  return value;
+}
+
+/**
+ * What uploads in progress may take. One upload of the largest accepted size must fit each cap on its
+ * own, so that a 429 or 503 always means "wait for the others", never "this can never pass".
+ */
+function uploadLimits(
+  env: Env,
+  maxBodyBytes: number,
+  maxFramePixels: number,
+): Pick<
+  ApiConfig,
+  'uploadBytesInFlight' | 'uploadBytesPerClient' | 'uploadIdleTimeoutMs' | 'imageBytesInFlight'
+> {
+  const perClient = atLeast(
+    env,
+    'UPLOAD_BYTES_PER_CLIENT',
+    1024 ** 3,
+    maxBodyBytes,
+    'MAX_BODY_BYTES: one upload of the largest size must fit',
+  );
+  const total = atLeast(
+    env,
+    'UPLOAD_BYTES_IN_FLIGHT',
+    2 * 1024 ** 3,
+    perClient,
+    'UPLOAD_BYTES_PER_CLIENT: what one client may send must fit',
+  );
+  return {
+    uploadBytesInFlight: total,
+    uploadBytesPerClient: perClient,
+    uploadIdleTimeoutMs: integer(env, 'UPLOAD_IDLE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    imageBytesInFlight: atLeast(
+      env,
+      'IMAGE_BYTES_IN_FLIGHT',
+      512 * 1024 ** 2,
+      imageBytesBound(maxFramePixels, maxBodyBytes) + maxFramePixels * 4,
+      'one image of MAX_FRAME_PIXELS, as received and decoded, must fit',
+    ),
+  };
+}
+
+/**
+ * Most bytes an uploaded image of `pixels` may be: its pixels at 16 bits per channel, uncompressed,
+ * plus 1% and 1 MiB for PNG's row filters, chunk framing and metadata; never more than a whole body.
+ */
+export function imageBytesBound(pixels: number, maxBodyBytes: number): number {
+  return Math.min(maxBodyBytes, Math.ceil(pixels * 8 * 1.01) + 1024 * 1024);
 }
 
 export function logLevel(env: Env): LogLevel {

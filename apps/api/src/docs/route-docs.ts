@@ -11,6 +11,7 @@ import {
   ApiPayloadTooLargeResponse,
   ApiProduces,
   ApiQuery,
+  ApiRequestTimeoutResponse,
   ApiSecurity,
   ApiServiceUnavailableResponse,
   ApiTags,
@@ -73,9 +74,20 @@ export const ApiCreateJob = () =>
       type: ErrorDto,
       description: 'no live node can encode the codec (or any of accept)',
     }),
+    ApiRequestTimeoutResponse({
+      type: ErrorDto,
+      description: 'the body sent nothing for UPLOAD_IDLE_TIMEOUT_MS; nothing was stored',
+    }),
+    ApiTooManyRequestsResponse({
+      type: ErrorDto,
+      description:
+        "over MAX_JOBS_PER_CLIENT unfinished jobs, or this client's uploads in progress over UPLOAD_BYTES_PER_CLIENT",
+      headers: RETRY_AFTER,
+    }),
     ApiServiceUnavailableResponse({
       type: ErrorDto,
-      description: 'no encoder node alive, or Redis unavailable; nothing was stored',
+      description:
+        'no encoder node alive, Redis unavailable, or the API over UPLOAD_BYTES_IN_FLIGHT or IMAGE_BYTES_IN_FLIGHT; nothing was stored',
       headers: RETRY_AFTER,
     }),
   );
@@ -197,6 +209,8 @@ export const ApiStreamFrames = () =>
     ApiNotFoundResponse({ type: ErrorDto }),
     ApiPayloadTooLargeResponse({ type: ErrorDto }),
     ApiUnsupportedMediaTypeResponse({ type: ErrorDto }),
+    ApiRequestTimeoutResponse({ type: ErrorDto }),
+    ApiTooManyRequestsResponse({ type: ErrorDto, headers: RETRY_AFTER }),
     ApiServiceUnavailableResponse({ type: ErrorDto, headers: RETRY_AFTER }),
   );
 

@@ -23,6 +23,7 @@ import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
 import { uploadKindOf } from './upload-kind.js';
 import { SubmissionGate } from './submission-gate.js';
+import type { Upload } from './upload-limits.js';
 import {
   ApiCancelJob,
   ApiCreateJob,
@@ -63,11 +64,11 @@ export class JobsController {
     @Caller() caller: Principal,
   ): Promise<AcceptedJob> {
     const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
-    const submit = async () => {
+    const submit = async (body: Upload) => {
       if (upload.kind === 'multipart')
-        return this.jobs.submitEncoded(query, request, contentLengthOf(request), caller.tenant);
+        return this.jobs.submitEncoded(query, body, contentLengthOf(request), caller.tenant);
       const params = await validateParams(CreateJobQuery, query);
-      return this.jobs.submitRaw(params, request, contentLengthOf(request), upload.encoding, caller.tenant);
+      return this.jobs.submitRaw(params, body, contentLengthOf(request), upload.encoding, caller.tenant);
     };
     return this.gate.submit(request, (accepted) => accepted.id, submit);
   }

@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import {
   BadRequestException,
   Inject,
@@ -30,7 +28,7 @@ import {
   OutputStore,
   type JobRecord,
 } from '../../../../libs/cluster/src/index.js';
-import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-config.js';
 import type { Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
@@ -42,6 +40,8 @@ import { validateParams } from '../common/validation.js';
 import { EncodeParams, parseAccept, type CreateJobQuery } from './create-job.query.js';
 import { multipartParts, type MultipartLimits } from './multipart-parts.js';
 import { jobLinks, toJobView } from './job-view.js';
+import { imagePartCheck } from './image-part-check.js';
+import { UploadLimits, type Upload } from './upload-limits.js';
 
 /** How a stored job is queued, and whose it is. */
 export interface EnqueueOptions {
@@ -92,6 +92,7 @@ export class JobsService {
     private readonly events: EventLog,
     private readonly queue: EncodeQueue,
     private readonly nodes: NodeDirectory,
+    private readonly uploads: UploadLimits,
   ) {}
 
   /**
@@ -154,7 +155,7 @@ export class JobsService {
    */
   async submitRaw(
     query: CreateJobQuery,
-    body: Readable,
+    upload: Upload,
     contentLength: number | null,
     encoding: InputEncoding,
     tenant: string,
@@ -163,7 +164,7 @@ export class JobsService {
     const decision = await this.routeOrThrow(candidates, query.pool);
 
     const jobId = newJobId();
-    const input = await this.storeRawInput(jobId, body, frameBytes, query.frames, contentLength, encoding);
+    const input = await this.storeRawInput(jobId, upload, frameBytes, query.frames, contentLength, encoding);
     return this.enqueue(
       {
         jobId,
@@ -184,19 +185,17 @@ export class JobsService {
   /**
    * Stores a raw upload under `jobId`: frame by frame (`identity`), or as sent, in chunks, for a node to
    * decompress (`lz4`, `gzip`, `deflate`). Maps a body of the wrong length to 400 and one over the
-   * limit to 413.
+   * limit to 413; a body that stalls is a 408. Whatever the failure, nothing of it stays stored.
    */
   async storeRawInput(
     jobId: string,
-    body: Readable,
+    upload: Upload,
     frameBytes: number,
     frames: number,
     contentLength: number | null,
     encoding: InputEncoding,
   ): Promise<EncodeJobInput> {
-    // Not destroyed when the store stops reading early (a body over its length): the error filter
-    // then reads off the rest, so that the client gets the 4xx instead of a reset connection.
-    const chunks = body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+    const chunks = upload.chunks();
     try {
       if (encoding === 'identity') {
         await this.frames.writeFrames(jobId, chunks, frameBytes, frames);
@@ -227,13 +226,14 @@ export class JobsService {
    * form fields (or in the query string). Each image is decoded here, one at a time as the body
    * streams in, and stored as a raw RGBA frame: nodes then see the same input as for raw uploads (one
    * path to read, prefetch and encode, video included), a bad or oversized image is refused with a
-   * 4xx while the client is still there rather than failing a queued job later, and the pixel limit is
-   * checked from the image header before a byte of pixels is allocated. The cost is decode work on the
+   * 4xx while the client is still there rather than failing a queued job later. Each image is judged
+   * from its first bytes (type, size from its header, then no more bytes than that size can take), and
+   * what it holds in memory counts against IMAGE_BYTES_IN_FLIGHT. The cost is decode work on the
    * API, bounded to one image at a time per request.
    */
   async submitEncoded(
     query: Record<string, unknown>,
-    request: Readable & { headers: IncomingHttpHeaders },
+    upload: Upload,
     contentLength: number | null,
     tenant: string,
   ): Promise<AcceptedJob> {
@@ -243,18 +243,29 @@ export class JobsService {
     }
     const limits: MultipartLimits = {
       maxBodyBytes,
-      // An image of the largest accepted size is not bigger than its raw pixels at 16 bits per channel.
-      maxFileBytes: Math.min(maxBodyBytes, maxFramePixels * 8 + 1024 * 1024),
+      maxFileBytes: imageBytesBound(maxFramePixels, maxBodyBytes),
       maxFiles: maxFramesPerJob,
       maxFields: MAX_FORM_FIELDS,
       maxFieldBytes: MAX_FORM_FIELD_BYTES,
+    };
+    const memory = this.uploads.imageBuffer();
+    limits.inspectFile = (name, filename) => {
+      const label = `frame ${frames + 1}${filename ? ` (${filename})` : ''}`;
+      if (name !== 'frame') {
+        throw new BadRequestException(
+          `unexpected file part "${name}": send images as file parts named "frame"`,
+        );
+      }
+      // The previous image is stored by now: this one starts from nothing.
+      memory.resize(0);
+      return imagePartCheck(label, { maxPixels: maxFramePixels, maxBodyBytes }, memory);
     };
     const jobId = newJobId();
     const fields: Record<string, unknown> = { ...query };
     let size: { width: number; height: number } | null = null;
     let frames = 0;
     try {
-      for await (const part of multipartParts(request, limits)) {
+      for await (const part of multipartParts(upload.request, limits, upload)) {
         if (part.kind === 'field') {
           if (isPrototypeKey(part.name))
             throw new BadRequestException(prototypeKeyMessage(part.name, 'form field'));
@@ -266,11 +277,6 @@ export class JobsService {
           continue;
         }
         const label = `frame ${frames + 1}${part.filename ? ` (${part.filename})` : ''}`;
-        if (part.name !== 'frame') {
-          throw new BadRequestException(
-            `unexpected file part "${part.name}": send images as file parts named "frame"`,
-          );
-        }
         if (part.data.length === 0) throw new BadRequestException(`${label} is empty`);
         const image = await decodeImageToRgba(part.data, { maxPixels: maxFramePixels }).catch(
           (error: unknown) => {
@@ -320,6 +326,8 @@ export class JobsService {
     } catch (error) {
       await this.frames.deleteFrames(jobId, frames).catch(() => undefined);
       throw error;
+    } finally {
+      memory.release();
     }
   }
 

@@ -126,6 +126,54 @@ describe('multipartParts', () => {
     expect(message).toMatch(/malformed multipart\/form-data body/);
   });
 
+  it('lets inspectFile refuse a part from its first bytes, while the rest has not come', async () => {
+    const head = body([{ name: 'frame', filename: 'a.png', data: Buffer.from('first bytes') }], false);
+    const stream = Object.assign(new PassThrough(), {
+      headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+    });
+    // The part's first bytes, and then nothing: the body never ends.
+    stream.write(head.subarray(0, head.length - 2));
+    const seen: string[] = [];
+    const inspectFile = (name: string) => (piece: Buffer) => {
+      seen.push(`${name}: ${piece.toString()}`);
+      throw new HttpException('not an image', 400);
+    };
+    const { status, message } = await refusal(multipartParts(stream, { ...limits, inspectFile }).next());
+    expect({ status, message, seen }).toEqual({
+      status: 400,
+      message: 'not an image',
+      seen: ['frame: first bytes'],
+    });
+  });
+
+  it('fails with the watch: its count may refuse, and a stall ends the upload', async () => {
+    const data = body([{ name: 'frame', filename: 'a.png', data: image }]);
+    const tooMuch = {
+      count: () => {
+        throw new HttpException('over the cap', 429);
+      },
+      onStall: () => () => undefined,
+    };
+    expect(await refusal(multipartParts(request(data), limits, tooMuch).next())).toEqual({
+      status: 429,
+      message: 'over the cap',
+    });
+    const stalled = {
+      count: () => undefined,
+      onStall: (listener: (error: HttpException) => void) => {
+        setTimeout(() => listener(new HttpException('stalled', 408)), 10);
+        return () => undefined;
+      },
+    };
+    const silent = Object.assign(new PassThrough(), {
+      headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+    });
+    expect(await refusal(multipartParts(silent, limits, stalled).next())).toEqual({
+      status: 408,
+      message: 'stalled',
+    });
+  });
+
   it('stops reading the request when the consumer stops early', async () => {
     const data = body([
       { name: 'frame', filename: 'a.png', data: image },

@@ -12,6 +12,18 @@ export interface MultipartLimits {
   maxFields: number;
   /** One field's value. */
   maxFieldBytes: number;
+  /**
+   * Called as each file part starts; what it returns is called with each piece of the part and its
+   * length so far, before the part is kept whole. Either may throw (an HttpException) to refuse the
+   * request there and then, from the part's name or its first bytes.
+   */
+  inspectFile?: (name: string, filename: string) => (piece: Buffer, received: number) => void;
+}
+
+/** The request body's bytes as they arrive: counted (may throw), and a failure when it stalls. */
+export interface BodyWatch {
+  count(bytes: number): void;
+  onStall(listener: (error: HttpException) => void): () => void;
 }
 
 export type MultipartPart =
@@ -27,14 +39,16 @@ function malformed(error: unknown): HttpException {
 
 /**
  * The parts of a multipart/form-data request, in the order they were sent, parsed by busboy as the
- * body streams in. One part at a time: a file part is read whole (at most `maxFileBytes`) and yielded,
- * and the request is not read further until the consumer asks for the next part, so the API holds at
- * most one encoded image of a request (plus whatever the consumer keeps). Limits end the upload with
- * 413, a malformed body with 400; leaving the loop early stops reading the request.
+ * body streams in. One part at a time: a file part is read whole (at most `maxFileBytes`, and what
+ * `inspectFile` lets through as it arrives) and yielded, and the request is not read further until the
+ * consumer asks for the next part, so the API holds at most one encoded image of a request (plus
+ * whatever the consumer keeps). Limits end the upload with 413, a malformed body with 400, a `watch`
+ * that throws or stalls with its error; leaving the loop early stops reading the request.
  */
 export async function* multipartParts(
   request: Readable & { headers: IncomingHttpHeaders },
   limits: MultipartLimits,
+  watch?: BodyWatch,
 ): AsyncGenerator<MultipartPart> {
   let parser: busboy.Busboy;
   try {
@@ -113,13 +127,24 @@ export async function* multipartParts(
   });
 
   let received = 0;
+  const stopReading = (error: unknown) => {
+    request.unpipe(parser);
+    fail(error);
+  };
   const count = (chunk: Buffer) => {
     received += chunk.length;
     if (received > limits.maxBodyBytes) {
-      request.unpipe(parser);
-      fail(new PayloadTooLargeException(`the body is larger than the limit of ${limits.maxBodyBytes} bytes`));
+      return stopReading(
+        new PayloadTooLargeException(`the body is larger than the limit of ${limits.maxBodyBytes} bytes`),
+      );
+    }
+    try {
+      watch?.count(chunk.length);
+    } catch (error) {
+      stopReading(error);
     }
   };
+  const stopWatching = watch?.onStall(stopReading);
   const aborted = () => fail(new BadRequestException('the request was aborted before its body was complete'));
   request.on('data', count);
   request.once('aborted', aborted);
@@ -133,7 +158,8 @@ export async function* multipartParts(
       if (part?.kind === 'field') {
         yield part;
       } else if (part) {
-        const data = await readFile(part.stream, part.name, limits.maxFileBytes);
+        const inspect = limits.inspectFile?.(part.name, part.filename);
+        const data = await readFile(part.stream, part.name, limits.maxFileBytes, inspect);
         if (failure) throw failure;
         yield { kind: 'file', name: part.name, filename: part.filename, mimeType: part.mimeType, data };
       } else if (finished) {
@@ -143,6 +169,7 @@ export async function* multipartParts(
       }
     }
   } finally {
+    stopWatching?.();
     request.off('data', count);
     request.off('aborted', aborted);
     request.off('error', aborted);
@@ -155,6 +182,7 @@ async function readFile(
   stream: Readable & { truncated?: boolean },
   name: string,
   maxBytes: number,
+  inspect?: (piece: Buffer, received: number) => void,
 ): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
@@ -162,6 +190,7 @@ async function readFile(
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       length += chunk.length;
+      inspect?.(chunk, length);
     }
   } catch (error) {
     throw malformed(error);

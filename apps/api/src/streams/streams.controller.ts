@@ -85,14 +85,14 @@ export class StreamsController {
     return this.gate.submit(
       request,
       (accepted) => accepted.jobId,
-      async () => {
+      async (body) => {
         const { frames } = await validateParams(StreamFramesQuery, query);
         const key = request.headers['idempotency-key'];
         return this.streams.submitFrames(
           id,
           caller,
           frames,
-          request,
+          body,
           contentLengthOf(request),
           upload.encoding,
           typeof key === 'string' ? key : undefined,

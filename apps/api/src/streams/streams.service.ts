@@ -23,6 +23,7 @@ import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { JobsService, newJobId } from '../jobs/jobs.service.js';
 import { IdempotencyPendingException, assertIdempotencyKey } from '../jobs/idempotency.js';
+import type { Upload } from '../jobs/upload-limits.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
 import { LiveStreams } from './live-streams.js';
 import { toStreamView } from './stream-view.js';
@@ -127,7 +128,7 @@ export class StreamsService {
     streamId: string,
     caller: Principal,
     frames: number,
-    body: Readable,
+    upload: Upload,
     contentLength: number | null,
     encoding: InputEncoding,
     idempotencyKey?: string,
@@ -136,7 +137,7 @@ export class StreamsService {
     if (idempotencyKey !== undefined) {
       assertIdempotencyKey(idempotencyKey);
       const first = await this.streams.batchFor(streamId, idempotencyKey);
-      if (first) return this.answerRepeat(first, body);
+      if (first) return this.answerRepeat(first, upload.request);
     }
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
@@ -150,7 +151,7 @@ export class StreamsService {
       throw new RetryLaterException(`no live node can take ${params.codec} stream ${streamId} now`, 2);
     }
     const jobId = newJobId();
-    const input = await this.jobs.storeRawInput(jobId, body, frameBytes, frames, contentLength, encoding);
+    const input = await this.jobs.storeRawInput(jobId, upload, frameBytes, frames, contentLength, encoding);
     const discardInput = () =>
       this.jobs.deleteInput({ jobId, frames, input } as EncodeJobData).catch(() => undefined);
     const allocated = await this.streams.allocate(streamId, frames, jobId, idempotencyKey);
