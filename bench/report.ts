@@ -63,7 +63,7 @@ export interface BenchReport {
     concurrency: number;
     clients_in_flight: number;
     format: string;
-    settings: Record<string, number>;
+    settings: Record<string, number | string>;
     note: string;
   };
   cases: CaseResult[];

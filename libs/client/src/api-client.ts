@@ -3,6 +3,7 @@ import type {
   JobEvent,
   JobView,
   NodeRecord,
+  OddSizePolicy,
   PixelFormat,
   PoolPreference,
 } from '../../contracts/src/index.js';
@@ -29,6 +30,7 @@ export interface RawJobRequest {
   fps?: number;
   pool?: PoolPreference;
   priority?: number;
+  oddSize?: OddSizePolicy;
 }
 
 export interface AcceptedJob {
@@ -37,6 +39,9 @@ export interface AcceptedJob {
   codec: Codec;
   pool: string;
   frames: number;
+  /** Only when the output's pictures are not width x height (H.264/HEVC with oddSize=pad at an odd size). */
+  outputWidth?: number;
+  outputHeight?: number;
   links: { self: string; events: string; output: string };
 }
 

@@ -1,6 +1,8 @@
 import type { EncodeSettings } from '../../contracts/src/index.js';
 import {
   buildVideoEncodeArgs,
+  codedLayout,
+  edgePadFilter,
   ffmpegArgv,
   formatCommandLine,
   layoutRejection,
@@ -106,6 +108,78 @@ describe('buildVideoEncodeArgs', () => {
     expect(valueOf(buildVideoEncodeArgs(request({ layout: odd })).output, '-vf')).toMatch(/format=yuv444p$/);
   });
 
+  describe('oddSize pad', () => {
+    const odd = { width: 321, height: 181, format: 'rgba' as const };
+    const pad: EncodeSettings = { ...settings, oddSize: 'pad' };
+    const padFilter = 'format=gbrp,pad=322:182,fillborders=right=1:bottom=1:mode=smear,';
+
+    it.each(['libx264', 'libx265'])(
+      '%s: grows an odd size to the next even one, edge repeated, and encodes 4:2:0',
+      (implementation) => {
+        const codec = implementation === 'libx264' ? 'h264' : 'hevc';
+        const { input, output } = buildVideoEncodeArgs(
+          request({ codec, implementation, layout: odd, settings: pad }),
+        );
+        expect(valueOf(input, '-video_size')).toBe('321x181'); // the frames as sent
+        expect(valueOf(output, '-vf')).toBe(
+          padFilter +
+            'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+        );
+      },
+    );
+
+    it('pads only the odd dimension, and nothing at even sizes or with exact', () => {
+      expect(edgePadFilter('libx264', { ...odd, height: 180 }, 'pad')).toBe(
+        'format=gbrp,pad=322:180,fillborders=right=1:bottom=0:mode=smear,',
+      );
+      expect(edgePadFilter('libx264', { ...odd, width: 320 }, 'pad')).toBe(
+        'format=gbrp,pad=320:182,fillborders=right=0:bottom=1:mode=smear,',
+      );
+      expect(edgePadFilter('libx264', { ...odd, width: 320, height: 180 }, 'pad')).toBe('');
+      expect(edgePadFilter('libx264', odd, 'exact')).toBe('');
+      expect(edgePadFilter('libx264', odd)).toBe('');
+      // Unchanged without pad: 4:4:4 at the exact size.
+      expect(valueOf(buildVideoEncodeArgs(request({ layout: odd })).output, '-vf')).toBe(
+        'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv444p',
+      );
+    });
+
+    it('leaves VP8, VP9 and AV1 alone: they keep odd sizes exact in 4:2:0', () => {
+      for (const [codec, implementation] of [
+        ['vp8', 'libvpx'],
+        ['vp9', 'libvpx-vp9'],
+        ['av1', 'libaom-av1'],
+      ] as const) {
+        const withPad = buildVideoEncodeArgs(request({ codec, implementation, layout: odd, settings: pad }));
+        const without = buildVideoEncodeArgs(request({ codec, implementation, layout: odd }));
+        expect(withPad).toEqual(without);
+        expect(codedLayout(implementation, odd, 'pad')).toEqual(odd);
+      }
+      // SVT-AV1 still cannot take it: pad does not apply to AV1.
+      expect(layoutRejection('libsvtav1', odd, 'pad')).toMatch(/even/);
+    });
+
+    it('lets the hardware H.264/HEVC encoders take odd sizes, padded before the upload', () => {
+      expect(layoutRejection('h264_nvenc', odd, 'pad')).toBeNull();
+      expect(layoutRejection('hevc_qsv', odd, 'pad')).toBeNull();
+      expect(layoutRejection('h264_vaapi', odd)).toMatch(/needs an even width and height/);
+      const nvenc = buildVideoEncodeArgs(
+        request({ implementation: 'h264_nvenc', layout: odd, settings: pad }),
+      );
+      expect(valueOf(nvenc.output, '-vf')).toBe(
+        padFilter +
+          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+      );
+      const vaapi = buildVideoEncodeArgs(
+        request({ codec: 'hevc', implementation: 'hevc_vaapi', layout: odd, settings: pad }),
+      );
+      expect(valueOf(vaapi.output, '-vf')).toBe(
+        padFilter +
+          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=nv12,hwupload',
+      );
+    });
+  });
+
   it('knows which encoders cannot take a size', () => {
     expect(layoutRejection('libsvtav1', { width: 321, height: 180, format: 'rgba' })).toMatch(/even/);
     expect(layoutRejection('libsvtav1', { width: 64, height: 48, format: 'rgba' })).toMatch(/64x64/);
@@ -167,6 +241,17 @@ describe('FfmpegVideoEncoder layout choice', () => {
     expect(() => nvencOnly.implementationFor({ width: 321, height: 181, format: 'rgba' })).toThrow(
       /h264_nvenc needs an even width and height/,
     );
+  });
+
+  it('uses the hardware encoder for odd sizes with oddSize pad, and its software fallback without', () => {
+    const odd = { width: 321, height: 181, format: 'rgba' as const };
+    const nvenc = createEncoder('hevc', 'hevc_nvenc', { fallbackImplementation: 'libx265' });
+    expect(nvenc.implementationFor(odd, 'pad')).toBe('hevc_nvenc');
+    expect(nvenc.implementationFor(odd)).toBe('libx265');
+    expect(nvenc.liveImplementationFor(odd, 'pad')).toBe('hevc_nvenc');
+    const args = nvenc.buildArgs(2, odd, { ...settings, oddSize: 'pad' });
+    expect(valueOf(args.output, '-c:v')).toBe('hevc_nvenc');
+    expect(valueOf(args.output, '-vf')).toMatch(/^format=gbrp,pad=322:182,fillborders=/);
   });
 
   it('refuses an encoder name that does not belong to the codec', () => {

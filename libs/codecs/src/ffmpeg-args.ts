@@ -1,4 +1,9 @@
-import type { EncodeSettings, VideoCodec } from '../../contracts/src/index.js';
+import {
+  codedSize,
+  type EncodeSettings,
+  type OddSizePolicy,
+  type VideoCodec,
+} from '../../contracts/src/index.js';
 import type { RawLayout } from './encoder.js';
 import { ffmpegRawPixFmt } from './pixel-formats.js';
 import { videoKnobs } from './settings.js';
@@ -57,18 +62,34 @@ export interface FfmpegArgs {
 export const DEFAULT_VAAPI_DEVICE = '/dev/dri/renderD128';
 
 /**
+ * The size `implementation` encodes frames of `layout` at: the layout's own, or with `oddSize` pad the
+ * next even size for H.264/HEVC (software and hardware encoders alike); other codecs ignore `oddSize`.
+ */
+export function codedLayout(implementation: string, layout: RawLayout, oddSize?: OddSizePolicy): RawLayout {
+  const codec = codecOfImplementation(implementation);
+  if (!codec) return layout;
+  const { width, height } = codedSize(codec, layout.width, layout.height, oddSize);
+  return width === layout.width && height === layout.height ? layout : { ...layout, width, height };
+}
+
+/**
  * Why this encoder cannot take frames of this size, or null when it can.
  * libx264/libx265 take odd sizes through 4:4:4 (see outputPixelFormat); SVT-AV1 and the hardware
- * encoders need even sizes (and SVT-AV1 at least 64x64).
+ * encoders need even sizes (and SVT-AV1 at least 64x64), which `oddSize` pad gives H.264/HEVC.
  */
-export function layoutRejection(implementation: string, layout: RawLayout): string | null {
-  const odd = layout.width % 2 === 1 || layout.height % 2 === 1;
+export function layoutRejection(
+  implementation: string,
+  layout: RawLayout,
+  oddSize?: OddSizePolicy,
+): string | null {
+  const coded = codedLayout(implementation, layout, oddSize);
+  const odd = coded.width % 2 === 1 || coded.height % 2 === 1;
   if (implementation === 'libsvtav1') {
     if (odd) return 'libsvtav1 needs an even width and height with 4:2:0';
-    if (layout.width < 64 || layout.height < 64) return 'libsvtav1 needs at least 64x64 pixels';
+    if (coded.width < 64 || coded.height < 64) return 'libsvtav1 needs at least 64x64 pixels';
   }
   if (hardwareFamily(implementation) && odd) {
-    return `${implementation} needs an even width and height`;
+    return `${implementation} needs an even width and height (oddSize=pad encodes H.264/HEVC at the next even size)`;
   }
   return null;
 }
@@ -77,13 +98,34 @@ export function layoutRejection(implementation: string, layout: RawLayout): stri
  * The encoded pixel format. 4:2:0 everywhere it can represent the exact size. H.264 and HEVC crop in
  * units of 2 luma samples in 4:2:0, so an odd width or height cannot be signalled exactly there
  * (padding + h264_metadata crop can only give even sizes); for those sizes x264/x265 encode 4:4:4
- * (High 4:4:4 Predictive / Main 4:4:4 RExt), which keeps the exact size at the cost of compatibility.
+ * (High 4:4:4 Predictive / Main 4:4:4 RExt), which keeps the exact size at the cost of compatibility,
+ * unless `oddSize` pad asks for 4:2:0 at the next even size (see edgePadFilter).
  * VP8, VP9 and AV1 store odd sizes in 4:2:0 directly.
  */
-export function outputPixelFormat(implementation: string, layout: RawLayout): 'yuv420p' | 'yuv444p' {
-  const odd = layout.width % 2 === 1 || layout.height % 2 === 1;
+export function outputPixelFormat(
+  implementation: string,
+  layout: RawLayout,
+  oddSize?: OddSizePolicy,
+): 'yuv420p' | 'yuv444p' {
+  const coded = codedLayout(implementation, layout, oddSize);
+  const odd = coded.width % 2 === 1 || coded.height % 2 === 1;
   if (odd && (implementation === 'libx264' || implementation === 'libx265')) return 'yuv444p';
   return 'yuv420p';
+}
+
+/**
+ * The filters that grow frames of `layout` to the coded size (codedLayout) by repeating the last
+ * column and row, as '' when there is nothing to grow, else ending with a comma. `pad` alone can only
+ * fill with a colour, whose edge would bleed into the last real column through 4:2:0 chroma and the
+ * codec's prediction; `fillborders` smear copies the edge into the new column/row. It works on planar
+ * formats, hence gbrp (lossless from packed RGB; alpha is dropped for video anyway).
+ */
+export function edgePadFilter(implementation: string, layout: RawLayout, oddSize?: OddSizePolicy): string {
+  const coded = codedLayout(implementation, layout, oddSize);
+  const right = coded.width - layout.width;
+  const bottom = coded.height - layout.height;
+  if (right === 0 && bottom === 0) return '';
+  return `format=gbrp,pad=${coded.width}:${coded.height},fillborders=right=${right}:bottom=${bottom}:mode=smear,`;
 }
 
 /**
@@ -154,6 +196,14 @@ export function videoFilter(implementation: string, pixelFormat: string): string
   }
 }
 
+/** The whole `-vf` of an encode of `layout`: edge padding to the coded size if any, then videoFilter. */
+export function encodeFilter(implementation: string, layout: RawLayout, oddSize?: OddSizePolicy): string {
+  return (
+    edgePadFilter(implementation, layout, oddSize) +
+    videoFilter(implementation, outputPixelFormat(implementation, layout, oddSize))
+  );
+}
+
 function containerArgs(codec: VideoCodec): string[] {
   const { container } = VIDEO_CONTAINERS[codec];
   if (container === 'webm') return ['-f', 'webm'];
@@ -193,7 +243,6 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
     throw new RangeError(`frameCount must be a positive integer, got ${frameCount}`);
   }
   const keyframeInterval = Math.max(1, Math.floor(request.keyframeInterval ?? frameCount));
-  const pixelFormat = outputPixelFormat(implementation, layout);
   const input = rawVideoInputArgs(implementation, layout, settings, request.vaapiDevice);
   const output = [
     '-map',
@@ -204,7 +253,7 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
     '-frames:v',
     String(frameCount),
     '-vf',
-    videoFilter(implementation, pixelFormat),
+    encodeFilter(implementation, layout, settings.oddSize),
     '-c:v',
     implementation,
     ...videoKnobs(implementation, settings).args,

@@ -53,6 +53,18 @@ describe('normalizeSettings', () => {
       expect(() => normalizeSettings(bad)).toThrow(UnsupportedInputError);
     }
   });
+
+  it('keeps oddSize when given and refuses unknown values', () => {
+    expect(normalizeSettings({ oddSize: 'pad' })).toEqual({
+      quality: 80,
+      speed: 80,
+      fps: 30,
+      oddSize: 'pad',
+    });
+    expect(() => normalizeSettings({ oddSize: 'crop' as never })).toThrow(
+      /oddSize must be one of exact, pad/,
+    );
+  });
 });
 
 describe('knob mapping (pure)', () => {

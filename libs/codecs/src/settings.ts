@@ -1,5 +1,5 @@
 import type { AvifOptions, JpegOptions, PngOptions, WebpOptions } from 'sharp';
-import type { EncodeSettings } from '../../contracts/src/index.js';
+import { ODD_SIZE_POLICIES, type EncodeSettings } from '../../contracts/src/index.js';
 import { UnsupportedInputError } from './errors.js';
 import { hardwareFamily } from './video-implementations.js';
 
@@ -14,7 +14,10 @@ export const DEFAULT_ENCODE_SETTINGS: Readonly<EncodeSettings> = { quality: 80, 
 
 export const MAX_FPS = 240;
 
-/** Fills in defaults, rounds quality/speed to integers and refuses values outside their ranges. */
+/**
+ * Fills in defaults, rounds quality/speed to integers and refuses values outside their ranges.
+ * `oddSize` is kept only when given (absent means exact).
+ */
 export function normalizeSettings(settings: Partial<EncodeSettings> = {}): EncodeSettings {
   const quality = settings.quality ?? DEFAULT_ENCODE_SETTINGS.quality;
   const speed = settings.speed ?? DEFAULT_ENCODE_SETTINGS.speed;
@@ -30,7 +33,13 @@ export function normalizeSettings(settings: Partial<EncodeSettings> = {}): Encod
   if (!Number.isFinite(fps) || fps <= 0 || fps > MAX_FPS) {
     throw new UnsupportedInputError(`fps must be a number above 0 and at most ${MAX_FPS}, got ${fps}`);
   }
-  return { quality: Math.round(quality), speed: Math.round(speed), fps };
+  const { oddSize } = settings;
+  if (oddSize !== undefined && !ODD_SIZE_POLICIES.includes(oddSize)) {
+    throw new UnsupportedInputError(
+      `oddSize must be one of ${ODD_SIZE_POLICIES.join(', ')}, got ${String(oddSize)}`,
+    );
+  }
+  return { quality: Math.round(quality), speed: Math.round(speed), fps, ...(oddSize ? { oddSize } : {}) };
 }
 
 /** Linear map of a 0-100 knob onto [at0, at100], rounded. */

@@ -9,7 +9,7 @@ import {
 import type { RawLayout } from './encoder.js';
 import { ffmpegBinaries } from './ffmpeg-binaries.js';
 import { createEncoder } from './registry.js';
-import { decodeVideoToRgb, framesOf, probeVideo, psnr } from './testing/media-check.js';
+import { decodeVideoToRgb, framesOf, probeVideo, psnr, splitPadding } from './testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from './testing/synthetic-frames.js';
 
 const FORMATS = Object.keys(PIXEL_FORMATS) as PixelFormat[];
@@ -82,6 +82,44 @@ describe('ffmpeg video encoders (real ffmpeg, decoded and compared)', () => {
       expect(probe.pixFmt).toBe(ODD_SIZE_PIX_FMT[codec]);
     });
   });
+});
+
+/**
+ * The playable alternative, oddSize pad: 4:2:0 at the next even size, the padding repeating the last
+ * column and row (so the picture's edge neither bleeds colour through 4:2:0 chroma nor costs bits), and
+ * the receiver crops back to the size it sent.
+ */
+describe('oddSize pad: H.264/HEVC in 4:2:0 at the next even size (real ffmpeg)', () => {
+  it.each(['h264', 'hevc'] as const)(
+    '%s 321x181 probes yuv420p 322x182, crops back at PSNR >= 30 dB, padding repeats the edge',
+    async (codec) => {
+      const layout: RawLayout = { width: 321, height: 181, format: 'bgrx' };
+      const rgbaFrames = scenes(layout.width, layout.height, 3);
+      const raw = rgbaFrames.map((rgba) => rgbaToPixelFormat(rgba, layout.format));
+      const encoder = createEncoder(codec, undefined, { threads: 1 });
+      const encoded = await encoder.encode(framesOf(raw), raw.length, layout, {
+        ...settings(90),
+        oddSize: 'pad',
+      });
+      const probe = await probeVideo(encoded);
+      expect([probe.codecName, probe.pixFmt, probe.width, probe.height, probe.frames]).toEqual([
+        codec,
+        'yuv420p',
+        322,
+        182,
+        3,
+      ]);
+      expect(probe.profile).not.toMatch(/4:4:4|Rext/i);
+      expect(probe.firstFrame.keyFrame).toBe(true);
+      const padded = splitPadding(await decodeVideoToRgb(encoded), probe, layout.width, layout.height);
+      const quality = psnr(Buffer.concat(rgbaFrames.map(rgbaToRgb)), padded.cropped);
+      expect({
+        quality: quality >= 30,
+        columnRepeat: padded.columnRepeat >= 30,
+        rowRepeat: padded.rowRepeat >= 30,
+      }).toEqual({ quality: true, columnRepeat: true, rowRepeat: true });
+    },
+  );
 });
 
 /**

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import type { EncodeSettings, VideoCodec } from '../../contracts/src/index.js';
+import type { EncodeSettings, OddSizePolicy, VideoCodec } from '../../contracts/src/index.js';
 import type { RawLayout, VideoEncoder } from './encoder.js';
 import { UnsupportedInputError } from './errors.js';
 import { buildVideoEncodeArgs, layoutRejection, VIDEO_CONTAINERS, type FfmpegArgs } from './ffmpeg-args.js';
@@ -47,12 +47,15 @@ export class FfmpegVideoEncoder implements VideoEncoder {
     this.binaries = options.binaries ?? ffmpegBinaries();
   }
 
-  /** The ffmpeg encoder that will take frames of this layout, or a typed error saying why none can. */
-  implementationFor(layout: RawLayout): string {
-    const rejection = layoutRejection(this.implementation, layout);
+  /**
+   * The ffmpeg encoder that will take frames of this layout (coded as `oddSize` says), or a typed
+   * error saying why none can.
+   */
+  implementationFor(layout: RawLayout, oddSize?: OddSizePolicy): string {
+    const rejection = layoutRejection(this.implementation, layout, oddSize);
     if (!rejection) return this.implementation;
     const fallback = this.options.fallbackImplementation;
-    if (fallback && !layoutRejection(fallback, layout)) return fallback;
+    if (fallback && !layoutRejection(fallback, layout, oddSize)) return fallback;
     throw new UnsupportedInputError(
       `${this.codec} cannot encode ${layout.width}x${layout.height} on this node: ${rejection}`,
     );
@@ -62,10 +65,10 @@ export class FfmpegVideoEncoder implements VideoEncoder {
    * The encoder a live session uses for this layout: the live variant (liveImplementation) of the main
    * implementation when it takes the layout, else of the one implementationFor picks.
    */
-  liveImplementationFor(layout: RawLayout): string {
+  liveImplementationFor(layout: RawLayout, oddSize?: OddSizePolicy): string {
     const main = liveImplementation(this.implementation);
-    if (!layoutRejection(main, layout)) return main;
-    return liveImplementation(this.implementationFor(layout));
+    if (!layoutRejection(main, layout, oddSize)) return main;
+    return liveImplementation(this.implementationFor(layout, oddSize));
   }
 
   /**
@@ -78,7 +81,7 @@ export class FfmpegVideoEncoder implements VideoEncoder {
     keyframeInterval: number,
   ): Promise<LiveVideoSession> {
     assertValidLayout(layout); // rejects, like every other failure here
-    const implementation = this.liveImplementationFor(layout);
+    const implementation = this.liveImplementationFor(layout, settings.oddSize);
     return LiveVideoSession.start({
       binary: this.binaries.ffmpeg,
       codec: this.codec,
@@ -95,7 +98,7 @@ export class FfmpegVideoEncoder implements VideoEncoder {
   buildArgs(frameCount: number, layout: RawLayout, settings: EncodeSettings): FfmpegArgs {
     return buildVideoEncodeArgs({
       codec: this.codec,
-      implementation: this.implementationFor(layout),
+      implementation: this.implementationFor(layout, settings.oddSize),
       layout,
       settings: normalizeSettings(settings),
       frameCount,
@@ -127,7 +130,7 @@ export class FfmpegVideoEncoder implements VideoEncoder {
       input,
       signal: options.signal,
       maxOutputBytes: this.options.maxOutputBytes,
-      label: `${this.codec} (${this.implementationFor(layout)})`,
+      label: `${this.codec} (${this.implementationFor(layout, settings.oddSize)})`,
     });
   }
 }

@@ -29,3 +29,28 @@ export function frameByteLength(width: number, height: number, format: PixelForm
 export const POOLS = ['auto', 'cpu', 'gpu'] as const;
 export type PoolPreference = (typeof POOLS)[number];
 export type Pool = Exclude<PoolPreference, 'auto'>;
+
+/**
+ * What an odd width or height becomes where a codec's 4:2:0 cannot store it (H.264 and HEVC, whose
+ * cropping counts in pairs of luma samples):
+ * - exact: the exact size, encoded 4:4:4 (High 4:4:4 / Main 4:4:4: few browsers or hardware decoders play it);
+ * - pad: 4:2:0 at the next even size, the extra column/row repeating the last one (widely playable;
+ *   the receiver crops it back to width x height).
+ * VP8, VP9 and AV1 keep odd sizes exact in 4:2:0 and ignore it.
+ */
+export const ODD_SIZE_POLICIES = ['exact', 'pad'] as const;
+export type OddSizePolicy = (typeof ODD_SIZE_POLICIES)[number];
+
+/** Codecs whose 4:2:0 cannot signal an odd size, so `oddSize` applies to them. */
+export const ODD_SIZE_PADDED_CODECS: readonly Codec[] = ['h264', 'hevc'];
+
+/** The size of the pictures in the output: the input's, or the next even size when `oddSize` pads. */
+export function codedSize(
+  codec: Codec,
+  width: number,
+  height: number,
+  oddSize: OddSizePolicy = 'exact',
+): { width: number; height: number } {
+  if (oddSize !== 'pad' || !ODD_SIZE_PADDED_CODECS.includes(codec)) return { width, height };
+  return { width: width + (width % 2), height: height + (height % 2) };
+}

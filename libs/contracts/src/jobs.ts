@@ -1,4 +1,4 @@
-import type { Codec, PixelFormat, Pool } from './codecs.js';
+import type { Codec, OddSizePolicy, PixelFormat, Pool } from './codecs.js';
 import type { StreamBatchRef } from './streams.js';
 
 export const JOB_STATUSES = ['queued', 'active', 'completed', 'failed'] as const;
@@ -12,6 +12,8 @@ export interface EncodeSettings {
   quality: number;
   speed: number;
   fps: number;
+  /** H.264/HEVC at an odd size: exact (4:4:4, the default) or pad (4:2:0 at the next even size). */
+  oddSize?: OddSizePolicy;
 }
 
 /** Everything a node needs to encode a job; carried in the BullMQ job data (no pixels: those are in Redis). */
@@ -90,4 +92,10 @@ export interface JobView {
   outputs: (OutputInfo & { url: string })[];
   /** Present once the job completed (on nodes that record it). */
   timings?: JobTimings;
+  /**
+   * Present only when the output's pictures are not width x height: H.264/HEVC with `oddSize=pad` at an
+   * odd size, coded at the next even size; crop the decoded pictures back to width x height.
+   */
+  outputWidth?: number;
+  outputHeight?: number;
 }

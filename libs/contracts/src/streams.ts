@@ -1,4 +1,4 @@
-import type { Codec, PixelFormat, Pool, PoolPreference } from './codecs.js';
+import type { Codec, OddSizePolicy, PixelFormat, Pool, PoolPreference } from './codecs.js';
 
 /**
  * - batch: every submitted batch is self-contained (video: a closed GOP starting with a keyframe) and
@@ -24,6 +24,8 @@ export interface StreamParams {
   fps: number;
   /** Live video: frames between keyframes (a new encoder context always starts with one). */
   keyframeInterval: number;
+  /** H.264/HEVC at an odd size (see OddSizePolicy); absent on streams created before it existed: exact. */
+  oddSize?: OddSizePolicy;
 }
 
 /** Carried in the BullMQ data of a job that is one batch of a stream. */
@@ -83,6 +85,10 @@ export interface StreamView {
   speed: number;
   fps: number;
   keyframeInterval: number;
+  oddSize: OddSizePolicy;
+  /** Present only when the output's pictures are not width x height (as on JobView). */
+  outputWidth?: number;
+  outputHeight?: number;
   /** Batches acknowledged so far. */
   batches: number;
   /** Batches delivered (in order) so far. */
@@ -116,6 +122,7 @@ export interface CreateStreamRequest {
   mode?: StreamMode;
   pool?: PoolPreference;
   keyframeInterval?: number;
+  oddSize?: OddSizePolicy;
 }
 
 /** `202` of `POST /v1/streams/:id/frames`. */

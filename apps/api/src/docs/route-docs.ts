@@ -163,7 +163,7 @@ export const ApiCreateStream = () =>
     ApiOperation({
       summary: 'Open a stream: many batches of frames, results delivered in order',
       description:
-        'JSON body: `codec` (or `accept`), `width`, `height`, `format`, optional `fps`, `quality`, `speed`, `pool`, ' +
+        'JSON body: `codec` (or `accept`), `width`, `height`, `format`, optional `fps`, `quality`, `speed`, `pool`, `oddSize`, ' +
         '`mode` (batch: each batch self-contained, encoded in parallel; live: pinned to one node that keeps its ' +
         'video encoder running, one packet per frame) and `keyframeInterval` (live).',
     }),

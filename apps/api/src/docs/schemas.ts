@@ -60,6 +60,16 @@ export class AcceptedJobDto implements AcceptedJob {
   @ApiProperty({ example: 3 })
   frames!: number;
 
+  @ApiPropertyOptional({
+    example: 322,
+    description:
+      'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)',
+  })
+  outputWidth?: number;
+
+  @ApiPropertyOptional({ example: 182, description: 'as outputWidth' })
+  outputHeight?: number;
+
   @ApiProperty({ type: JobLinksDto })
   links!: JobLinksDto;
 }
@@ -116,6 +126,16 @@ export class JobViewDto implements JobView {
 
   @ApiProperty({ enum: Object.keys(PIXEL_FORMATS), example: 'bgra' })
   format!: PixelFormat;
+
+  @ApiPropertyOptional({
+    example: 322,
+    description:
+      'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)',
+  })
+  outputWidth?: number;
+
+  @ApiPropertyOptional({ example: 182, description: 'as outputWidth' })
+  outputHeight?: number;
 
   @ApiProperty({ example: 1, description: '0 to 1' })
   progress!: number;

@@ -5,8 +5,10 @@ import {
   CODECS,
   PIXEL_FORMATS,
   isCodec,
+  ODD_SIZE_POLICIES,
   POOLS,
   type Codec,
+  type OddSizePolicy,
   type PixelFormat,
   type PoolPreference,
 } from '../../../../libs/contracts/src/index.js';
@@ -90,6 +92,19 @@ export class EncodeParams {
   @IsOptional()
   @IsIn(POOLS, { message: `pool must be one of ${POOLS.join(', ')}` })
   pool: PoolPreference = 'auto';
+
+  @ApiPropertyOptional({
+    enum: ODD_SIZE_POLICIES,
+    default: 'exact',
+    description:
+      'H.264/HEVC at an odd width or height: exact keeps the size but encodes 4:4:4 (High 4:4:4 / Main 4:4:4, ' +
+      'which browsers and most hardware decoders cannot play); pad encodes 4:2:0 at the next even size, the ' +
+      'extra column/row repeating the last one (the job and stream say outputWidth/outputHeight; crop back). ' +
+      'Other codecs keep odd sizes exact in 4:2:0 and ignore it.',
+  })
+  @IsOptional()
+  @IsIn(ODD_SIZE_POLICIES, { message: `oddSize must be one of ${ODD_SIZE_POLICIES.join(', ')}` })
+  oddSize: OddSizePolicy = 'exact';
 
   @ApiPropertyOptional({
     type: 'integer',

@@ -1,4 +1,9 @@
-import type { JobView } from '../../../../libs/contracts/src/index.js';
+import {
+  codedSize,
+  type Codec,
+  type JobView,
+  type OddSizePolicy,
+} from '../../../../libs/contracts/src/index.js';
 import type { JobRecord } from '../../../../libs/cluster/src/index.js';
 
 export function jobLinks(id: string) {
@@ -11,6 +16,21 @@ export function jobLinks(id: string) {
 
 export function outputUrl(id: string, index: number): string {
   return `/v1/jobs/${id}/outputs/${index}`;
+}
+
+/**
+ * `outputWidth`/`outputHeight` when the output's pictures are not width x height (H.264/HEVC with
+ * `oddSize=pad` at an odd size), else nothing: views stay as they were for every other job.
+ */
+export function paddedOutputSize(
+  codec: Codec,
+  width: number,
+  height: number,
+  oddSize: OddSizePolicy | undefined,
+): { outputWidth?: number; outputHeight?: number } {
+  const coded = codedSize(codec, width, height, oddSize);
+  if (coded.width === width && coded.height === height) return {};
+  return { outputWidth: coded.width, outputHeight: coded.height };
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -26,6 +46,7 @@ export function toJobView(record: JobRecord): JobView {
     width: data.width,
     height: data.height,
     format: data.format,
+    ...paddedOutputSize(data.codec, data.width, data.height, data.settings.oddSize),
     progress: record.progress,
     node: record.node,
     attempts: record.attempts,

@@ -39,7 +39,7 @@ import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
 import { EncodeParams, parseAccept, type CreateJobQuery } from './create-job.query.js';
 import { multipartParts, type MultipartLimits } from './multipart-parts.js';
-import { jobLinks, toJobView } from './job-view.js';
+import { jobLinks, paddedOutputSize, toJobView } from './job-view.js';
 import { imagePartCheck } from './image-part-check.js';
 import { UploadLimits, type Upload } from './upload-limits.js';
 
@@ -60,6 +60,9 @@ export interface AcceptedJob {
   codec: Codec;
   pool: string;
   frames: number;
+  /** As on JobView: only when the output's pictures are not width x height. */
+  outputWidth?: number;
+  outputHeight?: number;
   links: ReturnType<typeof jobLinks>;
 }
 
@@ -174,7 +177,7 @@ export class JobsService {
         height: query.height,
         format: query.format,
         frames: query.frames,
-        settings: { quality: query.quality, speed: query.speed, fps: query.fps },
+        settings: { quality: query.quality, speed: query.speed, fps: query.fps, oddSize: query.oddSize },
         input,
         createdAt: Date.now(),
       },
@@ -314,7 +317,12 @@ export class JobsService {
           height: size.height,
           format: 'rgba',
           frames,
-          settings: { quality: params.quality, speed: params.speed, fps: params.fps },
+          settings: {
+            quality: params.quality,
+            speed: params.speed,
+            fps: params.fps,
+            oddSize: params.oddSize,
+          },
           input: {
             encoding: 'identity',
             storedBytes: frameByteLength(size.width, size.height, 'rgba') * frames,
@@ -369,6 +377,7 @@ export class JobsService {
       codec: data.codec,
       pool: data.pool,
       frames: data.frames,
+      ...paddedOutputSize(data.codec, data.width, data.height, data.settings.oddSize),
       links: jobLinks(data.jobId),
     };
   }

@@ -1,4 +1,5 @@
 import type { StreamLinks, StreamView } from '../../../../libs/contracts/src/index.js';
+import { paddedOutputSize } from '../jobs/job-view.js';
 import type { StreamRecord } from '../../../../libs/cluster/src/index.js';
 
 export function streamLinks(streamId: string): StreamLinks {
@@ -21,6 +22,8 @@ export function toStreamView(record: StreamRecord): StreamView {
     speed: params.speed,
     fps: params.fps,
     keyframeInterval: params.keyframeInterval,
+    oddSize: params.oddSize ?? 'exact',
+    ...paddedOutputSize(params.codec, params.width, params.height, params.oddSize),
     batches: record.nextSeq,
     delivered: record.cursor,
     frames: record.frames,

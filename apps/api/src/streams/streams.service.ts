@@ -81,6 +81,7 @@ export class StreamsService {
       speed: body.speed,
       fps: body.fps,
       keyframeInterval: body.keyframeInterval ?? Math.max(1, Math.round(body.fps * DEFAULT_KEYFRAME_SECONDS)),
+      oddSize: body.oddSize,
     };
     const id = newStreamId();
     let node: string | null = null;
@@ -142,7 +143,7 @@ export class StreamsService {
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
     const { frameBytes } = this.jobs.checkRawUpload(
-      { ...params, accept: undefined, frames, priority: undefined },
+      { ...params, accept: undefined, frames, priority: undefined, oddSize: params.oddSize ?? 'exact' },
       contentLength,
       encoding,
     );
@@ -176,7 +177,7 @@ export class StreamsService {
       height: params.height,
       format: params.format,
       frames,
-      settings: { quality: params.quality, speed: params.speed, fps: params.fps },
+      settings: { quality: params.quality, speed: params.speed, fps: params.fps, oddSize: params.oddSize },
       input,
       createdAt: Date.now(),
       stream: {

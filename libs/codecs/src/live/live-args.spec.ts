@@ -79,6 +79,34 @@ describe('buildLiveEncodeArgs', () => {
     ).toMatch(/format=yuv420p$/);
   });
 
+  it('with oddSize pad encodes H.264/HEVC 4:2:0 at the next even size, edge repeated, like the segment encoder', () => {
+    const layout = { width: 321, height: 181, format: 'rgb' as const };
+    const pad: EncodeSettings = { ...settings, oddSize: 'pad' };
+    for (const [codec, implementation] of [
+      ['h264', 'libx264'],
+      ['hevc', 'libx265'],
+      ['h264', 'h264_nvenc'],
+    ] as const) {
+      const live = buildLiveEncodeArgs(request({ codec, implementation, layout, settings: pad }));
+      const segment = buildVideoEncodeArgs({
+        codec,
+        implementation,
+        layout,
+        settings: pad,
+        frameCount: 1,
+        threads: 2,
+      });
+      expect(valueOf(live.input, '-video_size')).toBe('321x181');
+      expect(valueOf(live.output, '-vf')).toBe(
+        'format=gbrp,pad=322:182,fillborders=right=1:bottom=1:mode=smear,' +
+          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+      );
+      expect(valueOf(live.output, '-vf')).toBe(valueOf(segment.output, '-vf'));
+    }
+    const vp9 = request({ layout, codec: 'vp9', implementation: 'libvpx-vp9' });
+    expect(buildLiveEncodeArgs({ ...vp9, settings: pad })).toEqual(buildLiveEncodeArgs(vp9));
+  });
+
   it.each([
     ['hevc', 'libx265', ['-tune', 'zerolatency']],
     ['vp8', 'libvpx', ['-lag-in-frames', '0', '-auto-alt-ref', '0']],

@@ -1,14 +1,7 @@
 import type { EncodeSettings, VideoCodec } from '../../../contracts/src/index.js';
 import type { RawLayout } from '../encoder.js';
 import { UnsupportedCodecError } from '../errors.js';
-import {
-  colourTags,
-  outputPixelFormat,
-  rawVideoInputArgs,
-  threadArgs,
-  videoFilter,
-  type FfmpegArgs,
-} from '../ffmpeg-args.js';
+import { colourTags, encodeFilter, rawVideoInputArgs, threadArgs, type FfmpegArgs } from '../ffmpeg-args.js';
 import { videoKnobs } from '../settings.js';
 import { codecOfImplementation, hardwareFamily } from '../video-implementations.js';
 
@@ -86,7 +79,7 @@ export function buildLiveEncodeArgs(request: LiveEncodeRequest): FfmpegArgs {
     '-sn',
     '-dn',
     '-vf',
-    videoFilter(implementation, outputPixelFormat(implementation, layout)),
+    encodeFilter(implementation, layout, settings.oddSize),
     '-c:v',
     implementation,
     ...videoKnobs(implementation, settings).args,

@@ -2,7 +2,7 @@ import type { EncodeSettings, PixelFormat, VideoCodec } from '../../../contracts
 import type { RawLayout } from '../encoder.js';
 import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from '../errors.js';
 import { createEncoder } from '../registry.js';
-import { decodeVideoToRgb, probeVideo, psnr } from '../testing/media-check.js';
+import { decodeVideoToRgb, probeVideo, psnr, splitPadding } from '../testing/media-check.js';
 import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../testing/synthetic-frames.js';
 import { LiveVideoSession, type LivePacket } from './live-video-session.js';
 import { playableStream } from './testing.js';
@@ -141,6 +141,49 @@ describe('LiveVideoSession (real ffmpeg)', () => {
       ]);
       const quality = psnr(Buffer.concat(rgba.map(rgbaToRgb)), await decodeVideoToRgb(stream));
       if (quality < 30) throw new Error(`${codec}: PSNR ${quality.toFixed(1)} dB < 30 dB`);
+    },
+  );
+
+  it.each(['h264', 'hevc'] as const)(
+    '%s with oddSize pad: 4:2:0 at the next even size (161x121 -> 162x122), crops back at PSNR > 30 dB',
+    async (codec) => {
+      const raw = layout(161, 121, 'bgrx');
+      const session = await createEncoder(codec, undefined, { threads: 1 }).startLive(
+        raw,
+        { ...settings, oddSize: 'pad' },
+        1000,
+      );
+      const rgba = scenes(raw.width, raw.height, 0, 3);
+      let packets: LivePacket[];
+      try {
+        packets = await session.encode(
+          [Buffer.concat(rgba.map((frame) => rgbaToPixelFormat(frame, 'bgrx')))],
+          3,
+        );
+      } finally {
+        await session.close();
+      }
+      const stream = playableStream(
+        codec,
+        packets.map((packet) => packet.data),
+        162,
+        122,
+      );
+      const probe = await probeVideo(stream);
+      expect([probe.codecName, probe.pixFmt, probe.width, probe.height, probe.frames]).toEqual([
+        codec,
+        'yuv420p',
+        162,
+        122,
+        3,
+      ]);
+      const padded = splitPadding(await decodeVideoToRgb(stream), probe, raw.width, raw.height);
+      const quality = psnr(Buffer.concat(rgba.map(rgbaToRgb)), padded.cropped);
+      expect({
+        quality: quality > 30,
+        columnRepeat: padded.columnRepeat > 30,
+        rowRepeat: padded.rowRepeat > 30,
+      }).toEqual({ quality: true, columnRepeat: true, rowRepeat: true });
     },
   );
 

@@ -131,7 +131,7 @@ export class LiveVideoSession {
     }
     const settings = normalizeSettings(options.settings);
     const implementation = liveImplementation(options.implementation);
-    const rejection = layoutRejection(implementation, layout);
+    const rejection = layoutRejection(implementation, layout, settings.oddSize);
     if (rejection) {
       throw new UnsupportedInputError(
         `${codec} cannot encode ${layout.width}x${layout.height} live: ${rejection}`,

@@ -22,6 +22,60 @@ export function psnr(expected: Buffer, actual: Buffer): number {
   return 10 * Math.log10((255 * 255) / mse);
 }
 
+export interface PaddedFrames {
+  /** The pictures cropped back to width x height, packed RGB. */
+  cropped: Buffer;
+  /** PSNR of the padding columns against the last real column (Infinity with none). */
+  columnRepeat: number;
+  /** PSNR of the padding rows against the last real row (Infinity with none). */
+  rowRepeat: number;
+}
+
+/**
+ * Splits decoded packed-RGB frames coded at `coded` (bigger than width x height by padding on the right
+ * and bottom) into the picture cropped back to width x height and how closely the padding repeats the
+ * picture's last column and row: a padding that repeats the edge decodes close to it; a coloured one
+ * (black, or whatever `pad` fills with) does not.
+ */
+export function splitPadding(
+  rgb: Buffer,
+  coded: { width: number; height: number },
+  width: number,
+  height: number,
+): PaddedFrames {
+  const frameBytes = coded.width * coded.height * 3;
+  if (rgb.length % frameBytes !== 0) {
+    throw new Error(`splitPadding: ${rgb.length} bytes is not whole ${coded.width}x${coded.height} frames`);
+  }
+  const pixel = (frame: number, x: number, y: number) => {
+    const at = frame * frameBytes + (y * coded.width + x) * 3;
+    return rgb.subarray(at, at + 3);
+  };
+  const cropped: Buffer[] = [];
+  const [padColumns, lastColumns, padRows, lastRows]: Buffer[][] = [[], [], [], []];
+  for (let frame = 0; frame < rgb.length / frameBytes; frame++) {
+    for (let y = 0; y < height; y++) {
+      const start = frame * frameBytes + y * coded.width * 3;
+      cropped.push(rgb.subarray(start, start + width * 3));
+      for (let x = width; x < coded.width; x++) {
+        padColumns.push(pixel(frame, x, y));
+        lastColumns.push(pixel(frame, width - 1, y));
+      }
+    }
+    for (let y = height; y < coded.height; y++) {
+      for (let x = 0; x < width; x++) {
+        padRows.push(pixel(frame, x, y));
+        lastRows.push(pixel(frame, x, height - 1));
+      }
+    }
+  }
+  return {
+    cropped: Buffer.concat(cropped),
+    columnRepeat: psnr(Buffer.concat(lastColumns), Buffer.concat(padColumns)),
+    rowRepeat: psnr(Buffer.concat(lastRows), Buffer.concat(padRows)),
+  };
+}
+
 export interface DecodedImage {
   data: Buffer;
   width: number;
