@@ -21,6 +21,26 @@ describe('validateParams', () => {
     expect(message).toMatch(/property width should not exist/);
   });
 
+  it('oddSize: exact by default, pad when asked, 400 naming the values otherwise (query, form, JSON)', async () => {
+    expect(await validateParams(EncodeParams, { codec: 'h264' })).toMatchObject({ oddSize: 'exact' });
+    expect(await validateParams(EncodeParams, { codec: 'h264', oddSize: 'pad' })).toMatchObject({
+      oddSize: 'pad',
+    });
+    const json = { codec: 'hevc', width: 321, height: 181, format: 'bgra' };
+    expect(await validateParams(CreateStreamBody, { ...json, oddSize: 'pad' })).toMatchObject({
+      oddSize: 'pad',
+    });
+    for (const [type, plain] of [
+      [EncodeParams, { codec: 'h264', oddSize: 'crop' }],
+      [CreateStreamBody, { ...json, oddSize: 'PAD' }],
+      [CreateStreamBody, { ...json, oddSize: ['pad'] }],
+    ] as const) {
+      const error = await validateParams(type as new () => object, plain).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(BadRequestException);
+      expect((error as Error).message).toBe('oddSize must be one of exact, pad');
+    }
+  });
+
   it('raw uploads still need width, height and format', async () => {
     const error = await validateParams(CreateJobQuery, { codec: 'png' }).catch((caught: unknown) => caught);
     expect((error as Error).message).toMatch(/width is required.*height is required.*format is required/);
