@@ -237,6 +237,7 @@ describe('operations: auth, dashboard, metrics, docs, health, logs', () => {
     it('describes POST /v1/jobs with its bodies, parameters and responses', async () => {
       const response = await request('/docs-json', { headers: bearer });
       const document = (await response.json()) as {
+        components: { schemas: Record<string, { properties: Record<string, { enum?: string[] }> }> };
         paths: Record<
           string,
           Record<
@@ -255,7 +256,21 @@ describe('operations: auth, dashboard, metrics, docs, health, logs', () => {
         expect.arrayContaining(['202', '400', '401', '413', '415', '422', '503']),
       );
       expect(create.parameters?.map((parameter) => parameter.name)).toEqual(
-        expect.arrayContaining(['codec', 'accept', 'width', 'height', 'format', 'frames', 'quality']),
+        expect.arrayContaining([
+          'codec',
+          'accept',
+          'width',
+          'height',
+          'format',
+          'frames',
+          'quality',
+          'oddSize',
+        ]),
+      );
+      const { schemas } = document.components;
+      expect(schemas.CreateStreamBody.properties.oddSize.enum).toEqual(['exact', 'pad']);
+      expect(Object.keys(schemas.JobViewDto.properties)).toEqual(
+        expect.arrayContaining(['outputWidth', 'outputHeight']),
       );
       expect(Object.keys(document.paths)).toEqual(
         expect.arrayContaining(['/v1/jobs/{id}', '/v1/nodes', '/health/ready', '/metrics']),
