@@ -9,6 +9,7 @@ import {
   progressBar,
   type JobEventWithId,
 } from '../libs/client/src/index.js';
+import { parseApiKeys } from '../apps/api/src/config/api-config.js';
 import { ServiceStack, repoRoot } from './lib/stack.js';
 
 interface DemoCase {
@@ -107,7 +108,8 @@ export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Pr
 
 async function main(): Promise<void> {
   const apiUrl = process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
-  let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? process.env.API_KEYS?.split(',')[0]);
+  const apiKey = process.env.API_KEY || parseApiKeys(process.env.API_KEYS)[0];
+  let client = new EncoderApiClient(apiUrl, apiKey);
   let stack: ServiceStack | null = null;
   if (!(await client.ready())) {
     console.log(`no service at ${apiUrl}: starting an embedded one (redis-server, API, one encoder node)`);
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
   try {
     const files = await runDemo(client, join(process.cwd(), 'out'));
     console.log(`wrote ${files.length} files to ./out`);
-    await runLiveDemo(client.baseUrl, join(process.cwd(), 'out', 'live'), process.env.API_KEY);
+    await runLiveDemo(client.baseUrl, join(process.cwd(), 'out', 'live'), stack?.apiKey ?? apiKey);
   } finally {
     await stack?.stop();
   }

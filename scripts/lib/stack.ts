@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { parseApiKeys } from '../../apps/api/src/config/api-config.js';
 import { EmbeddedRedis, freePort } from '../../libs/cluster/src/index.js';
 import { EncoderApiClient } from '../../libs/client/src/index.js';
 
@@ -88,6 +89,15 @@ export class ServiceStack {
     return { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
   }
 
+  /**
+   * A key the API accepts: the first of the API_KEYS it runs with, whether they came from the options
+   * or from this process's environment (`API_KEYS=... npm start`). The stack's own readiness and
+   * registration checks are clients like any other.
+   */
+  get apiKey(): string | undefined {
+    return parseApiKeys(this.env().API_KEYS)[0];
+  }
+
   private spawnNode(label: string, script: string, args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
     const child = spawn(process.execPath, [join(this.root, 'dist', script), ...args], {
       env,
@@ -119,7 +129,7 @@ export class ServiceStack {
       HOST: host,
     });
     this.apiUrl = `http://${host}:${port}`;
-    this.client = new EncoderApiClient(this.apiUrl, this.options.env?.API_KEYS?.split(',')[0]);
+    this.client = new EncoderApiClient(this.apiUrl, this.apiKey);
     await this.until(() => this.client.ready(), 20_000, 'the API to become ready', this.api);
   }
 
@@ -133,7 +143,7 @@ export class ServiceStack {
       HOST: '127.0.0.1',
     });
     this.replicas.set(url, replica);
-    const client = new EncoderApiClient(url, this.options.env?.API_KEYS?.split(',')[0]);
+    const client = new EncoderApiClient(url, this.apiKey);
     await this.until(() => client.ready(), 20_000, `the API replica at ${url} to become ready`, replica);
     return url;
   }

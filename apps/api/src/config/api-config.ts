@@ -91,6 +91,14 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
+/** The keys of an API_KEYS value (a comma list), as the API reads them; also used by its supervisors. */
+export function parseApiKeys(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter(Boolean);
+}
+
 /** Reads and validates the API's settings; a wrong value stops the process with a clear message. */
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const host = env.HOST || '127.0.0.1';
@@ -106,10 +114,13 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
   }
-  const apiKeys = (env.API_KEYS ?? '')
-    .split(',')
-    .map((key) => key.trim())
-    .filter(Boolean);
+  const apiKeys = parseApiKeys(env.API_KEYS);
+  if (apiKeys.length === 0 && (env.API_KEYS ?? '').trim() !== '') {
+    // A list of nothing but commas and blanks would otherwise start with authentication off.
+    throw new ConfigError(
+      'API_KEYS is set but holds no key: give a comma list of keys (16+ characters each), or unset it to run without authentication on loopback',
+    );
+  }
   const shortKey = apiKeys.find((key) => key.length < 16);
   if (shortKey !== undefined) throw new ConfigError('API_KEYS entries must be at least 16 characters long');
   const allowInsecurePublic = env.ALLOW_INSECURE_PUBLIC === 'true';
