@@ -48,6 +48,19 @@ export class ScriptProcess {
     }
   }
 
+  /** The exit code, or 'running' if the process is still up after `timeoutMs`. */
+  async exitWithin(timeoutMs: number): Promise<number | null | 'running'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'running'>(
+      (resolve) => (timer = setTimeout(() => resolve('running'), timeoutMs)),
+    );
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Signals the process (SIGKILL after `graceMs`) and resolves with its exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<number | null> {
     if (!this.running) return this.exited;

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { EmbeddedRedis, freePort } from '../libs/cluster/src/index.js';
 import { ScriptProcess } from './process-support.js';
 import { tempDir } from './support.js';
@@ -68,4 +69,107 @@ describe('API_KEYS that hold no key', () => {
       expect(api.output.trim().split('\n')).toHaveLength(1);
     },
   );
+});
+
+describe('a Redis that refuses the password', () => {
+  const PASSWORD = 'right-password-0123456789';
+  const WRONG = 'wrong-password-9876543210';
+  const data = tempDir('redis-auth-');
+  const redis = new EmbeddedRedis({ port: 0, dataDir: data.path, appendOnly: false });
+  const running: ScriptProcess[] = [];
+  beforeAll(async () => {
+    await redis.start();
+    // As `--requirepass` would (EmbeddedRedis's readiness probe has no password).
+    const admin = new Redis(redis.port, '127.0.0.1');
+    await admin.config('SET', 'requirepass', PASSWORD);
+    admin.disconnect();
+  });
+  afterAll(async () => {
+    await Promise.all(running.map((run) => run.stop('SIGKILL')));
+    await redis.stop();
+    data.remove();
+  });
+
+  /** Resolves with the exit code, or 'running' if the process is still up after printing `ready`. */
+  async function outcome(run: ScriptProcess, ready: RegExp): Promise<number | null | 'running'> {
+    running.push(run);
+    return Promise.race([run.exited, run.waitFor(ready, 60_000).then(() => 'running' as const)]);
+  }
+
+  it.each([
+    ['api', '', 'apps/api/src/main.js', []],
+    ['api', 'app', 'apps/api/src/main.js', []],
+    ['worker', '', 'apps/worker/src/main.js', ['--name', 'refused']],
+    ['worker', 'app', 'apps/worker/src/main.js', ['--name', 'refused']],
+  ])(
+    'the %s stops with one configuration-error line (user %j), the password never printed',
+    async (_, user, script, args) => {
+      const run = new ScriptProcess(script, args, {
+        REDIS_URL: `redis://${user}:${WRONG}@127.0.0.1:${redis.port}`,
+        PORT: String(await freePort()),
+        API_KEYS: undefined,
+      });
+      expect(await outcome(run, /API listening|serving encode/)).toBe(2);
+      expect(run.output).not.toContain(WRONG);
+      expect(run.output.trim().split('\n')).toEqual([
+        expect.stringMatching(
+          /^configuration error: .*Redis at redis:\/\/\w*:\*\*\*@127\.0\.0\.1:\d+ refused the credentials \(WRONGPASS\)/,
+        ),
+      ]);
+    },
+  );
+
+  it('a node whose password stops working while it runs exits with one line, the password never printed', async () => {
+    const run = new ScriptProcess('apps/worker/src/main.js', ['--name', 'rotated', '--concurrency', '1'], {
+      REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${redis.port}`,
+    });
+    running.push(run);
+    await run.waitFor(/serving encode/, 60_000);
+    const admin = new Redis(redis.port, '127.0.0.1', { password: PASSWORD });
+    try {
+      await admin.config('SET', 'requirepass', `${PASSWORD}-rotated`);
+      await admin.client('KILL', 'TYPE', 'normal');
+    } finally {
+      admin.disconnect();
+    }
+    expect(await run.exitWithin(60_000)).toBe(2);
+    expect(run.output).not.toContain(PASSWORD);
+    const fatal = run.output.split('\n').filter((line) => line.includes('refused the credentials'));
+    expect(fatal).toHaveLength(1);
+    expect(JSON.parse(fatal[0])).toMatchObject({ level: 'fatal' });
+  });
+});
+
+describe('a node whose Redis cannot be reached', () => {
+  const data = tempDir('redis-away-');
+  let redis: EmbeddedRedis | null = null;
+  let run: ScriptProcess | null = null;
+  afterAll(async () => {
+    await run?.stop('SIGKILL');
+    await redis?.stop();
+    data.remove();
+  });
+
+  it('says so at once and at each reconnect step, then when Redis is back, and starts serving', async () => {
+    const port = await freePort();
+    run = new ScriptProcess('apps/worker/src/main.js', ['--name', 'lonely', '--concurrency', '1'], {
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+    });
+    await run.waitFor(/Redis at redis:\/\/127\.0\.0\.1:\d+ unreachable \(connect ECONNREFUSED/, 60_000);
+    await run.waitFor(
+      /still unreachable after [\d.]+ s \(connect ECONNREFUSED[^)]*\): reconnect attempt \d+ in \d+ ms/,
+      60_000,
+    );
+    expect(run.output).not.toMatch(/serving encode/);
+
+    redis = new EmbeddedRedis({ port, dataDir: data.path, appendOnly: false });
+    await redis.start();
+    await run.waitFor(/reachable again after/, 60_000);
+    await run.waitFor(/serving encode/, 60_000);
+    const lines = run.output.trim().split('\n');
+    // JSON lines only (no error objects dumped by a library), and no line per failing connection.
+    expect(lines.every((line) => line.startsWith('{'))).toBe(true);
+    expect(run.output).not.toMatch(/queue encode\.\S+: connect ECONNREFUSED/);
+    expect(await run.stop('SIGTERM')).toBe(0);
+  });
 });
