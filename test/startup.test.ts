@@ -1,4 +1,10 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
 import { EmbeddedRedis, freePort } from '../libs/cluster/src/index.js';
 import { ScriptProcess } from './process-support.js';
 import { tempDir } from './support.js';
@@ -171,5 +177,126 @@ describe('a node whose Redis cannot be reached', () => {
     expect(lines.every((line) => line.startsWith('{'))).toBe(true);
     expect(run.output).not.toMatch(/queue encode\.\S+: connect ECONNREFUSED/);
     expect(await run.stop('SIGTERM')).toBe(0);
+  });
+});
+
+/** One HTTPS GET to 127.0.0.1 that trusts `ca` only (or the system's CAs without it). */
+function httpsGet(
+  port: number,
+  path: string,
+  ca?: Buffer,
+  key?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, ca, headers: key ? { authorization: `Bearer ${key}` } : {} },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('HTTPS', () => {
+  const dir = tempDir('tls-');
+  const redis = new EmbeddedRedis({ port: 0, dataDir: join(dir.path, 'redis'), appendOnly: false });
+  const certFile = join(dir.path, 'cert.pem');
+  const keyFile = join(dir.path, 'key.pem');
+  let cert: Buffer;
+  const running: ScriptProcess[] = [];
+
+  beforeAll(async () => {
+    await redis.start();
+    // A self-signed certificate for 127.0.0.1, made as an operator would for a test box.
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    cert = readFileSync(certFile);
+  });
+  afterAll(async () => {
+    await Promise.all(running.map((run) => run.stop('SIGKILL')));
+    await redis.stop();
+    dir.remove();
+  });
+
+  function startApi(env: Record<string, string>): ScriptProcess {
+    const run = new ScriptProcess('apps/api/src/main.js', [], {
+      REDIS_URL: redis.url,
+      API_KEYS: KEY,
+      ...env,
+    });
+    running.push(run);
+    return run;
+  }
+
+  it('serves the API over HTTPS with the given certificate and key, the keys checked as over HTTP', async () => {
+    const port = await freePort();
+    const api = startApi({
+      HOST: '0.0.0.0',
+      PORT: String(port),
+      TLS_CERT_FILE: certFile,
+      TLS_KEY_FILE: keyFile,
+    });
+    await api.waitFor(/API listening on https:\/\/0\.0\.0\.0:\d+/, 60_000);
+
+    expect(await httpsGet(port, '/health/live', cert)).toMatchObject({ status: 200 });
+    const nodes = await httpsGet(port, '/v1/nodes', cert, KEY);
+    expect(nodes.status).toBe(200);
+    expect(JSON.parse(nodes.body)).toEqual([]);
+    expect((await httpsGet(port, '/v1/nodes', cert)).status).toBe(401);
+    // WebSockets upgrade on the same TLS server: an unknown stream is refused at the upgrade, as over HTTP.
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const socket = new WebSocket(`wss://127.0.0.1:${port}/v1/streams/no-such-stream/ws`, {
+        ca: cert,
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      socket.on('unexpected-response', (_, response) => resolve(response.statusCode ?? 0));
+      socket.on('open', () => reject(new Error('opened a socket for an unknown stream')));
+      socket.on('error', reject);
+    });
+    expect(upgrade).toBe(404);
+    // The handshake really is the given certificate's: a client that does not trust it refuses.
+    await expect(httpsGet(port, '/health/live')).rejects.toThrow(/self[- ]signed/);
+    // And plain HTTP on that port gets no answer.
+    expect(
+      await fetch(`http://127.0.0.1:${port}/health/live`).then(
+        (res) => res.status,
+        () => 'no answer',
+      ),
+    ).toBe('no answer');
+    expect(api.output).not.toMatch(/plain HTTP/);
+  });
+
+  it('says at start that it serves plain HTTP beyond loopback without TLS', async () => {
+    const api = startApi({ HOST: '0.0.0.0', PORT: String(await freePort()) });
+    await api.waitFor(/API listening on http:\/\/0\.0\.0\.0/, 60_000);
+    await api.waitFor(
+      /serving plain HTTP on 0\.0\.0\.0: API keys and frames cross the network in clear text/,
+      10_000,
+    );
+  });
+
+  it('a certificate without its key stops the start with a line naming both settings', async () => {
+    const api = startApi({ PORT: String(await freePort()), TLS_CERT_FILE: certFile });
+    expect(await api.exitWithin(60_000)).toBe(2);
+    expect(api.output.trim()).toMatch(/^configuration error: TLS_CERT_FILE and TLS_KEY_FILE go together/);
   });
 });

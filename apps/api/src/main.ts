@@ -6,7 +6,7 @@ import {
   isCredentialsError,
   redact,
 } from '../../../libs/cluster/src/index.js';
-import { ConfigError, loadApiConfig } from './config/api-config.js';
+import { ConfigError, isLoopback, loadApiConfig } from './config/api-config.js';
 import { createApi } from './create-api.js';
 
 /** One line on stderr and a non-zero exit: never an error object, whose fields may carry credentials. */
@@ -34,7 +34,14 @@ async function main(): Promise<void> {
       exitWith(`configuration error: REDIS_URL: ${credentialsErrorFor(redisUrl, error as Error).message}`, 2);
     throw error;
   }
-  new Logger('Main').log(`API listening on http://${config.host}:${config.port} (Redis ${redact(redisUrl)})`);
+  const logger = new Logger('Main');
+  logger.log(
+    `API listening on ${config.tls ? 'https' : 'http'}://${config.host}:${config.port} (Redis ${redact(redisUrl)})`,
+  );
+  if (!config.tls && !isLoopback(config.host))
+    logger.warn(
+      `serving plain HTTP on ${config.host}: API keys and frames cross the network in clear text. Set TLS_CERT_FILE and TLS_KEY_FILE, or put a TLS-terminating reverse proxy in front (README, Security)`,
+    );
 }
 
 main().catch((error: unknown) =>

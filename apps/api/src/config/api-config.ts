@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { parseRedisTarget } from '../../../../libs/cluster/src/redis-target.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
 
@@ -10,6 +12,8 @@ export interface ApiConfig {
   queuePrefix: string;
   apiKeys: string[];
   allowInsecurePublic: boolean;
+  /** Certificate chain and private key (PEM) when the API serves HTTPS itself; null: plain HTTP. */
+  tls: TlsFiles | null;
   /** Largest accepted request body (raw frames as sent, compressed or not). */
   maxBodyBytes: number;
   maxFramePixels: number;
@@ -38,6 +42,11 @@ export interface ApiConfig {
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
   docsPublic: boolean;
   admin: AdminConfig;
+}
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
 }
 
 export interface AdminConfig {
@@ -91,6 +100,38 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
+/**
+ * TLS_CERT_FILE and TLS_KEY_FILE, both or neither, read and checked now (PEM that parses, a key that
+ * matches the certificate), so a wrong file stops the start instead of the first handshake.
+ */
+export function tlsFiles(env: Env): TlsFiles | null {
+  const certFile = env.TLS_CERT_FILE || '';
+  const keyFile = env.TLS_KEY_FILE || '';
+  if (!certFile && !keyFile) return null;
+  if (!certFile || !keyFile)
+    throw new ConfigError(
+      `TLS_CERT_FILE and TLS_KEY_FILE go together: set both (PEM files) to serve HTTPS, or neither, got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
+    );
+  const read = (name: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(
+        `${name}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
+    }
+  };
+  const files = { cert: read('TLS_CERT_FILE', certFile), key: read('TLS_KEY_FILE', keyFile) };
+  try {
+    createSecureContext(files);
+  } catch (error) {
+    throw new ConfigError(
+      `TLS_CERT_FILE/TLS_KEY_FILE: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
+    );
+  }
+  return files;
+}
+
 /** The keys of an API_KEYS value (a comma list), as the API reads them; also used by its supervisors. */
 export function parseApiKeys(raw: string | undefined): string[] {
   return (raw ?? '')
@@ -136,6 +177,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     queuePrefix,
     apiKeys,
     allowInsecurePublic,
+    tls: tlsFiles(env),
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
     maxFramePixels: integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689),
     maxFramesPerJob: integer(env, 'MAX_FRAMES_PER_JOB', 600, 1, 100_000),
