@@ -294,6 +294,20 @@ describe('HTTPS', () => {
     );
   });
 
+  it('npm start refuses TLS settings that its plain-HTTP supervisor could not honour, before starting anything', async () => {
+    const run = new ScriptProcess('scripts/start.js', [], {
+      TLS_CERT_FILE: certFile,
+      TLS_KEY_FILE: keyFile,
+      PORT: String(await freePort()),
+      DATA_DIR: join(dir.path, 'start'),
+      REDIS_URL: undefined,
+    });
+    running.push(run);
+    expect(await run.exitWithin(60_000)).toBe(1);
+    expect(run.output.trim()).toMatch(/^TLS_CERT_FILE\/TLS_KEY_FILE are for `npm run api`/);
+    expect(run.output).not.toMatch(/redis|API listening/i);
+  });
+
   it('a certificate without its key stops the start with a line naming both settings', async () => {
     const api = startApi({ PORT: String(await freePort()), TLS_CERT_FILE: certFile });
     expect(await api.exitWithin(60_000)).toBe(2);

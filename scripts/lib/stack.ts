@@ -62,6 +62,7 @@ export class ServiceStack {
 
   static async start(options: StackOptions = {}): Promise<ServiceStack> {
     const stack = new ServiceStack(options);
+    stack.checkPlainHttp();
     try {
       await stack.startRedis();
       await stack.startApi();
@@ -71,6 +72,16 @@ export class ServiceStack {
       throw error;
     }
     return stack;
+  }
+
+  /** Its own checks (and the demo) speak plain HTTP to the API it starts: refuse rather than drop TLS. */
+  private checkPlainHttp(): void {
+    const env = this.env();
+    if (env.TLS_CERT_FILE || env.TLS_KEY_FILE) {
+      throw new Error(
+        'TLS_CERT_FILE/TLS_KEY_FILE are for `npm run api`: the all-in-one (npm start, the demo) serves plain HTTP on loopback; for HTTPS run the API with them, or put a TLS-terminating reverse proxy in front (README, Security)',
+      );
+    }
   }
 
   private async startRedis(): Promise<void> {
