@@ -9,7 +9,7 @@ import {
 import { ConfigError, isLoopback, loadApiConfig } from './config/api-config.js';
 import { createApi } from './create-api.js';
 
-/** One line on stderr and a non-zero exit: never an error object, whose fields may carry credentials. */
+/** A message on stderr and a non-zero exit: never an error object, whose fields may carry credentials. */
 function exitWith(message: string, code: number): never {
   console.error(message);
   process.exit(code);
@@ -44,6 +44,10 @@ async function main(): Promise<void> {
     );
 }
 
+// The stack (message and frames) but not the error's own fields: a Redis error's hold the AUTH command.
 main().catch((error: unknown) =>
-  exitWith(`API failed to start: ${error instanceof Error ? error.message : String(error)}`, 1),
+  exitWith(
+    `API failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    1,
+  ),
 );
