@@ -23,6 +23,10 @@ import {
   bullConnectionOptions,
   nodeQueueName,
   removeFinishedCopy,
+  RedisOutageLog,
+  credentialsErrorFor,
+  isConnectionError,
+  isCredentialsError,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
@@ -78,19 +82,26 @@ export class EncoderNode {
   private processed = 0;
   private failed = 0;
   private stopping: Promise<void> | null = null;
+  private readonly outage: RedisOutageLog;
 
+  /** `onConfigError`: Redis refused the node's credentials; retrying cannot help (the process exits). */
   constructor(
     private readonly config: NodeConfig,
     private readonly capabilities: NodeCapabilities,
     private readonly log: NodeLogger,
+    private readonly onConfigError: (message: string) => void = (message) => log.error(message),
   ) {
     this.keys = new KeySpace(config.queuePrefix);
+    this.outage = new RedisOutageLog(config.redisUrl, log);
     this.redis = createRedisConnection({
       url: config.redisUrl,
       role: 'worker',
       name: `node:${config.name}`,
       reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
+      onReconnect: (attempt, delayMs) => this.outage.retrying(attempt, delayMs),
     });
+    this.redis.on('error', (error: Error) => this.onRedisError(error));
+    this.redis.on('ready', () => this.outage.ready());
     this.registry = new NodeRegistry(this.redis, this.keys);
     this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
     this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
@@ -129,13 +140,12 @@ export class EncoderNode {
     );
     for (const queue of this.queuesToServe()) {
       this.workers.set(queue, this.createWorker(queue));
-      this.queues.set(
-        queue,
-        new Queue(queue, {
-          connection: this.connectionOptions(`${queue}:watch`),
-          prefix: this.keys.queuePrefix,
-        }),
-      );
+      const watch = new Queue(queue, {
+        connection: this.connectionOptions(`${queue}:watch`),
+        prefix: this.keys.queuePrefix,
+      });
+      watch.on('error', (error) => this.onRedisError(error, `queue ${queue}`));
+      this.queues.set(queue, watch);
     }
     this.watchdog = setInterval(() => void this.checkWedged(), WATCHDOG_EVERY_MS);
     this.liveSweeper = setInterval(
@@ -151,6 +161,18 @@ export class EncoderNode {
   private queuesToServe(): string[] {
     const pools = this.config.pool === 'gpu' ? [ENCODE_QUEUES.gpu, ENCODE_QUEUES.cpu] : [ENCODE_QUEUES.cpu];
     return [...pools, nodeQueueName(this.id)];
+  }
+
+  /**
+   * Every Redis error of the node's connections comes here: an outage is logged once for all of them
+   * (and on each reconnect step), a refused password stops the node, anything else is logged with
+   * where it came from. Only messages are written: an error's fields can hold the AUTH command.
+   */
+  private onRedisError(error: Error, source?: string): void {
+    if (isCredentialsError(error))
+      this.onConfigError(credentialsErrorFor(this.config.redisUrl, error).message);
+    else if (isConnectionError(error)) this.outage.error(error);
+    else if (source) this.log.warn(`${source}: ${error.message}`);
   }
 
   /** Options, not a connection: BullMQ then owns (and closes) the connections it makes from them. */
@@ -178,7 +200,7 @@ export class EncoderNode {
       },
     );
     worker.on('failed', (job, error) => void this.onFailed(job, error));
-    worker.on('error', (error) => this.log.warn(`queue ${queue}: ${error.message}`));
+    worker.on('error', (error) => this.onRedisError(error, `queue ${queue}`));
     return worker;
   }
 
@@ -237,6 +259,7 @@ export class EncoderNode {
         connection: this.connectionOptions('forward'),
         prefix: this.keys.queuePrefix,
       });
+      queue.on('error', (error) => this.onRedisError(error, `forward queue ${nodeId}`));
       this.forwardQueues.set(nodeId, queue);
     }
     await removeFinishedCopy(queue, data.jobId);
@@ -327,7 +350,7 @@ export class EncoderNode {
   private beat(): Promise<void> {
     this.beating = this.registry
       .beat(this.record(), this.config.timeoutMs)
-      .catch((error: Error) => this.log.warn(`heartbeat: ${error.message}`));
+      .catch((error: Error) => this.onRedisError(error, 'heartbeat'));
     return this.beating;
   }
 

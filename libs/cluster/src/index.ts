@@ -14,3 +14,5 @@ export * from './redis-target.js';
 export * from './zero-copy-command.js';
 export * from './stream-store.js';
 export * from './stream-batches.js';
+export * from './redis-credentials.js';
+export * from './redis-outage-log.js';
