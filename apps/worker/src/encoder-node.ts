@@ -11,6 +11,7 @@ import {
   EventLog,
   FrameStore,
   DEFAULT_FRAME_STORE_OPTIONS,
+  JobCancellations,
   JobStore,
   KeySpace,
   MissingFrameError,
@@ -29,6 +30,7 @@ import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
 import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
+import { CancelWatch } from './cancel-watch.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];
@@ -57,6 +59,9 @@ export class EncoderNode {
   readonly id = randomUUID();
   private readonly keys: KeySpace;
   private readonly redis: RedisClient;
+  /** Its own connection: a subscribed connection can run nothing else. */
+  private readonly cancelSubscriber: RedisClient;
+  private readonly cancels: CancelWatch;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
   private readonly live: LiveStreamEncoder;
@@ -91,8 +96,15 @@ export class EncoderNode {
       name: `node:${config.name}`,
       reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
     });
+    this.cancelSubscriber = createRedisConnection({
+      url: config.redisUrl,
+      role: 'subscriber',
+      name: `node:${config.name}:cancel`,
+      reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
+    });
     this.registry = new NodeRegistry(this.redis, this.keys);
     this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.cancels = new CancelWatch((jobId) => this.jobRecords.status(jobId));
     this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
     const storage = new RedisJobStorage(
       this.keys,
@@ -114,6 +126,12 @@ export class EncoderNode {
   }
 
   async start(): Promise<void> {
+    await JobCancellations.listen(this.cancelSubscriber, this.keys, {
+      onCancel: (jobId) => {
+        if (this.cancels.cancel(jobId)) this.log.info(`job ${jobId} cancelled: stopping its encode`);
+      },
+      onResync: () => void this.cancels.recheck(),
+    });
     await this.beat();
     this.heartbeat = setInterval(
       () => void this.beat(),
@@ -187,11 +205,12 @@ export class EncoderNode {
       throw new DelayedError();
     }
     this.active++;
+    const cancellable = this.cancels.track(job.data.jobId, signal);
     try {
       const result =
         job.data.stream?.mode === 'live'
           ? await this.runLive(job, token, signal)
-          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
+          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal: cancellable.signal });
       if (job.data.stream?.mode === 'batch') await commitStreamBatch(this.streamStores(), job.data);
       this.processed++;
       this.throughput.add(job.data.frames);
@@ -203,6 +222,7 @@ export class EncoderNode {
       }
       throw error;
     } finally {
+      cancellable.release();
       this.active--;
     }
   }
@@ -349,6 +369,7 @@ export class EncoderNode {
     await within(this.live.closeAll(), IDLE_CLOSE_MS);
     const queues = [...this.queues.values(), ...this.forwardQueues.values()];
     await within(Promise.all(queues.map((queue) => queue.close())), IDLE_CLOSE_MS);
+    this.cancelSubscriber.disconnect();
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
   }

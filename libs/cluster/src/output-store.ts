@@ -17,4 +17,15 @@ export class OutputStore {
   get(jobId: string, index: number): Promise<Buffer | null> {
     return this.redis.getBuffer(this.keys.output(jobId, index));
   }
+
+  /**
+   * Removes whatever outputs of a job were stored: at most one per frame (images, live packets), and a
+   * video batch has only index 0. One key per command: on Redis Cluster they may be on different slots.
+   */
+  async deleteAll(jobId: string, frames: number): Promise<void> {
+    const count = Math.max(1, frames);
+    await Promise.all(
+      Array.from({ length: count }, (_, index) => this.redis.unlink(this.keys.output(jobId, index))),
+    );
+  }
 }

@@ -27,6 +27,7 @@ import {
   BodyTooLargeError,
   EventLog,
   FrameStore,
+  JobCancellations,
   JobStore,
   OutputStore,
 } from '../../../../libs/cluster/src/index.js';
@@ -78,6 +79,7 @@ export class JobsService {
     private readonly events: EventLog,
     private readonly queue: EncodeQueue,
     private readonly nodes: NodeDirectory,
+    private readonly cancellations: JobCancellations,
   ) {}
 
   /**
@@ -368,12 +370,17 @@ export class JobsService {
 
   async output(jobId: string, index: number): Promise<{ contentType: string; data: Buffer }> {
     const job = await this.get(jobId);
+    if (job.status === 'failed') {
+      throw new NotFoundException(
+        `job ${jobId} failed (${job.error ?? 'no reason'}); a failed job has no outputs`,
+      );
+    }
     const output = job.outputs.find((candidate) => candidate.index === index);
     if (!output) {
       throw new NotFoundException(
-        job.status === 'completed' || job.status === 'failed'
+        job.status === 'completed'
           ? `job ${jobId} has no output ${index} (it has ${job.outputs.length})`
-          : `output ${index} of job ${jobId} is not ready yet (status ${job.status})`,
+          : `output ${index} of job ${jobId} is not ready yet (status ${job.status}; outputs are listed when the job completes)`,
       );
     }
     const data = await this.outputs.get(jobId, index);
@@ -381,7 +388,11 @@ export class JobsService {
     return { contentType: output.contentType, data };
   }
 
-  /** Cancels a job no node has started; an active job is cancelled when it reaches its next frame. */
+  /**
+   * Cancels a job that has not finished: a waiting one leaves its queue; the node encoding an active
+   * one is told to stop (ffmpeg is killed, sharp stops after its current frame). Whatever the job had
+   * stored goes: its input, and outputs of frames already encoded.
+   */
   async cancel(jobId: string): Promise<JobView> {
     const job = await this.get(jobId);
     if (job.status === 'completed' || job.status === 'failed') {
@@ -389,10 +400,15 @@ export class JobsService {
     }
     await this.queue.removeWaiting(job.pool, jobId);
     const reason = 'cancelled by the client';
-    if (await this.jobs.fail(jobId, reason, Date.now()))
+    if (await this.jobs.fail(jobId, reason, Date.now())) {
       await this.events.append(jobId, { type: 'failed', error: reason });
+      await this.cancellations.announce(jobId);
+    }
     const record = await this.jobs.get(jobId);
-    if (record) await this.deleteInput(record.data);
+    if (record) {
+      await this.deleteInput(record.data);
+      await this.outputs.deleteAll(jobId, record.data.frames);
+    }
     return this.get(jobId);
   }
 }
