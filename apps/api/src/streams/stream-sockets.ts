@@ -6,6 +6,12 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { OutputStore, StreamStore } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { digestKeys, keyMatches, presentedKey } from '../auth/api-key.guard.js';
+import {
+  REDIS_RETRY_AFTER_SECONDS,
+  REDIS_UNAVAILABLE_MESSAGE,
+  isRedisUnavailable,
+  reasonPhrase,
+} from '../common/http-errors.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { StreamFollower } from './stream-follower.js';
 import { eventPayload } from './stream-sse.js';
@@ -48,6 +54,12 @@ export class StreamSockets implements OnModuleDestroy {
         return;
       }
       void this.upgrade(request, socket, head).catch((error: Error) => {
+        if (isRedisUnavailable(error)) {
+          refuse(socket, 503, REDIS_UNAVAILABLE_MESSAGE, {
+            'Retry-After': String(REDIS_RETRY_AFTER_SECONDS),
+          });
+          return;
+        }
         this.logger.warn(`websocket upgrade failed: ${error.message}`);
         refuse(socket, 500, 'internal error');
       });
@@ -139,11 +151,12 @@ function send(ws: WebSocket, data: string | Buffer): Promise<void> {
 }
 
 /** Answers an upgrade request with a plain HTTP error in the API's JSON error shape. */
-function refuse(socket: Duplex, status: number, message: string): void {
+function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found' }[status] ?? 'Error';
+  const reason = reasonPhrase(status);
   const body = JSON.stringify({ statusCode: status, error: reason, message });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra.join('')}Connection: close\r\n\r\n${body}`,
   );
 }
