@@ -122,40 +122,12 @@ export class EncodeJobRunner {
     // update, does not.
     const finalSeen = new AbortController();
     const signal = context.signal ? AbortSignal.any([context.signal, finalSeen.signal]) : finalSeen.signal;
-    const progress = this.progressReporter(jobId, data.frames, () =>
-      finalSeen.abort(
-        new JobCancelledError(`job ${jobId} was cancelled while node ${this.nodeName} encoded it`),
-      ),
-    );
-    // ffmpeg's input stream reads ahead of what it has written to the pipe: video frames are not pooled.
+    const progress = this.progressReporter(jobId, data.frames, () => finalSeen.abort(this.cancelled(jobId)));
     const timer = new JobTimer(startedAt - data.createdAt, this.clock);
-    const frames = timer.frames(this.inputFrames(data, encoder.kind === 'image' ? this.pool : null));
-    const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
 
     let outputs: OutputInfo[];
     try {
-      if (encoder.kind === 'image') {
-        outputs = [];
-        for await (const frame of frames) {
-          throwIfAborted(signal);
-          const encoded = await timer.encode(() => encoder.encode(frame, layout, data.settings));
-          throwIfAborted(signal);
-          outputs.push(
-            await timer.storeOutput(() =>
-              this.storeOutput(jobId, outputs.length, encoder.contentType, encoded),
-            ),
-          );
-          await progress(outputs.length);
-        }
-      } else {
-        if (!isVideoCodec(data.codec))
-          throw new PermanentJobError(`codec ${data.codec} is not a video codec`);
-        const counted = countFrames(frames, (done) => void progress(done));
-        const segment = await timer.encode(() =>
-          encoder.encode(counted, data.frames, layout, data.settings, { signal }),
-        );
-        outputs = [await timer.storeOutput(() => this.storeOutput(jobId, 0, encoder.contentType, segment))];
-      }
+      outputs = await this.encode(data, encoder, timer, progress, signal);
       throwIfAborted(signal);
     } catch (error) {
       // ffmpeg killed by the abort fails with its own error: the abort's reason is the one to report.
@@ -165,17 +137,57 @@ export class EncodeJobRunner {
     // Outputs are listed and announced only with the completion: a job that ends failed (a bad frame
     // after good ones, a cancellation) never exposes part of its work.
     if (!(await this.storage.complete(jobId, this.now(), timer.timings(), outputs))) {
-      if ((await this.storage.status(jobId)) === 'completed') {
-        // Another run finished it first (same output keys): its record and events stand.
-        await this.deleteInput(data);
-        return { outputs: 0, skipped: true };
-      }
-      throw new JobCancelledError(`job ${jobId} was cancelled while node ${this.nodeName} encoded it`);
+      if ((await this.storage.status(jobId)) !== 'completed') throw this.cancelled(jobId);
+      // Another run finished it first (same output keys): its record and events stand.
+      await this.deleteInput(data);
+      return { outputs: 0, skipped: true };
     }
     for (const output of outputs) await this.storage.emit(jobId, { type: 'output', ...output });
     await this.storage.emit(jobId, { type: 'completed', outputs: outputs.length });
     await this.deleteInput(data);
     return { outputs: outputs.length };
+  }
+
+  /**
+   * Encodes and stores the outputs (not listed yet): images frame by frame, stopping between frames
+   * once `signal` is aborted (sharp cannot be interrupted inside one); video in one ffmpeg run that the
+   * abort kills.
+   */
+  private async encode(
+    data: EncodeJobData,
+    encoder: Encoder,
+    timer: JobTimer,
+    progress: (done: number) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<OutputInfo[]> {
+    const { jobId } = data;
+    const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
+    // ffmpeg's input stream reads ahead of what it has written to the pipe: video frames are not pooled.
+    const frames = timer.frames(this.inputFrames(data, encoder.kind === 'image' ? this.pool : null));
+    if (encoder.kind === 'image') {
+      const outputs: OutputInfo[] = [];
+      for await (const frame of frames) {
+        throwIfAborted(signal);
+        const encoded = await timer.encode(() => encoder.encode(frame, layout, data.settings));
+        throwIfAborted(signal);
+        const index = outputs.length;
+        outputs.push(
+          await timer.storeOutput(() => this.storeOutput(jobId, index, encoder.contentType, encoded)),
+        );
+        await progress(outputs.length);
+      }
+      return outputs;
+    }
+    if (!isVideoCodec(data.codec)) throw new PermanentJobError(`codec ${data.codec} is not a video codec`);
+    const counted = countFrames(frames, (done) => void progress(done));
+    const segment = await timer.encode(() =>
+      encoder.encode(counted, data.frames, layout, data.settings, { signal }),
+    );
+    return [await timer.storeOutput(() => this.storeOutput(jobId, 0, encoder.contentType, segment))];
+  }
+
+  private cancelled(jobId: string): JobCancelledError {
+    return new JobCancelledError(`job ${jobId} was cancelled while node ${this.nodeName} encoded it`);
   }
 
   private inputFrames(data: EncodeJobData, pool: BufferPool | null): AsyncIterable<Buffer> {
