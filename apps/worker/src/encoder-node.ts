@@ -126,12 +126,13 @@ export class EncoderNode {
   }
 
   async start(): Promise<void> {
-    await JobCancellations.listen(this.cancelSubscriber, this.keys, {
+    // Not awaited: like the rest of the node, it connects (and subscribes) whenever Redis is there.
+    JobCancellations.listen(this.cancelSubscriber, this.keys, {
       onCancel: (jobId) => {
         if (this.cancels.cancel(jobId)) this.log.info(`job ${jobId} cancelled: stopping its encode`);
       },
       onResync: () => void this.cancels.recheck(),
-    });
+    }).catch((error: Error) => this.log.warn(`cancellations not followed: ${error.message}`));
     await this.beat();
     this.heartbeat = setInterval(
       () => void this.beat(),
