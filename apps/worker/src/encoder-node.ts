@@ -11,6 +11,7 @@ import {
   EventLog,
   FrameStore,
   DEFAULT_FRAME_STORE_OPTIONS,
+  JobCancellations,
   JobStore,
   KeySpace,
   MissingFrameError,
@@ -33,6 +34,7 @@ import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
 import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
+import { CancelWatch } from './cancel-watch.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];
@@ -61,6 +63,9 @@ export class EncoderNode {
   readonly id = randomUUID();
   private readonly keys: KeySpace;
   private readonly redis: RedisClient;
+  /** Its own connection: a subscribed connection can run nothing else. */
+  private readonly cancelSubscriber: RedisClient;
+  private readonly cancels: CancelWatch;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
   private readonly live: LiveStreamEncoder;
@@ -102,8 +107,17 @@ export class EncoderNode {
     });
     this.redis.on('error', (error: Error) => this.onRedisError(error));
     this.redis.on('ready', () => this.outage.ready());
+    this.cancelSubscriber = createRedisConnection({
+      url: config.redisUrl,
+      role: 'subscriber',
+      name: `node:${config.name}:cancel`,
+      reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
+      onReconnect: (attempt, delayMs) => this.outage.retrying(attempt, delayMs),
+    });
+    this.cancelSubscriber.on('error', (error: Error) => this.onRedisError(error, 'cancellations'));
     this.registry = new NodeRegistry(this.redis, this.keys);
     this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.cancels = new CancelWatch((jobId) => this.jobRecords.status(jobId));
     this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
     const storage = new RedisJobStorage(
       this.keys,
@@ -133,6 +147,13 @@ export class EncoderNode {
   }
 
   async start(): Promise<void> {
+    // Not awaited: like the rest of the node, it connects (and subscribes) whenever Redis is there.
+    JobCancellations.listen(this.cancelSubscriber, this.keys, {
+      onCancel: (jobId) => {
+        if (this.cancels.cancel(jobId)) this.log.info(`job ${jobId} cancelled: stopping its encode`);
+      },
+      onResync: () => void this.cancels.recheck(),
+    }).catch((error: Error) => this.log.warn(`cancellations not followed: ${error.message}`));
     await this.beat();
     this.heartbeat = setInterval(
       () => void this.beat(),
@@ -217,11 +238,12 @@ export class EncoderNode {
       throw new DelayedError();
     }
     this.active++;
+    const cancellable = this.cancels.track(job.data.jobId, signal);
     try {
       const result =
         job.data.stream?.mode === 'live'
           ? await this.runLive(job, token, signal)
-          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
+          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal: cancellable.signal });
       if (job.data.stream?.mode === 'batch') await commitStreamBatch(this.streamStores(), job.data);
       this.processed++;
       this.throughput.add(job.data.frames);
@@ -233,6 +255,7 @@ export class EncoderNode {
       }
       throw error;
     } finally {
+      cancellable.release();
       this.active--;
     }
   }
@@ -382,6 +405,7 @@ export class EncoderNode {
     await within(this.live.closeAll(), IDLE_CLOSE_MS);
     const queues = [...this.queues.values(), ...this.forwardQueues.values()];
     await within(Promise.all(queues.map((queue) => queue.close())), IDLE_CLOSE_MS);
+    this.cancelSubscriber.disconnect();
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
   }

@@ -3,6 +3,7 @@ export * from './buffer-pool.js';
 export * from './embedded-redis.js';
 export * from './event-log.js';
 export * from './frame-store.js';
+export * from './job-cancellations.js';
 export * from './job-store.js';
 export * from './keys.js';
 export * from './lua-script.js';
