@@ -108,7 +108,8 @@ export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Pr
 
 async function main(): Promise<void> {
   const apiUrl = process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
-  let client = new EncoderApiClient(apiUrl, process.env.API_KEY ?? firstKeyOf(process.env.API_KEYS));
+  const apiKey = process.env.API_KEY || firstKeyOf(process.env.API_KEYS);
+  let client = new EncoderApiClient(apiUrl, apiKey);
   let stack: ServiceStack | null = null;
   if (!(await client.ready())) {
     console.log(`no service at ${apiUrl}: starting an embedded one (redis-server, API, one encoder node)`);
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
   try {
     const files = await runDemo(client, join(process.cwd(), 'out'));
     console.log(`wrote ${files.length} files to ./out`);
-    await runLiveDemo(client.baseUrl, join(process.cwd(), 'out', 'live'), process.env.API_KEY);
+    await runLiveDemo(client.baseUrl, join(process.cwd(), 'out', 'live'), stack?.apiKey ?? apiKey);
   } finally {
     await stack?.stop();
   }

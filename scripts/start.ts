@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     const files = await runDemo(stack.client, join(process.cwd(), 'out'));
     console.log(`demo: wrote ${files.length} files to ./out`);
     console.log('demo: a live H.264 stream through the client CLI');
-    await runLiveDemo(stack.apiUrl, join(process.cwd(), 'out', 'live'));
+    await runLiveDemo(stack.apiUrl, join(process.cwd(), 'out', 'live'), stack.apiKey);
     console.log('demo: wrote out/live/stream.h264; the service keeps running\n');
   }
 }

@@ -312,11 +312,19 @@ describe('job inputs end to end', () => {
 
     const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
 
+    /** The event types a job's SSE log holds (the session ends after the final event). */
+    async function eventTypesOf(jobId: string): Promise<string[]> {
+      const response = await fetch(`${stack.apiUrl}/v1/jobs/${jobId}/events`);
+      return [...(await response.text()).matchAll(/^event: (\w+)$/gm)].map((match) => match[1]);
+    }
+
     it.each([
       ['png', 8, 8, 256],
       ['h264', 16, 16, 1024],
+      // 64 KiB frames: the first two inflate (and are encoded) before the bomb is noticed.
+      ['png', 128, 128, 65536],
     ] as const)(
-      'a zip bomb (64 MiB of zeros in a 64 KiB gzip body) for %s fails the job once, with a clear reason',
+      'a zip bomb (64 MiB of zeros in a 64 KiB gzip body) for %s %dx%d fails the job once, with a clear reason and no output',
       async (codec, w, h, declared) => {
         expect(bomb.length).toBeLessThan(128 * 1024);
         const { job } = await submitCompressed(
@@ -326,6 +334,18 @@ describe('job inputs end to end', () => {
         );
         expect(job).toMatchObject({ status: 'failed', attempts: 1, outputs: [] });
         expect(job.error).toMatch(`gzip input decompresses to more than the ${declared * 2} bytes expected`);
+        // A failed job exposes no partial work: nothing listed, served or announced.
+        const output = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}/outputs/0`);
+        expect(output.status).toBe(404);
+        expect(((await output.json()) as ErrorBody).message).toMatch(/failed .*a failed job has no outputs/);
+        expect(await eventTypesOf(job.id)).not.toContain('output');
+        expect((await eventTypesOf(job.id)).at(-1)).toBe('failed');
+        await waitUntil(
+          async () =>
+            (await redis.exists(`encoder:job:{${job.id}}:out:0`, `encoder:job:{${job.id}}:out:1`)) === 0,
+          5000,
+          `job ${job.id}'s stored outputs to be deleted`,
+        );
         await expectNoInputKeys(job.id);
       },
     );

@@ -62,6 +62,7 @@ export class ServiceStack {
 
   static async start(options: StackOptions = {}): Promise<ServiceStack> {
     const stack = new ServiceStack(options);
+    stack.checkPlainHttp();
     try {
       await stack.startRedis();
       await stack.startApi();
@@ -71,6 +72,16 @@ export class ServiceStack {
       throw error;
     }
     return stack;
+  }
+
+  /** Its own checks (and the demo) speak plain HTTP to the API it starts: refuse rather than drop TLS. */
+  private checkPlainHttp(): void {
+    const env = this.env();
+    if (env.TLS_CERT_FILE || env.TLS_KEY_FILE) {
+      throw new Error(
+        'TLS_CERT_FILE/TLS_KEY_FILE are for `npm run api`: the all-in-one (npm start, the demo) serves plain HTTP on loopback; for HTTPS run the API with them, or put a TLS-terminating reverse proxy in front (README, Security)',
+      );
+    }
   }
 
   private async startRedis(): Promise<void> {
@@ -87,6 +98,15 @@ export class ServiceStack {
 
   private env(): NodeJS.ProcessEnv {
     return { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
+  }
+
+  /**
+   * A key the API accepts: the first of the API_KEYS it runs with, whether they came from the options
+   * or from this process's environment (`API_KEYS=... npm start`). The stack's own readiness and
+   * registration checks are clients like any other.
+   */
+  get apiKey(): string | undefined {
+    return firstKeyOf(this.env().API_KEYS);
   }
 
   private spawnNode(label: string, script: string, args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
@@ -120,7 +140,7 @@ export class ServiceStack {
       HOST: host,
     });
     this.apiUrl = `http://${host}:${port}`;
-    this.client = new EncoderApiClient(this.apiUrl, firstKeyOf(this.options.env?.API_KEYS));
+    this.client = new EncoderApiClient(this.apiUrl, this.apiKey);
     await this.until(() => this.client.ready(), 20_000, 'the API to become ready', this.api);
   }
 
@@ -134,7 +154,7 @@ export class ServiceStack {
       HOST: '127.0.0.1',
     });
     this.replicas.set(url, replica);
-    const client = new EncoderApiClient(url, firstKeyOf(this.options.env?.API_KEYS));
+    const client = new EncoderApiClient(url, this.apiKey);
     await this.until(() => client.ready(), 20_000, `the API replica at ${url} to become ready`, replica);
     return url;
   }

@@ -31,6 +31,7 @@ export async function createApi(
     bufferLogs: true,
     // JSON bodies (streams API) are small; raw frames are streamed, never parsed.
     bodyParser: true,
+    httpsOptions: config.tls ?? undefined,
   });
   app.useLogger(app.get(Logger));
   app.use(httpLogger(logger));

@@ -46,6 +46,8 @@ describe('EncodeJobRunner inputs', () => {
       deleteInputChunks: async (_jobId: string, count: number) =>
         void calls.push(`deleteInputChunks ${count}`),
       putOutput: async () => undefined,
+      deleteOutputs: async (_jobId: string, count: number) => void calls.push(`deleteOutputs ${count}`),
+      status: async () => 'failed',
       markActive: async () => true,
       setProgress: async () => true,
       addOutput: async () => true,
@@ -138,7 +140,7 @@ describe('EncodeJobRunner inputs', () => {
   it('a final failure records the reason and deletes the chunks', async () => {
     const { runner, calls, events } = setup({});
     await runner.fail(job({ encoding: 'deflate', storedBytes: 2500, chunkBytes: 1000 }), 'bad input');
-    expect(calls).toEqual(['deleteInputChunks 3', 'fail bad input']);
+    expect(calls).toEqual(['deleteInputChunks 3', 'fail bad input', 'deleteOutputs 3']);
     expect(events).toEqual([{ type: 'failed', error: 'bad input' }]);
   });
 

@@ -5,12 +5,13 @@ import {
   type Codec,
   type EncodeJobData,
   type JobEvent,
+  type JobStatus,
   type JobTimings,
   type OutputInfo,
 } from '../../../libs/contracts/src/index.js';
 import type { Encoder, RawLayout } from '../../../libs/codecs/src/encoder.js';
 import { decompressFrames } from '../../../libs/codecs/src/decompress.js';
-import { isCodecError } from '../../../libs/codecs/src/errors.js';
+import { EncodeAbortedError, isCodecError } from '../../../libs/codecs/src/errors.js';
 import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 import { JobTimer } from './job-timer.js';
 
@@ -27,11 +28,16 @@ export interface JobStorage {
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer>;
   deleteInputChunks(jobId: string, chunks: number): Promise<void>;
   putOutput(jobId: string, index: number, data: Buffer): Promise<void>;
+  /** Removes the stored outputs of a job (at most one per frame). */
+  deleteOutputs(jobId: string, frames: number): Promise<void>;
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean>;
+  /** False when the job is final already (cancelled, or finished by another run) or expired. */
   setProgress(jobId: string, progress: number): Promise<boolean>;
   addOutput(jobId: string, output: OutputInfo): Promise<boolean>;
-  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean>;
+  /** Completes the job and lists its outputs in one step; false when it was final already. */
+  complete(jobId: string, now: number, timings?: JobTimings, outputs?: OutputInfo[]): Promise<boolean>;
   fail(jobId: string, error: string, now: number): Promise<boolean>;
+  status(jobId: string): Promise<JobStatus | null>;
   emit(jobId: string, event: JobEvent): Promise<unknown>;
 }
 
@@ -41,6 +47,9 @@ export interface EncoderCatalog {
 
 /** Raised for work that no retry can fix (bad input, frames gone); the queue adapter maps it. */
 export class PermanentJobError extends Error {}
+
+/** The job turned final while this run was encoding it: cancelled by its client, or failed elsewhere. */
+export class JobCancelledError extends PermanentJobError {}
 
 /**
  * Whether a failure is final: the runner's own PermanentJobError, and codec errors that are not
@@ -53,6 +62,10 @@ export function isPermanentFailure(error: unknown): error is Error {
 
 export interface RunContext {
   attempt: number;
+  /**
+   * Aborted when the job is cancelled (or the node gives it up): ffmpeg is killed at once; sharp, which
+   * cannot be interrupted inside an operation, stops after the frame it is encoding.
+   */
   signal?: AbortSignal;
 }
 
@@ -105,35 +118,76 @@ export class EncodeJobRunner {
     const encoder = this.catalog.encoderFor(data.codec);
     if (!encoder) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
 
+    // Pub/sub (the node's cancel watch) may miss a cancellation; the record, seen on each progress
+    // update, does not.
+    const finalSeen = new AbortController();
+    const signal = context.signal ? AbortSignal.any([context.signal, finalSeen.signal]) : finalSeen.signal;
+    const progress = this.progressReporter(jobId, data.frames, () => finalSeen.abort(this.cancelled(jobId)));
+    const timer = new JobTimer(startedAt - data.createdAt, this.clock);
+
+    let outputs: OutputInfo[];
+    try {
+      outputs = await this.encode(data, encoder, timer, progress, signal);
+      throwIfAborted(signal);
+    } catch (error) {
+      // ffmpeg killed by the abort fails with its own error: the abort's reason is the one to report.
+      throw signal.aborted ? abortError(signal) : error;
+    }
+
+    // Outputs are listed and announced only with the completion: a job that ends failed (a bad frame
+    // after good ones, a cancellation) never exposes part of its work.
+    if (!(await this.storage.complete(jobId, this.now(), timer.timings(), outputs))) {
+      if ((await this.storage.status(jobId)) !== 'completed') throw this.cancelled(jobId);
+      // Another run finished it first (same output keys): its record and events stand.
+      await this.deleteInput(data);
+      return { outputs: 0, skipped: true };
+    }
+    for (const output of outputs) await this.storage.emit(jobId, { type: 'output', ...output });
+    await this.storage.emit(jobId, { type: 'completed', outputs: outputs.length });
+    await this.deleteInput(data);
+    return { outputs: outputs.length };
+  }
+
+  /**
+   * Encodes and stores the outputs (not listed yet): images frame by frame, stopping between frames
+   * once `signal` is aborted (sharp cannot be interrupted inside one); video in one ffmpeg run that the
+   * abort kills.
+   */
+  private async encode(
+    data: EncodeJobData,
+    encoder: Encoder,
+    timer: JobTimer,
+    progress: (done: number) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<OutputInfo[]> {
+    const { jobId } = data;
     const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
     // ffmpeg's input stream reads ahead of what it has written to the pipe: video frames are not pooled.
-    const timer = new JobTimer(startedAt - data.createdAt, this.clock);
     const frames = timer.frames(this.inputFrames(data, encoder.kind === 'image' ? this.pool : null));
-    const progress = this.progressReporter(jobId, data.frames);
-
-    let outputs: number;
     if (encoder.kind === 'image') {
-      let index = 0;
+      const outputs: OutputInfo[] = [];
       for await (const frame of frames) {
+        throwIfAborted(signal);
         const encoded = await timer.encode(() => encoder.encode(frame, layout, data.settings));
-        await timer.storeOutput(() => this.publishOutput(jobId, index, encoder.contentType, encoded));
-        index++;
-        await progress(index);
+        throwIfAborted(signal);
+        const index = outputs.length;
+        outputs.push(
+          await timer.storeOutput(() => this.storeOutput(jobId, index, encoder.contentType, encoded)),
+        );
+        await progress(outputs.length);
       }
-      outputs = index;
-    } else {
-      if (!isVideoCodec(data.codec)) throw new PermanentJobError(`codec ${data.codec} is not a video codec`);
-      const counted = countFrames(frames, (done) => void progress(done));
-      const segment = await timer.encode(() => encoder.encode(counted, data.frames, layout, data.settings));
-      await timer.storeOutput(() => this.publishOutput(jobId, 0, encoder.contentType, segment));
-      outputs = 1;
+      return outputs;
     }
+    if (!isVideoCodec(data.codec)) throw new PermanentJobError(`codec ${data.codec} is not a video codec`);
+    const counted = countFrames(frames, (done) => void progress(done));
+    const segment = await timer.encode(() =>
+      encoder.encode(counted, data.frames, layout, data.settings, { signal }),
+    );
+    return [await timer.storeOutput(() => this.storeOutput(jobId, 0, encoder.contentType, segment))];
+  }
 
-    if (await this.storage.complete(jobId, this.now(), timer.timings())) {
-      await this.storage.emit(jobId, { type: 'completed', outputs });
-    }
-    await this.deleteInput(data);
-    return { outputs };
+  private cancelled(jobId: string): JobCancelledError {
+    return new JobCancelledError(`job ${jobId} was cancelled while node ${this.nodeName} encoded it`);
   }
 
   private inputFrames(data: EncodeJobData, pool: BufferPool | null): AsyncIterable<Buffer> {
@@ -144,38 +198,62 @@ export class EncodeJobRunner {
     return deleteJobInput(this.storage, data);
   }
 
-  /** Records the final failure: the job's status says why, and clients get a `failed` event. */
+  /**
+   * Records the final failure: the job's status says why, and clients get a `failed` event. The input
+   * and any outputs stored before the failure go (unless another run completed the job: then they
+   * are its outputs).
+   */
   async fail(data: EncodeJobData, reason: string): Promise<void> {
     // The input first: nothing will read it again, and a client that sees `failed` finds it gone.
     await this.deleteInput(data);
     if (await this.storage.fail(data.jobId, reason, this.now())) {
       await this.storage.emit(data.jobId, { type: 'failed', error: reason });
     }
+    if ((await this.storage.status(data.jobId)) !== 'completed') {
+      await this.storage.deleteOutputs(data.jobId, data.frames);
+    }
   }
 
-  private async publishOutput(
+  /** Stores an output's bytes; it is listed on the job and announced only when the job completes. */
+  private async storeOutput(
     jobId: string,
     index: number,
     contentType: string,
     data: Buffer,
-  ): Promise<void> {
-    const output: OutputInfo = { index, contentType, bytes: data.length };
+  ): Promise<OutputInfo> {
     await this.storage.putOutput(jobId, index, data);
-    await this.storage.addOutput(jobId, output);
-    await this.storage.emit(jobId, { type: 'output', ...output });
+    return { index, contentType, bytes: data.length };
   }
 
-  private progressReporter(jobId: string, total: number): (done: number) => Promise<void> {
+  /** Progress updates, at most every PROGRESS_EVERY_MS; `onFinal` when the record says the job is over. */
+  private progressReporter(
+    jobId: string,
+    total: number,
+    onFinal: () => void,
+  ): (done: number) => Promise<void> {
     let lastAt = 0;
     return async (done) => {
       const at = this.now();
       if (done < total && at - lastAt < PROGRESS_EVERY_MS) return;
       lastAt = at;
       const progress = done / total;
-      await this.storage.setProgress(jobId, progress);
+      if (!(await this.storage.setProgress(jobId, progress))) {
+        onFinal();
+        return;
+      }
       await this.storage.emit(jobId, { type: 'progress', progress, framesDone: done });
     };
   }
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw abortError(signal);
+}
+
+/** The abort's reason as the error to fail the attempt with (a cancellation is not retried). */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new EncodeAbortedError(`encode aborted: ${String(reason)}`);
 }
 
 async function* countFrames(

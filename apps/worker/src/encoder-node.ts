@@ -11,6 +11,7 @@ import {
   EventLog,
   FrameStore,
   DEFAULT_FRAME_STORE_OPTIONS,
+  JobCancellations,
   JobStore,
   KeySpace,
   MissingFrameError,
@@ -23,12 +24,17 @@ import {
   bullConnectionOptions,
   nodeQueueName,
   removeFinishedCopy,
+  RedisOutageLog,
+  credentialsErrorFor,
+  isConnectionError,
+  isCredentialsError,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisJobStorage } from './redis-job-storage.js';
 import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
+import { CancelWatch } from './cancel-watch.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];
@@ -57,6 +63,9 @@ export class EncoderNode {
   readonly id = randomUUID();
   private readonly keys: KeySpace;
   private readonly redis: RedisClient;
+  /** Its own connection: a subscribed connection can run nothing else. */
+  private readonly cancelSubscriber: RedisClient;
+  private readonly cancels: CancelWatch;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
   private readonly live: LiveStreamEncoder;
@@ -78,21 +87,37 @@ export class EncoderNode {
   private processed = 0;
   private failed = 0;
   private stopping: Promise<void> | null = null;
+  private readonly outage: RedisOutageLog;
 
+  /** `onConfigError`: Redis refused the node's credentials; retrying cannot help (the process exits). */
   constructor(
     private readonly config: NodeConfig,
     private readonly capabilities: NodeCapabilities,
     private readonly log: NodeLogger,
+    private readonly onConfigError: (message: string) => void = (message) => log.error(message),
   ) {
     this.keys = new KeySpace(config.queuePrefix);
+    this.outage = new RedisOutageLog(config.redisUrl, log);
     this.redis = createRedisConnection({
       url: config.redisUrl,
       role: 'worker',
       name: `node:${config.name}`,
       reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
+      onReconnect: (attempt, delayMs) => this.outage.retrying(attempt, delayMs),
     });
+    this.redis.on('error', (error: Error) => this.onRedisError(error));
+    this.redis.on('ready', () => this.outage.ready());
+    this.cancelSubscriber = createRedisConnection({
+      url: config.redisUrl,
+      role: 'subscriber',
+      name: `node:${config.name}:cancel`,
+      reconnect: { initialMs: config.reconnectDelayMs, maxMs: config.reconnectMaxMs },
+      onReconnect: (attempt, delayMs) => this.outage.retrying(attempt, delayMs),
+    });
+    this.cancelSubscriber.on('error', (error: Error) => this.onRedisError(error, 'cancellations'));
     this.registry = new NodeRegistry(this.redis, this.keys);
     this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.cancels = new CancelWatch((jobId) => this.jobRecords.status(jobId));
     this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
     const storage = new RedisJobStorage(
       this.keys,
@@ -122,6 +147,13 @@ export class EncoderNode {
   }
 
   async start(): Promise<void> {
+    // Not awaited: like the rest of the node, it connects (and subscribes) whenever Redis is there.
+    JobCancellations.listen(this.cancelSubscriber, this.keys, {
+      onCancel: (jobId) => {
+        if (this.cancels.cancel(jobId)) this.log.info(`job ${jobId} cancelled: stopping its encode`);
+      },
+      onResync: () => void this.cancels.recheck(),
+    }).catch((error: Error) => this.log.warn(`cancellations not followed: ${error.message}`));
     await this.beat();
     this.heartbeat = setInterval(
       () => void this.beat(),
@@ -129,13 +161,12 @@ export class EncoderNode {
     );
     for (const queue of this.queuesToServe()) {
       this.workers.set(queue, this.createWorker(queue));
-      this.queues.set(
-        queue,
-        new Queue(queue, {
-          connection: this.connectionOptions(`${queue}:watch`),
-          prefix: this.keys.queuePrefix,
-        }),
-      );
+      const watch = new Queue(queue, {
+        connection: this.connectionOptions(`${queue}:watch`),
+        prefix: this.keys.queuePrefix,
+      });
+      watch.on('error', (error) => this.onRedisError(error, `queue ${queue}`));
+      this.queues.set(queue, watch);
     }
     this.watchdog = setInterval(() => void this.checkWedged(), WATCHDOG_EVERY_MS);
     this.liveSweeper = setInterval(
@@ -151,6 +182,18 @@ export class EncoderNode {
   private queuesToServe(): string[] {
     const pools = this.config.pool === 'gpu' ? [ENCODE_QUEUES.gpu, ENCODE_QUEUES.cpu] : [ENCODE_QUEUES.cpu];
     return [...pools, nodeQueueName(this.id)];
+  }
+
+  /**
+   * Every Redis error of the node's connections comes here: an outage is logged once for all of them
+   * (and on each reconnect step), a refused password stops the node, anything else is logged with
+   * where it came from. Only messages are written: an error's fields can hold the AUTH command.
+   */
+  private onRedisError(error: Error, source?: string): void {
+    if (isCredentialsError(error))
+      this.onConfigError(credentialsErrorFor(this.config.redisUrl, error).message);
+    else if (isConnectionError(error)) this.outage.error(error);
+    else if (source) this.log.warn(`${source}: ${error.message}`);
   }
 
   /** Options, not a connection: BullMQ then owns (and closes) the connections it makes from them. */
@@ -178,7 +221,7 @@ export class EncoderNode {
       },
     );
     worker.on('failed', (job, error) => void this.onFailed(job, error));
-    worker.on('error', (error) => this.log.warn(`queue ${queue}: ${error.message}`));
+    worker.on('error', (error) => this.onRedisError(error, `queue ${queue}`));
     return worker;
   }
 
@@ -195,11 +238,12 @@ export class EncoderNode {
       throw new DelayedError();
     }
     this.active++;
+    const cancellable = this.cancels.track(job.data.jobId, signal);
     try {
       const result =
         job.data.stream?.mode === 'live'
           ? await this.runLive(job, token, signal)
-          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal });
+          : await this.runner.run(job.data, { attempt: job.attemptsMade + 1, signal: cancellable.signal });
       if (job.data.stream?.mode === 'batch') await commitStreamBatch(this.streamStores(), job.data);
       this.processed++;
       this.throughput.add(job.data.frames);
@@ -211,6 +255,7 @@ export class EncoderNode {
       }
       throw error;
     } finally {
+      cancellable.release();
       this.active--;
     }
   }
@@ -237,6 +282,7 @@ export class EncoderNode {
         connection: this.connectionOptions('forward'),
         prefix: this.keys.queuePrefix,
       });
+      queue.on('error', (error) => this.onRedisError(error, `forward queue ${nodeId}`));
       this.forwardQueues.set(nodeId, queue);
     }
     await removeFinishedCopy(queue, data.jobId);
@@ -327,7 +373,7 @@ export class EncoderNode {
   private beat(): Promise<void> {
     this.beating = this.registry
       .beat(this.record(), this.config.timeoutMs)
-      .catch((error: Error) => this.log.warn(`heartbeat: ${error.message}`));
+      .catch((error: Error) => this.onRedisError(error, 'heartbeat'));
     return this.beating;
   }
 
@@ -359,6 +405,7 @@ export class EncoderNode {
     await within(this.live.closeAll(), IDLE_CLOSE_MS);
     const queues = [...this.queues.values(), ...this.forwardQueues.values()];
     await within(Promise.all(queues.map((queue) => queue.close())), IDLE_CLOSE_MS);
+    this.cancelSubscriber.disconnect();
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
   }

@@ -71,6 +71,8 @@ describe('EncodeJobRunner timings', () => {
       },
       deleteInputChunks: async () => undefined,
       putOutput: async () => void clock.advance(2),
+      deleteOutputs: async () => undefined,
+      status: async () => 'completed',
       markActive: async () => true,
       setProgress: async () => true,
       addOutput: async () => true,

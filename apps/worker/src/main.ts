@@ -1,3 +1,4 @@
+import { RedisCredentialsError, checkRedisCredentials, redact } from '../../../libs/cluster/src/index.js';
 import { LOG_LEVELS, createLogger, isLogLevel } from '../../../libs/logging/src/index.js';
 import { loadCapabilities } from './capabilities.js';
 import { EncoderNode } from './encoder-node.js';
@@ -34,13 +35,30 @@ async function main(): Promise<void> {
     return;
   }
   log = root.child({ node: config.name, pool: config.pool });
+  // A refused password is a configuration error: one line and exit, before minutes of probing and
+  // retrying. Redis being away is not: the node waits for it, logging as it goes.
+  try {
+    if ((await checkRedisCredentials(config.redisUrl)) === 'unreachable')
+      log.warn(
+        `Redis at ${redact(config.redisUrl)} not reachable yet: probing the encoders, then waiting for it`,
+      );
+  } catch (error) {
+    if (error instanceof RedisCredentialsError) {
+      console.error(`configuration error: --redis/REDIS_URL: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
   if (config.syntheticCostMs !== null) {
     log.warn(
       `test only: image codecs are synthetic (${config.syntheticCostMs} ms a frame, no real encoding)`,
     );
   }
   const capabilities = await loadCapabilities(config);
-  const node = new EncoderNode(config, capabilities, log);
+  const node = new EncoderNode(config, capabilities, log, (message) => {
+    log.fatal(`configuration error: --redis/REDIS_URL: ${message}`);
+    process.exit(2);
+  });
   let signals = 0;
   const shutdown = (signal: string) => {
     signals++;

@@ -1,4 +1,4 @@
-import type { JobEvent, JobTimings, OutputInfo } from '../../../libs/contracts/src/index.js';
+import type { JobEvent, JobStatus, JobTimings, OutputInfo } from '../../../libs/contracts/src/index.js';
 import type {
   BufferPool,
   EventLog,
@@ -39,6 +39,9 @@ export class RedisJobStorage implements JobStorage {
   putOutput(jobId: string, index: number, data: Buffer): Promise<void> {
     return this.outputs.put(jobId, index, data);
   }
+  deleteOutputs(jobId: string, frames: number): Promise<void> {
+    return this.outputs.deleteAll(jobId, frames);
+  }
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
     return this.jobs.markActive(jobId, node, attempt, now);
   }
@@ -48,11 +51,14 @@ export class RedisJobStorage implements JobStorage {
   addOutput(jobId: string, output: OutputInfo): Promise<boolean> {
     return this.jobs.addOutput(jobId, output);
   }
-  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean> {
-    return this.jobs.complete(jobId, now, timings);
+  complete(jobId: string, now: number, timings?: JobTimings, outputs?: OutputInfo[]): Promise<boolean> {
+    return this.jobs.complete(jobId, now, timings, outputs);
   }
   fail(jobId: string, error: string, now: number): Promise<boolean> {
     return this.jobs.fail(jobId, error, now);
+  }
+  status(jobId: string): Promise<JobStatus | null> {
+    return this.jobs.status(jobId);
   }
   emit(jobId: string, event: JobEvent): Promise<unknown> {
     return this.events.append(jobId, event);

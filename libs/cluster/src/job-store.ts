@@ -111,12 +111,17 @@ export class JobStore {
     return this.update(jobId, { [`out:${output.index}`]: JSON.stringify(output) });
   }
 
-  complete(jobId: string, now: number, timings?: JobTimings): Promise<boolean> {
+  /**
+   * Completes the job and lists `outputs` on it in one step: a job that is cancelled (or fails) before
+   * this never lists an output, and one that completes lists them all at once.
+   */
+  complete(jobId: string, now: number, timings?: JobTimings, outputs: OutputInfo[] = []): Promise<boolean> {
     return this.update(jobId, {
       status: 'completed',
       progress: 1,
       finishedAt: now,
       ...(timings ? { timings: JSON.stringify(timings) } : {}),
+      ...Object.fromEntries(outputs.map((output) => [`out:${output.index}`, JSON.stringify(output)])),
     });
   }
 

@@ -59,6 +59,11 @@ export class KeySpace {
     return `${this.prefix}:events`;
   }
 
+  /** Job ids cancelled by their clients, for the node that may be encoding them. */
+  get cancelChannel(): string {
+    return `${this.prefix}:cancel`;
+  }
+
   private stream(streamId: string): string {
     return `${this.prefix}:stream:{${streamId}}`;
   }

@@ -18,8 +18,14 @@ export class OutputStore {
     return this.redis.getBuffer(this.keys.output(jobId, index));
   }
 
-  /** Removes outputs `indexes` of a job at once (one key each; each in the job's slot). */
-  async delete(jobId: string, indexes: number[]): Promise<void> {
-    if (indexes.length > 0) await this.redis.del(...indexes.map((index) => this.keys.output(jobId, index)));
+  /**
+   * Removes whatever outputs of a job were stored: at most one per frame (images, live packets), and a
+   * video batch has only index 0. One key per command: on Redis Cluster they may be on different slots.
+   */
+  async deleteAll(jobId: string, frames: number): Promise<void> {
+    const count = Math.max(1, frames);
+    await Promise.all(
+      Array.from({ length: count }, (_, index) => this.redis.unlink(this.keys.output(jobId, index))),
+    );
   }
 }

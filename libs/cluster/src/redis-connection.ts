@@ -20,6 +20,8 @@ export interface RedisConnectionOptions {
   role: ConnectionRole;
   name: string;
   reconnect?: BackoffPolicy;
+  /** Told of each reconnect attempt the backoff schedules (to report an outage as it goes on). */
+  onReconnect?: (attempt: number, delayMs: number) => void;
 }
 
 export const DEFAULT_RECONNECT: BackoffPolicy = { initialMs: 200, maxMs: 10_000 };
@@ -34,7 +36,11 @@ export function redisOptionsFor(options: RedisConnectionOptions): RedisOptions {
     maxRetriesPerRequest: failFast ? 1 : null,
     enableReadyCheck: true,
     connectTimeout: 5_000,
-    retryStrategy: (attempt) => backoffDelay(attempt, reconnect),
+    retryStrategy: (attempt) => {
+      const delayMs = backoffDelay(attempt, reconnect);
+      options.onReconnect?.(attempt, delayMs);
+      return delayMs;
+    },
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
   };
 }

@@ -37,6 +37,16 @@ describe('createLogger', () => {
     });
   });
 
+  it("redacts the command of a Redis error, which holds AUTH's password", () => {
+    const { lines, stream } = capture();
+    const error = Object.assign(new Error('WRONGPASS invalid username-password pair'), {
+      command: { name: 'hello', args: ['3', 'AUTH', 'default', 'hunter2-password'] },
+    });
+    createLogger({ service: 'worker', level: 'info' }, stream).fatal({ err: error }, error.message);
+    expect(JSON.stringify(lines[0])).not.toContain('hunter2-password');
+    expect(lines[0].err).toMatchObject({ command: { name: 'hello', args: '[redacted]' } });
+  });
+
   it('honours the level', () => {
     const { lines, stream } = capture();
     const logger = createLogger({ service: 'api', level: 'warn' }, stream);

@@ -23,6 +23,9 @@ export const REDACTED_PATHS = [
   'headers.cookie',
   'apiKey',
   'apiKeys',
+  // A Redis error carries the command that failed: for AUTH and HELLO, the password.
+  'err.command.args',
+  'error.command.args',
 ];
 
 /** True when the optional pino-pretty package can be loaded (it is not a dependency). */

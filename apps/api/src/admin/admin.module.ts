@@ -1,11 +1,11 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
 import { BullBoardModule } from '@bull-board/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ENCODE_QUEUES } from '../../../../libs/cluster/src/index.js';
 import type { ApiConfig } from '../config/api-config.js';
 import { AdminLoginController } from './admin-login.controller.js';
 import { ADMIN_HOME } from './admin-session.js';
+import { DashboardAdapter } from './dashboard-adapter.js';
 import { BoardAuthMiddleware } from './operator-auth.js';
 
 /**
@@ -26,7 +26,7 @@ export class AdminModule {
       imports: [
         BullBoardModule.forRoot({
           route: ADMIN_HOME,
-          adapter: ExpressAdapter,
+          adapter: DashboardAdapter,
           middleware: BoardAuthMiddleware,
           boardOptions: { uiConfig: { boardTitle: 'Encoder cluster' } },
         }),

@@ -6,6 +6,7 @@ import {
   EventLog,
   FrameStore,
   DEFAULT_FRAME_STORE_OPTIONS,
+  JobCancellations,
   JobStore,
   KeySpace,
   NodeRegistry,
@@ -81,6 +82,11 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
         new StreamStore(redis, keys, config.retentionSeconds, config.streamLogMaxEvents),
     },
     {
+      provide: JobCancellations,
+      inject: [REDIS, KeySpace],
+      useFactory: (redis: RedisClient, keys: KeySpace) => new JobCancellations(redis, keys),
+    },
+    {
       provide: NodeRegistry,
       inject: [REDIS, KeySpace],
       useFactory: (redis: RedisClient, keys: KeySpace) => new NodeRegistry(redis, keys),
@@ -97,6 +103,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     OutputStore,
     EventLog,
     StreamStore,
+    JobCancellations,
     NodeRegistry,
     EncodeQueue,
     NodeDirectory,

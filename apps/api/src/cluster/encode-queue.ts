@@ -28,6 +28,9 @@ export class EncodeQueue implements OnModuleDestroy {
     private readonly keys: KeySpace,
   ) {
     this.queues = { cpu, gpu };
+    // Without a listener BullMQ prints a connection error whole, the AUTH command and its password
+    // included; Redis being away is reported by the health checks and answered with 503.
+    for (const queue of [cpu, gpu]) queue.on('error', () => undefined);
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -56,6 +56,10 @@ export function isRedisUnavailable(error: unknown): boolean {
   return error instanceof Error && REDIS_DOWN.some((pattern) => pattern.test(error.message));
 }
 
+/** What every surface answers while Redis is away: 503, this Retry-After, and this message. */
+export const REDIS_RETRY_AFTER_SECONDS = 2;
+export const REDIS_UNAVAILABLE_MESSAGE = 'Redis is unavailable; nothing was stored, retry later';
+
 /**
  * Every error leaves as `{ statusCode, error, message }` with a message that says what to fix. Redis
  * being away is a 503 with Retry-After; anything unexpected is a 500 that is logged, not leaked.
@@ -87,8 +91,8 @@ export class HttpErrorFilter implements ExceptionFilter {
       message = exception.message;
     } else if (isRedisUnavailable(exception)) {
       status = HttpStatus.SERVICE_UNAVAILABLE;
-      message = 'Redis is unavailable; nothing was stored, retry later';
-      response.setHeader('Retry-After', '2');
+      message = REDIS_UNAVAILABLE_MESSAGE;
+      response.setHeader('Retry-After', String(REDIS_RETRY_AFTER_SECONDS));
     } else if (isBodyParserError(exception)) {
       status = exception.status;
       message = bodyParserMessage(exception);

@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { parseRedisTarget } from '../../../../libs/cluster/src/redis-target.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
@@ -19,6 +21,8 @@ export interface ApiConfig {
   authFailureLimit: number;
   authFailureWindowSeconds: number;
   allowInsecurePublic: boolean;
+  /** Certificate chain and private key (PEM) when the API serves HTTPS itself; null: plain HTTP. */
+  tls: TlsFiles | null;
   /** Largest accepted request body (raw frames as sent, compressed or not). */
   maxBodyBytes: number;
   maxFramePixels: number;
@@ -55,6 +59,11 @@ export interface ApiConfig {
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
   docsPublic: boolean;
   admin: AdminConfig;
+}
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
 }
 
 export interface AdminConfig {
@@ -108,6 +117,38 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
+/**
+ * TLS_CERT_FILE and TLS_KEY_FILE, both or neither, read and checked now (PEM that parses, a key that
+ * matches the certificate), so a wrong file stops the start instead of the first handshake.
+ */
+export function tlsFiles(env: Env): TlsFiles | null {
+  const certFile = env.TLS_CERT_FILE || '';
+  const keyFile = env.TLS_KEY_FILE || '';
+  if (!certFile && !keyFile) return null;
+  if (!certFile || !keyFile)
+    throw new ConfigError(
+      `TLS_CERT_FILE and TLS_KEY_FILE go together: set both (PEM files) to serve HTTPS, or neither, got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
+    );
+  const read = (name: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(
+        `${name}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
+    }
+  };
+  const files = { cert: read('TLS_CERT_FILE', certFile), key: read('TLS_KEY_FILE', keyFile) };
+  try {
+    createSecureContext(files);
+  } catch (error) {
+    throw new ConfigError(
+      `TLS_CERT_FILE/TLS_KEY_FILE: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
+    );
+  }
+  return files;
+}
+
 /** Reads and validates the API's settings; a wrong value stops the process with a clear message. */
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const host = env.HOST || '127.0.0.1';
@@ -159,6 +200,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     authFailureLimit: integer(env, 'AUTH_FAILURE_LIMIT', 20, 1, 1_000_000),
     authFailureWindowSeconds: integer(env, 'AUTH_WINDOW_SECONDS', 60, 1, 24 * 3600),
     allowInsecurePublic,
+    tls: tlsFiles(env),
     maxBodyBytes,
     maxFramePixels,
     ...uploadLimits(env, maxBodyBytes, maxFramePixels),
@@ -186,11 +228,19 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
 }
 
 function keyList(env: Env, name: string, fallbackTenant: string): KeyEntry[] {
+  let entries: KeyEntry[];
   try {
-    return parseKeyList(env[name], name, fallbackTenant);
+    entries = parseKeyList(env[name], name, fallbackTenant);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+  if (entries.length === 0 && (env[name] ?? '').trim() !== '') {
+    // A list of nothing but commas and blanks would otherwise start with authentication off.
+    throw new ConfigError(
+      `${name} is set but holds no key: give a comma list of keys (16+ characters each, optionally TENANT:KEY), or unset it to run without authentication on loopback`,
+    );
+  }
+  return entries;
 }
 
 const MAX_IN_FLIGHT_BYTES = 2 ** 40;

@@ -14,6 +14,7 @@ import type { Response } from 'express';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Public } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
+import { REDIS_RETRY_AFTER_SECONDS, isRedisUnavailable } from '../common/http-errors.js';
 import { REDIS } from '../cluster/tokens.js';
 
 /** Redis must answer (and the queues accept a write) within this; a slower Redis is as good as none. */
@@ -25,6 +26,7 @@ export class HealthCheckFailedFilter implements ExceptionFilter {
   catch(exception: ServiceUnavailableException, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     response.setHeader('Cache-Control', 'no-store');
+    response.setHeader('Retry-After', String(REDIS_RETRY_AFTER_SECONDS));
     response.status(503).json(exception.getResponse());
   }
 }
@@ -67,17 +69,22 @@ export class HealthController {
         this.indicators
           .check('redis')
           .attempt(async () => {
-            await this.redis.ping();
+            await this.redis.ping().catch(plainRedisError);
           })
           .withTimeout(READY_TIMEOUT_MS),
       () =>
         this.indicators
           .check('queues')
           .attempt(async () => {
-            await this.queues.probeWritable();
+            await this.queues.probeWritable().catch(plainRedisError);
             return { queues: this.queues.all().map((queue) => queue.name) };
           })
           .withTimeout(READY_TIMEOUT_MS),
     ]);
   }
+}
+
+/** The probe is open without a key: it says that Redis is away, not what ioredis said about it. */
+function plainRedisError(error: unknown): never {
+  throw isRedisUnavailable(error) ? new Error('Redis is unavailable') : error;
 }

@@ -54,7 +54,11 @@ export function toJobView(record: JobRecord): JobView {
     startedAt: iso(record.startedAt),
     finishedAt: iso(record.finishedAt),
     error: record.error,
-    outputs: record.outputs.map((output) => ({ ...output, url: outputUrl(data.jobId, output.index) })),
+    // Listed once the job completed: a failed job exposes no partial work.
+    outputs:
+      record.status === 'completed'
+        ? record.outputs.map((output) => ({ ...output, url: outputUrl(data.jobId, output.index) }))
+        : [],
     ...(record.timings ? { timings: record.timings } : {}),
   };
 }

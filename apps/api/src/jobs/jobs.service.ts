@@ -24,6 +24,7 @@ import {
   BodyTooLargeError,
   EventLog,
   FrameStore,
+  JobCancellations,
   JobStore,
   OutputStore,
   type JobRecord,
@@ -96,6 +97,7 @@ export class JobsService {
     private readonly queue: EncodeQueue,
     private readonly nodes: NodeDirectory,
     private readonly uploads: UploadLimits,
+    private readonly cancellations: JobCancellations,
   ) {}
 
   /**
@@ -408,12 +410,17 @@ export class JobsService {
     caller: Principal,
   ): Promise<{ contentType: string; data: Buffer }> {
     const job = await this.get(jobId, caller);
+    if (job.status === 'failed') {
+      throw new NotFoundException(
+        `job ${jobId} failed (${job.error ?? 'no reason'}); a failed job has no outputs`,
+      );
+    }
     const output = job.outputs.find((candidate) => candidate.index === index);
     if (!output) {
       throw new NotFoundException(
-        job.status === 'completed' || job.status === 'failed'
+        job.status === 'completed'
           ? `job ${jobId} has no output ${index} (it has ${job.outputs.length})`
-          : `output ${index} of job ${jobId} is not ready yet (status ${job.status})`,
+          : `output ${index} of job ${jobId} is not ready yet (status ${job.status}; outputs are listed when the job completes)`,
       );
     }
     const data = await this.outputs.get(jobId, index);
@@ -422,26 +429,30 @@ export class JobsService {
   }
 
   /**
-   * Cancels a job no node has started (an active job is cancelled when it reaches its next frame); a
-   * finished job is deleted: its outputs at once, then its record and log. Answers the job as it was
-   * left, without outputs once they are gone.
+   * Cancels a job that has not finished: a waiting one leaves its queue; the node encoding an active
+   * one is told to stop (ffmpeg is killed, sharp stops after its current frame). Whatever the job had
+   * stored goes: its input, and outputs of frames already encoded. A finished job is deleted: its
+   * outputs at once, then its record and log. Answers the job as it was left, without outputs once they
+   * are gone.
    */
   async cancel(jobId: string, caller: Principal): Promise<JobView> {
     const job = await this.record(jobId, caller);
     if (this.jobs.isFinal(job.status)) {
-      await this.outputs.delete(
-        jobId,
-        job.outputs.map((output) => output.index),
-      );
+      await this.outputs.deleteAll(jobId, job.data.frames);
       await this.jobs.delete(jobId);
       return { ...toJobView(job), outputs: [] };
     }
     await this.queue.removeWaiting(job.data.pool, jobId);
     const reason = 'cancelled by the client';
-    if (await this.jobs.fail(jobId, reason, Date.now()))
+    if (await this.jobs.fail(jobId, reason, Date.now())) {
       await this.events.append(jobId, { type: 'failed', error: reason });
+      await this.cancellations.announce(jobId);
+    }
     const record = await this.jobs.get(jobId);
-    if (record) await this.deleteInput(record.data);
+    if (record) {
+      await this.deleteInput(record.data);
+      await this.outputs.deleteAll(jobId, record.data.frames);
+    }
     return this.get(jobId, caller);
   }
 }

@@ -8,7 +8,12 @@ import { parseDecimalInteger, pathProblem, queryProblem } from '../common/strict
 import { presentedKey } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
 import { visibleTo } from '../auth/tenancy.js';
-import { reasonPhrase } from '../common/http-errors.js';
+import {
+  REDIS_RETRY_AFTER_SECONDS,
+  REDIS_UNAVAILABLE_MESSAGE,
+  isRedisUnavailable,
+  reasonPhrase,
+} from '../common/http-errors.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { StreamFollower } from './stream-follower.js';
 import { eventPayload } from './stream-sse.js';
@@ -48,6 +53,10 @@ export class StreamSockets implements OnModuleDestroy {
         return;
       }
       void this.upgrade(request, socket, head).catch((error: Error) => {
+        if (isRedisUnavailable(error)) {
+          refuse(socket, 503, REDIS_UNAVAILABLE_MESSAGE, REDIS_RETRY_AFTER_SECONDS);
+          return;
+        }
         this.logger.warn(`websocket upgrade failed: ${error.message}`);
         refuse(socket, 500, 'internal error');
       });

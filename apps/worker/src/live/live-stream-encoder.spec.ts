@@ -50,8 +50,12 @@ class FakeStorage implements JobStorage {
   async putOutput(jobId: string, index: number, data: Buffer) {
     this.outputs.set(`${jobId}/${index}`, data);
   }
+  async deleteOutputs() {}
   async markActive(jobId: string) {
     return !this.finished.has(jobId);
+  }
+  async status(jobId: string) {
+    return this.finished.has(jobId) ? ('completed' as const) : ('active' as const);
   }
   async setProgress() {
     return true;

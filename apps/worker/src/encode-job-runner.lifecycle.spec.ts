@@ -1,0 +1,245 @@
+import type { EncodeJobData, JobEvent, JobStatus, OutputInfo } from '../../../libs/contracts/src/index.js';
+import type { ImageEncoder, VideoEncoder } from '../../../libs/codecs/src/encoder.js';
+import { EncodeAbortedError, UnsupportedInputError } from '../../../libs/codecs/src/errors.js';
+import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import {
+  EncodeJobRunner,
+  JobCancelledError,
+  isPermanentFailure,
+  type JobStorage,
+} from './encode-job-runner.js';
+
+/** A job's record as JobStore keeps it: final states are final, outputs listed only on completion. */
+class FakeRecordStorage implements JobStorage {
+  status_: JobStatus = 'queued';
+  listed: OutputInfo[] = [];
+  stored = new Map<number, Buffer>();
+  events: JobEvent[] = [];
+  /** What happened, in order: record changes, stored outputs and events. */
+  log: string[] = [];
+
+  constructor(private readonly frameCount: number) {}
+
+  async *readFrames(_jobId: string, frameBytes: number) {
+    for (let index = 0; index < this.frameCount; index++) yield Buffer.alloc(frameBytes, index);
+  }
+  async deleteFrames() {}
+  // eslint-disable-next-line require-yield
+  async *readInputChunks(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
+  async deleteInputChunks() {}
+  async putOutput(_jobId: string, index: number, data: Buffer) {
+    this.stored.set(index, data);
+    this.log.push(`put ${index}`);
+  }
+  async deleteOutputs(_jobId: string, frames: number) {
+    for (let index = 0; index < Math.max(1, frames); index++) this.stored.delete(index);
+    this.log.push('delete outputs');
+  }
+  private final() {
+    return this.status_ === 'completed' || this.status_ === 'failed';
+  }
+  async markActive() {
+    if (this.final()) return false;
+    this.status_ = 'active';
+    return true;
+  }
+  async setProgress() {
+    return !this.final();
+  }
+  async addOutput() {
+    return !this.final();
+  }
+  async complete(_jobId: string, _now: number, _timings?: unknown, outputs: OutputInfo[] = []) {
+    if (this.final()) return false;
+    this.status_ = 'completed';
+    this.listed = outputs;
+    this.log.push(`complete ${outputs.length}`);
+    return true;
+  }
+  async fail(_jobId: string, error: string) {
+    if (this.final()) return false;
+    this.status_ = 'failed';
+    this.log.push(`fail ${error}`);
+    return true;
+  }
+  async status() {
+    return this.status_;
+  }
+  async emit(_jobId: string, event: JobEvent) {
+    this.events.push(event);
+    if (event.type !== 'progress') this.log.push(`event ${event.type}`);
+    return null;
+  }
+}
+
+const WIDTH = 4;
+const HEIGHT = 2;
+
+function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
+  return {
+    jobId: 'AAAAAAAAAAAAAAAA',
+    codec,
+    pool: 'cpu',
+    width: WIDTH,
+    height: HEIGHT,
+    format: 'rgba',
+    frames,
+    settings: { quality: 80, speed: 70, fps: 30 },
+    input: { encoding: 'identity', storedBytes: WIDTH * HEIGHT * 4 * frames },
+    createdAt: 0,
+  };
+}
+
+function imageEncoder(onFrame: (index: number) => void | Promise<void> = () => undefined): ImageEncoder & {
+  encoded: number;
+} {
+  const encoder = {
+    kind: 'image' as const,
+    codec: 'png' as const,
+    contentType: 'image/png',
+    encoded: 0,
+    async encode() {
+      await onFrame(encoder.encoded);
+      encoder.encoded++;
+      return Buffer.from('png');
+    },
+  };
+  return encoder;
+}
+
+function runnerWith(storage: JobStorage, encoder: ImageEncoder | VideoEncoder): EncodeJobRunner {
+  // A second between frames: every frame is a progress update (they are at most 4 a second).
+  let now = 0;
+  return new EncodeJobRunner(
+    'node-a',
+    storage,
+    { encoderFor: () => encoder },
+    new BufferPool(0),
+    () => (now += 1000),
+  );
+}
+
+describe('EncodeJobRunner: outputs and the end of a job', () => {
+  it('lists and announces the outputs only with the completion, all at once', async () => {
+    const storage = new FakeRecordStorage(3);
+    await expect(runnerWith(storage, imageEncoder()).run(job('png', 3), { attempt: 1 })).resolves.toEqual({
+      outputs: 3,
+    });
+    expect(storage.log).toEqual([
+      'event active',
+      'put 0',
+      'put 1',
+      'put 2',
+      'complete 3',
+      'event output',
+      'event output',
+      'event output',
+      'event completed',
+    ]);
+    expect(storage.listed.map((output) => output.index)).toEqual([0, 1, 2]);
+  });
+
+  it('a frame that fails after good ones: nothing listed or announced, and fail() removes what was stored', async () => {
+    const storage = new FakeRecordStorage(3);
+    const runner = runnerWith(
+      storage,
+      imageEncoder((index) => {
+        if (index === 2) throw new UnsupportedInputError('frame 3 is corrupt');
+      }),
+    );
+    const data = job('png', 3);
+    await expect(runner.run(data, { attempt: 1 })).rejects.toThrow('frame 3 is corrupt');
+    expect(storage.stored.size).toBe(2);
+    await runner.fail(data, 'frame 3 is corrupt');
+    expect(storage.status_).toBe('failed');
+    expect(storage.listed).toEqual([]);
+    expect(storage.stored.size).toBe(0);
+    expect(storage.events.map((event) => event.type)).not.toContain('output');
+    expect(storage.events.at(-1)).toEqual({ type: 'failed', error: 'frame 3 is corrupt' });
+  });
+
+  it('a cancellation signalled during a frame stops the job after that frame, as a permanent failure', async () => {
+    const storage = new FakeRecordStorage(5);
+    const cancel = new AbortController();
+    const encoder = imageEncoder((index) => {
+      if (index === 1) cancel.abort(new JobCancelledError('cancelled by the client'));
+    });
+    const error = await runnerWith(storage, encoder)
+      .run(job('png', 5), { attempt: 1, signal: cancel.signal })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(JobCancelledError);
+    expect(isPermanentFailure(error)).toBe(true);
+    expect(encoder.encoded).toBe(2);
+    expect(storage.status_).toBe('active');
+    expect(storage.listed).toEqual([]);
+  });
+
+  it('a record cancelled behind its back (no signal) is seen at the next progress update', async () => {
+    const storage = new FakeRecordStorage(5);
+    const encoder = imageEncoder((index) => {
+      if (index === 1) storage.status_ = 'failed';
+    });
+    const error = await runnerWith(storage, encoder)
+      .run(job('png', 5), { attempt: 1 })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(JobCancelledError);
+    expect(encoder.encoded).toBe(2);
+    expect(storage.events.map((event) => event.type)).toEqual(['active', 'progress']);
+    expect(storage.listed).toEqual([]);
+  });
+
+  it('video: the abort reaches the encoder, and the cancellation (not the abort) is the reason', async () => {
+    const storage = new FakeRecordStorage(3);
+    const cancel = new AbortController();
+    let sawSignal: AbortSignal | undefined;
+    const encoder: VideoEncoder = {
+      kind: 'video',
+      codec: 'h264',
+      contentType: 'video/mp4',
+      implementation: 'fake',
+      startLive: () => Promise.reject(new Error('not used')),
+      encode: (_frames, _count, _layout, _settings, options) =>
+        new Promise((_resolve, reject) => {
+          sawSignal = options?.signal;
+          options?.signal?.addEventListener('abort', () =>
+            reject(new EncodeAbortedError('ffmpeg encode aborted')),
+          );
+          setImmediate(() => cancel.abort(new JobCancelledError('cancelled by the client')));
+        }),
+    };
+    const error = await runnerWith(storage, encoder)
+      .run(job('h264', 3), { attempt: 1, signal: cancel.signal })
+      .catch((caught: unknown) => caught);
+    expect(sawSignal?.aborted).toBe(true);
+    expect(error).toBeInstanceOf(JobCancelledError);
+    expect(storage.log).toEqual(['event active']);
+  });
+
+  it('cancelled between the last frame and completion: not completed, and its outputs go', async () => {
+    const storage = new FakeRecordStorage(2);
+    const encoder = imageEncoder();
+    const runner = runnerWith(storage, encoder);
+    const complete = storage.complete.bind(storage);
+    storage.complete = async (...args) => {
+      storage.status_ = 'failed'; // the API's cancel got there first
+      return complete(...args);
+    };
+    const data = job('png', 2);
+    await expect(runner.run(data, { attempt: 1 })).rejects.toBeInstanceOf(JobCancelledError);
+    await runner.fail(data, 'cancelled by the client');
+    expect(storage.stored.size).toBe(0);
+    expect(storage.listed).toEqual([]);
+    expect(storage.events.map((event) => event.type)).toEqual(['active', 'progress', 'progress']);
+  });
+
+  it('a job another run completed first keeps its outputs', async () => {
+    const storage = new FakeRecordStorage(2);
+    const runner = runnerWith(storage, imageEncoder());
+    await runner.run(job('png', 2), { attempt: 1 });
+    await runner.fail(job('png', 2), 'a late run failed');
+    expect(storage.status_).toBe('completed');
+    expect(storage.stored.size).toBe(2);
+  });
+});
