@@ -94,11 +94,15 @@ export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Pr
     '--realtime',
     '--out',
     outDir,
-    ...(apiKey ? ['--api-key', apiKey] : []),
   ];
-  console.log(`$ npm run client -- ${args.slice(1).join(' ')}`);
+  // The key goes through the environment (the CLI reads API_KEY): an argument would be printed here and
+  // shown to every user of the machine by `ps`.
+  console.log(`$ ${apiKey ? 'API_KEY=*** ' : ''}npm run client -- ${args.slice(1).join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: 'inherit' });
+    const child = spawn(process.execPath, args, {
+      stdio: 'inherit',
+      env: apiKey ? { ...process.env, API_KEY: apiKey } : process.env,
+    });
     child.on('error', reject);
     child.on('exit', (code) =>
       code === 0 ? resolve() : reject(new Error(`the client exited with ${code}`)),
