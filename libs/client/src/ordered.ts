@@ -48,8 +48,7 @@ export async function* orderedMap<T, R>(
         else start(result.value);
         continue;
       }
-      pending.shift();
-      yield await head;
+      yield await pending.shift()!;
     }
   } finally {
     if (!done) void iterator.return?.(undefined)?.catch(() => undefined);

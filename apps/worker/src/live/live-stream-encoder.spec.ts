@@ -300,7 +300,13 @@ describe('LiveStreamEncoder', () => {
         now,
         capacity,
       );
-      return { encoder, sessions, hold: (until: Promise<void> | null) => (gate = until) };
+      return {
+        encoder,
+        sessions,
+        hold: (until: Promise<void> | null) => {
+          gate = until;
+        },
+      };
     }
 
     it('never keeps more contexts than its capacity: the one unused longest is closed', async () => {
