@@ -294,9 +294,7 @@ describe('job inputs end to end', () => {
 
     it('lz4 into a video codec: an H.264 segment with exactly the frames sent', async () => {
       const frames = Array.from({ length: 12 }, (_, index) => scene(index));
-      const body = compressLz4Frame(Buffer.concat(frames.map((rgba) => rgbaToPixelFormat(rgba, 'bgra'))), {
-        blockMaxSize: 65536,
-      });
+      const body = compressLz4Frame(Buffer.concat(frames.map((rgba) => rgbaToPixelFormat(rgba, 'bgra'))));
       const { job } = await submitCompressed(
         { codec: 'h264', width, height, format: 'bgra', frames: frames.length, quality: 90 },
         body,

@@ -20,4 +20,3 @@ export * from './decompress.js';
 export * from './image-input.js';
 export * from './image-header.js';
 export { compressLz4Frame, decompressLz4Frames, type Lz4FrameOptions } from './lz4.js';
-export { xxhash32, XxHash32 } from './xxhash32.js';

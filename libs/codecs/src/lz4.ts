@@ -1,11 +1,14 @@
+import { Xxh32, xxh32 } from '@node-rs/xxhash';
+import { compressFrameSync, uncompress } from 'lz4-napi';
 import { InputTooLargeError, UnsupportedInputError } from './errors.js';
-import { XxHash32, xxhash32 } from './xxhash32.js';
 
 /**
- * LZ4 frame format (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md) in plain TypeScript:
- * a streaming decoder that never produces more than the caller's byte limit (it sizes each output
- * block by min(block maximum, bytes still allowed) and fails the moment a block would go past it),
- * and a simple compressor for tests and benchmarks. Interoperates with the `lz4` CLI and liblz4.
+ * LZ4 frame format (lz4_Frame_format.md of the lz4 project) over the native block decoder of
+ * `lz4-napi`. This file reads only the frame layer (headers, block sizes, checksums); each block is
+ * decompressed on libuv's thread pool into a buffer of at most min(block maximum, bytes still
+ * allowed), so a bomb fails the moment a block would pass the caller's limit, with nothing beyond it
+ * allocated. `lz4-napi`'s own frame decoder is not used: it cannot bound its output, reads only the
+ * first frame and accepts a frame without its end mark.
  */
 
 const FRAME_MAGIC = 0x184d2204;
@@ -20,75 +23,12 @@ const BLOCK_MAX_SIZES: Record<number, number> = {
   7: 4 * 1024 * 1024,
 };
 
-class BlockOverflow extends Error {}
-
 function corrupt(detail: string): UnsupportedInputError {
   return new UnsupportedInputError(`corrupt lz4 data: ${detail}`);
 }
 
-/**
- * Decodes one LZ4 block from src[srcStart, srcEnd) into dst at dstStart, writing no further than dstLimit.
- * Matches may reach back to windowStart (data of earlier blocks for linked-block frames).
- * Returns the end offset in dst.
- */
-export function decodeLz4Block(
-  src: Uint8Array,
-  srcStart: number,
-  srcEnd: number,
-  dst: Uint8Array,
-  dstStart: number,
-  dstLimit: number,
-  windowStart = dstStart,
-): number {
-  let s = srcStart;
-  let d = dstStart;
-  for (;;) {
-    if (s >= srcEnd) throw corrupt('block ends inside a sequence');
-    const token = src[s++];
-    let literalLength = token >>> 4;
-    if (literalLength === 15) {
-      let extra: number;
-      do {
-        if (s >= srcEnd) throw corrupt('block ends inside a literal length');
-        extra = src[s++];
-        literalLength += extra;
-      } while (extra === 255);
-    }
-    if (s + literalLength > srcEnd) throw corrupt('literals run past the end of the block');
-    if (d + literalLength > dstLimit) throw new BlockOverflow();
-    if (literalLength < 32) {
-      for (let i = 0; i < literalLength; i++) dst[d + i] = src[s + i];
-    } else {
-      dst.set(src.subarray(s, s + literalLength), d);
-    }
-    s += literalLength;
-    d += literalLength;
-    if (s === srcEnd) return d; // the last sequence has literals only
-
-    if (s + 2 > srcEnd) throw corrupt('block ends inside a match offset');
-    const offset = src[s] | (src[s + 1] << 8);
-    s += 2;
-    if (offset === 0 || d - offset < windowStart) throw corrupt('match offset points before the data');
-    let matchLength = (token & 15) + 4;
-    if ((token & 15) === 15) {
-      let extra: number;
-      do {
-        if (s >= srcEnd) throw corrupt('block ends inside a match length');
-        extra = src[s++];
-        matchLength += extra;
-      } while (extra === 255);
-    }
-    if (d + matchLength > dstLimit) throw new BlockOverflow();
-    let m = d - offset;
-    if (offset >= matchLength && matchLength >= 32) {
-      dst.copyWithin(d, m, m + matchLength);
-      d += matchLength;
-    } else {
-      // Overlapping copy: repeats the last `offset` bytes, byte by byte.
-      const end = d + matchLength;
-      while (d < end) dst[d++] = dst[m++];
-    }
-  }
+function tooLarge(limit: number): InputTooLargeError {
+  return new InputTooLargeError(`lz4 data decompresses to more than the ${limit} bytes expected`, limit);
 }
 
 /** Reads exactly-sized pieces out of an AsyncIterable of arbitrarily sized chunks. */
@@ -118,23 +58,24 @@ class ChunkReader {
     return !(await this.fill(1));
   }
 
-  async read(bytes: number, what: string): Promise<Buffer> {
+  /** The next `bytes` bytes, written into `into` at `at` (default: a view, or one fresh buffer). */
+  async read(bytes: number, what: string, into?: Buffer, at = 0): Promise<Buffer> {
     if (!(await this.fill(bytes))) {
       throw new UnsupportedInputError(`lz4 input is truncated: it ends inside ${what}`);
     }
     const first = this.chunks[0];
     let piece: Buffer;
-    if (first.length >= bytes) {
+    if (into === undefined && first.length >= bytes) {
       piece = first.subarray(0, bytes);
       if (first.length === bytes) this.chunks.shift();
       else this.chunks[0] = first.subarray(bytes);
     } else {
-      piece = Buffer.allocUnsafe(bytes);
+      piece = into ?? Buffer.allocUnsafe(bytes);
       let filled = 0;
       while (filled < bytes) {
         const chunk = this.chunks[0];
         const take = Math.min(chunk.length, bytes - filled);
-        chunk.copy(piece, filled, 0, take);
+        chunk.copy(piece, at + filled, 0, take);
         filled += take;
         if (take === chunk.length) this.chunks.shift();
         else this.chunks[0] = chunk.subarray(take);
@@ -174,16 +115,16 @@ async function readFrameDescriptor(reader: ChunkReader): Promise<FrameDescriptor
   if (flags & 0x02 || blockDescriptor & 0x8f) throw corrupt('reserved bits are set in the frame descriptor');
   if (flags & 0x01) throw new UnsupportedInputError('lz4 frames with a dictionary ID are not supported');
   const hasContentSize = (flags & 0x08) !== 0;
-  const rest = await reader.read(hasContentSize ? 9 : 1, 'a frame descriptor');
-  const descriptor = Buffer.concat([head, rest.subarray(0, rest.length - 1)]);
-  const headerChecksum = rest[rest.length - 1];
-  if (((xxhash32(descriptor) >>> 8) & 0xff) !== headerChecksum)
-    throw corrupt('frame header checksum mismatch');
+  const descriptor = Buffer.allocUnsafe(hasContentSize ? 10 : 2);
+  head.copy(descriptor);
+  if (hasContentSize) await reader.read(8, 'a frame descriptor', descriptor, 2);
+  const headerChecksum = (await reader.read(1, 'a frame descriptor'))[0];
+  if (((xxh32(descriptor) >>> 8) & 0xff) !== headerChecksum) throw corrupt('frame header checksum mismatch');
   const blockMaxSize = BLOCK_MAX_SIZES[(blockDescriptor >> 4) & 7];
   if (!blockMaxSize) throw corrupt('invalid block maximum size');
   let contentSize: number | null = null;
   if (hasContentSize) {
-    const size = rest.readBigUInt64LE(0);
+    const size = descriptor.readBigUInt64LE(2);
     contentSize = size > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(size);
   }
   return {
@@ -195,8 +136,28 @@ async function readFrameDescriptor(reader: ChunkReader): Promise<FrameDescriptor
   };
 }
 
-function tooLarge(limit: number): InputTooLargeError {
-  return new InputTooLargeError(`lz4 data decompresses to more than the ${limit} bytes expected`, limit);
+/**
+ * Decompresses one block off the event loop into at most `capacity` bytes. lz4-napi's block format
+ * starts with the decompressed size, which its decoder takes as the size of its output buffer and
+ * never writes past: the block is prefixed with `capacity` instead.
+ */
+async function decodeBlock(
+  reader: ChunkReader,
+  size: number,
+  capacity: number,
+  history: Buffer | undefined,
+): Promise<{ block: Buffer; output: Buffer } | 'overflow'> {
+  const input = Buffer.allocUnsafe(4 + size);
+  input.writeUInt32LE(capacity, 0);
+  await reader.read(size, 'a block', input, 4);
+  const block = input.subarray(4);
+  try {
+    return { block, output: await uncompress(input, history) };
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/output is too small/i.test(message)) return 'overflow';
+    throw corrupt(message);
+  }
 }
 
 /**
@@ -228,46 +189,41 @@ export async function* decompressLz4Frames(
       const frame = await readFrameDescriptor(reader);
       if (frame.contentSize !== null && frame.contentSize > maxOutputBytes - produced)
         throw tooLarge(maxOutputBytes);
-      const contentHash = frame.contentChecksum ? new XxHash32() : null;
+      const contentHash = frame.contentChecksum ? new Xxh32() : null;
       let frameBytes = 0;
-      let window: Buffer = Buffer.alloc(0);
+      // Linked blocks may copy from the last 64 KiB of the frame's output so far.
+      let window: Buffer | undefined;
       for (;;) {
         const blockHeader = (await reader.read(4, 'a block header')).readUInt32LE(0);
         if (blockHeader === 0) break; // end mark
         const stored = (blockHeader & 0x80000000) !== 0;
         const size = blockHeader & 0x7fffffff;
         if (size > frame.blockMaxSize) throw corrupt('block larger than the frame allows');
-        const block = await reader.read(size, 'a block');
-        if (frame.blockChecksum) {
-          const checksum = (await reader.read(4, 'a block checksum')).readUInt32LE(0);
-          if (xxhash32(block) !== checksum) throw corrupt('block checksum mismatch');
-        }
         const allowed = maxOutputBytes - produced;
+        let block: Buffer;
         let output: Buffer;
         if (stored) {
           if (size > allowed) throw tooLarge(maxOutputBytes);
-          output = Buffer.from(block);
+          output = block = await reader.read(size, 'a block', Buffer.allocUnsafe(size));
         } else {
           const capacity = Math.min(frame.blockMaxSize, allowed);
-          const history = frame.independentBlocks ? 0 : window.length;
-          const scratch = Buffer.allocUnsafe(history + capacity);
-          if (history > 0) window.copy(scratch, 0);
-          let end: number;
-          try {
-            end = decodeLz4Block(block, 0, block.length, scratch, history, history + capacity, 0);
-          } catch (error) {
-            if (error instanceof BlockOverflow) {
-              throw capacity < frame.blockMaxSize
-                ? tooLarge(maxOutputBytes)
-                : corrupt('block decodes past its maximum size');
-            }
-            throw error;
+          const decoded = await decodeBlock(reader, size, capacity, window);
+          if (decoded === 'overflow') {
+            throw capacity < frame.blockMaxSize
+              ? tooLarge(maxOutputBytes)
+              : corrupt('block decodes past its maximum size');
           }
-          output = scratch.subarray(history, end);
-          if (!frame.independentBlocks) window = scratch.subarray(Math.max(0, end - WINDOW_SIZE), end);
+          ({ block, output } = decoded);
         }
-        if (stored && !frame.independentBlocks) {
-          window = Buffer.concat([window, output]).subarray(-WINDOW_SIZE);
+        if (frame.blockChecksum) {
+          const checksum = (await reader.read(4, 'a block checksum')).readUInt32LE(0);
+          if (xxh32(block) !== checksum) throw corrupt('block checksum mismatch');
+        }
+        if (!frame.independentBlocks) {
+          window =
+            output.length >= WINDOW_SIZE || window === undefined
+              ? output.subarray(-WINDOW_SIZE)
+              : Buffer.concat([window, output]).subarray(-WINDOW_SIZE);
         }
         produced += output.length;
         frameBytes += output.length;
@@ -288,132 +244,21 @@ export async function* decompressLz4Frames(
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Compression (greedy single-probe matcher; for tests, benchmarks and clients of this library)
-
-const MIN_MATCH = 4;
-const LAST_LITERALS = 5;
-const MATCH_FIND_LIMIT = 12;
-const HASH_BITS = 16;
-
-function writeLength(dst: Uint8Array, d: number, length: number): number {
-  let left = length;
-  while (left >= 255) {
-    dst[d++] = 255;
-    left -= 255;
-  }
-  dst[d++] = left;
-  return d;
-}
-
-function emitSequence(
-  src: Uint8Array,
-  literalStart: number,
-  literalEnd: number,
-  dst: Uint8Array,
-  d: number,
-  offset: number,
-  matchLength: number,
-): number {
-  const literalLength = literalEnd - literalStart;
-  const tokenAt = d++;
-  let token = (literalLength >= 15 ? 15 : literalLength) << 4;
-  if (literalLength >= 15) d = writeLength(dst, d, literalLength - 15);
-  dst.set(src.subarray(literalStart, literalEnd), d);
-  d += literalLength;
-  if (matchLength > 0) {
-    dst[d++] = offset & 0xff;
-    dst[d++] = offset >>> 8;
-    const code = matchLength - MIN_MATCH;
-    token |= code >= 15 ? 15 : code;
-    if (code >= 15) d = writeLength(dst, d, code - 15);
-  }
-  dst[tokenAt] = token;
-  return d;
-}
-
-/** Compresses one independent block; returns the compressed bytes (may be larger than the input). */
-export function encodeLz4Block(src: Uint8Array): Buffer {
-  const length = src.length;
-  const dst = Buffer.allocUnsafe(length + Math.ceil(length / 255) + 16);
-  let d = 0;
-  let anchor = 0;
-  if (length >= MATCH_FIND_LIMIT + 1) {
-    const table = new Int32Array(1 << HASH_BITS).fill(-1);
-    const matchLimit = length - LAST_LITERALS;
-    const findLimit = length - MATCH_FIND_LIMIT;
-    let s = 0;
-    while (s < findLimit) {
-      const sequence = src[s] | (src[s + 1] << 8) | (src[s + 2] << 16) | (src[s + 3] << 24);
-      const hash = Math.imul(sequence, 2654435761) >>> (32 - HASH_BITS);
-      const candidate = table[hash];
-      table[hash] = s;
-      if (
-        candidate >= 0 &&
-        s - candidate <= 65535 &&
-        src[candidate] === src[s] &&
-        src[candidate + 1] === src[s + 1] &&
-        src[candidate + 2] === src[s + 2] &&
-        src[candidate + 3] === src[s + 3]
-      ) {
-        let matchLength = MIN_MATCH;
-        while (s + matchLength < matchLimit && src[candidate + matchLength] === src[s + matchLength])
-          matchLength++;
-        d = emitSequence(src, anchor, s, dst, d, s - candidate, matchLength);
-        s += matchLength;
-        anchor = s;
-      } else {
-        s++;
-      }
-    }
-  }
-  d = emitSequence(src, anchor, length, dst, d, 0, 0);
-  return dst.subarray(0, d);
-}
-
 export interface Lz4FrameOptions {
-  /** 64 KiB, 256 KiB, 1 MiB or 4 MiB (default 4 MiB, as the lz4 CLI). */
-  blockMaxSize?: 65536 | 262144 | 1048576 | 4194304;
-  /** Write the content size into the header (default true). */
-  contentSize?: boolean;
-  /** Append an xxHash32 of the content (default true). */
+  /** Append an xxHash32 of the content (default true, as the lz4 CLI). */
   contentChecksum?: boolean;
+  /** Append an xxHash32 to each block (default false). */
+  blockChecksums?: boolean;
 }
 
-/** Compresses `data` into one LZ4 frame with independent blocks. */
+/**
+ * Compresses `data` into one LZ4 frame (independent 4 MiB blocks, no content size), for tests,
+ * benchmarks and clients of this library.
+ */
 export function compressLz4Frame(data: Uint8Array, options: Lz4FrameOptions = {}): Buffer {
-  const blockMaxSize = options.blockMaxSize ?? 4 * 1024 * 1024;
-  const blockId = Number(
-    Object.keys(BLOCK_MAX_SIZES).find((id) => BLOCK_MAX_SIZES[Number(id)] === blockMaxSize),
-  );
-  if (!blockId) throw new RangeError(`unsupported lz4 block size ${blockMaxSize}`);
-  const withContentSize = options.contentSize ?? true;
-  const withChecksum = options.contentChecksum ?? true;
-  const descriptor = Buffer.alloc(withContentSize ? 10 : 2);
-  descriptor[0] = 0x40 | 0x20 | (withContentSize ? 0x08 : 0) | (withChecksum ? 0x04 : 0);
-  descriptor[1] = blockId << 4;
-  if (withContentSize) descriptor.writeBigUInt64LE(BigInt(data.length), 2);
-  const parts: Buffer[] = [];
-  const magic = Buffer.alloc(4);
-  magic.writeUInt32LE(FRAME_MAGIC);
-  parts.push(magic, descriptor, Buffer.from([(xxhash32(descriptor) >>> 8) & 0xff]));
-  for (let offset = 0; offset < data.length; offset += blockMaxSize) {
-    const block = data.subarray(offset, Math.min(data.length, offset + blockMaxSize));
-    const compressed = encodeLz4Block(block);
-    const header = Buffer.alloc(4);
-    if (compressed.length < block.length) {
-      header.writeUInt32LE(compressed.length);
-      parts.push(header, compressed);
-    } else {
-      header.writeUInt32LE((block.length | 0x80000000) >>> 0);
-      parts.push(header, Buffer.from(block));
-    }
-  }
-  parts.push(Buffer.alloc(4)); // end mark
-  if (withChecksum) {
-    const checksum = Buffer.alloc(4);
-    checksum.writeUInt32LE(xxhash32(data));
-    parts.push(checksum);
-  }
-  return Buffer.concat(parts);
+  const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return compressFrameSync(buffer, {
+    contentChecksum: options.contentChecksum ?? true,
+    blockChecksums: options.blockChecksums ?? false,
+  });
 }
