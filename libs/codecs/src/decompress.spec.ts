@@ -191,6 +191,8 @@ describe('lz4 off the event loop', () => {
     };
     setImmediate(tick);
     // A decoder on the event loop finishes a single-chunk input in microtasks, before any immediate runs.
+    // Off the loop, each of the two 4 MiB blocks is a round trip through the thread pool, and the event
+    // loop's check phase (immediates) runs between the first block's completion and the second's.
     const out = await decompressToBuffer(frame, 'lz4', 640 * 480 * 4 * 4);
     ticking = false;
     expect(out.length).toBe(640 * 480 * 4 * 4);
