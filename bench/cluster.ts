@@ -12,6 +12,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { AcceptedJob } from '../libs/client/src/index.js';
 import { ENCODE_QUEUES, KeySpace } from '../libs/cluster/src/index.js';
@@ -913,14 +914,19 @@ Runs on a stack of its own (redis-server on a free port, the API, the nodes), st
 Writes bench/results/cluster.json (cluster-quick.json with --quick).`;
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.includes('--help') || args.includes('-h')) {
+  let values: { help?: boolean; quick?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { help: { type: 'boolean', short: 'h' }, quick: { type: 'boolean' } },
+    }));
+  } catch (error) {
+    throw new Error(`${(error as Error).message.split('\n')[0]}\n\n${USAGE}`);
+  }
+  if (values.help) {
     console.log(USAGE);
     return;
   }
-  const unknown = args.find((arg) => arg !== '--quick');
-  if (unknown !== undefined) throw new Error(`unknown argument "${unknown}"\n\n${USAGE}`);
-  const quick = args.includes('--quick');
+  const quick = values.quick === true;
   const result = await runClusterBench({ quick });
   console.log(`\n${renderClusterText(result)}\n`);
   const path = join(repoRoot(), 'bench', 'results', quick ? 'cluster-quick.json' : 'cluster.json');

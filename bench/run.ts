@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { ServiceStack, repoRoot } from '../scripts/lib/stack.js';
 import { benchProfile, resolutionsOf } from './cases.js';
 import { FrameLibrary } from './frames.js';
@@ -41,15 +42,26 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options | null {
-  const options: Options = { quick: false, only: null, liveOnly: false };
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index];
-    if (arg === '--help' || arg === '-h') return null;
-    if (arg === '--quick') options.quick = true;
-    else if (arg === '--live-only') options.liveOnly = true;
-    else if (arg === '--only' && argv[index + 1] !== undefined) options.only = argv[++index];
-    else throw new Error(`unknown argument "${arg}"\n\n${USAGE}`);
+  let values: { help?: boolean; quick?: boolean; only?: string; 'live-only'?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        'live-only': { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    throw new Error(`${(error as Error).message.split('\n')[0]}\n\n${USAGE}`);
   }
+  if (values.help) return null;
+  const options = {
+    quick: values.quick === true,
+    only: values.only ?? null,
+    liveOnly: values['live-only'] === true,
+  };
   if (options.liveOnly && options.only !== null) throw new Error(`--only and --live-only exclude each other`);
   return options;
 }

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { runDemo, runLiveDemo } from './demo.js';
 import { ServiceStack } from './lib/stack.js';
 
@@ -9,6 +10,7 @@ import { ServiceStack } from './lib/stack.js';
  * Ctrl-C (or SIGTERM) drains the node and stops all of it.
  */
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { demo: { type: 'boolean' } } });
   const port = Number(process.env.PORT ?? 3000);
   const stack = await ServiceStack.start({
     redisUrl: process.env.REDIS_URL,
@@ -39,7 +41,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
-  if (process.argv.includes('--demo')) {
+  if (values.demo) {
     console.log('demo: encoding sample desktop frames');
     const files = await runDemo(stack.client, join(process.cwd(), 'out'));
     console.log(`demo: wrote ${files.length} files to ./out`);

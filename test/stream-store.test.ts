@@ -76,6 +76,16 @@ describe('StreamStore', () => {
     expect((await store.get(id))?.cursor).toBe(3);
   });
 
+  it('runs its scripts again after the server forgot them (SCRIPT FLUSH)', async () => {
+    const id = await newStream();
+    await store.allocate(id, 1, 'job-0');
+    await store.allocate(id, 1, 'job-1');
+    expect(await store.commit(id, 0, batchOf(0))).toMatchObject({ status: 'appended', delivered: 1 });
+    await client.script('FLUSH');
+    expect(await store.commit(id, 1, batchOf(1))).toMatchObject({ status: 'appended', delivered: 2 });
+    expect(await logged(id)).toEqual([...batchOf(0), ...batchOf(1)]);
+  });
+
   it('logs a batch once however often it is committed', async () => {
     const id = await newStream();
     await store.allocate(id, 1, 'job');

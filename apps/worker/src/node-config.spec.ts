@@ -97,6 +97,7 @@ describe('parseNodeArgs', () => {
     [['--redis', 'http://x'], /Redis URL: .*must be one of redis:\/\//],
     [['--name', 'a b'], /--name must be/],
     [['--bogus', '1'], /unknown option --bogus/],
+    [['--constructor', '1'], /unknown option --constructor/],
     [['--timeout'], /--timeout needs a value/],
     [['stray'], /unexpected argument "stray"/],
   ])('refuses %j with a clear message', (args, message) => {

@@ -1,4 +1,5 @@
 import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseRedisTarget } from '../../../libs/cluster/src/redis-target.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
@@ -85,6 +86,59 @@ function numberFlag(name: string, raw: string, min: number, max: number, integer
   return value;
 }
 
+const STRING_FLAGS = [
+  'pool',
+  'concurrency',
+  'timeout',
+  'reconnect-delay',
+  'drain-timeout',
+  'live-idle-timeout',
+  'live-max-contexts',
+  'name',
+  'codecs',
+  'redis',
+  'queue-prefix',
+  'synthetic-cost-ms',
+] as const;
+
+const FLAGS: NonNullable<ParseArgsConfig['options']> = {
+  ...Object.fromEntries(STRING_FLAGS.map((name) => [name, { type: 'string' as const }])),
+  help: { type: 'boolean' },
+  'software-gpu': { type: 'boolean' },
+};
+
+/**
+ * Flag name -> value ('true' for a boolean flag). Not strict, so that each mistake gets this
+ * command's own message: a flag's value is never taken from the next flag (`--timeout --pool gpu`).
+ */
+function readFlags(argv: string[]): Map<string, string> {
+  const { tokens } = parseArgs({
+    args: argv,
+    options: FLAGS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const flags = new Map<string, string>();
+  for (const token of tokens) {
+    if (token.kind === 'positional')
+      throw new ConfigError(`unexpected argument "${token.value}" (see --help)`);
+    if (token.kind === 'option-terminator') throw new ConfigError(`unexpected argument "--" (see --help)`);
+    if (!Object.hasOwn(FLAGS, token.name)) {
+      throw new ConfigError(`unknown option ${token.rawName} (see --help)`);
+    }
+    if (FLAGS[token.name].type === 'boolean') {
+      flags.set(token.name, token.value ?? 'true');
+      continue;
+    }
+    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('--'))) {
+      throw new ConfigError(`--${token.name} needs a value`);
+    }
+    flags.set(token.name, token.value);
+  }
+  return flags;
+}
+
 export function parseNodeArgs(
   argv: string[],
   env: NodeJS.ProcessEnv,
@@ -94,36 +148,7 @@ export function parseNodeArgs(
     host: hostname(),
   },
 ): NodeConfig {
-  const flags = new Map<string, string>();
-  const booleans = new Set(['help', 'software-gpu']);
-  const known = new Set([
-    'pool',
-    'concurrency',
-    'timeout',
-    'reconnect-delay',
-    'drain-timeout',
-    'live-idle-timeout',
-    'live-max-contexts',
-    'name',
-    'codecs',
-    'redis',
-    'queue-prefix',
-    'synthetic-cost-ms',
-    ...booleans,
-  ]);
-  for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index];
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2);
-    if (!known.has(name)) throw new ConfigError(`unknown option --${name} (see --help)`);
-    if (booleans.has(name)) {
-      flags.set(name, inline ?? 'true');
-      continue;
-    }
-    const value = inline ?? argv[++index];
-    if (value === undefined || value.startsWith('--')) throw new ConfigError(`--${name} needs a value`);
-    flags.set(name, value);
-  }
+  const flags = readFlags(argv);
 
   const pool = flags.get('pool') ?? 'cpu';
   if (pool !== 'cpu' && pool !== 'gpu') throw new ConfigError(`--pool must be cpu or gpu, got "${pool}"`);

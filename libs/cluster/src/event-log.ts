@@ -9,6 +9,7 @@ import { LuaScript } from './lua-script.js';
  * an event is recorded once per job even when the job runs twice (exactly-once delivery per output).
  */
 const APPEND_AND_PUBLISH = new LuaScript(
+  'encoderAppendAndPublish',
   `
 if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return false end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[1])

@@ -25,6 +25,7 @@ const FINAL: JobStatus[] = ['completed', 'failed'];
 
 // A late run of a job that another node already finished must not move it backwards.
 const UPDATE_UNLESS_FINAL = new LuaScript(
+  'encoderUpdateUnlessFinal',
   `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end

@@ -1,31 +1,41 @@
 import type { RedisClient } from './redis-connection.js';
 import { LuaScript } from './lua-script.js';
 
+/** A connection that records defineCommand and the calls of the commands it defined. */
+function fakeConnection() {
+  const definitions: Array<{ name: string; lua: string; numberOfKeys: number }> = [];
+  const calls: string[] = [];
+  const connection: Record<string, unknown> = {
+    defineCommand(name: string, definition: { lua: string; numberOfKeys: number }) {
+      definitions.push({ name, ...definition });
+      connection[name] = async (...keysAndArgs: string[]) => {
+        calls.push(`${name} ${keysAndArgs.join(' ')}`);
+        return 'ran';
+      };
+    },
+  };
+  return { redis: connection as unknown as RedisClient, definitions, calls };
+}
+
 describe('LuaScript', () => {
-  it('runs by SHA, and sends the text only when the server answers NOSCRIPT', async () => {
-    const calls: string[] = [];
-    let loaded = false;
-    const redis = {
-      evalsha: async (sha: string, keys: number, ...rest: string[]) => {
-        calls.push(`evalsha ${sha.length} ${keys} ${rest.join(' ')}`);
-        if (!loaded) throw new Error('NOSCRIPT No matching script. Please use EVAL.');
-        return 'ran';
-      },
-      eval: async (lua: string, keys: number, ...rest: string[]) => {
-        calls.push(`eval ${lua} ${keys} ${rest.join(' ')}`);
-        loaded = true;
-        return 'ran';
-      },
-    } as unknown as RedisClient;
-    const script = new LuaScript('return 1', 1);
-    expect(await script.run(redis, ['k'], ['a'])).toBe('ran');
-    expect(await script.run(redis, ['k'], ['b'])).toBe('ran');
-    expect(calls).toEqual(['evalsha 40 1 k a', 'eval return 1 1 k a', 'evalsha 40 1 k b']);
+  it('defines itself as an ioredis command once per connection, then runs keys then arguments', async () => {
+    const script = new LuaScript('encoderTest', 'return 1', 1);
+    const first = fakeConnection();
+    const second = fakeConnection();
+    expect(await script.run(first.redis, ['k'], ['a'])).toBe('ran');
+    expect(await script.run(first.redis, ['k'], ['b', 'c'])).toBe('ran');
+    expect(await script.run(second.redis, ['j'], [])).toBe('ran');
+    expect(first.definitions).toEqual([{ name: 'encoderTest', lua: 'return 1', numberOfKeys: 1 }]);
+    expect(first.calls).toEqual(['encoderTest k a', 'encoderTest k b c']);
+    expect(second.definitions).toHaveLength(1);
+    expect(second.calls).toEqual(['encoderTest j']);
   });
 
-  it('passes other errors through and checks the key count', async () => {
-    const redis = { evalsha: async () => Promise.reject(new Error('WRONGTYPE')) } as unknown as RedisClient;
-    await expect(new LuaScript('return 1', 1).run(redis, ['k'], [])).rejects.toThrow('WRONGTYPE');
-    await expect(new LuaScript('return 1', 2).run(redis, ['k'], [])).rejects.toThrow(/takes 2 keys/);
+  it('checks the key count before sending anything', async () => {
+    const { redis, calls } = fakeConnection();
+    await expect(new LuaScript('encoderTest', 'return 1', 2).run(redis, ['k'], [])).rejects.toThrow(
+      /takes 2 keys/,
+    );
+    expect(calls).toEqual([]);
   });
 });

@@ -74,6 +74,7 @@ end`;
  * Returns {1, delivered, ended} | {0} duplicate | {-1} missing | {-2} not pinned.
  */
 const COMMIT = new LuaScript(
+  'encoderStreamCommit',
   `${APPEND}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'node') ~= ARGV[7] then return {-2} end
@@ -104,6 +105,7 @@ return {1, cursor, ended and 1 or 0}`,
  * never makes a second batch, and never gets a 202 for one that was not queued.
  */
 const ALLOCATE = new LuaScript(
+  'encoderStreamAllocate',
   `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
 if ARGV[3] == '1' then
@@ -125,6 +127,7 @@ return {seq, first}`,
 
 /** KEYS: record, pending, log. ARGV: retention, maxlen, channel, streamId, reason. 1 closed, 0 was not open, -1 missing. */
 const CLOSE = new LuaScript(
+  'encoderStreamClose',
   `${APPEND}
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return 0 end
@@ -137,6 +140,7 @@ return 1`,
 
 /** KEYS: record. ARGV: expected node, new node. 1 when moved. */
 const REPIN = new LuaScript(
+  'encoderStreamRepin',
   `
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'node', ARGV[2])

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { parseCookie, stringifySetCookie } from 'cookie';
 
 /**
  * The dashboard's browser session: after `POST /admin/login` with an operator key, a cookie that
@@ -43,23 +44,9 @@ export function sessionIdOf(secret: string, token: string | undefined, nowMs: nu
   return Number(expires) * 1000 > nowMs ? nonce : null;
 }
 
-/** Cookie header -> name/value map; malformed pairs are skipped. */
-export function parseCookies(header: string | undefined): Record<string, string> {
-  const cookies: Record<string, string> = {};
-  if (!header) return cookies;
-  for (const pair of header.split(';')) {
-    const at = pair.indexOf('=');
-    if (at <= 0) continue;
-    const name = pair.slice(0, at).trim();
-    let value = pair.slice(at + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    try {
-      if (!(name in cookies)) cookies[name] = decodeURIComponent(value);
-    } catch {
-      // not percent-encoded properly: ignore this cookie
-    }
-  }
-  return cookies;
+/** Cookie header -> name/value map; the first of repeated names wins. */
+export function parseCookies(header: string | undefined): Record<string, string | undefined> {
+  return header ? parseCookie(header) : {};
 }
 
 export interface CookieOptions {
@@ -69,14 +56,15 @@ export interface CookieOptions {
 
 /** HttpOnly (no script reads it), SameSite=Strict (no cross-site request carries it). */
 export function sessionCookie(value: string, options: CookieOptions): string {
-  return [
-    `${ADMIN_COOKIE}=${value}`,
-    'Path=/',
-    'HttpOnly',
-    'SameSite=Strict',
-    `Max-Age=${options.maxAgeSeconds}`,
-    ...(options.secure ? ['Secure'] : []),
-  ].join('; ');
+  return stringifySetCookie({
+    name: ADMIN_COOKIE,
+    value,
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict',
+    maxAge: options.maxAgeSeconds,
+    secure: options.secure,
+  });
 }
 
 export function clearedSessionCookie(secure: boolean): string {
