@@ -49,7 +49,6 @@ export interface NodeLogger {
   error(message: string): void;
 }
 
-const RETENTION_SECONDS = 3600;
 const WATCHDOG_EVERY_MS = 5000;
 const HAND_BACK_DELAY_MS = 250;
 const IDLE_CLOSE_MS = 3000;
@@ -116,15 +115,18 @@ export class EncoderNode {
     });
     this.cancelSubscriber.on('error', (error: Error) => this.onRedisError(error, 'cancellations'));
     this.registry = new NodeRegistry(this.redis, this.keys);
-    this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.jobRecords = new JobStore(this.redis, this.keys, config.retentionSeconds);
     this.cancels = new CancelWatch((jobId) => this.jobRecords.status(jobId));
-    this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.streams = new StreamStore(this.redis, this.keys, config.retentionSeconds);
     const storage = new RedisJobStorage(
       this.keys,
-      new FrameStore(this.redis, this.keys, DEFAULT_FRAME_STORE_OPTIONS),
-      new OutputStore(this.redis, this.keys, RETENTION_SECONDS),
+      new FrameStore(this.redis, this.keys, {
+        ...DEFAULT_FRAME_STORE_OPTIONS,
+        ttlSeconds: config.retentionSeconds,
+      }),
+      new OutputStore(this.redis, this.keys, config.retentionSeconds),
       this.jobRecords,
-      new EventLog(this.redis, this.keys, RETENTION_SECONDS),
+      new EventLog(this.redis, this.keys, config.retentionSeconds),
     );
     this.live = new LiveStreamEncoder(
       this.id,
