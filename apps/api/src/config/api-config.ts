@@ -42,7 +42,7 @@ export interface ApiConfig extends SharedConfig {
   uploadIdleTimeoutMs: number;
   /** Bytes that uploaded images (as received, and decoded) may take in this API at once; 503 beyond. */
   imageBytesInFlight: number;
-  /** Node directory cache lifetime: how stale the routing view may be. */
+  /** How long CachedNodeList keeps the registry's list: how stale the routing view may be. */
   nodeCacheMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
