@@ -20,7 +20,7 @@ import { ServiceStack, repoRoot, type WorkerSpec } from '../scripts/lib/stack.js
 import { CpuMeter, PROCESS_ROLES, type CpuTimes } from './cpu.js';
 import { postParts } from './http.js';
 import { currentLoad, finish, machineInfo } from './machine.js';
-import { markdownTable, textTable, type MachineInfo } from './report.js';
+import { BENCH_OUT, markdownTable, textTable, type MachineInfo } from './report.js';
 import { median, percentile, round } from './stats.js';
 
 /**
@@ -911,7 +911,7 @@ Runs on a stack of its own (redis-server on a free port, the API, the nodes), st
   --quick   3 slot counts (1, 4, 32), 2.5 s windows, 3 failover runs with a 1.5 s job (under a minute)
   --help    this text
 
-Writes bench/results/cluster.json (cluster-quick.json with --quick).`;
+Writes bench/out/cluster.json (cluster-quick.json with --quick); bench/out/ is ignored by git.`;
 
 async function main(): Promise<void> {
   let values: { help?: boolean; quick?: boolean };
@@ -929,7 +929,7 @@ async function main(): Promise<void> {
   const quick = values.quick === true;
   const result = await runClusterBench({ quick });
   console.log(`\n${renderClusterText(result)}\n`);
-  const path = join(repoRoot(), 'bench', 'results', quick ? 'cluster-quick.json' : 'cluster.json');
+  const path = join(repoRoot(), BENCH_OUT, quick ? 'cluster-quick.json' : 'cluster.json');
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`wrote ${path}`);

@@ -1,11 +1,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { CopyCount, FrameCopy } from './copies.js';
 import type { CpuTimes } from './cpu.js';
 import type { IsolatedStage } from './isolated.js';
 import type { LiveReport } from './live.js';
 import { SERVICE_STAGES, type StageBreakdown } from './stages.js';
 import { round } from './stats.js';
+
+/**
+ * Where runs write their reports, under the repository root: a folder git ignores, so a run changes no
+ * tracked file. The figures the README quotes come from the run committed in bench/reference/.
+ */
+export const BENCH_OUT = join('bench', 'out');
 
 export interface MachineInfo {
   cpus: number;

@@ -8,6 +8,7 @@ import { FrameLibrary } from './frames.js';
 import { liveFailures, runLiveBench, type LiveReport } from './live.js';
 import { finish, machineInfo } from './machine.js';
 import {
+  BENCH_OUT,
   renderLiveMarkdown,
   renderLiveText,
   renderText,
@@ -28,10 +29,11 @@ alone, at 720p and 1080p, and one stream's frame rate against ffmpeg fed directl
   --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute;
                 live mode with fewer frames, under 40 s more)
   --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p"), no live mode
-  --live-only   only live mode (writes bench/results/live.json and live.md, live-quick.* with --quick)
+  --live-only   only live mode (writes bench/out/live.json and live.md, live-quick.* with --quick)
   --help        this text
 
-Writes bench/results/latest.json and latest.md (and full.* or quick.*, kept per profile).`;
+Writes bench/out/latest.json and latest.md (and full.* or quick.*, kept per profile); bench/out/ is
+ignored by git. The figures the README quotes come from the run committed in bench/reference/.`;
 
 const WORKER_NAME = 'bench-node';
 
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   try {
     const startedAt = new Date();
     const concurrency = availableParallelism();
-    const results = join(repoRoot(), 'bench', 'results');
+    const results = join(repoRoot(), BENCH_OUT);
     if (options.liveOnly) {
       const machine = machineInfo();
       console.log(`bench: starting redis-server, the API and one worker (concurrency ${concurrency})`);
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
           join(results, `${name}.json`),
           join(results, `${name}.md`),
         );
-        console.log(`wrote bench/results/${name}.json and ${name}.md`);
+        console.log(`wrote ${join(BENCH_OUT, `${name}.json`)} and ${name}.md`);
       }
       if (failures > 0) process.exitCode = 1;
       return;
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
       writeReport(report, join(results, `${name}.json`), join(results, `${name}.md`));
     }
     console.log(
-      `wrote bench/results/latest.json and latest.md (and ${profile.name}.json, ${profile.name}.md)`,
+      `wrote ${join(BENCH_OUT, 'latest.json')} and latest.md (and ${profile.name}.json, ${profile.name}.md)`,
     );
     if (failures + liveFailed > 0) process.exitCode = 1;
   } finally {

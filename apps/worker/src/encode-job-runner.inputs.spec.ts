@@ -12,7 +12,7 @@ import {
   EncodeJobRunner,
   PermanentJobError,
   isPermanentFailure,
-  type JobStorage,
+  type EncodeJobIO,
 } from './encode-job-runner.js';
 
 /** The runner's input side: raw frames or compressed chunks in, frames to the encoder, cleanup after. */
@@ -57,7 +57,7 @@ describe('EncodeJobRunner inputs', () => {
         return true;
       },
       emit: async (_jobId: string, event: JobEvent) => void events.push(event),
-    } as unknown as JobStorage;
+    } as unknown as EncodeJobIO;
     const encoder: ImageEncoder = {
       kind: 'image',
       codec: 'png',

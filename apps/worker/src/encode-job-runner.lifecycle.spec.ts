@@ -6,11 +6,11 @@ import {
   EncodeJobRunner,
   JobCancelledError,
   isPermanentFailure,
-  type JobStorage,
+  type EncodeJobIO,
 } from './encode-job-runner.js';
 
 /** A job's record as JobStore keeps it: final states are final, outputs listed only on completion. */
-class FakeRecordStorage implements JobStorage {
+class FakeRecordStorage implements EncodeJobIO {
   status_: JobStatus = 'queued';
   listed: OutputInfo[] = [];
   stored = new Map<number, Buffer>();
@@ -109,7 +109,7 @@ function imageEncoder(onFrame: (index: number) => void | Promise<void> = () => u
   return encoder;
 }
 
-function runnerWith(storage: JobStorage, encoder: ImageEncoder | VideoEncoder): EncodeJobRunner {
+function runnerWith(storage: EncodeJobIO, encoder: ImageEncoder | VideoEncoder): EncodeJobRunner {
   // A second between frames: every frame is a progress update (they are at most 4 a second).
   let now = 0;
   return new EncodeJobRunner(

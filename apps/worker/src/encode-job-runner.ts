@@ -15,8 +15,11 @@ import { EncodeAbortedError, isCodecError } from '../../../libs/codecs/src/error
 import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 import { JobTimer } from './job-timer.js';
 
-/** What the runner needs from Redis; the cluster stores implement it, tests pass fakes. */
-export interface JobStorage {
+/**
+ * An encode job's I/O, all the runner reads and writes: its input frames, its outputs, its record and its
+ * events (the cluster stores behind RedisEncodeJobIO; fakes in tests).
+ */
+export interface EncodeJobIO {
   readFrames(
     jobId: string,
     frameBytes: number,
@@ -77,7 +80,7 @@ const PROGRESS_EVERY_MS = 250;
  * allocating past it, and fails short or corrupt input, with errors isPermanentFailure knows.
  */
 export function readJobInput(
-  storage: JobStorage,
+  storage: EncodeJobIO,
   data: EncodeJobData,
   pool: BufferPool | null,
 ): AsyncIterable<Buffer> {
@@ -89,7 +92,7 @@ export function readJobInput(
   return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
 }
 
-export async function deleteJobInput(storage: JobStorage, data: EncodeJobData): Promise<void> {
+export async function deleteJobInput(storage: EncodeJobIO, data: EncodeJobData): Promise<void> {
   if (data.input.encoding === 'identity') await storage.deleteFrames(data.jobId, data.frames);
   else await storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
 }
@@ -98,7 +101,7 @@ export async function deleteJobInput(storage: JobStorage, data: EncodeJobData): 
 export class EncodeJobRunner {
   constructor(
     private readonly nodeName: string,
-    private readonly storage: JobStorage,
+    private readonly storage: EncodeJobIO,
     private readonly catalog: EncoderCatalog,
     private readonly pool: BufferPool,
     private readonly now: () => number = Date.now,

@@ -32,8 +32,8 @@ import {
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
-import { RedisJobStorage } from './redis-job-storage.js';
-import { LiveHandBack, LiveStreamEncoder } from './live/live-stream-encoder.js';
+import { RedisEncodeJobIO } from './redis-encode-job-io.js';
+import { LiveHandBack, LiveStreamSequencer } from './live/live-stream-sequencer.js';
 import { CancelWatch } from './cancel-watch.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
@@ -49,7 +49,6 @@ export interface NodeLogger {
   error(message: string): void;
 }
 
-const RETENTION_SECONDS = 3600;
 const WATCHDOG_EVERY_MS = 5000;
 const HAND_BACK_DELAY_MS = 250;
 const IDLE_CLOSE_MS = 3000;
@@ -68,7 +67,7 @@ export class EncoderNode {
   private readonly cancels: CancelWatch;
   private readonly registry: NodeRegistry;
   private readonly runner: EncodeJobRunner;
-  private readonly live: LiveStreamEncoder;
+  private readonly live: LiveStreamSequencer;
   private readonly streams: StreamStore;
   private readonly jobRecords: JobStore;
   private liveSweeper: NodeJS.Timeout | null = null;
@@ -116,17 +115,20 @@ export class EncoderNode {
     });
     this.cancelSubscriber.on('error', (error: Error) => this.onRedisError(error, 'cancellations'));
     this.registry = new NodeRegistry(this.redis, this.keys);
-    this.jobRecords = new JobStore(this.redis, this.keys, RETENTION_SECONDS);
+    this.jobRecords = new JobStore(this.redis, this.keys, config.retentionSeconds);
     this.cancels = new CancelWatch((jobId) => this.jobRecords.status(jobId));
-    this.streams = new StreamStore(this.redis, this.keys, RETENTION_SECONDS);
-    const storage = new RedisJobStorage(
+    this.streams = new StreamStore(this.redis, this.keys, config.retentionSeconds);
+    const storage = new RedisEncodeJobIO(
       this.keys,
-      new FrameStore(this.redis, this.keys, DEFAULT_FRAME_STORE_OPTIONS),
-      new OutputStore(this.redis, this.keys, RETENTION_SECONDS),
+      new FrameStore(this.redis, this.keys, {
+        ...DEFAULT_FRAME_STORE_OPTIONS,
+        ttlSeconds: config.retentionSeconds,
+      }),
+      new OutputStore(this.redis, this.keys, config.retentionSeconds),
       this.jobRecords,
-      new EventLog(this.redis, this.keys, RETENTION_SECONDS),
+      new EventLog(this.redis, this.keys, config.retentionSeconds),
     );
-    this.live = new LiveStreamEncoder(
+    this.live = new LiveStreamSequencer(
       this.id,
       config.name,
       storage,

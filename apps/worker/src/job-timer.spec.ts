@@ -1,7 +1,7 @@
 import type { EncodeJobData, JobTimings } from '../../../libs/contracts/src/index.js';
 import type { ImageEncoder } from '../../../libs/codecs/src/encoder.js';
 import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
-import { EncodeJobRunner, type JobStorage } from './encode-job-runner.js';
+import { EncodeJobRunner, type EncodeJobIO } from './encode-job-runner.js';
 import { JobTimer } from './job-timer.js';
 
 /** A clock the test moves by hand. */
@@ -58,7 +58,7 @@ describe('EncodeJobRunner timings', () => {
   it('records queue wait, fetch, encode and output store on the completed job', async () => {
     const clock = manualClock();
     let completedWith: JobTimings | undefined;
-    const storage: JobStorage = {
+    const storage: EncodeJobIO = {
       async *readFrames(_jobId, frameBytes, frames) {
         for (let i = 0; i < frames; i++) {
           clock.advance(3);

@@ -1,35 +1,30 @@
 import { RedisCredentialsError, checkRedisCredentials, redact } from '../../../libs/cluster/src/index.js';
-import { LOG_LEVELS, createLogger, isLogLevel } from '../../../libs/logging/src/index.js';
+import { createLogger } from '../../../libs/logging/src/index.js';
 import { loadCapabilities } from './capabilities.js';
 import { EncoderNode } from './encoder-node.js';
-import { ConfigError, WORKER_USAGE, parseNodeArgs } from './node-config.js';
+import { ConfigError, WORKER_USAGE, parseNodeArgs, type NodeConfig } from './node-config.js';
 
-// JSON lines through pino (LOG_LEVEL, LOG_PRETTY like the API); usage and flag errors stay plain text.
-const level = (process.env.LOG_LEVEL || 'info').toLowerCase();
-if (!isLogLevel(level)) {
-  console.error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${process.env.LOG_LEVEL}"`);
-  process.exit(2);
+// Flags and environment (the settings shared with the API included) are checked before anything
+// starts; usage and configuration errors stay plain text.
+function readConfig(): NodeConfig {
+  try {
+    return parseNodeArgs(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`configuration error: ${error.message}\n\n${WORKER_USAGE}`);
+      process.exit(2);
+    }
+    throw error;
+  }
 }
-const root = createLogger({
-  service: 'worker',
-  level,
-  pretty: /^(true|1|yes|on)$/i.test(process.env.LOG_PRETTY ?? ''),
-});
+const config = readConfig();
+// JSON lines through pino (LOG_LEVEL, LOG_PRETTY like the API).
+const root = createLogger({ service: 'worker', level: config.logLevel, pretty: config.logPretty });
 let log = root;
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = parseNodeArgs(process.argv.slice(2), process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`${error.message}\n\n${WORKER_USAGE}`);
-      process.exit(2);
-    }
-    throw error;
-  }
   if (config.help) {
     console.log(WORKER_USAGE);
     return;

@@ -5,6 +5,7 @@ import {
   defaultLiveMaxContexts,
   parseNodeArgs,
 } from './node-config.js';
+import { loadSharedConfig } from '../../../libs/cluster/src/shared-config.js';
 
 const defaults = { cores: 4, pid: 42, host: 'box', freeMemory: 8 * 1024 ** 3 };
 const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseNodeArgs(args, env, defaults);
@@ -60,6 +61,24 @@ describe('parseNodeArgs', () => {
     });
   });
 
+  it('reads the settings it shares with the API from the environment, as the API does', () => {
+    const env = {
+      REDIS_URL: 'redis://r:1',
+      QUEUE_PREFIX: 'p',
+      RETENTION_SECONDS: '120',
+      LOG_LEVEL: 'warn',
+      LOG_PRETTY: 'on',
+    };
+    expect(parse([], env)).toMatchObject(loadSharedConfig(env));
+    expect(parse([], env)).toMatchObject({ retentionSeconds: 120, logLevel: 'warn', logPretty: true });
+    expect(parse([]).retentionSeconds).toBe(3600);
+    expect(() => parse([], { RETENTION_SECONDS: '5' })).toThrow(
+      new ConfigError('RETENTION_SECONDS must be an integer from 10 to 604800, got "5"'),
+    );
+    expect(() => parse([], { LOG_PRETTY: 'maybe' })).toThrow(ConfigError);
+    expect(WORKER_USAGE).toMatch(/RETENTION_SECONDS/);
+  });
+
   it('takes the test-only --synthetic-cost-ms in whole milliseconds, 1 to 10000, and says so in --help', () => {
     expect(parse(['--synthetic-cost-ms', '50']).syntheticCostMs).toBe(50);
     expect(parse(['--synthetic-cost-ms=1']).syntheticCostMs).toBe(1);
@@ -94,7 +113,8 @@ describe('parseNodeArgs', () => {
     [['--timeout', 'abc'], /--timeout must be a number from 1 to 600/],
     [['--reconnect-delay', '0'], /--reconnect-delay must be a number/],
     [['--codecs', 'h264,gif'], /unknown: gif/],
-    [['--redis', 'http://x'], /Redis URL: .*must be one of redis:\/\//],
+    [['--redis', 'http://x'], /--redis: .*must be one of redis:\/\//],
+    [['--queue-prefix', 'a b'], /--queue-prefix must be 1-64 letters/],
     [['--name', 'a b'], /--name must be/],
     [['--bogus', '1'], /unknown option --bogus/],
     [['--constructor', '1'], /unknown option --constructor/],

@@ -1,9 +1,12 @@
 import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseRedisTarget } from '../../../libs/cluster/src/redis-target.js';
+import { ConfigError, loadSharedConfig, type SharedConfig } from '../../../libs/cluster/src/shared-config.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
-export interface NodeConfig {
+export { ConfigError };
+
+/** REDIS_URL (or --redis), QUEUE_PREFIX (or --queue-prefix), RETENTION_SECONDS, LOG_* as the API reads them. */
+export interface NodeConfig extends SharedConfig {
   pool: Pool;
   concurrency: number;
   /** Failure-detection time for this node's work (lock duration) and heartbeat record lifetime. */
@@ -18,8 +21,6 @@ export interface NodeConfig {
   liveMaxContexts: number;
   name: string;
   codecs: Codec[] | null;
-  redisUrl: string;
-  queuePrefix: string;
   /** Test-only: lets a gpu-pool node serve gpu work with software encoders. */
   softwareGpu: boolean;
   /** Test only: every image codec is a synthetic encoder costing this many ms a frame (no CPU). */
@@ -51,9 +52,9 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
                            a 1x1 image; never on a node that serves real work
   --help                   this text
 
-Environment: REDIS_URL, QUEUE_PREFIX, FFMPEG_PATH, FFPROBE_PATH.`;
-
-export class ConfigError extends Error {}
+Environment: REDIS_URL, QUEUE_PREFIX, RETENTION_SECONDS (how long outputs, job records and event logs
+are kept, 10-604800 s, default 3600: give the node the API's value), LOG_LEVEL, LOG_PRETTY, FFMPEG_PATH,
+FFPROBE_PATH.`;
 
 /** Live contexts per job slot by default: a live stream at desktop frame rates uses part of a core. */
 export const LIVE_CONTEXTS_PER_SLOT = 4;
@@ -168,16 +169,7 @@ export function parseNodeArgs(
     }
   }
 
-  const redisUrl = flags.get('redis') ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  try {
-    parseRedisTarget(redisUrl);
-  } catch (error) {
-    throw new ConfigError(`Redis URL: ${(error as Error).message}`);
-  }
-  const queuePrefix = flags.get('queue-prefix') ?? env.QUEUE_PREFIX ?? 'encoder';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
-    throw new ConfigError(`queue prefix must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
-  }
+  const shared = loadSharedConfig(env, { redis: flags.get('redis'), queuePrefix: flags.get('queue-prefix') });
   const name = flags.get('name') ?? `${defaults.host}-${defaults.pid}`;
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name))
     throw new ConfigError(`--name must be 1-64 letters, digits, '_', '.', ':' or '-'`);
@@ -192,6 +184,7 @@ export function parseNodeArgs(
   );
   const liveMaxContexts = flags.get('live-max-contexts');
   return {
+    ...shared,
     pool,
     concurrency,
     timeoutMs: numberFlag('timeout', flags.get('timeout') ?? '10', 1, 600, false) * 1000,
@@ -207,8 +200,6 @@ export function parseNodeArgs(
         : numberFlag('live-max-contexts', liveMaxContexts, 1, 1024, true),
     name,
     codecs,
-    redisUrl,
-    queuePrefix,
     softwareGpu: flags.get('software-gpu') === 'true',
     syntheticCostMs:
       syntheticCost === undefined ? null : numberFlag('synthetic-cost-ms', syntheticCost, 1, 10_000, true),

@@ -17,3 +17,4 @@ export * from './stream-store.js';
 export * from './stream-batches.js';
 export * from './redis-credentials.js';
 export * from './redis-outage-log.js';
+export * from './shared-config.js';

@@ -17,7 +17,7 @@ import {
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EncodeQueue } from './encode-queue.js';
-import { NodeDirectory } from './node-directory.js';
+import { CachedNodeList } from './cached-node-list.js';
 import { REDIS, SUBSCRIBER } from './tokens.js';
 
 /** Redis connections, the stores over them, and the encode queues: everything the API keeps in Redis. */
@@ -92,7 +92,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
       useFactory: (redis: RedisClient, keys: KeySpace) => new NodeRegistry(redis, keys),
     },
     EncodeQueue,
-    NodeDirectory,
+    CachedNodeList,
   ],
   exports: [
     REDIS,
@@ -106,7 +106,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     JobCancellations,
     NodeRegistry,
     EncodeQueue,
-    NodeDirectory,
+    CachedNodeList,
   ],
 })
 export class ClusterModule implements OnApplicationShutdown {

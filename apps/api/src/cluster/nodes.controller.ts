@@ -1,14 +1,14 @@
 import { Controller, Get } from '@nestjs/common';
 import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { ApiKeyProtected, ApiListCodecs, ApiListNodes } from '../docs/route-docs.js';
-import { NodeDirectory } from './node-directory.js';
+import { CachedNodeList } from './cached-node-list.js';
 
 @ApiKeyProtected('cluster')
 @Controller('v1')
 export class NodesController {
   constructor(
     private readonly registry: NodeRegistry,
-    private readonly directory: NodeDirectory,
+    private readonly nodeList: CachedNodeList,
   ) {}
 
   /** Read uncached: operators watching nodes come and go want the registry as it is. */
@@ -21,6 +21,6 @@ export class NodesController {
   @Get('codecs')
   @ApiListCodecs()
   async codecs() {
-    return { pools: await this.directory.codecsByPool() };
+    return { pools: await this.nodeList.codecsByPool() };
   }
 }

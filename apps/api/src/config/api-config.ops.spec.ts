@@ -1,3 +1,4 @@
+import { loadSharedConfig } from '../../../../libs/cluster/src/shared-config.js';
 import { ConfigError, adminCookieSecret, loadApiConfig } from './api-config.js';
 
 describe('operations settings', () => {
@@ -24,6 +25,14 @@ describe('operations settings', () => {
     });
     expect(() => loadApiConfig({ METRICS_ENABLED: 'maybe' })).toThrow(
       new ConfigError('METRICS_ENABLED must be true or false, got "maybe"'),
+    );
+  });
+
+  it('reads the settings it shares with the nodes as they do (the same values, the same errors)', () => {
+    const env = { REDIS_URL: 'redis://r:1', QUEUE_PREFIX: 'p', RETENTION_SECONDS: '120', LOG_PRETTY: 'on' };
+    expect(loadApiConfig(env)).toMatchObject(loadSharedConfig(env));
+    expect(() => loadApiConfig({ RETENTION_SECONDS: '5' })).toThrow(
+      new ConfigError('RETENTION_SECONDS must be an integer from 10 to 604800, got "5"'),
     );
   });
 

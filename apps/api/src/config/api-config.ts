@@ -2,15 +2,22 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { parseRedisTarget } from '../../../../libs/cluster/src/redis-target.js';
+import {
+  ConfigError,
+  booleanSetting as boolean,
+  integerSetting as integer,
+  loadSharedConfig,
+  type Env,
+  type SharedConfig,
+} from '../../../../libs/cluster/src/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
-import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../../../libs/logging/src/index.js';
 
-export interface ApiConfig {
+export { ConfigError };
+
+/** REDIS_URL, QUEUE_PREFIX, RETENTION_SECONDS, LOG_LEVEL and LOG_PRETTY come from `SharedConfig`. */
+export interface ApiConfig extends SharedConfig {
   host: string;
   port: number;
-  redisUrl: string;
-  queuePrefix: string;
   /** Every key, API_KEYS and OPERATOR_KEYS: none means authentication is off (loopback development). */
   apiKeys: string[];
   /** API_KEYS: each key with the tenant whose jobs and streams it makes and sees. */
@@ -35,9 +42,7 @@ export interface ApiConfig {
   uploadIdleTimeoutMs: number;
   /** Bytes that uploaded images (as received, and decoded) may take in this API at once; 503 beyond. */
   imageBytesInFlight: number;
-  /** How long frames, outputs, job records and event logs are kept. */
-  retentionSeconds: number;
-  /** Node directory cache lifetime: how stale the routing view may be. */
+  /** How long CachedNodeList keeps the registry's list: how stale the routing view may be. */
   nodeCacheMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
@@ -51,9 +56,6 @@ export interface ApiConfig {
   streamStallMs: number;
   /** How often live streams are checked for a dead node to move off. */
   liveSupervisorMs: number;
-  logLevel: LogLevel;
-  /** Human-readable logs through pino-pretty, when it is installed; JSON lines otherwise. */
-  logPretty: boolean;
   /** `/metrics` (Prometheus) and the collectors behind it. */
   metricsEnabled: boolean;
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
@@ -74,28 +76,6 @@ export interface AdminConfig {
   cookieSecure: boolean;
   /** Bull Board without retry/clean/remove buttons: those bypass the job records. */
   readOnly: boolean;
-}
-
-export class ConfigError extends Error {}
-
-type Env = Record<string, string | undefined>;
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  }
-  return value;
-}
-
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (/^(true|1|yes|on)$/i.test(raw)) return true;
-  if (/^(false|0|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 /**
@@ -154,16 +134,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   const host = env.HOST || '127.0.0.1';
   if (host !== 'localhost' && isIP(host) === 0)
     throw new ConfigError(`HOST must be an IP address or localhost, got "${host}"`);
-  const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379';
-  try {
-    parseRedisTarget(redisUrl);
-  } catch (error) {
-    throw new ConfigError(`REDIS_URL: ${(error as Error).message}`);
-  }
-  const queuePrefix = env.QUEUE_PREFIX || 'encoder';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
-    throw new ConfigError(`QUEUE_PREFIX must be 1-64 letters, digits, '_', '.' or '-', got "${queuePrefix}"`);
-  }
+  const shared = loadSharedConfig(env);
   const tenantKeys = keyList(env, 'API_KEYS', DEFAULT_TENANT);
   const operatorKeys = keyList(env, 'OPERATOR_KEYS', OPERATOR_TENANT);
   const owners = new Map<string, string>();
@@ -190,10 +161,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   const maxBodyBytes = integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024);
   const maxFramePixels = integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689);
   return {
+    ...shared,
     host,
     port: integer(env, 'PORT', 3000, 0, 65535),
-    redisUrl,
-    queuePrefix,
     apiKeys,
     tenantKeys,
     operatorKeys,
@@ -205,7 +175,6 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     maxFramePixels,
     ...uploadLimits(env, maxBodyBytes, maxFramePixels),
     maxFramesPerJob: integer(env, 'MAX_FRAMES_PER_JOB', 600, 1, 100_000),
-    retentionSeconds: integer(env, 'RETENTION_SECONDS', 3600, 10, 7 * 24 * 3600),
     nodeCacheMs: integer(env, 'NODE_CACHE_MS', 1000, 0, 60_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 3, 1, 20),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 0, 600_000),
@@ -214,8 +183,6 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     streamLogMaxEvents: integer(env, 'STREAM_LOG_MAX_EVENTS', 10_000, 100, 10_000_000),
     liveSupervisorMs: integer(env, 'LIVE_SUPERVISOR_MS', 1000, 100, 60_000),
     streamStallMs: integer(env, 'STREAM_STALL_MS', 30_000, 200, 3_600_000),
-    logLevel: logLevel(env),
-    logPretty: boolean(env, 'LOG_PRETTY', false),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
     docsPublic: boolean(env, 'DOCS_PUBLIC', false),
     admin: {
@@ -298,14 +265,6 @@ function uploadLimits(
  */
 export function imageBytesBound(pixels: number, maxBodyBytes: number): number {
   return Math.min(maxBodyBytes, Math.ceil(pixels * 8 * 1.01) + 1024 * 1024);
-}
-
-export function logLevel(env: Env): LogLevel {
-  const raw = (env.LOG_LEVEL || 'info').toLowerCase();
-  if (!isLogLevel(raw)) {
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
-  }
-  return raw;
 }
 
 export const API_CONFIG = Symbol('API_CONFIG');

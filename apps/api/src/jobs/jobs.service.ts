@@ -33,7 +33,7 @@ import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-confi
 import type { Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
-import { NodeDirectory } from '../cluster/node-directory.js';
+import { CachedNodeList } from '../cluster/cached-node-list.js';
 import { route } from '../cluster/routing.js';
 import { RetryLaterException, httpErrorFromCodec } from '../common/http-errors.js';
 import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';
@@ -95,7 +95,7 @@ export class JobsService {
     private readonly outputs: OutputStore,
     private readonly events: EventLog,
     private readonly queue: EncodeQueue,
-    private readonly nodes: NodeDirectory,
+    private readonly nodes: CachedNodeList,
     private readonly uploads: UploadLimits,
     private readonly cancellations: JobCancellations,
   ) {}

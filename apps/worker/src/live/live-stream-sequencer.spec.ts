@@ -7,14 +7,14 @@ import type {
 } from '../../../../libs/contracts/src/index.js';
 import type { LivePacket } from '../../../../libs/codecs/src/index.js';
 import type { CommitResult } from '../../../../libs/cluster/src/index.js';
-import type { JobStorage } from '../encode-job-runner.js';
+import type { EncodeJobIO } from '../encode-job-runner.js';
 import {
   LiveHandBack,
-  LiveStreamEncoder,
+  LiveStreamSequencer,
   type LiveSession,
   type LiveSessionFactory,
   type LiveStreamLog,
-} from './live-stream-encoder.js';
+} from './live-stream-sequencer.js';
 
 const FRAME_BYTES = 4 * 4 * 4;
 
@@ -34,7 +34,7 @@ function batch(seq: number, frames = 1): EncodeJobData {
   };
 }
 
-class FakeStorage implements JobStorage {
+class FakeStorage implements EncodeJobIO {
   outputs = new Map<string, Buffer>();
   completed: string[] = [];
   finished = new Set<string>();
@@ -143,14 +143,14 @@ function setup(now = () => 0) {
       return session;
     },
   };
-  const encoder = new LiveStreamEncoder('me', 'node-me', storage, log, factory, now);
+  const encoder = new LiveStreamSequencer('me', 'node-me', storage, log, factory, now);
   return { storage, log, sessions, encoder };
 }
 
 const outputsOf = (log: StreamEvent[]) =>
   log.filter((event): event is Extract<StreamEvent, { type: 'output' }> => event.type === 'output');
 
-describe('LiveStreamEncoder', () => {
+describe('LiveStreamSequencer', () => {
   it('feeds consecutive batches to one encoder context and commits them in order', async () => {
     const { log, sessions, encoder, storage } = setup();
     for (let seq = 0; seq < 3; seq++) expect(await encoder.run(batch(seq, 2), 1)).toEqual({ outputs: 2 });
@@ -291,7 +291,7 @@ describe('LiveStreamEncoder', () => {
           return session;
         },
       };
-      const encoder = new LiveStreamEncoder(
+      const encoder = new LiveStreamSequencer(
         'me',
         'node-me',
         new FakeStorage(),

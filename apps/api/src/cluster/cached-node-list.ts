@@ -3,9 +3,12 @@ import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/ind
 import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
-/** The registry as the API sees it: cached briefly, since every submission consults it. */
+/**
+ * The live nodes of the registry (NodeRegistry, in Redis) as the API routes with them: the list cached
+ * for NODE_CACHE_MS, since every submission consults it.
+ */
 @Injectable()
-export class NodeDirectory {
+export class CachedNodeList {
   private cached: { at: number; nodes: NodeRecord[] } | null = null;
 
   constructor(

@@ -1,7 +1,7 @@
 import type { EncodeJobData, StreamEvent, StreamState } from '../../../../libs/contracts/src/index.js';
 import type { LivePacket, RawLayout } from '../../../../libs/codecs/src/index.js';
 import type { CommitResult } from '../../../../libs/cluster/src/index.js';
-import { PermanentJobError, deleteJobInput, readJobInput, type JobStorage } from '../encode-job-runner.js';
+import { PermanentJobError, deleteJobInput, readJobInput, type EncodeJobIO } from '../encode-job-runner.js';
 
 /** A running encoder context of one stream (a long-running ffmpeg). */
 export interface LiveSession {
@@ -20,7 +20,7 @@ export interface LiveSessionFactory {
   start(data: EncodeJobData, layout: RawLayout, keyframeInterval: number): Promise<LiveSession> | null;
 }
 
-/** What the live encoder needs from the stream store. */
+/** What the sequencer needs from the stream store. */
 export interface LiveStreamLog {
   position(streamId: string): Promise<{ cursor: number; node: string | null; state: StreamState } | null>;
   commit(streamId: string, seq: number, events: StreamEvent[], pinnedNode?: string): Promise<CommitResult>;
@@ -53,20 +53,22 @@ export interface LiveRunResult {
 }
 
 /**
- * The live half of a node: one encoder context per stream pinned here, fed batch after batch in seq
- * order, so that single-frame batches give real inter-frame video. A batch is encoded only when it is
- * the next one the stream delivers (its seq is the stream's cursor) and the stream is pinned to this
- * node; a context is reused only when it encoded exactly the batches before this one, else a new one
- * starts (with a keyframe). That is what makes a move to another node seamless: the new node starts at
- * the first batch not yet delivered, and frames in flight are re-encoded from Redis.
+ * The live half of a node: it sequences each stream's batches into the stream's encoder context (a
+ * LiveSession: libs/codecs' LiveVideoSession, one ffmpeg). One context per stream pinned here, fed
+ * batch after batch in seq order, so that single-frame batches give real inter-frame video. A batch is
+ * encoded only when it is the next one the stream delivers (its seq is the stream's cursor) and the
+ * stream is pinned to this node; a context is reused only when it encoded exactly the batches before
+ * this one, else a new one starts (with a keyframe). That is what makes a move to another node
+ * seamless: the new node starts at the first batch not yet delivered, and frames in flight are
+ * re-encoded from Redis.
  */
-export class LiveStreamEncoder {
+export class LiveStreamSequencer {
   private readonly contexts = new Map<string, StreamContext>();
 
   constructor(
     private readonly nodeId: string,
     private readonly nodeName: string,
-    private readonly storage: JobStorage,
+    private readonly storage: EncodeJobIO,
     private readonly streams: LiveStreamLog,
     private readonly sessions: LiveSessionFactory,
     private readonly now: () => number = Date.now,

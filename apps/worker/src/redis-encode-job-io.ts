@@ -7,10 +7,10 @@ import type {
   KeySpace,
   OutputStore,
 } from '../../../libs/cluster/src/index.js';
-import type { JobStorage } from './encode-job-runner.js';
+import type { EncodeJobIO } from './encode-job-runner.js';
 
-/** The runner's storage, backed by the cluster stores. */
-export class RedisJobStorage implements JobStorage {
+/** An encode job's I/O on the cluster stores in Redis (JobStore is one of them: the job's record). */
+export class RedisEncodeJobIO implements EncodeJobIO {
   constructor(
     private readonly keys: KeySpace,
     private readonly frames: FrameStore,
