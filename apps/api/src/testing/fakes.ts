@@ -126,8 +126,11 @@ export class FakeFrameStore implements FrameStoreUsed {
   /** Stored frames (identity input) per job. */
   readonly frames = new Map<string, Buffer[]>();
   readonly deleted: string[] = [];
+  /** Bodies read and stored, whether or not they were deleted since. */
+  writes = 0;
 
   async writeFrames(jobId: string, chunks: AsyncIterable<Buffer>, frameBytes: number): Promise<void> {
+    this.writes++;
     const body: Buffer[] = [];
     for await (const chunk of chunks) body.push(chunk);
     const all = Buffer.concat(body);
