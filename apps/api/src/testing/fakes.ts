@@ -129,7 +129,7 @@ export class FakeFrameStore implements FrameStoreUsed {
   /** Bodies read and stored, whether or not they were deleted since. */
   writes = 0;
 
-  async writeFrames(jobId: string, chunks: AsyncIterable<Buffer>, frameBytes: number): Promise<void> {
+  async writeFrames(jobId: string, chunks: AsyncIterable<Buffer>, frameBytes: number): Promise<number> {
     this.writes++;
     const body: Buffer[] = [];
     for await (const chunk of chunks) body.push(chunk);
@@ -137,6 +137,7 @@ export class FakeFrameStore implements FrameStoreUsed {
     const frames: Buffer[] = [];
     for (let at = 0; at < all.length; at += frameBytes) frames.push(all.subarray(at, at + frameBytes));
     this.frames.set(jobId, frames);
+    return all.length;
   }
   writeInputChunks(): Promise<number> {
     return Promise.reject(new Error('compressed input is not used by these tests'));
