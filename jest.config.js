@@ -7,8 +7,10 @@ const common = {
   transform,
 };
 export default {
-  // testTimeout is global in Jest 30. Real sharp, ffmpeg and processes run in both projects: generous
-  // limits, since a 2-core CI box may be loaded; timings belong in `npm run bench`, not here.
+  // testTimeout is global in Jest 30. `*.spec.ts` (unit) need neither Redis nor ffmpeg: fakes, pure
+  // functions, in-process sharp. `*.test.ts` (integration) spawn redis-server, ffmpeg or the built
+  // services, in test/ or next to the code they exercise. Generous limits, since a 2-core CI box may be
+  // loaded; timings belong in `npm run bench`, not here.
   testTimeout: 120_000,
   projects: [
     {
@@ -19,7 +21,11 @@ export default {
     {
       ...common,
       displayName: 'integration',
-      testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/test/**/*.test.ts',
+        '<rootDir>/apps/**/*.test.ts',
+        '<rootDir>/libs/**/*.test.ts',
+      ],
     },
   ],
 };

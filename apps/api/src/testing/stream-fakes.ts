@@ -1,0 +1,138 @@
+import {
+  StreamStore,
+  type AllocateResult,
+  type KeyedBatch,
+  type StreamRecord,
+} from '../../../../libs/cluster/src/index.js';
+import type {
+  AcceptedBatch,
+  Codec,
+  Pool,
+  StreamEvent,
+  StreamParams,
+} from '../../../../libs/contracts/src/index.js';
+import { LiveStreams, type LivePlace } from '../streams/live-streams.js';
+
+type StreamStoreUsed = Pick<
+  StreamStore,
+  'create' | 'get' | 'batchFor' | 'allocate' | 'settleKey' | 'releaseKey' | 'commit' | 'close'
+>;
+
+/** A stream store in memory: records, idempotency keys, and the events committed for a seq. */
+export class FakeStreamStore implements StreamStoreUsed {
+  readonly records = new Map<string, StreamRecord>();
+  readonly keys = new Map<string, KeyedBatch>();
+  readonly committed: { streamId: string; seq: number; events: StreamEvent[] }[] = [];
+
+  create(streamId: string, params: StreamParams, node: string | null, createdAt: number, tenant?: string) {
+    this.records.set(streamId, {
+      id: streamId,
+      params,
+      state: 'open',
+      nextSeq: 0,
+      cursor: 0,
+      frames: 0,
+      lastEventId: 0,
+      node,
+      epoch: 0,
+      createdAt,
+      tenant: tenant ?? null,
+    });
+    return Promise.resolve();
+  }
+  get(streamId: string): Promise<StreamRecord | null> {
+    const record = this.records.get(streamId);
+    return Promise.resolve(record ? { ...record } : null);
+  }
+  batchFor(streamId: string, idempotencyKey: string): Promise<KeyedBatch | null> {
+    return Promise.resolve(this.keys.get(`${streamId}/${idempotencyKey}`) ?? null);
+  }
+  allocate(
+    streamId: string,
+    frames: number,
+    jobId: string,
+    idempotencyKey?: string,
+  ): Promise<AllocateResult> {
+    const record = this.records.get(streamId);
+    if (!record) return Promise.resolve('missing');
+    if (record.state !== 'open') return Promise.resolve('closed');
+    const key = idempotencyKey === undefined ? undefined : `${streamId}/${idempotencyKey}`;
+    const repeat = key === undefined ? undefined : this.keys.get(key);
+    if (repeat) return Promise.resolve({ repeat });
+    const allocated = { seq: record.nextSeq, firstFrame: record.frames };
+    record.nextSeq++;
+    record.frames += frames;
+    if (key) this.keys.set(key, { state: 'pending', batch: { streamId, jobId, frames, ...allocated } });
+    return Promise.resolve(allocated);
+  }
+  settleKey(streamId: string, idempotencyKey: string, batch: AcceptedBatch): Promise<void> {
+    this.keys.set(`${streamId}/${idempotencyKey}`, { state: 'done', batch });
+    return Promise.resolve();
+  }
+  releaseKey(streamId: string, idempotencyKey: string): Promise<void> {
+    this.keys.delete(`${streamId}/${idempotencyKey}`);
+    return Promise.resolve();
+  }
+  commit(streamId: string, seq: number, events: StreamEvent[]) {
+    this.committed.push({ streamId, seq, events });
+    return Promise.resolve({ status: 'appended' as const, delivered: seq + 1, ended: false });
+  }
+  close(streamId: string): Promise<'closed' | 'not-open' | 'missing'> {
+    const record = this.records.get(streamId);
+    if (!record) return Promise.resolve('missing');
+    if (record.state !== 'open') return Promise.resolve('not-open');
+    record.state = 'closed';
+    return Promise.resolve('closed');
+  }
+}
+
+type LiveStreamsUsed = Pick<
+  LiveStreams,
+  'place' | 'track' | 'pin' | 'unpin' | 'nodeOf' | 'watchNode' | 'touch'
+>;
+
+/** Live placement as the streams service sees it: the answer `place` gives is set by the test. */
+export class FakeLiveStreams implements LiveStreamsUsed {
+  placement: LivePlace = { node: null, atCapacity: false };
+  readonly placed: { codec: Codec; pool: Pool }[] = [];
+  readonly tracked: string[] = [];
+  readonly pinned = new Map<string, string>();
+  readonly unpinned: string[] = [];
+
+  place(codec: Codec, pool: Pool): Promise<LivePlace> {
+    this.placed.push({ codec, pool });
+    return Promise.resolve(this.placement);
+  }
+  track(streamId: string): Promise<void> {
+    this.tracked.push(streamId);
+    return Promise.resolve();
+  }
+  pin(streamId: string, nodeId: string): Promise<void> {
+    this.pinned.set(streamId, nodeId);
+    return Promise.resolve();
+  }
+  unpin(streamId: string): Promise<void> {
+    this.pinned.delete(streamId);
+    this.unpinned.push(streamId);
+    return Promise.resolve();
+  }
+  nodeOf(record: StreamRecord): Promise<string | null> {
+    return Promise.resolve(this.pinned.get(record.id) ?? null);
+  }
+  watchNode(): Promise<void> {
+    return Promise.resolve();
+  }
+  touch(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Providers that put these fakes behind a StreamsService. */
+export function streamsServiceFakes() {
+  const fakes = { streams: new FakeStreamStore(), live: new FakeLiveStreams() };
+  const providers = [
+    { provide: StreamStore, useValue: fakes.streams },
+    { provide: LiveStreams, useValue: fakes.live },
+  ];
+  return { fakes, providers };
+}
