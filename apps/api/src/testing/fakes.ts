@@ -16,7 +16,7 @@ import type {
 } from '../../../../libs/contracts/src/index.js';
 import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
-import { NodeDirectory } from '../cluster/node-directory.js';
+import { CachedNodeList } from '../cluster/cached-node-list.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { UploadLimits, type Upload } from '../jobs/upload-limits.js';
@@ -30,7 +30,7 @@ export function liveNode(name: string, pool: Pool, codecs: Codec[], gpuCodecs: C
   return nodeRecord({ name, pool, codecs, gpuCodecs });
 }
 
-export class FakeNodeDirectory implements Pick<NodeDirectory, 'live'> {
+export class FakeCachedNodeList implements Pick<CachedNodeList, 'live'> {
   constructor(public nodes: NodeRecord[] = []) {}
   live(): Promise<NodeRecord[]> {
     return Promise.resolve(this.nodes);
@@ -191,7 +191,7 @@ export class FakeCancellations implements Pick<JobCancellations, 'announce'> {
 /** The fakes behind a JobsService, and the providers that put them in a testing module. */
 export function jobsServiceFakes(nodes: NodeRecord[] = []) {
   const fakes = {
-    nodes: new FakeNodeDirectory(nodes),
+    nodes: new FakeCachedNodeList(nodes),
     jobs: new FakeJobStore(),
     queue: new FakeEncodeQueue(),
     frames: new FakeFrameStore(),
@@ -202,7 +202,7 @@ export function jobsServiceFakes(nodes: NodeRecord[] = []) {
   const providers = [
     JobsService,
     { provide: API_CONFIG, useValue: loadApiConfig({}) },
-    { provide: NodeDirectory, useValue: fakes.nodes },
+    { provide: CachedNodeList, useValue: fakes.nodes },
     { provide: JobStore, useValue: fakes.jobs },
     { provide: EncodeQueue, useValue: fakes.queue },
     { provide: FrameStore, useValue: fakes.frames },

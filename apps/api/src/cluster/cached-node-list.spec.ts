@@ -3,7 +3,7 @@ import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import type { NodeRecord } from '../../../../libs/contracts/src/index.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
 import { liveNode } from '../testing/fakes.js';
-import { NodeDirectory } from './node-directory.js';
+import { CachedNodeList } from './cached-node-list.js';
 
 class FakeRegistry implements Pick<NodeRegistry, 'list'> {
   lists = 0;
@@ -14,21 +14,21 @@ class FakeRegistry implements Pick<NodeRegistry, 'list'> {
   }
 }
 
-async function directory(nodes: NodeRecord[], nodeCacheMs: number) {
+async function nodeList(nodes: NodeRecord[], nodeCacheMs: number) {
   const registry = new FakeRegistry(nodes);
   const module = await Test.createTestingModule({
     providers: [
-      NodeDirectory,
+      CachedNodeList,
       { provide: NodeRegistry, useValue: registry },
       { provide: API_CONFIG, useValue: { ...loadApiConfig({}), nodeCacheMs } },
     ],
   }).compile();
-  return { nodes: module.get(NodeDirectory), registry };
+  return { nodes: module.get(CachedNodeList), registry };
 }
 
-describe('NodeDirectory', () => {
+describe('CachedNodeList', () => {
   it('lists each codec once per pool: cpu work from every node, gpu work only from proven gpu encoders', async () => {
-    const { nodes } = await directory(
+    const { nodes } = await nodeList(
       [
         liveNode('a', 'cpu', ['vp9', 'h264']),
         // A node with a hardware encoder that serves the cpu pool offers it to no gpu work.
@@ -44,13 +44,13 @@ describe('NodeDirectory', () => {
   });
 
   it('asks the registry once per NODE_CACHE_MS, and every time when the cache is off', async () => {
-    const cached = await directory([liveNode('a', 'cpu', ['png'])], 60_000);
+    const cached = await nodeList([liveNode('a', 'cpu', ['png'])], 60_000);
     await cached.nodes.live();
     cached.registry.nodes = [];
     await expect(cached.nodes.live()).resolves.toHaveLength(1);
     expect(cached.registry.lists).toBe(1);
 
-    const uncached = await directory([liveNode('a', 'cpu', ['png'])], 0);
+    const uncached = await nodeList([liveNode('a', 'cpu', ['png'])], 0);
     await uncached.nodes.live();
     uncached.registry.nodes = [];
     await expect(uncached.nodes.live()).resolves.toHaveLength(0);
