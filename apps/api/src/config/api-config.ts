@@ -51,6 +51,8 @@ export interface ApiConfig {
   streamStallMs: number;
   /** How often live streams are checked for a dead node to move off. */
   liveSupervisorMs: number;
+  /** How long the chores lease lasts unrenewed: another API runs the cluster chores about this long after the holder dies. */
+  choreLeaseMs: number;
   logLevel: LogLevel;
   /** Human-readable logs through pino-pretty, when it is installed; JSON lines otherwise. */
   logPretty: boolean;
@@ -214,6 +216,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     streamLogMaxEvents: integer(env, 'STREAM_LOG_MAX_EVENTS', 10_000, 100, 10_000_000),
     liveSupervisorMs: integer(env, 'LIVE_SUPERVISOR_MS', 1000, 100, 60_000),
     streamStallMs: integer(env, 'STREAM_STALL_MS', 30_000, 200, 3_600_000),
+    choreLeaseMs: integer(env, 'CHORE_LEASE_MS', 5000, 300, 600_000),
     logLevel: logLevel(env),
     logPretty: boolean(env, 'LOG_PRETTY', false),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
