@@ -59,7 +59,7 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     if (!this.leading) return;
-    await this.standDown('this API is stopping');
+    await this.standDown('this API is stopping', 'log');
     await this.lease.release().catch(() => undefined);
   }
 
@@ -84,7 +84,11 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
     this.renewing = true;
     try {
       const held = await this.lease.acquire();
-      if (this.stopped) return;
+      if (this.stopped) {
+        // Taken while this process was stopping: hand it over now rather than after the lease period.
+        if (held) await this.lease.release().catch(() => undefined);
+        return;
+      }
       if (held && !this.leading) {
         this.leading = true;
         this.logger.log(`this API runs the cluster chores now (lease ${this.lease.token})`);
@@ -109,9 +113,9 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  private async standDown(why: string): Promise<void> {
+  private async standDown(why: string, level: 'log' | 'warn' = 'warn'): Promise<void> {
     this.leading = false;
-    this.logger.warn(`this API stops running the cluster chores: ${why}`);
+    this.logger[level](`this API stops running the cluster chores: ${why}`);
     for (const chore of this.chores) {
       try {
         await chore.standDown?.();

@@ -11,7 +11,7 @@ const RECOVERY_CHECK_MS = 1000;
  * here reads BullMQ's lock keys; the movers then move what is waiting.
  */
 export class StalledJobRecovery {
-  private readonly workers = new Map<string, Worker>();
+  private readonly workers = new Map<string, { worker: Worker; connection: ConnectionOptions }>();
 
   constructor(
     private readonly connection: (name: string) => ConnectionOptions,
@@ -21,8 +21,9 @@ export class StalledJobRecovery {
   /** Starts looking after a queue (again a no-op while it is looked after). */
   async watch(queueName: string): Promise<void> {
     if (this.workers.has(queueName)) return;
+    const connection = this.connection(`api:stalled-recovery`);
     const worker = new Worker(queueName, null, {
-      connection: this.connection(`api:stalled-recovery`),
+      connection,
       prefix: this.prefix,
       name: 'api-stalled-recovery',
       autorun: false,
@@ -31,14 +32,18 @@ export class StalledJobRecovery {
     });
     // Redis being away is reported by the health checks; the check resumes once it is back.
     worker.on('error', () => undefined);
-    this.workers.set(queueName, worker);
+    this.workers.set(queueName, { worker, connection });
     await worker.startStalledCheckTimer();
   }
 
   async unwatch(queueName: string): Promise<void> {
-    const worker = this.workers.get(queueName);
+    const watched = this.workers.get(queueName);
+    if (!watched) return;
     this.workers.delete(queueName);
-    await worker?.close().catch(() => undefined);
+    await watched.worker.close().catch(() => undefined);
+    // On Redis Cluster the connection is an instance handed over, which BullMQ does not close.
+    const handedOver = watched.connection as { disconnect?: () => void };
+    if (typeof handedOver.disconnect === 'function') handedOver.disconnect();
   }
 
   async unwatchAll(): Promise<void> {
