@@ -1,4 +1,5 @@
 import { EncoderApiClient, type AcceptedJob } from '../libs/client/src/index.js';
+import { KeySpace, createRedisConnection } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
@@ -72,6 +73,16 @@ describe('cluster chores with two API processes', () => {
       30_000,
       'the leader to run every chore again',
     );
+    const holder = async () => {
+      const redis = createRedisConnection({ url: stack.redisUrl, role: 'worker', name: 'test' });
+      try {
+        return await redis.get(new KeySpace('encoder').choresLease);
+      } finally {
+        redis.disconnect();
+      }
+    };
+    const firstHolder = await holder();
+    expect(firstHolder).toMatch(/^.+:\d+:[0-9a-f]{8}$/);
     const idle = await choreMetrics(follower);
     expect(idle.leader).toBe(0);
     expect(idle.runs).toEqual(Object.fromEntries(CHORES.map((chore) => [chore, 0])));
@@ -103,5 +114,8 @@ describe('cluster chores with two API processes', () => {
     const after = await choreMetrics(follower);
     expect(after.leader).toBe(1);
     expect(after.runs['gpu-fallback']).toBeGreaterThan(0);
+    const secondHolder = await holder();
+    expect(secondHolder).toMatch(/^.+:\d+:[0-9a-f]{8}$/);
+    expect(secondHolder).not.toBe(firstHolder);
   }, 180_000);
 });
