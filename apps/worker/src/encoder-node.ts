@@ -20,6 +20,7 @@ import {
   StreamStore,
   commitStreamBatch,
   createRedisConnection,
+  MAX_STALLED_COUNT,
   lockSettingsFor,
   bullConnectionOptions,
   nodeQueueName,
@@ -218,7 +219,7 @@ export class EncoderNode {
         connection: this.connectionOptions(queue),
         prefix: this.keys.queuePrefix,
         concurrency: helping ? 1 : this.config.concurrency,
-        maxStalledCount: 2,
+        maxStalledCount: MAX_STALLED_COUNT,
         ...lockSettingsFor(this.config.timeoutMs),
       },
     );

@@ -6,6 +6,7 @@ export * from './frame-store.js';
 export * from './job-cancellations.js';
 export * from './job-store.js';
 export * from './keys.js';
+export * from './leader-lease.js';
 export * from './lua-script.js';
 export * from './node-registry.js';
 export * from './output-store.js';

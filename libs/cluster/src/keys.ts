@@ -128,6 +128,11 @@ export class KeySpace {
     return `${this.prefix}:admin:session:${sessionId}`;
   }
 
+  /** Who runs the cluster chores (GPU fallback, live supervisor, stream stall check): one API at a time. */
+  get choresLease(): string {
+    return `${this.prefix}:chores:leader`;
+  }
+
   get nodesIndex(): string {
     return `${this.prefix}:nodes`;
   }

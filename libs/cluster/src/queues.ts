@@ -34,6 +34,12 @@ export function encodeJobOptions(jobId: string, retry: RetryPolicy, priority?: n
 }
 
 /**
+ * How many times a job may be found stalled (its node died or hung past its lock) before BullMQ fails
+ * it: by the nodes' workers, and by the API when it stands in for the dead nodes of a queue.
+ */
+export const MAX_STALLED_COUNT = 2;
+
+/**
  * Lock and stall-check timing derived from a node's failure-detection `timeout`: a killed node's job
  * is back in the queue within about twice the timeout, while a live node renews its lock 3 times a
  * timeout.

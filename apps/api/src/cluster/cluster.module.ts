@@ -16,6 +16,7 @@ import {
   bullConnectionOptions,
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { ClusterChores } from './cluster-chores.js';
 import { EncodeQueue } from './encode-queue.js';
 import { CachedNodeList } from './cached-node-list.js';
 import { REDIS, SUBSCRIBER } from './tokens.js';
@@ -93,6 +94,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     },
     EncodeQueue,
     CachedNodeList,
+    ClusterChores,
   ],
   exports: [
     REDIS,
@@ -107,6 +109,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     NodeRegistry,
     EncodeQueue,
     CachedNodeList,
+    ClusterChores,
   ],
 })
 export class ClusterModule implements OnApplicationShutdown {

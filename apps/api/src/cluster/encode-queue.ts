@@ -13,6 +13,7 @@ import {
   removeFinishedCopy,
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { StalledJobRecovery } from './stalled-job-recovery.js';
 
 /** The API's only contact with BullMQ: adding, finding and removing encode jobs. */
 @Injectable()
@@ -20,6 +21,8 @@ export class EncodeQueue implements OnModuleDestroy {
   private readonly queues: Record<Pool, Queue>;
   /** One queue per node that has live streams, made on first use. */
   private readonly nodeQueues = new Map<string, Queue>();
+  /** Stands in for the dead nodes of a queue, so that their jobs come back from `active`. */
+  private readonly recovery: StalledJobRecovery;
 
   constructor(
     @InjectQueue(ENCODE_QUEUES.cpu) cpu: Queue,
@@ -28,12 +31,17 @@ export class EncodeQueue implements OnModuleDestroy {
     private readonly keys: KeySpace,
   ) {
     this.queues = { cpu, gpu };
+    this.recovery = new StalledJobRecovery(
+      (name) => bullConnectionOptions({ url: config.redisUrl, role: 'worker', name }),
+      keys.queuePrefix,
+    );
     // Without a listener BullMQ prints a connection error whole, the AUTH command and its password
     // included; Redis being away is reported by the health checks and answered with 503.
     for (const queue of [cpu, gpu]) queue.on('error', () => undefined);
   }
 
   async onModuleDestroy(): Promise<void> {
+    await this.recovery.unwatchAll();
     await Promise.all([...this.nodeQueues.values()].map((queue) => queue.close().catch(() => undefined)));
   }
 
@@ -76,31 +84,44 @@ export class EncodeQueue implements OnModuleDestroy {
   }
 
   /**
-   * Moves the work left on a dead node's queue (waiting, and active with an expired lock) to the queue
-   * that `destination` names for each job, in stream order; `destination` returns null to leave a job
-   * where it is for now. Copy first, then remove: a crash in between runs a batch twice (the stream
-   * delivers it once), never loses it. Returns how many jobs are still on the queue.
+   * Moves the work left on a dead node's queue to the queue that `destination` names for each job, in
+   * stream order; `destination` returns null to leave a job where it is for now. Jobs the node had
+   * taken come back to `wait` through BullMQ's stalled-job check once their lock expires
+   * (StalledJobRecovery), and are moved on a later pass. Copy first, then remove: a crash in between
+   * runs a batch twice (the stream delivers it once), never loses it. Returns how many jobs are still
+   * on the queue.
    */
   async drainNodeQueue(
     deadNodeId: string,
     destination: (data: EncodeJobData) => Promise<string | null>,
   ): Promise<{ moved: number; left: number }> {
     const queue = this.nodeQueue(deadNodeId);
-    const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active'], 0, 9999)).filter(
+    await this.recovery.watch(queue.name);
+    const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, 9999)).filter(
       (job) => job?.id,
     );
     jobs.sort((a, b) => (a.data.stream?.seq ?? 0) - (b.data.stream?.seq ?? 0));
     let moved = 0;
     for (const job of jobs) {
-      if ((await job.getState()) === 'active' && (await this.isLocked(queue, job.id!))) continue;
       const target = await destination(job.data as EncodeJobData);
       if (!target) continue;
       await this.requeueOnNode(target, job.data as EncodeJobData);
-      await job.remove().catch(() => undefined);
+      // 0 when a worker took it meanwhile (locked): it then runs twice, which delivery absorbs.
+      await queue.remove(job.id!);
       moved++;
     }
     const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
     return { moved, left: Object.values(counts).reduce((sum, count) => sum + count, 0) };
+  }
+
+  /** A node thought dead is alive again: its own workers look after its queue. */
+  async stopRecoveringNode(nodeId: string): Promise<void> {
+    await this.recovery.unwatch(nodeQueueName(nodeId));
+  }
+
+  /** A node of the pool is alive: its workers look after the pool's stalled jobs. */
+  async stopRecoveringPool(pool: Pool): Promise<void> {
+    await this.recovery.unwatch(this.queues[pool].name);
   }
 
   private async requeueOnNode(nodeId: string, data: EncodeJobData): Promise<void> {
@@ -112,35 +133,33 @@ export class EncodeQueue implements OnModuleDestroy {
   /** Deletes the queue of a node that is gone for good (nothing left on it, no stream pinned to it). */
   async forgetNodeQueue(nodeId: string): Promise<void> {
     const queue = this.nodeQueue(nodeId);
+    await this.recovery.unwatch(queue.name);
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close().catch(() => undefined);
     this.nodeQueues.delete(nodeId);
   }
 
   /**
-   * Moves gpu work no gpu node will take to the cpu pool: waiting jobs, and active ones whose node died
-   * (their lock expired; with no gpu worker alive nothing else would notice them stalled). The copy is
-   * added to the cpu queue before the original is removed, so a crash in between runs a job twice (the
-   * outputs are idempotent) rather than losing it. Moved jobs never go back.
+   * Moves gpu work no gpu node will take to the cpu pool: what is waiting, and what a gpu node that died
+   * had taken, once BullMQ's stalled-job check (StalledJobRecovery; with no gpu worker alive nothing
+   * else would run it) has put it back in `wait`. The copy is added to the cpu queue before the
+   * original is removed, so a crash in between runs a job twice (the outputs are idempotent) rather
+   * than losing it. Moved jobs never go back.
    */
   async moveGpuWorkToCpu(onMoved: (data: EncodeJobData) => Promise<void>): Promise<number> {
     const gpu = this.queues.gpu;
-    const jobs = await gpu.getJobs(['waiting', 'prioritized', 'delayed', 'active'], 0, 999);
+    await this.recovery.watch(gpu.name);
+    const jobs = await gpu.getJobs(['waiting', 'prioritized', 'delayed'], 0, 999);
     let moved = 0;
     for (const job of jobs) {
       if (!job?.id) continue;
-      if ((await job.getState()) === 'active' && (await this.isLocked(gpu, job.id))) continue;
       const data: EncodeJobData = { ...(job.data as EncodeJobData), pool: 'cpu', movedFromGpu: true };
       await this.add(data, job.opts.priority);
-      await job.remove().catch(() => undefined);
+      await gpu.remove(job.id);
       await onMoved(data);
       moved++;
     }
     return moved;
-  }
-
-  private async isLocked(queue: Queue, jobId: string): Promise<boolean> {
-    return (await (await rawClientOf(queue)).exists(queue.toKey(`${jobId}:lock`))) === 1;
   }
 
   /** Whether a job is on a queue, waiting, delayed or active: on a pool's, or on one of these nodes'. */
@@ -209,6 +228,7 @@ export class EncodeQueue implements OnModuleDestroy {
 }
 
 function rawClientOf(queue: Queue): Promise<RedisClient> {
-  // bullmq 6 keeps the raw client on the Redis backend, outside its public interface.
+  // The Redis backend's documented escape hatch (typed as BullMQ's client interface, which ioredis
+  // implements); used for a readiness write and connection metrics, never for BullMQ's own keys.
   return (queue.getBackend() as unknown as { client: Promise<RedisClient> }).client;
 }

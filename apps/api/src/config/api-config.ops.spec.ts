@@ -36,6 +36,14 @@ describe('operations settings', () => {
     );
   });
 
+  it('reads the chores lease period, 5 s by default, and refuses one too short to renew', () => {
+    expect(loadApiConfig({}).choreLeaseMs).toBe(5000);
+    expect(loadApiConfig({ CHORE_LEASE_MS: '1500' }).choreLeaseMs).toBe(1500);
+    expect(() => loadApiConfig({ CHORE_LEASE_MS: '100' })).toThrow(
+      new ConfigError('CHORE_LEASE_MS must be an integer from 300 to 600000, got "100"'),
+    );
+  });
+
   it('validates LOG_LEVEL and the session settings', () => {
     expect(loadApiConfig({ LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
     expect(() => loadApiConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL must be one of fatal, error/);

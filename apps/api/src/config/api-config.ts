@@ -56,6 +56,8 @@ export interface ApiConfig extends SharedConfig {
   streamStallMs: number;
   /** How often live streams are checked for a dead node to move off. */
   liveSupervisorMs: number;
+  /** How long the chores lease lasts unrenewed: another API runs the cluster chores about this long after the holder dies. */
+  choreLeaseMs: number;
   /** `/metrics` (Prometheus) and the collectors behind it. */
   metricsEnabled: boolean;
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
@@ -183,6 +185,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     streamLogMaxEvents: integer(env, 'STREAM_LOG_MAX_EVENTS', 10_000, 100, 10_000_000),
     liveSupervisorMs: integer(env, 'LIVE_SUPERVISOR_MS', 1000, 100, 60_000),
     streamStallMs: integer(env, 'STREAM_STALL_MS', 30_000, 200, 3_600_000),
+    choreLeaseMs: integer(env, 'CHORE_LEASE_MS', 5000, 300, 600_000),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
     docsPublic: boolean(env, 'DOCS_PUBLIC', false),
     admin: {

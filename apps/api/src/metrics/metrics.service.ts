@@ -3,6 +3,7 @@ import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
 import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { ClusterChores } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
 import { EventHub } from '../events/event-hub.js';
@@ -146,6 +147,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     private readonly jobs: JobStore,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(SUBSCRIBER) private readonly subscriber: RedisClient,
+    chores: ClusterChores,
   ) {
     // Collected on scrape, all from one snapshot of Redis per scrape (so that the success gauge and the
     // values agree); `this` inside prom-client's collect() is the metric.
@@ -212,6 +214,24 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       'Live encoder contexts (ffmpeg processes) the live nodes report at their last heartbeat, by pool',
       (nodes) => nodes.reduce((sum, node) => sum + (node.liveStreams ?? 0), 0),
     );
+    new Gauge({
+      name: metricName('chore_leader'),
+      help: '1 while this API process holds the chores lease and runs the cluster chores, else 0',
+      registers: [this.registry],
+      collect() {
+        this.set(chores.isLeading() ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: metricName('chore_runs_total'),
+      help: 'Completed runs of each cluster chore in this API process (only the lease holder runs them)',
+      labelNames: ['chore'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [chore, runs] of chores.runCounts()) this.inc({ chore }, runs);
+      },
+    });
     new Gauge({
       name: metricName('redis_connection_up'),
       help: '1 while an API Redis connection is ready, else 0',

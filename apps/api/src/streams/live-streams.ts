@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Codec, EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import {
@@ -8,6 +8,7 @@ import {
   type StreamRecord,
 } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
 import {
@@ -29,13 +30,15 @@ const FORGET_DEAD_NODE_MS = 30_000;
  * Where live streams run: placing a new one on the least loaded node, and the supervisor that moves the
  * streams of a node that died (its registry record expired) to another node, together with the batches
  * left on the dead node's queue. The new node starts a fresh encoder (a keyframe) at the first batch not
- * yet delivered. Every API instance supervises; a repin is a compare-and-set, so only one moves a stream.
+ * yet delivered. The supervisor is a cluster chore (one API process at a time runs it); a submission
+ * that finds its stream's node dead moves the stream itself, and a repin is a compare-and-set, so only
+ * one of them moves a stream.
  */
 @Injectable()
-export class LiveStreams implements OnModuleInit, OnModuleDestroy {
+export class LiveStreams implements ClusterChore, OnModuleInit {
+  readonly name = 'live-supervisor';
+  readonly everyMs: number;
   private readonly logger = new Logger(LiveStreams.name);
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
   private readonly deadSince = new Map<string, number>();
 
   constructor(
@@ -45,15 +48,23 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
     private readonly registry: NodeRegistry,
     private readonly streams: StreamStore,
     private readonly queue: EncodeQueue,
-  ) {}
-
-  onModuleInit(): void {
-    this.timer = setInterval(() => void this.supervise(), this.config.liveSupervisorMs);
-    this.timer.unref();
+    private readonly chores: ClusterChores,
+  ) {
+    this.everyMs = config.liveSupervisorMs;
   }
 
-  onModuleDestroy(): void {
-    if (this.timer) clearInterval(this.timer);
+  onModuleInit(): void {
+    this.chores.register(this);
+  }
+
+  run(): Promise<void> {
+    return this.supervise();
+  }
+
+  /** Another API process supervises now: what this one saw die, and the queues it looked after, go. */
+  async standDown(): Promise<void> {
+    for (const nodeId of [...this.deadSince.keys()]) await this.queue.stopRecoveringNode(nodeId);
+    this.deadSince.clear();
   }
 
   /**
@@ -166,42 +177,34 @@ export class LiveStreams implements OnModuleInit, OnModuleDestroy {
    * API that checked the node alive a moment before it died may still be adding to it.
    */
   async supervise(now = Date.now()): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      for (const [streamId] of Object.entries(await this.redis.hgetall(this.keys.liveStreams))) {
-        const record = await this.streams.get(streamId);
-        if (!record || record.state === 'ended') {
-          await this.unpin(streamId);
-          continue;
-        }
-        if (record.node && !(await this.isAlive(record.node))) {
-          await this.relocate(streamId, record.node, record.params.codec, record.params.pool);
-        }
+    for (const [streamId] of Object.entries(await this.redis.hgetall(this.keys.liveStreams))) {
+      const record = await this.streams.get(streamId);
+      if (!record || record.state === 'ended') {
+        await this.unpin(streamId);
+        continue;
       }
-      const watched = await this.redis.smembers(this.keys.liveNodes);
-      for (const nodeId of [...this.deadSince.keys()])
-        if (!watched.includes(nodeId)) this.deadSince.delete(nodeId);
-      for (const nodeId of watched) {
-        if (await this.isAlive(nodeId)) {
-          this.deadSince.delete(nodeId);
-          continue;
-        }
-        const deadSince = this.deadSince.get(nodeId) ?? now;
-        this.deadSince.set(nodeId, deadSince);
-        const { moved, left } = await this.queue.drainNodeQueue(nodeId, (data) => this.destinationOf(data));
-        if (moved > 0) this.logger.warn(`moved ${moved} live batch(es) off dead node ${nodeId}`);
-        const pinned = await this.redis.scard(this.keys.nodeStreams(nodeId));
-        if (left === 0 && pinned === 0 && now - deadSince >= FORGET_DEAD_NODE_MS) {
-          await this.queue.forgetNodeQueue(nodeId);
-          await this.redis.srem(this.keys.liveNodes, nodeId);
-          this.deadSince.delete(nodeId);
-        }
+      if (record.node && !(await this.isAlive(record.node))) {
+        await this.relocate(streamId, record.node, record.params.codec, record.params.pool);
       }
-    } catch (error) {
-      this.logger.warn(`live stream supervision failed: ${(error as Error).message}`);
-    } finally {
-      this.running = false;
+    }
+    const watched = await this.redis.smembers(this.keys.liveNodes);
+    for (const nodeId of [...this.deadSince.keys()])
+      if (!watched.includes(nodeId)) this.deadSince.delete(nodeId);
+    for (const nodeId of watched) {
+      if (await this.isAlive(nodeId)) {
+        if (this.deadSince.delete(nodeId)) await this.queue.stopRecoveringNode(nodeId);
+        continue;
+      }
+      const deadSince = this.deadSince.get(nodeId) ?? now;
+      this.deadSince.set(nodeId, deadSince);
+      const { moved, left } = await this.queue.drainNodeQueue(nodeId, (data) => this.destinationOf(data));
+      if (moved > 0) this.logger.warn(`moved ${moved} live batch(es) off dead node ${nodeId}`);
+      const pinned = await this.redis.scard(this.keys.nodeStreams(nodeId));
+      if (left === 0 && pinned === 0 && now - deadSince >= FORGET_DEAD_NODE_MS) {
+        await this.queue.forgetNodeQueue(nodeId);
+        await this.redis.srem(this.keys.liveNodes, nodeId);
+        this.deadSince.delete(nodeId);
+      }
     }
   }
 

@@ -1,7 +1,8 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { JobStore, KeySpace, StreamStore, batchEvents } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
 
@@ -10,13 +11,14 @@ import { REDIS } from '../cluster/tokens.js';
  * the stream has waited on for STREAM_STALL_MS is looked at: on a queue (waiting for a node, or being
  * encoded), it is left alone; finished but not handed to the stream (its node died in between), it is
  * delivered from its job record; on no queue at all (the API that acknowledged it died before queueing
- * it), it is delivered as `batch-failed`, and the stream goes on.
+ * it), it is delivered as `batch-failed`, and the stream goes on. A cluster chore: one API process at a
+ * time runs it (ClusterChores), so each stream is watched by one observer.
  */
 @Injectable()
-export class StreamStallCheck implements OnModuleInit, OnModuleDestroy {
+export class StreamStallCheck implements ClusterChore, OnModuleInit {
+  readonly name = 'stream-stall-check';
+  readonly everyMs: number;
   private readonly logger = new Logger(StreamStallCheck.name);
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
   /** Per stream, the cursor last seen and since when. */
   private readonly seen = new Map<string, { cursor: number; since: number }>();
 
@@ -27,34 +29,30 @@ export class StreamStallCheck implements OnModuleInit, OnModuleDestroy {
     private readonly streams: StreamStore,
     private readonly jobs: JobStore,
     private readonly queue: EncodeQueue,
-  ) {}
-
-  onModuleInit(): void {
-    this.timer = setInterval(
-      () => void this.check(),
-      Math.max(100, Math.floor(this.config.streamStallMs / 4)),
-    );
-    this.timer.unref();
+    private readonly chores: ClusterChores,
+  ) {
+    this.everyMs = Math.max(100, Math.floor(config.streamStallMs / 4));
   }
 
-  onModuleDestroy(): void {
-    if (this.timer) clearInterval(this.timer);
+  onModuleInit(): void {
+    this.chores.register(this);
+  }
+
+  run(): Promise<number> {
+    return this.check();
+  }
+
+  /** Another API process watches the streams now; what this one saw would be stale if it leads again. */
+  standDown(): void {
+    this.seen.clear();
   }
 
   async check(now = Date.now()): Promise<number> {
-    if (this.running) return 0;
-    this.running = true;
     let repaired = 0;
-    try {
-      const open = await this.redis.smembers(this.keys.openStreams);
-      for (const id of [...this.seen.keys()]) if (!open.includes(id)) this.seen.delete(id);
-      for (const streamId of open) {
-        if (await this.checkStream(streamId, now)) repaired++;
-      }
-    } catch (error) {
-      this.logger.warn(`stream stall check failed: ${(error as Error).message}`);
-    } finally {
-      this.running = false;
+    const open = await this.redis.smembers(this.keys.openStreams);
+    for (const id of [...this.seen.keys()]) if (!open.includes(id)) this.seen.delete(id);
+    for (const streamId of open) {
+      if (await this.checkStream(streamId, now)) repaired++;
     }
     return repaired;
   }
