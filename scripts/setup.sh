@@ -10,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Makes keys and certificates (README, Security); the HTTPS test makes a self-signed one with it.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${SETUP_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+# The tests also check LZ4 interoperability against the reference CLI.
+if [ "${SETUP_CHROMIUM:-0}" = 1 ] && ! command -v lz4 >/dev/null 2>&1; then missing+=(lz4); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   if [ "$(id -u)" != 0 ]; then
