@@ -18,6 +18,8 @@ import type { AcceptedJob } from '../jobs/jobs.service.js';
 
 const POOL_VALUES = ['cpu', 'gpu'];
 
+const OUTPUT_WIDTH_DESCRIPTION =
+  'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)';
 export class ErrorDto {
   @ApiProperty({ example: 400 })
   statusCode!: number;
@@ -60,11 +62,7 @@ export class AcceptedJobDto implements AcceptedJob {
   @ApiProperty({ example: 3 })
   frames!: number;
 
-  @ApiPropertyOptional({
-    example: 322,
-    description:
-      'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)',
-  })
+  @ApiPropertyOptional({ example: 322, description: OUTPUT_WIDTH_DESCRIPTION })
   outputWidth?: number;
 
   @ApiPropertyOptional({ example: 182, description: 'as outputWidth' })
@@ -127,11 +125,7 @@ export class JobViewDto implements JobView {
   @ApiProperty({ enum: Object.keys(PIXEL_FORMATS), example: 'bgra' })
   format!: PixelFormat;
 
-  @ApiPropertyOptional({
-    example: 322,
-    description:
-      'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)',
-  })
+  @ApiPropertyOptional({ example: 322, description: OUTPUT_WIDTH_DESCRIPTION })
   outputWidth?: number;
 
   @ApiPropertyOptional({ example: 182, description: 'as outputWidth' })
