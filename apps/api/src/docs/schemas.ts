@@ -20,6 +20,7 @@ const POOL_VALUES = ['cpu', 'gpu'];
 
 const OUTPUT_WIDTH_DESCRIPTION =
   'only when the pictures in the output are not width x height: H.264/HEVC with oddSize=pad at an odd size, coded at the next even size (crop back to width x height)';
+
 export class ErrorDto {
   @ApiProperty({ example: 400 })
   statusCode!: number;
