@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { NodeRecord } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
-import { bgraBatch, tempDir, waitUntil } from './support.js';
+import { bgraBatch, childrenNamed, tempDir, waitUntil } from './support.js';
 
 /**
  * Cancelling an active job stops its encode on the node, with real processes: the node's ffmpeg child
@@ -12,24 +11,6 @@ import { bgraBatch, tempDir, waitUntil } from './support.js';
  */
 
 const NODE = 'cancel-node';
-
-/** Child processes of `pid` named `name` (from /proc: no `ps` needed). */
-function childrenNamed(pid: number, name: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && comm === name) found.push(Number(entry));
-    } catch {
-      // The process ended while being read.
-    }
-  }
-  return found;
-}
 
 describe('cancelling an active job', () => {
   let stack: ServiceStack;

@@ -1,8 +1,7 @@
-import { readFileSync, readdirSync } from 'node:fs';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { NodeRecord, StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
-import { tempDir, waitUntil } from './support.js';
+import { childrenNamed, tempDir, waitUntil } from './support.js';
 import { readSse, submitFrames } from './stream-support.js';
 
 /**
@@ -14,23 +13,6 @@ import { readSse, submitFrames } from './stream-support.js';
 const WIDTH = 160;
 const HEIGHT = 96;
 const IDLE_SECONDS = 10;
-
-/** ffmpeg processes whose parent is `pid` (the node's encoder contexts), from /proc. */
-function ffmpegChildren(pid: number): number {
-  let count = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && comm === 'ffmpeg') count++;
-    } catch {
-      // the process ended while being read
-    }
-  }
-  return count;
-}
 
 describe('live capacity per node', () => {
   let stack: ServiceStack;
@@ -67,7 +49,7 @@ describe('live capacity per node', () => {
     waitUntil(async () => (await view(id)).delivered >= count, 60_000, `${count} batch(es) of ${id}`);
   /** ffmpeg processes per node, by name. */
   const ffmpegPerNode = async () =>
-    Object.fromEntries((await nodes()).map((node) => [node.name, ffmpegChildren(node.pid)]));
+    Object.fromEntries((await nodes()).map((node) => [node.name, childrenNamed(node.pid, 'ffmpeg').length]));
 
   it('publishes the cap, refuses new live streams past it with 503 + Retry-After, and frees places', async () => {
     const records = await nodes();

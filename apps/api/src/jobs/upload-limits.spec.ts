@@ -32,6 +32,12 @@ describe('UploadLimits', () => {
     MAX_FRAME_PIXELS: '1000',
   });
 
+  it('answers 413, not a retry, for a declared length no upload may have', () => {
+    const limits = new UploadLimits(config);
+    expect(statusOf(() => limits.open(request(4 * MiB + 1), 'a'))).toBe(413);
+    expect(statusOf(() => limits.open(request(4 * MiB), 'a'))).toBeNull();
+  });
+
   it('reserves declared lengths per client (429) and in total (503), and gives them back once', () => {
     const limits = new UploadLimits(config);
     const a = limits.open(request(4 * MiB), 'a');

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Inject, Injectable, RequestTimeoutException } from '@nestjs/common';
+import { Inject, Injectable, PayloadTooLargeException, RequestTimeoutException } from '@nestjs/common';
 import { RetryLaterException } from '../common/http-errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { TooManyJobsException } from './admission.js';
@@ -40,9 +40,17 @@ export class UploadLimits {
 
   constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {}
 
-  /** Reserves the upload's declared length for `clientId` before its body is read: 429/503 if it does not fit. */
+  /**
+   * Reserves the upload's declared length for `clientId` before its body is read: 413 if no upload may
+   * be that long (waiting would not help), 429/503 if it does not fit now.
+   */
   open(request: UploadRequest, clientId: string): Upload {
     const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > this.config.maxBodyBytes) {
+      throw new PayloadTooLargeException(
+        `the body is ${declared} bytes; the limit is ${this.config.maxBodyBytes} (MAX_BODY_BYTES)`,
+      );
+    }
     const reservation = this.inFlight(clientId);
     reservation.resize(Number.isSafeInteger(declared) && declared > 0 ? declared : 0);
     return new Upload(request, reservation, this.config.uploadIdleTimeoutMs);

@@ -193,3 +193,24 @@ export async function probeVideo(encoded: Buffer): Promise<VideoProbe> {
 export async function* framesOf(buffers: Buffer[]): AsyncGenerator<Buffer> {
   for (const buffer of buffers) yield buffer;
 }
+
+/**
+ * An output coded bigger than width x height (oddSize=pad), probed, decoded, cropped back and compared:
+ * its probe, the PSNR of the cropped picture against `expectedRgb`, and how closely the padding
+ * repeats the picture's edge.
+ */
+export async function checkPaddedVideo(
+  encoded: Buffer,
+  expectedRgb: Buffer,
+  width: number,
+  height: number,
+): Promise<{ probe: VideoProbe; quality: number; columnRepeat: number; rowRepeat: number }> {
+  const probe = await probeVideo(encoded);
+  const padded = splitPadding(await decodeVideoToRgb(encoded), probe, width, height);
+  return {
+    probe,
+    quality: psnr(expectedRgb, padded.cropped),
+    columnRepeat: padded.columnRepeat,
+    rowRepeat: padded.rowRepeat,
+  };
+}
