@@ -1,6 +1,7 @@
 import {
   frameByteLength,
   inputChunkCount,
+  maxOutputsOf,
   isVideoCodec,
   type Codec,
   type EncodeJobData,
@@ -32,7 +33,8 @@ export interface EncodeJobIO {
   deleteInputChunks(jobId: string, chunks: number): Promise<void>;
   putOutput(jobId: string, index: number, data: Buffer): Promise<void>;
   /** Removes the stored outputs of a job (at most one per frame). */
-  deleteOutputs(jobId: string, frames: number): Promise<void>;
+  /** Removes what outputs were stored, `count` at most. */
+  deleteOutputs(jobId: string, count: number): Promise<void>;
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean>;
   /** False when the job is final already (cancelled, or finished by another run) or expired. */
   setProgress(jobId: string, progress: number): Promise<boolean>;
@@ -145,7 +147,9 @@ export class EncodeJobRunner {
       await this.deleteInput(data);
       return { outputs: 0, skipped: true };
     }
-    for (const output of outputs) await this.storage.emit(jobId, { type: 'output', ...output });
+    // Sent together: one connection keeps their order, and a long image job does not end with one
+    // round trip per frame.
+    await Promise.all(outputs.map((output) => this.storage.emit(jobId, { type: 'output', ...output })));
     await this.storage.emit(jobId, { type: 'completed', outputs: outputs.length });
     await this.deleteInput(data);
     return { outputs: outputs.length };
@@ -213,7 +217,7 @@ export class EncodeJobRunner {
       await this.storage.emit(data.jobId, { type: 'failed', error: reason });
     }
     if ((await this.storage.status(data.jobId)) !== 'completed') {
-      await this.storage.deleteOutputs(data.jobId, data.frames);
+      await this.storage.deleteOutputs(data.jobId, maxOutputsOf(data));
     }
   }
 

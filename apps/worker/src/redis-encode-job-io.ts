@@ -39,8 +39,8 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   putOutput(jobId: string, index: number, data: Buffer): Promise<void> {
     return this.outputs.put(jobId, index, data);
   }
-  deleteOutputs(jobId: string, frames: number): Promise<void> {
-    return this.outputs.deleteAll(jobId, frames);
+  deleteOutputs(jobId: string, count: number): Promise<void> {
+    return this.outputs.deleteAll(jobId, count);
   }
   markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
     return this.jobs.markActive(jobId, node, attempt, now);

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { LuaScript } from './lua-script.js';
 import type { RedisClient } from './redis-connection.js';
 
 /** Takes the key when it is free, or extends it when this holder's token is in it. */
-const TAKE_OR_RENEW = `
+const TAKE_OR_RENEW = new LuaScript(
+  'leaseTakeOrRenew',
+  `
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -12,17 +15,18 @@ if holder == ARGV[1] then
 end
 if holder then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
+return 1`,
+  1,
+);
 
 /** Deletes the key only while it still holds this holder's token (never a successor's). */
-const RELEASE = `
+const RELEASE = new LuaScript(
+  'leaseRelease',
+  `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-
-type LeaseCommands = {
-  leaseTakeOrRenew(key: string, token: string, ttlMs: number): Promise<number>;
-  leaseRelease(key: string, token: string): Promise<number>;
-};
+return 0`,
+  1,
+);
 
 /**
  * One holder at a time for a Redis key: whoever takes it (SET NX PX with a token of its own) holds it
@@ -41,22 +45,13 @@ export class LeaderLease {
     readonly ttlMs: number,
   ) {
     if (!(Number.isInteger(ttlMs) && ttlMs > 0)) throw new Error(`lease ttlMs must be a positive integer`);
-    const commands = redis as unknown as Partial<LeaseCommands>;
-    if (!commands.leaseTakeOrRenew) {
-      redis.defineCommand('leaseTakeOrRenew', { numberOfKeys: 1, lua: TAKE_OR_RENEW });
-      redis.defineCommand('leaseRelease', { numberOfKeys: 1, lua: RELEASE });
-    }
-  }
-
-  private get commands(): LeaseCommands {
-    return this.redis as unknown as LeaseCommands;
   }
 
   /** Takes or renews the lease; true while this instance holds it. A Redis error counts as not taken. */
   async acquire(): Promise<boolean> {
     const sentAt = performance.now();
     try {
-      const taken = (await this.commands.leaseTakeOrRenew(this.key, this.token, this.ttlMs)) === 1;
+      const taken = (await TAKE_OR_RENEW.run(this.redis, [this.key], [this.token, String(this.ttlMs)])) === 1;
       this.heldUntil = taken ? sentAt + this.ttlMs : 0;
     } catch {
       // Unreachable Redis: keep the hold counted from the last renewal; it runs out by itself.
@@ -72,7 +67,7 @@ export class LeaderLease {
   /** Lets go, so that another holder can take it at once rather than after the ttl. */
   async release(): Promise<void> {
     this.heldUntil = 0;
-    await this.commands.leaseRelease(this.key, this.token);
+    await RELEASE.run(this.redis, [this.key], [this.token]);
   }
 
   /** The token of whoever holds the key now, if anyone. */

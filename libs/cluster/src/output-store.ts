@@ -19,13 +19,11 @@ export class OutputStore {
   }
 
   /**
-   * Removes whatever outputs of a job were stored: at most one per frame (images, live packets), and a
-   * video batch has only index 0. One key per command: on Redis Cluster they may be on different slots.
+   * Removes whatever outputs of a job were stored, `count` at most (maxOutputsOf the job), in one
+   * command: a job's keys share its hash tag, so they are in one slot on Redis Cluster too.
    */
-  async deleteAll(jobId: string, frames: number): Promise<void> {
-    const count = Math.max(1, frames);
-    await Promise.all(
-      Array.from({ length: count }, (_, index) => this.redis.unlink(this.keys.output(jobId, index))),
-    );
+  async deleteAll(jobId: string, count: number): Promise<void> {
+    const keys = Array.from({ length: Math.max(1, count) }, (_, index) => this.keys.output(jobId, index));
+    await this.redis.unlink(...keys);
   }
 }

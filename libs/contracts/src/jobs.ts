@@ -1,4 +1,4 @@
-import type { Codec, OddSizePolicy, PixelFormat, Pool } from './codecs.js';
+import { isVideoCodec, type Codec, type OddSizePolicy, type PixelFormat, type Pool } from './codecs.js';
 import type { StreamBatchRef } from './streams.js';
 
 export const JOB_STATUSES = ['queued', 'active', 'completed', 'failed'] as const;
@@ -98,4 +98,12 @@ export interface JobView {
    */
   outputWidth?: number;
   outputHeight?: number;
+}
+
+/**
+ * The most outputs a job can store: one per frame for images and for a live stream's batch (one packet
+ * a frame), one segment for a batch of video.
+ */
+export function maxOutputsOf(data: Pick<EncodeJobData, 'codec' | 'frames' | 'stream'>): number {
+  return isVideoCodec(data.codec) && data.stream?.mode !== 'live' ? 1 : Math.max(1, data.frames);
 }

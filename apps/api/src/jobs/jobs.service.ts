@@ -10,6 +10,7 @@ import {
 import {
   frameByteLength,
   inputChunkCount,
+  maxOutputsOf,
   type Codec,
   type EncodeJobData,
   type EncodeJobInput,
@@ -438,7 +439,7 @@ export class JobsService {
   async cancel(jobId: string, caller: Principal): Promise<JobView> {
     const job = await this.record(jobId, caller);
     if (this.jobs.isFinal(job.status)) {
-      await this.outputs.deleteAll(jobId, job.data.frames);
+      await this.outputs.deleteAll(jobId, maxOutputsOf(job.data));
       await this.jobs.delete(jobId);
       return { ...toJobView(job), outputs: [] };
     }
@@ -451,7 +452,7 @@ export class JobsService {
     const record = await this.jobs.get(jobId);
     if (record) {
       await this.deleteInput(record.data);
-      await this.outputs.deleteAll(jobId, record.data.frames);
+      await this.outputs.deleteAll(jobId, maxOutputsOf(record.data));
     }
     return this.get(jobId, caller);
   }

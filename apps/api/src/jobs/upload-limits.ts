@@ -47,8 +47,10 @@ export class UploadLimits {
   open(request: UploadRequest, clientId: string): Upload {
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > this.config.maxBodyBytes) {
+      const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+      const body = encoding && encoding !== 'identity' ? `the ${encoding} body` : 'the body';
       throw new PayloadTooLargeException(
-        `the body is ${declared} bytes; the limit is ${this.config.maxBodyBytes} (MAX_BODY_BYTES)`,
+        `${body} is ${declared} bytes; the limit is ${this.config.maxBodyBytes}`,
       );
     }
     const reservation = this.inFlight(clientId);
