@@ -19,3 +19,4 @@ export * from './stream-batches.js';
 export * from './redis-credentials.js';
 export * from './redis-outage-log.js';
 export * from './shared-config.js';
+export * from './session-token.js';

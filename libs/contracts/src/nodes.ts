@@ -26,6 +26,11 @@ export interface NodeRecord {
   liveCapacity?: number;
   /** After this long without a batch a live stream's encoder context here is closed (`--live-idle-timeout`). */
   liveIdleTimeoutMs?: number;
+  /**
+   * The node's data port for live sessions (`ws://host:port` or `wss://`, from `--bind`/`--advertise`);
+   * absent when the node has none (it then takes live streams only through Redis, POST /frames).
+   */
+  dataUrl?: string;
   version: string;
   startedAt: string;
   lastSeen: string;

@@ -1,4 +1,5 @@
 import type { Codec, OddSizePolicy, PixelFormat, Pool, PoolPreference } from './codecs.js';
+import type { LiveSessionGrant } from './live-session.js';
 
 /**
  * - batch: every submitted batch is self-contained (video: a closed GOP starting with a keyframe) and
@@ -100,6 +101,8 @@ export interface StreamView {
   node: string | null;
   createdAt: string;
   links: StreamLinks;
+  /** Live mode, while the stream is open and its node has a data port: where to send frames directly. */
+  session?: LiveSessionGrant;
 }
 
 export interface StreamLinks {
