@@ -133,6 +133,11 @@ export class KeySpace {
     return `${this.prefix}:chores:leader`;
   }
 
+  /** Loopback clusters without CLUSTER_SECRETS: the session-token secret the API and nodes share. */
+  get clusterSecret(): string {
+    return `${this.prefix}:cluster-secret`;
+  }
+
   get nodesIndex(): string {
     return `${this.prefix}:nodes`;
   }

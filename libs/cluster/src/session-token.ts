@@ -1,5 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SessionTokenClaims } from '../../contracts/src/index.js';
+import type { KeySpace } from './keys.js';
+import type { RedisClient } from './redis-connection.js';
 import { ConfigError, type Env } from './shared-config.js';
 
 /**
@@ -90,4 +92,32 @@ export function clusterSecretsSetting(env: Env): string[] | undefined {
 /** A fresh random secret (npm start makes one when none is set). */
 export function generateClusterSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * The secrets a process signs and checks session tokens with: CLUSTER_SECRETS when set. Without it, a
+ * cluster that lives on loopback only (`beyondLoopback` false: nothing of this process is reachable from
+ * another machine) shares one random secret through Redis (the first process to start makes it), so
+ * `npm run api` and `npm run worker` work with no setting; beyond loopback the setting is required.
+ */
+export async function resolveClusterSecrets(
+  configured: string[] | undefined,
+  beyondLoopback: boolean,
+  redis: Pick<RedisClient, 'set' | 'get'>,
+  keys: KeySpace,
+): Promise<string[]> {
+  if (configured) return configured;
+  if (beyondLoopback) {
+    throw new ConfigError(
+      "CLUSTER_SECRETS is required when the API or a node's data port is reachable beyond loopback: set the same secret (openssl rand -base64 32) on the API and every node",
+    );
+  }
+  await redis.set(keys.clusterSecret, generateClusterSecret(), 'NX');
+  const shared = await redis.get(keys.clusterSecret);
+  if (!shared) throw new Error('the cluster secret vanished from Redis right after it was set');
+  return [shared];
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
