@@ -11,6 +11,7 @@ import { ClusterModule } from './cluster/cluster.module.js';
 import { GpuFallback } from './cluster/gpu-fallback.js';
 import { Admission } from './jobs/admission.js';
 import { IdempotencyStore } from './jobs/idempotency.js';
+import { NoNodeTimeout } from './jobs/no-node-timeout.js';
 import { NodesController } from './cluster/nodes.controller.js';
 import { HttpErrorFilter } from './common/http-errors.js';
 import { VALIDATION_OPTIONS } from './common/validation.js';
@@ -63,6 +64,7 @@ export class AppModule {
         JobsService,
         EventHub,
         GpuFallback,
+        NoNodeTimeout,
         Admission,
         IdempotencyStore,
         SubmissionGate,

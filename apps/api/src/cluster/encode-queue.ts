@@ -1,6 +1,6 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { Queue, type JobState } from 'bullmq';
+import { Queue, type Job, type JobState } from 'bullmq';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import type { EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import {
@@ -146,13 +146,18 @@ export class EncodeQueue implements OnModuleDestroy {
    * original is removed, so a crash in between runs a job twice (the outputs are idempotent) rather
    * than losing it. Moved jobs never go back.
    */
-  async moveGpuWorkToCpu(onMoved: (data: EncodeJobData) => Promise<void>): Promise<number> {
+  async moveGpuWorkToCpu(
+    onMoved: (data: EncodeJobData) => Promise<void>,
+    submittedBefore = Infinity,
+  ): Promise<number> {
     const gpu = this.queues.gpu;
     await this.recovery.watch(gpu.name);
     const jobs = await gpu.getJobs(['waiting', 'prioritized', 'delayed'], 0, 999);
     let moved = 0;
     for (const job of jobs) {
       if (!job?.id) continue;
+      // GPU_WAIT_SECONDS: younger gpu work waits for a gpu node to start (and shows on the gpu pool's signal).
+      if (submittedOf(job) >= submittedBefore) continue;
       const data: EncodeJobData = { ...(job.data as EncodeJobData), pool: 'cpu', movedFromGpu: true };
       await this.add(data, job.opts.priority);
       await gpu.remove(job.id);
@@ -173,6 +178,20 @@ export class EncodeQueue implements OnModuleDestroy {
       if (state === 'waiting-children') return true;
     }
     return false;
+  }
+
+  /**
+   * The jobs of a pool that no node has taken yet (waiting, prioritized, delayed for a retry), at most
+   * `limit` of them, with when each was submitted: for the pool's autoscaling signal and the no-node wait.
+   */
+  async waitingJobs(
+    pool: Pool,
+    limit = 1000,
+  ): Promise<{ id: string; submittedAt: number; data: EncodeJobData }[]> {
+    const jobs = await this.queues[pool].getJobs(['waiting', 'prioritized', 'delayed'], 0, limit - 1, true);
+    return jobs
+      .filter((job) => job?.id)
+      .map((job) => ({ id: job.id!, submittedAt: submittedOf(job), data: job.data as EncodeJobData }));
   }
 
   /** Jobs not yet taken by a node, over all pools. */
@@ -225,6 +244,11 @@ export class EncodeQueue implements OnModuleDestroy {
       this.all().map(async (queue) => ({ queue: queue.name, client: await rawClientOf(queue) })),
     );
   }
+}
+
+/** When a job was submitted: its own createdAt (kept when it moves between queues), else BullMQ's. */
+function submittedOf(job: Job): number {
+  return (job.data as Partial<EncodeJobData>).createdAt ?? job.timestamp;
 }
 
 function rawClientOf(queue: Queue): Promise<RedisClient> {

@@ -1,4 +1,5 @@
 import type { Codec, NodeRecord, Pool, PoolPreference } from '../../../../libs/contracts/src/index.js';
+import type { PoolCodecs } from './pool-codecs.js';
 
 export type RoutingDecision =
   | { ok: true; codec: Codec; pool: Pool }
@@ -14,13 +15,27 @@ function cpuCanEncode(node: NodeRecord, codec: Codec): boolean {
   return node.codecs.includes(codec);
 }
 
+/** Whether a live node takes `pool` work for `codec` (gpu nodes help the cpu pool too). */
+export function canTake(node: NodeRecord, pool: Pool, codec: Codec): boolean {
+  return pool === 'gpu' ? gpuCanEncode(node, codec) : cpuCanEncode(node, codec);
+}
+
 /**
- * Picks the codec (first of `accept` that a live node can encode) and the pool: explicit `gpu` needs a
- * live gpu node; `auto` prefers gpu nodes when one can encode the codec, else cpu.
+ * Picks the codec (first of `accept` that a node can encode) and the pool: explicit `gpu` needs a gpu
+ * node; `auto` prefers gpu nodes when one can encode the codec, else cpu. "A node" is a live one, or,
+ * with `served` (POOL_CODECS, for work that may wait for a node to start), one the pool is configured
+ * to have: the work is queued for it even while the pool has no node alive (scaled to zero).
  */
-export function route(candidates: Codec[], preference: PoolPreference, nodes: NodeRecord[]): RoutingDecision {
-  const available = [...new Set(nodes.flatMap((node) => node.codecs))].sort();
-  if (nodes.length === 0) {
+export function route(
+  candidates: Codec[],
+  preference: PoolPreference,
+  nodes: NodeRecord[],
+  served: PoolCodecs | null = null,
+): RoutingDecision {
+  const available = [
+    ...new Set([...nodes.flatMap((node) => node.codecs), ...(served ? [...served.cpu, ...served.gpu] : [])]),
+  ].sort();
+  if (nodes.length === 0 && !served) {
     return {
       ok: false,
       reason: 'no-nodes',
@@ -29,18 +44,19 @@ export function route(candidates: Codec[], preference: PoolPreference, nodes: No
     };
   }
   for (const codec of candidates) {
-    const gpu = nodes.some((node) => gpuCanEncode(node, codec));
-    const cpu = nodes.some((node) => cpuCanEncode(node, codec));
+    const gpu = nodes.some((node) => gpuCanEncode(node, codec)) || (served?.gpu.includes(codec) ?? false);
+    const cpu = nodes.some((node) => cpuCanEncode(node, codec)) || (served?.cpu.includes(codec) ?? false);
     if (preference === 'gpu' && gpu) return { ok: true, codec, pool: 'gpu' };
     if (preference === 'cpu' && cpu) return { ok: true, codec, pool: 'cpu' };
     if (preference === 'auto' && (gpu || cpu)) return { ok: true, codec, pool: gpu ? 'gpu' : 'cpu' };
   }
   const wanted = candidates.join(', ');
   const where = preference === 'auto' ? 'node' : `${preference} node`;
+  const which = served ? `no live or configured (POOL_CODECS) ${where}` : `no live ${where}`;
   return {
     ok: false,
     reason: 'unsupported',
-    message: `no live ${where} can encode ${wanted}; the cluster offers: ${available.join(', ') || 'nothing'}`,
+    message: `${which} can encode ${wanted}; the cluster offers: ${available.join(', ') || 'nothing'}`,
     available,
   };
 }

@@ -11,6 +11,7 @@ import {
   type SharedConfig,
 } from '../../../../libs/cluster/src/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
+import { loadScaleFromZeroConfig, type ScaleFromZeroConfig } from '../cluster/pool-codecs.js';
 
 export { ConfigError };
 
@@ -63,6 +64,8 @@ export interface ApiConfig extends SharedConfig {
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
   docsPublic: boolean;
   admin: AdminConfig;
+  /** POOL_CODECS, NO_NODE_WAIT_SECONDS, GPU_WAIT_SECONDS: jobs queued while a pool has no node. */
+  scaleFromZero: ScaleFromZeroConfig;
 }
 
 export interface TlsFiles {
@@ -162,6 +165,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   }
   const maxBodyBytes = integer(env, 'MAX_BODY_BYTES', 512 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024);
   const maxFramePixels = integer(env, 'MAX_FRAME_PIXELS', 7680 * 4320, 1, 268_402_689);
+  const scaleFromZero = loadScaleFromZeroConfig(env, shared.retentionSeconds);
   return {
     ...shared,
     host,
@@ -194,6 +198,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       cookieSecure: boolean(env, 'ADMIN_COOKIE_SECURE', false),
       readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
     },
+    scaleFromZero,
   };
 }
 

@@ -167,7 +167,7 @@ export class JobsService {
     tenant: string,
   ): Promise<AcceptedJob> {
     const { frameBytes, candidates } = this.checkRawUpload(query, contentLength, encoding);
-    const decision = await this.routeOrThrow(candidates, query.pool);
+    const decision = await this.routeOrThrow(candidates, query.pool, true);
 
     const jobId = newJobId();
     const input = await this.storeRawInput(jobId, upload, frameBytes, query.frames, contentLength, encoding);
@@ -310,7 +310,7 @@ export class JobsService {
         );
       }
       const params = await validateParams(EncodeParams, fields);
-      const decision = await this.routeOrThrow(this.candidates(params), params.pool);
+      const decision = await this.routeOrThrow(this.candidates(params), params.pool, true);
       return await this.enqueue(
         {
           jobId,
@@ -342,9 +342,15 @@ export class JobsService {
     }
   }
 
-  /** The codec (first of the candidates a live node can encode) and the pool, or the 4xx/503 why not. */
-  async routeOrThrow(candidates: Codec[], pool: PoolPreference) {
-    const decision = route(candidates, pool, await this.nodes.live());
+  /**
+   * The codec (first of the candidates a node can encode) and the pool, or the 4xx/503 why not.
+   * `mayWait`: work that can be queued for a node that has yet to start (batch jobs) is routed on the
+   * pools' configured codecs (POOL_CODECS) as well as the live nodes; what needs a live node now (a
+   * stream, which is placed or pinned at creation) only on the live nodes.
+   */
+  async routeOrThrow(candidates: Codec[], pool: PoolPreference, mayWait = false) {
+    const served = mayWait ? this.config.scaleFromZero.poolCodecs : null;
+    const decision = route(candidates, pool, await this.nodes.live(), served);
     if (!decision.ok) {
       if (decision.reason === 'no-nodes') throw new RetryLaterException(decision.message, 5);
       throw new UnprocessableEntityException({ message: decision.message, available: decision.available });

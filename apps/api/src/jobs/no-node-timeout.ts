@@ -1,0 +1,67 @@
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { EncodeJobData, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
+import { EventLog, JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
+import { EncodeQueue } from '../cluster/encode-queue.js';
+import { canTake } from '../cluster/routing.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { JobsService } from './jobs.service.js';
+
+/** Why a job that waited for a node in vain failed: what was missing, and the setting that decided it. */
+export function noNodeReason(data: Pick<EncodeJobData, 'codec' | 'pool'>, waitSeconds: number): string {
+  return `no live ${data.pool} node that can encode ${data.codec} started within NO_NODE_WAIT_SECONDS (${waitSeconds} s); start one (npm run worker -- --pool ${data.pool}) or check the autoscaler, then submit again`;
+}
+
+/**
+ * Scale from zero: with POOL_CODECS a job is queued while its pool has no node, for a node to start.
+ * One that has waited NO_NODE_WAIT_SECONDS since it was submitted, with still no live node able to
+ * take it, fails with a reason that says so rather than waiting until its frames expire. Jobs waiting
+ * behind busy nodes are left alone: a node that can take them is alive. A stream's batches are the
+ * stream's to look after (its stall check), and are left alone too. A cluster chore (ClusterChores).
+ */
+@Injectable()
+export class NoNodeTimeout implements ClusterChore, OnModuleInit {
+  readonly name = 'no-node-timeout';
+  readonly everyMs = 1000;
+  private readonly logger = new Logger(NoNodeTimeout.name);
+
+  constructor(
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly registry: NodeRegistry,
+    private readonly queue: EncodeQueue,
+    private readonly jobStore: JobStore,
+    private readonly events: EventLog,
+    private readonly jobs: JobsService,
+    private readonly chores: ClusterChores,
+  ) {}
+
+  onModuleInit(): void {
+    this.chores.register(this);
+  }
+
+  async run(): Promise<number> {
+    const waitSeconds = this.config.scaleFromZero.noNodeWaitSeconds;
+    const submittedBefore = Date.now() - waitSeconds * 1000;
+    let nodes: NodeRecord[] | null = null;
+    let failed = 0;
+    for (const pool of ['cpu', 'gpu'] as const satisfies Pool[]) {
+      for (const job of await this.queue.waitingJobs(pool)) {
+        if (job.submittedAt >= submittedBefore || job.data.stream) continue;
+        nodes ??= await this.registry.list();
+        // Gpu work moves to cpu nodes (GpuFallback) when no gpu node is alive: a cpu node will do.
+        const takers: Pool[] = pool === 'gpu' ? ['gpu', 'cpu'] : ['cpu'];
+        if (nodes.some((node) => takers.some((taker) => canTake(node, taker, job.data.codec)))) continue;
+        if (!(await this.queue.removeWaiting(pool, job.id))) continue;
+        const reason = noNodeReason(job.data, waitSeconds);
+        if (await this.jobStore.fail(job.id, reason, Date.now())) {
+          await this.events.append(job.id, { type: 'failed', error: reason });
+        }
+        await this.jobs.deleteInput(job.data).catch(() => undefined);
+        failed++;
+      }
+    }
+    if (failed > 0)
+      this.logger.warn(`${failed} job(s) failed: no node able to take them started in ${waitSeconds} s`);
+    return failed;
+  }
+}
