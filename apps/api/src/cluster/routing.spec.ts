@@ -42,4 +42,28 @@ describe('route', () => {
       available: ['h264', 'jpeg'],
     });
   });
+
+  describe('with POOL_CODECS (scale from zero)', () => {
+    const served = { cpu: ['jpeg', 'h264'], gpu: ['h264'] } as const;
+
+    it('queues work for a configured codec while no node is alive, gpu first for auto', () => {
+      expect(route(['jpeg'], 'auto', [], served)).toEqual({ ok: true, codec: 'jpeg', pool: 'cpu' });
+      expect(route(['h264'], 'auto', [], served)).toEqual({ ok: true, codec: 'h264', pool: 'gpu' });
+      expect(route(['h264'], 'cpu', [], served)).toEqual({ ok: true, codec: 'h264', pool: 'cpu' });
+    });
+
+    it('sends auto work to the configured gpu pool even while only cpu nodes are alive (gpu demand shows)', () => {
+      expect(route(['h264'], 'auto', [cpu], served)).toEqual({ ok: true, codec: 'h264', pool: 'gpu' });
+    });
+
+    it('still refuses (422) a codec that neither a live node nor the configuration serves', () => {
+      expect(route(['av1'], 'auto', [], served)).toEqual({
+        ok: false,
+        reason: 'unsupported',
+        message: 'no live or configured (POOL_CODECS) node can encode av1; the cluster offers: h264, jpeg',
+        available: ['h264', 'jpeg'],
+      });
+      expect(route(['jpeg'], 'gpu', [], served)).toMatchObject({ ok: false, reason: 'unsupported' });
+    });
+  });
 });
