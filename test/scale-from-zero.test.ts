@@ -20,6 +20,11 @@ const H264 = bgraBatch('h264', WIDTH, HEIGHT, 6, { quality: 90 });
 const VP8 = bgraBatch('vp8', WIDTH, HEIGHT, 2);
 const scene = (index: number) => rgbaToRgb(syntheticRgba(WIDTH, HEIGHT, index, false));
 
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 describe('scale from zero', () => {
   let stack: ServiceStack;
   const dir = tempDir('encoder-zero-');
@@ -81,6 +86,15 @@ describe('scale from zero', () => {
     });
     expect(live.status).toBe(503);
     expect(Number(live.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // The autoscaler's signals: demand on the cpu pool, waiting since submission, and no slot to take it.
+    const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    expect(sample(metrics, 'encoder_pool_jobs_waiting{pool="cpu"}')).toBe(3);
+    expect(sample(metrics, 'encoder_pool_jobs_waiting{pool="gpu"}')).toBe(0);
+    expect(sample(metrics, 'encoder_pool_oldest_wait_seconds{pool="cpu"}')).toBeGreaterThan(0);
+    expect(sample(metrics, 'encoder_pool_jobs_active{pool="cpu"}')).toBe(0);
+    expect(sample(metrics, 'encoder_pool_free_slots{pool="cpu"}')).toBe(0);
+    expect(sample(metrics, 'encoder_metrics_collect_success{collector="pools"}')).toBe(1);
 
     await stack.startWorker({ name: 'late-cpu', concurrency: 2, args: ['--codecs', 'jpeg,h264'] });
 

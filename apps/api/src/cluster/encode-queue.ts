@@ -194,6 +194,29 @@ export class EncodeQueue implements OnModuleDestroy {
       .map((job) => ({ id: job.id!, submittedAt: submittedOf(job), data: job.data as EncodeJobData }));
   }
 
+  /**
+   * Each pool's demand, for autoscalers: jobs not yet taken (waiting, prioritized, or delayed for a
+   * retry), jobs active, and when the oldest waiting job was submitted (null: none waits). The oldest
+   * is looked for at the head of the wait list and among the first 100 prioritized and delayed jobs.
+   */
+  async poolLoad(): Promise<PoolLoad[]> {
+    return Promise.all(
+      (Object.entries(this.queues) as [Pool, Queue][]).map(async ([pool, queue]) => {
+        const counts = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active');
+        const heads = [
+          ...(await queue.getJobs(['wait'], 0, 0, true)),
+          ...(await queue.getJobs(['prioritized', 'delayed'], 0, 99, true)),
+        ].filter((job) => job?.id);
+        return {
+          pool,
+          waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0),
+          active: counts.active ?? 0,
+          oldestSubmittedAt: heads.length > 0 ? Math.min(...heads.map(submittedOf)) : null,
+        };
+      }),
+    );
+  }
+
   /** Jobs not yet taken by a node, over all pools. */
   async waitingCount(): Promise<number> {
     let waiting = 0;
@@ -244,6 +267,13 @@ export class EncodeQueue implements OnModuleDestroy {
       this.all().map(async (queue) => ({ queue: queue.name, client: await rawClientOf(queue) })),
     );
   }
+}
+
+export interface PoolLoad {
+  pool: Pool;
+  waiting: number;
+  active: number;
+  oldestSubmittedAt: number | null;
 }
 
 /** When a job was submitted: its own createdAt (kept when it moves between queues), else BullMQ's. */

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
 import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { ClusterChores } from '../cluster/cluster-chores.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
+import { EncodeQueue, type PoolLoad } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
 import { EventHub } from '../events/event-hub.js';
 import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-labels.js';
@@ -14,6 +14,7 @@ const POOLS = ['cpu', 'gpu'] as const;
 interface Snapshot {
   queues: { queue: string; counts: Record<string, number> }[] | Error;
   nodes: NodeRecord[] | Error;
+  pools: PoolLoad[] | Error;
 }
 const COLLECT_TIMEOUT_MS = 2000;
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -159,9 +160,10 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       labelNames: ['collector'],
       registers: [this.registry],
       async collect() {
-        const { queues, nodes } = await snapshot();
+        const { queues, nodes, pools } = await snapshot();
         this.set({ collector: 'queues' }, queues instanceof Error ? 0 : 1);
         this.set({ collector: 'nodes' }, nodes instanceof Error ? 0 : 1);
+        this.set({ collector: 'pools' }, pools instanceof Error ? 0 : 1);
       },
     });
     new Gauge({
@@ -213,6 +215,43 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       'node_live_contexts',
       'Live encoder contexts (ffmpeg processes) the live nodes report at their last heartbeat, by pool',
       (nodes) => nodes.reduce((sum, node) => sum + (node.liveStreams ?? 0), 0),
+    );
+    // The autoscaling signals, per pool (README, "From one machine to a fleet"): the same values in every
+    // API instance, read from Redis, so a scaler takes max() over instances, not sum().
+    const poolGauge = (name: string, help: string, value: (load: PoolLoad, now: number) => number) =>
+      new Gauge({
+        name: metricName(name),
+        help,
+        labelNames: ['pool'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          const { pools } = await snapshot();
+          if (pools instanceof Error) return;
+          const now = Date.now();
+          for (const load of pools) this.set({ pool: load.pool }, value(load, now));
+        },
+      });
+    poolGauge(
+      'pool_jobs_waiting',
+      "Jobs queued for the pool that no node has taken yet (waiting, prioritized, delayed for a retry): the pool's demand, and what scales it from zero",
+      (load) => load.waiting,
+    );
+    poolGauge(
+      'pool_oldest_wait_seconds',
+      "Age of the pool's oldest waiting job (since submission), 0 when none waits",
+      (load, now) =>
+        load.oldestSubmittedAt === null ? 0 : Math.max(0, (now - load.oldestSubmittedAt) / 1000),
+    );
+    poolGauge(
+      'pool_jobs_active',
+      "Jobs of the pool's queue that nodes are encoding now",
+      (load) => load.active,
+    );
+    nodeGauge(
+      'pool_free_slots',
+      "Job slots of the pool's live nodes not busy at their last heartbeat (concurrency minus active)",
+      (nodes) => nodes.reduce((sum, node) => sum + Math.max(0, node.concurrency - node.active), 0),
     );
     new Gauge({
       name: metricName('chore_leader'),
@@ -278,7 +317,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       const snapshot = Promise.all([
         settle(this.queue.jobCounts([...QUEUE_STATES]), 'queue counts'),
         settle(this.nodeRegistry.list(), 'node registry'),
-      ]).then(([queues, nodes]) => ({ queues, nodes }));
+        settle(this.queue.poolLoad(), 'pool load'),
+      ]).then(([queues, nodes, pools]) => ({ queues, nodes, pools }));
       this.scrape = { at: now, snapshot };
     }
     return this.scrape.snapshot;
