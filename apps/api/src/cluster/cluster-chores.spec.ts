@@ -53,6 +53,9 @@ describe('ClusterChores', () => {
       await until(() => a.seen.runs > 2 && b.seen.runs > 2, 'both chores to run');
       expect(chores.isLeading()).toBe(true);
       expect(chores.runCounts().get('a')).toBeGreaterThan(2);
+      // A run that returns a number adds it to the chore's items (run k of the fake returns k).
+      const completed = chores.runCounts().get('a')!;
+      expect(chores.itemCounts().get('a')).toBe((completed * (completed - 1)) / 2);
 
       state.free = false;
       await until(() => !chores.isLeading() && a.seen.standDowns === 1, 'the chores to stand down');

@@ -15,6 +15,7 @@ export interface ClusterChore {
   /** For logs and the `encoder_chore_runs_total` metric. */
   readonly name: string;
   readonly everyMs: number;
+  /** A number: how many jobs or streams this run moved or failed (`encoder_chore_items_total`). */
   run(): Promise<unknown>;
   /** This process stopped running the chores: drop what earlier runs observed or opened. */
   standDown?(): Promise<void> | void;
@@ -33,6 +34,7 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly lease: LeaderLease;
   private readonly chores: ClusterChore[] = [];
   private readonly runs = new Map<string, number>();
+  private readonly items = new Map<string, number>();
   private readonly busy = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private leading = false;
@@ -47,6 +49,7 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
   register(chore: ClusterChore): void {
     this.chores.push(chore);
     this.runs.set(chore.name, 0);
+    this.items.set(chore.name, 0);
   }
 
   onApplicationBootstrap(): void {
@@ -71,6 +74,11 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
   /** Completed runs of each chore in this process since it started. */
   runCounts(): ReadonlyMap<string, number> {
     return this.runs;
+  }
+
+  /** Jobs or streams each chore moved or failed in this process since it started (failovers, for dashboards). */
+  itemCounts(): ReadonlyMap<string, number> {
+    return this.items;
   }
 
   private every(ms: number, task: () => Promise<void>): void {
@@ -104,8 +112,9 @@ export class ClusterChores implements OnApplicationBootstrap, OnModuleDestroy {
     if (this.stopped || !this.isLeading() || this.busy.has(chore.name)) return;
     this.busy.add(chore.name);
     try {
-      await chore.run();
+      const done = await chore.run();
       this.runs.set(chore.name, (this.runs.get(chore.name) ?? 0) + 1);
+      if (typeof done === 'number') this.items.set(chore.name, (this.items.get(chore.name) ?? 0) + done);
     } catch (error) {
       this.logger.warn(`cluster chore ${chore.name} failed: ${(error as Error).message}`);
     } finally {

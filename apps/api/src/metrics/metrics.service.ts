@@ -271,6 +271,16 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         for (const [chore, runs] of chores.runCounts()) this.inc({ chore }, runs);
       },
     });
+    new Counter({
+      name: metricName('chore_items_total'),
+      help: 'Jobs the cluster chores of this API process acted on: gpu-fallback moved gpu work to the cpu pool, no-node-timeout failed jobs no node started for',
+      labelNames: ['chore'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [chore, items] of chores.itemCounts()) this.inc({ chore }, items);
+      },
+    });
     new Gauge({
       name: metricName('redis_connection_up'),
       help: '1 while an API Redis connection is ready, else 0',
