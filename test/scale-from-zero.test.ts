@@ -9,14 +9,17 @@ import { bgraBatch, tempDir } from './support.js';
  * Scale from zero with real processes: the cluster is configured (POOL_CODECS) to serve jpeg, h264 and
  * vp8 on its cpu pool, and starts with no node at all. Jobs are queued, not refused; they complete once
  * a node starts. The node started here does not offer vp8 (`--codecs`), so the vp8 job waits past
- * NO_NODE_WAIT_SECONDS and fails with a reason that says so.
+ * NO_NODE_WAIT_SECONDS and fails with a reason that says so. The gpu pool is configured for h264 and
+ * never gets a node: its work waits GPU_WAIT_SECONDS there, then moves to the cpu node.
  */
 const NO_NODE_WAIT_SECONDS = 30;
+const GPU_WAIT_SECONDS = 5;
 const WIDTH = 160;
 const HEIGHT = 120;
 // Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
 const JPEG = bgraBatch('jpeg', WIDTH, HEIGHT, 2, { quality: 90 });
-const H264 = bgraBatch('h264', WIDTH, HEIGHT, 6, { quality: 90 });
+const H264 = bgraBatch('h264', WIDTH, HEIGHT, 6, { quality: 90, pool: 'cpu' });
+const GPU_H264 = bgraBatch('h264', WIDTH, HEIGHT, 3, { pool: 'auto' });
 const VP8 = bgraBatch('vp8', WIDTH, HEIGHT, 2);
 const scene = (index: number) => rgbaToRgb(syntheticRgba(WIDTH, HEIGHT, index, false));
 
@@ -34,8 +37,9 @@ describe('scale from zero', () => {
       dataDir: dir.path,
       workers: [],
       env: {
-        POOL_CODECS: 'cpu:jpeg,h264,vp8',
+        POOL_CODECS: 'cpu:jpeg,h264,vp8;gpu:h264',
         NO_NODE_WAIT_SECONDS: String(NO_NODE_WAIT_SECONDS),
+        GPU_WAIT_SECONDS: String(GPU_WAIT_SECONDS),
         CHORE_LEASE_MS: '1000',
       },
     });
@@ -119,4 +123,20 @@ describe('scale from zero', () => {
       NO_NODE_WAIT_SECONDS * 1000,
     );
   }, 180_000);
+
+  it('auto work for a gpu codec waits GPU_WAIT_SECONDS on the gpu pool (its signal shows it), then moves to a cpu node', async () => {
+    expect((await stack.client.nodes()).map((node) => node.pool)).toEqual(['cpu']);
+    const accepted = await stack.client.submitRaw(GPU_H264.request, GPU_H264.body);
+    expect(accepted).toMatchObject({ status: 'queued', codec: 'h264', pool: 'gpu' });
+    const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    expect(sample(metrics, 'encoder_pool_jobs_waiting{pool="gpu"}')).toBe(1);
+
+    const done = await stack.client.waitFor(accepted.id);
+    expect(done).toMatchObject({ status: 'completed', pool: 'cpu', node: 'late-cpu' });
+    expect(Date.parse(done.startedAt!) - Date.parse(done.createdAt)).toBeGreaterThanOrEqual(
+      GPU_WAIT_SECONDS * 1000,
+    );
+    const video = await decodeVideoToRgb((await stack.client.output(accepted.id, 0)).data);
+    expect(psnr(Buffer.concat([0, 1, 2].map(scene)), video)).toBeGreaterThanOrEqual(28);
+  }, 120_000);
 });

@@ -22,7 +22,7 @@ export function noNodeReason(data: Pick<EncodeJobData, 'codec' | 'pool'>, waitSe
 @Injectable()
 export class NoNodeTimeout implements ClusterChore, OnModuleInit {
   readonly name = 'no-node-timeout';
-  readonly everyMs = 1000;
+  readonly everyMs = 2000;
   private readonly logger = new Logger(NoNodeTimeout.name);
 
   constructor(
@@ -45,7 +45,8 @@ export class NoNodeTimeout implements ClusterChore, OnModuleInit {
     let nodes: NodeRecord[] | null = null;
     let failed = 0;
     for (const pool of ['cpu', 'gpu'] as const satisfies Pool[]) {
-      for (const job of await this.queue.waitingJobs(pool)) {
+      // The oldest first (of each state); a job left out now is looked at once those before it are gone.
+      for (const job of await this.queue.waitingJobs(pool, 200)) {
         if (job.submittedAt >= submittedBefore || job.data.stream) continue;
         nodes ??= await this.registry.list();
         // Gpu work moves to cpu nodes (GpuFallback) when no gpu node is alive: a cpu node will do.
