@@ -339,17 +339,17 @@ describe('compose file', () => {
   });
 });
 
-describe('against a running API', () => {
+describe('against a running API and node', () => {
   let stack: ServiceStack;
   let exported: Set<string>;
   const dir = tempDir('encoder-deploy-');
 
   beforeAll(async () => {
-    // The API with the manifests' settings (on loopback: the test's own address and port).
+    // The API with the manifests' settings (on loopback: the test's own address and port), and a node.
     const { HOST: _host, PORT: _port, ...settings } = configMap('encoder-api').data as Record<string, string>;
     stack = await ServiceStack.start({
       dataDir: dir.path,
-      workers: [],
+      workers: [{ name: 'probe-cpu', concurrency: 1, args: ['--codecs', 'jpeg'] }],
       env: { ...(configMap('encoder-shared').data as Record<string, string>), ...settings },
     });
     exported = exportedMetrics(await (await fetch(`${stack.apiUrl}/metrics`)).text());
@@ -369,6 +369,14 @@ describe('against a running API', () => {
         status: 200,
       });
     }
+  });
+
+  it("the workers' liveness probe is a route their data port answers 200 on", async () => {
+    const [node] = await stack.client.nodes();
+    expect(node.dataUrl).toMatch(/^wss?:\/\//);
+    const path = deployment('encoder-worker-cpu').spec.template.spec.containers[0].livenessProbe.httpGet.path;
+    const response = await fetch(`${node.dataUrl!.replace(/^ws/, 'http')}${path}`);
+    expect(response.status).toBe(200);
   });
 
   it('every metric the KEDA scalers and the Grafana dashboard read is exported on /metrics', () => {
