@@ -56,6 +56,20 @@ describe('route', () => {
       expect(route(['h264'], 'auto', [cpu], served)).toEqual({ ok: true, codec: 'h264', pool: 'gpu' });
     });
 
+    it('trusts a live gpu node over the configuration: gpu work only for the codecs it proved', () => {
+      const hevcOnly = node('g2', 'gpu', ['jpeg', 'h264', 'hevc'], ['hevc']);
+      expect(route(['h264'], 'auto', [cpu, hevcOnly], served)).toEqual({
+        ok: true,
+        codec: 'h264',
+        pool: 'cpu',
+      });
+      expect(route(['hevc'], 'auto', [cpu, hevcOnly], served)).toEqual({
+        ok: true,
+        codec: 'hevc',
+        pool: 'gpu',
+      });
+    });
+
     it('still refuses (422) a codec that neither a live node nor the configuration serves', () => {
       expect(route(['av1'], 'auto', [], served)).toEqual({
         ok: false,

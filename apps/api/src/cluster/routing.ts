@@ -43,8 +43,11 @@ export function route(
       available,
     };
   }
+  // The gpu pool's configuration stands in for its nodes only while it has none (scaled to zero): a live
+  // gpu node takes gpu work for the codecs it proved in hardware, and no other.
+  const gpuServed = served && !nodes.some((node) => node.pool === 'gpu') ? served.gpu : [];
   for (const codec of candidates) {
-    const gpu = nodes.some((node) => gpuCanEncode(node, codec)) || (served?.gpu.includes(codec) ?? false);
+    const gpu = nodes.some((node) => gpuCanEncode(node, codec)) || gpuServed.includes(codec);
     const cpu = nodes.some((node) => cpuCanEncode(node, codec)) || (served?.cpu.includes(codec) ?? false);
     if (preference === 'gpu' && gpu) return { ok: true, codec, pool: 'gpu' };
     if (preference === 'cpu' && cpu) return { ok: true, codec, pool: 'cpu' };
