@@ -2,7 +2,9 @@ import { decodeImage, decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/
 import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
 import { syntheticRgba } from '../libs/codecs/src/index.js';
 import type { AcceptedJob } from '../libs/client/src/index.js';
+import { freePort } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
+import { ScriptProcess } from './process-support.js';
 import { bgraBatch, tempDir } from './support.js';
 
 /**
@@ -139,4 +141,32 @@ describe('scale from zero', () => {
     const video = await decodeVideoToRgb((await stack.client.output(accepted.id, 0)).data);
     expect(psnr(Buffer.concat([0, 1, 2].map(scene)), video)).toBeGreaterThanOrEqual(28);
   }, 120_000);
+});
+
+describe('scale-from-zero settings', () => {
+  it.each([
+    [
+      'POOL_CODECS',
+      'cpu:jpeg,mpeg2',
+      /^configuration error: POOL_CODECS: "mpeg2" \(cpu pool\) is not a codec/,
+    ],
+    [
+      'NO_NODE_WAIT_SECONDS',
+      '3600',
+      /^configuration error: NO_NODE_WAIT_SECONDS must be less than RETENTION_SECONDS/,
+    ],
+  ])('a wrong %s stops the API at start with one line naming it', async (name, value, message) => {
+    const api = new ScriptProcess('apps/api/src/main.js', [], {
+      PORT: String(await freePort()),
+      REDIS_URL: 'redis://127.0.0.1:1',
+      [name]: value,
+    });
+    try {
+      expect(await api.exitWithin(60_000)).toBe(2);
+      expect(api.output.trim()).toMatch(message);
+      expect(api.output.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await api.stop('SIGKILL');
+    }
+  });
 });
