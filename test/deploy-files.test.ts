@@ -312,26 +312,39 @@ describe('compose file', () => {
     expect(validate(broken)).toBe(false);
   });
 
-  it('runs the API, Redis, scalable cpu workers and a gpu profile, with settings the service knows', () => {
+  it('runs the API, Redis, scalable cpu workers and a gpu profile, with settings the service knows and accepts', () => {
     const known = knownSettings();
     expect(Object.keys(compose.services).sort()).toEqual(['api', 'redis', 'worker', 'worker-gpu']);
     expect(compose.services['worker-gpu'].profiles).toEqual(['gpu']);
     expect(compose.services.worker.container_name).toBeUndefined();
+    // `${NAME:?why}`: what the operator exports before `docker compose up`.
+    const exported = generatedSecrets();
+    const environment = (name: string): Record<string, string> =>
+      Object.fromEntries(
+        Object.entries(compose.services[name].environment as Record<string, unknown>).map(
+          ([setting, value]) => [
+            setting,
+            String(value).replace(/\$\{([A-Z_][A-Z0-9_]*)(?::?[?-][^}]*)?\}/g, (_, variable: string) => {
+              if (exported[variable] === undefined)
+                throw new Error(`compose reads \${${variable}} from the shell`);
+              return exported[variable];
+            }),
+          ],
+        ),
+      );
     for (const name of ['api', 'worker', 'worker-gpu'])
-      expect(
-        Object.keys(compose.services[name].environment).filter((setting) => !known.has(setting)),
-      ).toEqual([]);
+      expect(Object.keys(environment(name)).filter((setting) => !known.has(setting))).toEqual([]);
+    expect(loadApiConfig(environment('api')).scaleFromZero.poolCodecs).not.toBeNull();
     for (const name of ['worker', 'worker-gpu']) {
       const service = compose.services[name];
-      const node = parseNodeArgs(
-        [...service.command, '--advertise', '172.18.0.5:7000'],
-        {},
-        {
-          cores: 2,
-          pid: 1,
-          host: 'container',
-        },
-      );
+      // The entrypoint appends --advertise with the container's address ($$: compose's escape of $).
+      expect(service.entrypoint.join(' ')).toContain('--advertise "$$(hostname -i):7000"');
+      const node = parseNodeArgs([...service.command, '--advertise', '172.18.0.5:7000'], environment(name), {
+        cores: 2,
+        pid: 1,
+        host: 'container',
+      });
+      expect(node.pool).toBe(name === 'worker' ? 'cpu' : 'gpu');
       expect(Number(/^(\d+)s$/.exec(service.stop_grace_period)![1]) * 1000).toBeGreaterThanOrEqual(
         node.drainTimeoutMs + 10_000,
       );
