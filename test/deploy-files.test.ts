@@ -406,6 +406,7 @@ describe('against a running API and node', () => {
       'encoder_nodes',
       'encoder_node_live_contexts',
       'encoder_chore_items_total',
+      'encoder_job_failovers_total',
     ])
       expect(metrics).toContain(name);
   });

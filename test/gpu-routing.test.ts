@@ -66,5 +66,9 @@ describe('gpu and cpu pools', () => {
     const movedToCpu = finished.filter((job) => job.node === 'cpu-1');
     expect(movedToCpu.length).toBeGreaterThanOrEqual(3);
     expect(movedToCpu.every((job) => job.pool === 'cpu')).toBe(true);
+    // The job the gpu node held when it was killed ran again on the cpu node: a failover, on /metrics.
+    const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+    const failovers = /^encoder_job_failovers_total\{pool="cpu"\} (\d+)$/m.exec(metrics);
+    expect(Number(failovers?.[1])).toBeGreaterThanOrEqual(1);
   }, 120_000);
 });

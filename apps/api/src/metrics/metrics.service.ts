@@ -8,6 +8,7 @@ import { EncodeQueue, type PoolLoad } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
 import { EventHub } from '../events/event-hub.js';
 import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-labels.js';
+import { RestartTracker } from './restart-tracker.js';
 
 const POOLS = ['cpu', 'gpu'] as const;
 
@@ -116,6 +117,15 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     name: metricName('output_bytes_total'),
     help: 'Encoded bytes of completed jobs',
     labelNames: ['codec', 'pool'],
+    registers: [this.registry],
+  });
+
+  private readonly restarts = new RestartTracker();
+
+  private readonly failovers = new Counter({
+    name: metricName('job_failovers_total'),
+    help: 'Jobs started again on a node after the node running them was lost (killed or hung: BullMQ stalled-job recovery), by the pool that ran them again',
+    labelNames: ['pool'],
     registers: [this.registry],
   });
 
@@ -335,7 +345,12 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   }
 
   private onJobEvent({ jobId, event }: LoggedJobEvent): void {
+    if (event.type === 'active') {
+      if (this.restarts.started(jobId, event.attempt)) this.countFailover(jobId);
+      return;
+    }
     if (event.type !== 'completed' && event.type !== 'failed') return;
+    this.restarts.finished(jobId);
     void this.jobs
       .get(jobId)
       .then((record) => {
@@ -343,6 +358,15 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         if (sample) this.observeJob(sample);
       })
       .catch((error: Error) => this.logger.warn(`metrics: job ${jobId} not counted: ${error.message}`));
+  }
+
+  private countFailover(jobId: string): void {
+    void this.jobs
+      .get(jobId)
+      .then((record) => this.failovers.inc({ pool: record?.data.pool ?? 'cpu' }))
+      .catch((error: Error) =>
+        this.logger.warn(`metrics: failover of ${jobId} not counted: ${error.message}`),
+      );
   }
 
   observeJob(sample: JobSample): void {
