@@ -64,6 +64,11 @@ describe('scale from zero', () => {
     ] as [AcceptedJob, string][])
       expect(accepted).toMatchObject({ status: 'queued', codec, pool: 'cpu' });
     expect((await stack.client.job(jpeg.id)).status).toBe('queued');
+    // What a client may submit now: nothing is live, the pools are configured.
+    expect(await (await fetch(`${stack.apiUrl}/v1/codecs`)).json()).toEqual({
+      pools: { cpu: [], gpu: [] },
+      configured: { cpu: ['jpeg', 'h264', 'vp8'], gpu: ['h264'] },
+    });
 
     // Not configured: still the contract's 422, naming what the cluster serves.
     const av1 = await fetch(

@@ -236,4 +236,11 @@ export class CodecsByPoolDto {
 export class CodecsDto {
   @ApiProperty({ type: CodecsByPoolDto })
   pools!: CodecsByPoolDto;
+
+  @ApiPropertyOptional({
+    type: CodecsByPoolDto,
+    description:
+      'With POOL_CODECS: what each pool is configured to serve when none of its nodes is alive (a job for these is queued for a node to start)',
+  })
+  configured?: CodecsByPoolDto;
 }
