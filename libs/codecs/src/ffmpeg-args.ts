@@ -266,7 +266,7 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
   return { input, output };
 }
 
-/** The full argument vector as ffmpeg receives it (fluent-ffmpeg assembles the same order). */
+/** The full argument vector ffmpeg is spawned with. */
 export function ffmpegArgv(args: FfmpegArgs): string[] {
   return [...args.input, '-i', 'pipe:0', ...args.output, 'pipe:1'];
 }

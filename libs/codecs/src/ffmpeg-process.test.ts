@@ -112,6 +112,49 @@ describe('ffmpeg child process handling', () => {
     expect(failure.retryable).toBe(true);
   });
 
+  it('fails with EncoderFailedError, not a crash, when the ffmpeg binary cannot be started', async () => {
+    // A run first: fluent-ffmpeg, used here before, threw a TypeError out of its child's 'error'
+    // handler (an uncaught exception: the worker died) once its capability cache was warm.
+    await createEncoder('h264', undefined, { threads: 1 }).encode(framesOf([frame]), 1, layout, settings);
+    const error = await createEncoder('h264', undefined, {
+      threads: 1,
+      binaries: { ffmpeg: '/nonexistent/ffmpeg', ffprobe: 'ffprobe' },
+    })
+      .encode(framesOf([frame]), 1, layout, settings)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EncoderFailedError);
+    expect((error as Error).message).toMatch(/could not be started[\s\S]*command: \/nonexistent\/ffmpeg /);
+  });
+
+  it('kills ffmpeg and fails with EncoderFailedError when the run outlives its timeout', async () => {
+    const args = buildVideoEncodeArgs({
+      codec: 'h264',
+      implementation: 'libx264',
+      layout,
+      settings,
+      frameCount: 1000,
+      threads: 1,
+      keyframeInterval: 4243,
+    });
+    async function* slow(): AsyncGenerator<Buffer> {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        yield frame;
+      }
+    }
+    const error = await runFfmpegPipe({
+      binary: 'ffmpeg',
+      args,
+      input: slow(),
+      timeoutMs: 300,
+      label: 'slow',
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EncoderFailedError);
+    expect((error as Error).message).toMatch(/^slow timed out after 300 ms\ncommand: ffmpeg /);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(ffmpegProcessesWith('-g', '4243')).toBe(0);
+  });
+
   it('refuses too few frames with UnsupportedInputError, not as an ffmpeg failure', async () => {
     const error = await createEncoder('h264', undefined, { threads: 1 })
       .encode(framesOf([frame, frame]), 3, layout, settings)
