@@ -152,9 +152,12 @@ export function colourTags(implementation: string): string[] {
   ];
 }
 
+/** swscale flags of the RGB -> YUV conversion (see the README's colour conversion measurements). */
+export const RGB_TO_YUV_SCALE_FLAGS = 'bicubic+accurate_rnd+full_chroma_int';
+
 function rgbToYuvFilter(implementation: string, pixelFormat: string): string {
   return (
-    `scale=out_color_matrix=${colourMatrix(implementation)}:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,` +
+    `scale=out_color_matrix=${colourMatrix(implementation)}:out_range=tv:flags=${RGB_TO_YUV_SCALE_FLAGS},` +
     `format=${pixelFormat}`
   );
 }
