@@ -255,9 +255,8 @@ export class LiveStreamSequencer {
       await context.session?.close().catch(() => undefined);
       context.session = null;
       await this.takeSlot(context, ref.streamId);
-      const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
       try {
-        const starting = this.sessions.start(data, layout, ref.keyframeInterval ?? 300);
+        const starting = this.sessions.start(data, run.layout, ref.keyframeInterval ?? 300);
         if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
         context.session = await starting;
       } catch (error) {
