@@ -152,8 +152,13 @@ export function colourTags(implementation: string): string[] {
   ];
 }
 
-/** swscale flags of the RGB -> YUV conversion (see the README's colour conversion measurements). */
-export const RGB_TO_YUV_SCALE_FLAGS = 'bicubic+accurate_rnd+full_chroma_int';
+/**
+ * swscale flags of the RGB -> YUV conversion. Luma keeps its size, so the flags only choose how chroma
+ * is halved vertically (horizontally swscale averages pixel pairs whatever they say): `neighbor` takes
+ * one of the two rows instead of filtering four, which halved the conversion's CPU at 1080p for 0.04 dB
+ * of PSNR (`node dist/bench/colour.js`, table in the README). `accurate_rnd` costs nothing measurable.
+ */
+export const RGB_TO_YUV_SCALE_FLAGS = 'neighbor+accurate_rnd';
 
 function rgbToYuvFilter(implementation: string, pixelFormat: string): string {
   return (
