@@ -122,8 +122,7 @@ describe('buildVideoEncodeArgs', () => {
         );
         expect(valueOf(input, '-video_size')).toBe('321x181'); // the frames as sent
         expect(valueOf(output, '-vf')).toBe(
-          padFilter +
-            'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
+          padFilter + 'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
         );
       },
     );
@@ -167,8 +166,7 @@ describe('buildVideoEncodeArgs', () => {
         request({ implementation: 'h264_nvenc', layout: odd, settings: pad }),
       );
       expect(valueOf(nvenc.output, '-vf')).toBe(
-        padFilter +
-          'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
+        padFilter + 'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
       );
       const vaapi = buildVideoEncodeArgs(
         request({ codec: 'hevc', implementation: 'hevc_vaapi', layout: odd, settings: pad }),
