@@ -5,8 +5,8 @@ import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from '.
 import { buildVideoEncodeArgs } from './ffmpeg-args.js';
 import { runFfmpegPipe } from './ffmpeg-process.js';
 import { createEncoder } from './registry.js';
-import { framesOf, probeVideo } from './testing/media-check.js';
-import { syntheticFrame } from './testing/synthetic-frames.js';
+import { decodeVideoToRgb, framesOf, probeVideo, psnr } from './testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticFrame, syntheticRgba } from './testing/synthetic-frames.js';
 
 const settings: EncodeSettings = { quality: 60, speed: 100, fps: 20 };
 const layout = { width: 320, height: 240, format: 'rgba' as const };
@@ -153,6 +153,29 @@ describe('ffmpeg child process handling', () => {
     expect((error as Error).message).toMatch(/^slow timed out after 300 ms\ncommand: ffmpeg /);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(ffmpegProcessesWith('-g', '4243')).toBe(0);
+  });
+
+  it('lets the source refill a frame buffer as soon as it is asked for the next frame (pooled frames)', async () => {
+    // The node reads frames into pooled buffers, reused once the encoder asks for the next one. Each
+    // stdin write is awaited until the pipe has taken it; fluent-ffmpeg's pipe() read ahead, and
+    // frames refilled while still queued came out as copies of later ones.
+    const small = { width: 320, height: 180, format: 'bgrx' as const };
+    const rgba = Array.from({ length: 8 }, (_, i) => syntheticRgba(small.width, small.height, i * 7));
+    const shared = Buffer.alloc(small.width * small.height * 4);
+    async function* refilled(): AsyncGenerator<Buffer> {
+      for (const frame of rgba) {
+        rgbaToPixelFormat(frame, small.format).copy(shared);
+        yield shared;
+      }
+    }
+    const output = await createEncoder('h264', undefined, { threads: 1 }).encode(
+      refilled(),
+      rgba.length,
+      small,
+      { ...settings, quality: 90 },
+    );
+    const quality = psnr(Buffer.concat(rgba.map(rgbaToRgb)), await decodeVideoToRgb(output));
+    expect(quality).toBeGreaterThan(30);
   });
 
   it('refuses too few frames with UnsupportedInputError, not as an ffmpeg failure', async () => {
