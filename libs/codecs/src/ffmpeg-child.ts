@@ -145,7 +145,9 @@ export class FfmpegChild {
    * function that disarms the guard (call it once the guarded work is over).
    */
   guard({ signal, timeoutMs, onKill }: KillGuard): () => void {
+    let armed = true;
     const fire = (reason: EncodeAbortedError | EncoderFailedError) => {
+      if (!armed) return;
       disarm();
       onKill(reason);
       this.kill();
@@ -156,6 +158,7 @@ export class FfmpegChild {
         ? undefined
         : setTimeout(() => fire(this.failure(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const disarm = () => {
+      armed = false;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     };
