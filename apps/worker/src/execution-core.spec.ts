@@ -18,6 +18,10 @@ class LoggingIO implements EncodeJobIO {
     this.log.push(`read ${frames}${pool ? ' pooled' : ''}`);
     for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
   }
+  // eslint-disable-next-line require-yield
+  async *readFrameValues(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
   async deleteFrames(_jobId: string, frames: number) {
     this.log.push(`delete input ${frames}`);
   }
@@ -52,6 +56,10 @@ class LoggingIO implements EncodeJobIO {
   }
   async emit(_jobId: string, event: JobEvent) {
     if (event.type !== 'progress') this.log.push(`event ${event.type}`);
+    return null;
+  }
+  async emitAll(jobId: string, events: JobEvent[]) {
+    for (const event of events) await this.emit(jobId, event);
     return null;
   }
 }
