@@ -234,6 +234,32 @@ describe('EncodeJobRunner: outputs and the end of a job', () => {
     expect(storage.events.map((event) => event.type)).toEqual(['active', 'progress', 'progress']);
   });
 
+  it('video frames come in pooled buffers, now that each stdin write is awaited', async () => {
+    const pools: (BufferPool | null)[] = [];
+    const storage = new (class extends FakeRecordStorage {
+      override readFrames(jobId: string, frameBytes: number, _frames?: number, pool?: BufferPool | null) {
+        pools.push(pool ?? null);
+        return super.readFrames(jobId, frameBytes);
+      }
+    })(3);
+    const encoder: VideoEncoder = {
+      kind: 'video',
+      codec: 'h264',
+      contentType: 'video/mp4',
+      implementation: 'fake',
+      startLive: () => Promise.reject(new Error('not used')),
+      encode: async (frames) => {
+        for await (const frame of frames) void frame;
+        return Buffer.from('mp4');
+      },
+    };
+    const pool = new BufferPool(1 << 20);
+    const runner = new EncodeJobRunner('node-a', storage, { encoderFor: () => encoder }, pool);
+    expect(await runner.run(job('h264', 3), { attempt: 1 })).toEqual({ outputs: 1 });
+    expect(pools).toEqual([pool]);
+    expect(storage.log).toEqual(['event active', 'put 0', 'complete 1', 'event output', 'event completed']);
+  });
+
   it('a job another run completed first keeps its outputs', async () => {
     const storage = new FakeRecordStorage(2);
     const runner = runnerWith(storage, imageEncoder());

@@ -158,6 +158,8 @@ export class EncoderNode {
       this.jobRecords,
       new EventLog(this.redis, this.keys, config.retentionSeconds),
     );
+    // Two frames per job slot in flight (one being encoded, one prefetched), for jobs and live batches.
+    const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
     this.live = new LiveStreamSequencer(
       this.id,
       config.name,
@@ -172,6 +174,7 @@ export class EncoderNode {
       },
       Date.now,
       config.liveMaxContexts,
+      pool,
     );
     if (config.dataPort) {
       const sessionRedis = createRedisConnection({
@@ -209,8 +212,6 @@ export class EncoderNode {
       this.sessions = sessions;
       this.dataPort = new DataPort(config.dataPort, sessions) as DataPort<unknown>;
     }
-    // Two frames per job slot in flight (one being encoded, one prefetched).
-    const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
     this.runner = new EncodeJobRunner(config.name, storage, capabilities, pool);
   }
 

@@ -212,8 +212,9 @@ export class FrameStore {
 
   /**
    * Yields each frame of a job in order. With a `pool`, a frame's buffer goes back to it as soon as the
-   * consumer asks for the next one, so the consumer must be done with it by then (sharp is; a stream
-   * piped into ffmpeg is not, as it reads ahead: give it no pool, so that each frame is its own buffer).
+   * consumer asks for the next one, so the consumer must be done with it by then (sharp is, and so is
+   * FfmpegChild, whose stdin writes resolve once the pipe has taken the bytes; a stream `pipe()`d into
+   * ffmpeg is not, as it reads ahead: give that no pool, so that each frame is its own buffer).
    */
   async *readFrames(
     jobId: string,

@@ -122,8 +122,7 @@ describe('buildVideoEncodeArgs', () => {
         );
         expect(valueOf(input, '-video_size')).toBe('321x181'); // the frames as sent
         expect(valueOf(output, '-vf')).toBe(
-          padFilter +
-            'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+          padFilter + 'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
         );
       },
     );
@@ -140,7 +139,7 @@ describe('buildVideoEncodeArgs', () => {
       expect(edgePadFilter('libx264', odd)).toBe('');
       // Unchanged without pad: 4:4:4 at the exact size.
       expect(valueOf(buildVideoEncodeArgs(request({ layout: odd })).output, '-vf')).toBe(
-        'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv444p',
+        'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv444p',
       );
     });
 
@@ -167,15 +166,14 @@ describe('buildVideoEncodeArgs', () => {
         request({ implementation: 'h264_nvenc', layout: odd, settings: pad }),
       );
       expect(valueOf(nvenc.output, '-vf')).toBe(
-        padFilter +
-          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+        padFilter + 'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
       );
       const vaapi = buildVideoEncodeArgs(
         request({ codec: 'hevc', implementation: 'hevc_vaapi', layout: odd, settings: pad }),
       );
       expect(valueOf(vaapi.output, '-vf')).toBe(
         padFilter +
-          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=nv12,hwupload',
+          'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=nv12,hwupload',
       );
     });
   });

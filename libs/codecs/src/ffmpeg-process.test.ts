@@ -5,8 +5,8 @@ import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from '.
 import { buildVideoEncodeArgs } from './ffmpeg-args.js';
 import { runFfmpegPipe } from './ffmpeg-process.js';
 import { createEncoder } from './registry.js';
-import { framesOf, probeVideo } from './testing/media-check.js';
-import { syntheticFrame } from './testing/synthetic-frames.js';
+import { decodeVideoToRgb, framesOf, probeVideo, psnr } from './testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticFrame, syntheticRgba } from './testing/synthetic-frames.js';
 
 const settings: EncodeSettings = { quality: 60, speed: 100, fps: 20 };
 const layout = { width: 320, height: 240, format: 'rgba' as const };
@@ -110,6 +110,72 @@ describe('ffmpeg child process handling', () => {
     expect(failure.commandLine).toContain('-preset no-such-preset');
     expect(failure.stderrTail).toMatch(/preset|Error/i);
     expect(failure.retryable).toBe(true);
+  });
+
+  it('fails with EncoderFailedError, not a crash, when the ffmpeg binary cannot be started', async () => {
+    // A run first: fluent-ffmpeg, used here before, threw a TypeError out of its child's 'error'
+    // handler (an uncaught exception: the worker died) once its capability cache was warm.
+    await createEncoder('h264', undefined, { threads: 1 }).encode(framesOf([frame]), 1, layout, settings);
+    const error = await createEncoder('h264', undefined, {
+      threads: 1,
+      binaries: { ffmpeg: '/nonexistent/ffmpeg', ffprobe: 'ffprobe' },
+    })
+      .encode(framesOf([frame]), 1, layout, settings)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EncoderFailedError);
+    expect((error as Error).message).toMatch(/could not be started[\s\S]*command: \/nonexistent\/ffmpeg /);
+  });
+
+  it('kills ffmpeg and fails with EncoderFailedError when the run outlives its timeout', async () => {
+    const args = buildVideoEncodeArgs({
+      codec: 'h264',
+      implementation: 'libx264',
+      layout,
+      settings,
+      frameCount: 1000,
+      threads: 1,
+      keyframeInterval: 4243,
+    });
+    async function* slow(): AsyncGenerator<Buffer> {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        yield frame;
+      }
+    }
+    const error = await runFfmpegPipe({
+      binary: 'ffmpeg',
+      args,
+      input: slow(),
+      timeoutMs: 300,
+      label: 'slow',
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EncoderFailedError);
+    expect((error as Error).message).toMatch(/^slow timed out after 300 ms\ncommand: ffmpeg /);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(ffmpegProcessesWith('-g', '4243')).toBe(0);
+  });
+
+  it('lets the source refill a frame buffer as soon as it is asked for the next frame (pooled frames)', async () => {
+    // The node reads frames into pooled buffers, reused once the encoder asks for the next one. Each
+    // stdin write is awaited until the pipe has taken it; fluent-ffmpeg's pipe() read ahead, and
+    // frames refilled while still queued came out as copies of later ones.
+    const small = { width: 320, height: 180, format: 'bgrx' as const };
+    const rgba = Array.from({ length: 8 }, (_, i) => syntheticRgba(small.width, small.height, i * 7));
+    const shared = Buffer.alloc(small.width * small.height * 4);
+    async function* refilled(): AsyncGenerator<Buffer> {
+      for (const frame of rgba) {
+        rgbaToPixelFormat(frame, small.format).copy(shared);
+        yield shared;
+      }
+    }
+    const output = await createEncoder('h264', undefined, { threads: 1 }).encode(
+      refilled(),
+      rgba.length,
+      small,
+      { ...settings, quality: 90 },
+    );
+    const quality = psnr(Buffer.concat(rgba.map(rgbaToRgb)), await decodeVideoToRgb(output));
+    expect(quality).toBeGreaterThan(30);
   });
 
   it('refuses too few frames with UnsupportedInputError, not as an ffmpeg failure', async () => {

@@ -1,5 +1,4 @@
 import os from 'node:os';
-import { Readable } from 'node:stream';
 import type { EncodeSettings, OddSizePolicy, VideoCodec } from '../../contracts/src/index.js';
 import type { RawLayout, VideoEncoder } from './encoder.js';
 import { UnsupportedInputError } from './errors.js';
@@ -120,14 +119,10 @@ export class FfmpegVideoEncoder implements VideoEncoder {
       throw new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`);
     }
     const args = this.buildArgs(frameCount, layout, settings);
-    const input = Readable.from(takeExactBytes(frames, frameCount, frameBytes(layout)), {
-      objectMode: true,
-      highWaterMark: 1,
-    });
     return runFfmpegPipe({
       binary: this.binaries.ffmpeg,
       args,
-      input,
+      input: takeExactBytes(frames, frameCount, frameBytes(layout)),
       signal: options.signal,
       maxOutputBytes: this.options.maxOutputBytes,
       label: `${this.codec} (${this.implementationFor(layout, settings.oddSize)})`,

@@ -1,12 +1,13 @@
 import type {
   EncodeJobData,
   JobEvent,
+  JobTimings,
   OutputInfo,
   StreamEvent,
   StreamState,
 } from '../../../../libs/contracts/src/index.js';
 import type { LivePacket } from '../../../../libs/codecs/src/index.js';
-import type { CommitResult } from '../../../../libs/cluster/src/index.js';
+import { BufferPool, type CommitResult } from '../../../../libs/cluster/src/index.js';
 import type { EncodeJobIO } from '../encode-job-runner.js';
 import {
   LiveHandBack,
@@ -37,8 +38,11 @@ function batch(seq: number, frames = 1): EncodeJobData {
 class FakeStorage implements EncodeJobIO {
   outputs = new Map<string, Buffer>();
   completed: string[] = [];
+  timings = new Map<string, JobTimings | undefined>();
+  pools: (BufferPool | null)[] = [];
   finished = new Set<string>();
-  async *readFrames(_jobId: string, frameBytes: number, frames: number) {
+  async *readFrames(_jobId: string, frameBytes: number, frames: number, pool: BufferPool | null) {
+    this.pools.push(pool);
     for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
   }
   async deleteFrames() {}
@@ -63,8 +67,9 @@ class FakeStorage implements EncodeJobIO {
   async addOutput(_jobId: string, _output: OutputInfo) {
     return true;
   }
-  async complete(jobId: string) {
+  async complete(jobId: string, _now: number, timings?: JobTimings) {
     this.completed.push(jobId);
+    this.timings.set(jobId, timings);
     this.finished.add(jobId);
     return true;
   }
@@ -132,7 +137,7 @@ class FakeSession implements LiveSession {
   }
 }
 
-function setup(now = () => 0) {
+function setup(now = () => 0, pool: BufferPool | null = null) {
   const storage = new FakeStorage();
   const log = new FakeLog();
   const sessions: FakeSession[] = [];
@@ -143,7 +148,7 @@ function setup(now = () => 0) {
       return session;
     },
   };
-  const encoder = new LiveStreamSequencer('me', 'node-me', storage, log, factory, now);
+  const encoder = new LiveStreamSequencer('me', 'node-me', storage, log, factory, now, Infinity, pool);
   return { storage, log, sessions, encoder };
 }
 
@@ -151,6 +156,21 @@ const outputsOf = (log: StreamEvent[]) =>
   log.filter((event): event is Extract<StreamEvent, { type: 'output' }> => event.type === 'output');
 
 describe('LiveStreamSequencer', () => {
+  it("runs a batch on the node's execution core: pooled frames, and a record with timings like any job", async () => {
+    const pool = new BufferPool(1 << 20);
+    const { storage, encoder } = setup(() => 0, pool);
+    expect(await encoder.run(batch(0, 2), 1)).toEqual({ outputs: 2 });
+    expect(storage.pools).toEqual([pool]);
+    expect(storage.completed).toEqual(['job-0']);
+    expect(storage.timings.get('job-0')).toEqual({
+      queueWaitMs: expect.any(Number),
+      fetchMs: expect.any(Number),
+      encodeMs: expect.any(Number),
+      storeOutputMs: expect.any(Number),
+    });
+    expect([...storage.outputs.keys()]).toEqual(['job-0/0', 'job-0/1']);
+  });
+
   it('feeds consecutive batches to one encoder context and commits them in order', async () => {
     const { log, sessions, encoder, storage } = setup();
     for (let seq = 0; seq < 3; seq++) expect(await encoder.run(batch(seq, 2), 1)).toEqual({ outputs: 2 });

@@ -1,7 +1,23 @@
-import type { EncodeJobData, StreamEvent, StreamState } from '../../../../libs/contracts/src/index.js';
+import type {
+  EncodeJobData,
+  JobTimings,
+  OutputInfo,
+  StreamEvent,
+  StreamState,
+} from '../../../../libs/contracts/src/index.js';
 import type { LivePacket, RawLayout } from '../../../../libs/codecs/src/index.js';
-import type { CommitResult } from '../../../../libs/cluster/src/index.js';
-import { PermanentJobError, deleteJobInput, readJobInput, type EncodeJobIO } from '../encode-job-runner.js';
+import type { BufferPool, CommitResult } from '../../../../libs/cluster/src/index.js';
+import {
+  ExecutionCore,
+  PermanentJobError,
+  deleteJobInput,
+  type EncodeJobIO,
+  type EncodeRun,
+  type EncodeStrategy,
+  type Publisher,
+  type UnitResult,
+  type WorkUnit,
+} from '../execution-core.js';
 
 /** A running encoder context of one stream (a long-running ffmpeg). */
 export interface LiveSession {
@@ -50,10 +66,10 @@ interface StreamContext {
   holdsSlot: boolean;
 }
 
-export interface LiveRunResult {
-  outputs: number;
-  skipped?: boolean;
-}
+export type LiveRunResult = UnitResult;
+
+/** A stored packet: an output of the batch's job, with its keyframe flag for the stream's log. */
+type LiveOutput = OutputInfo & { keyframe: boolean };
 
 /**
  * The live half of a node: it sequences each stream's batches into the stream's encoder context (a
@@ -64,9 +80,13 @@ export interface LiveRunResult {
  * this one, else a new one starts (with a keyframe). That is what makes a move to another node
  * seamless: the new node starts at the first batch not yet delivered, and frames in flight are
  * re-encoded from Redis.
+ *
+ * A batch runs on the node's ExecutionCore like any job: the stream's encoder context is its strategy,
+ * the stream's log (after the job's record) its publisher.
  */
 export class LiveStreamSequencer {
   private readonly contexts = new Map<string, StreamContext>();
+  private readonly core: ExecutionCore;
 
   constructor(
     private readonly nodeId: string,
@@ -77,7 +97,11 @@ export class LiveStreamSequencer {
     private readonly now: () => number = Date.now,
     /** The most encoder contexts kept at once (--live-max-contexts). */
     private readonly capacity: number = Infinity,
-  ) {}
+    /** Frame buffers shared with the node's other work. */
+    pool: BufferPool | null = null,
+  ) {
+    this.core = new ExecutionCore(nodeName, storage, pool, now);
+  }
 
   /** Streams with a running encoder context here. */
   get activeStreams(): number {
@@ -138,52 +162,74 @@ export class LiveStreamSequencer {
     }
     // Room for a new encoder is found (or the batch handed back) before the job is marked active.
     if (this.needsNewSession(context, ref.firstFrame)) await this.takeSlot(context, ref.streamId);
-    if (!(await this.storage.markActive(data.jobId, this.nodeName, attempt, this.now()))) {
-      if (!context.session) context.holdsSlot = false;
-      return { outputs: 0, skipped: true };
-    }
-
-    const packets = await this.encodeInContext(context, data, signal);
-    let committed: CommitResult;
-    let outputs: number;
-    try {
-      ({ committed, outputs } = await this.deliver(context, data, packets));
-    } catch (error) {
-      // The frames went through this context but the client may not get these packets: the retry must
-      // not predict from them, so it starts a new context (a keyframe).
-      await this.closeContext(ref.streamId);
-      throw error;
-    }
-    if (committed.status === 'appended') {
-      context.next = ref.firstFrame + data.frames;
-      if (committed.ended) await this.closeContext(ref.streamId);
-    } else {
-      // Someone else delivered this batch (or took the stream): this context's frames are not the
-      // client's any more, and must not be referenced by the next batch.
-      await this.closeContext(ref.streamId);
-      if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
-    }
-    if (await this.storage.complete(data.jobId, this.now())) {
-      await this.storage.emit(data.jobId, { type: 'completed', outputs });
-    }
-    await deleteJobInput(this.storage, data);
-    return { outputs };
+    const result = await this.core.run(
+      { data, attempt, signal },
+      this.contextStrategy(context),
+      this.streamPublisher(context),
+    );
+    // Not active (finished elsewhere): the slot taken for a new encoder is not needed.
+    if (result.skipped && !context.session) context.holdsSlot = false;
+    return result;
   }
 
-  /** Stores the packets as the job's outputs and hands them to the stream, in one commit. */
-  private async deliver(
-    context: StreamContext,
-    data: EncodeJobData,
-    packets: LivePacket[],
-  ): Promise<{ committed: CommitResult; outputs: number }> {
+  /** The batch's frames through the stream's encoder context; its packets stored as the job's outputs. */
+  private contextStrategy(context: StreamContext): EncodeStrategy<LiveOutput> {
+    return {
+      encode: async (run: EncodeRun) => {
+        const packets = await run.timer.encode(() => this.encodeInContext(context, run));
+        const contentType = context.session!.contentType;
+        try {
+          return await Promise.all(
+            packets.map(async (packet, index) => ({
+              ...(await run.store(index, contentType, packet.data)),
+              keyframe: packet.keyframe,
+            })),
+          );
+        } catch (error) {
+          // The frames went through this context but the client may not get these packets: the retry
+          // must not predict from them, so it starts a new context (a keyframe).
+          await this.closeContext(run.data.stream!.streamId);
+          throw error;
+        }
+      },
+    };
+  }
+
+  /** Lists the packets on the job, hands them to the stream in one commit, then completes the job. */
+  private streamPublisher(context: StreamContext): Publisher<LiveOutput> {
+    return {
+      publish: async (unit: WorkUnit, outputs: LiveOutput[], timings: JobTimings) => {
+        const { data } = unit;
+        const ref = data.stream!;
+        let committed: CommitResult;
+        try {
+          committed = await this.deliver(data, outputs);
+        } catch (error) {
+          await this.closeContext(ref.streamId);
+          throw error;
+        }
+        if (committed.status === 'appended') {
+          context.next = ref.firstFrame + data.frames;
+          if (committed.ended) await this.closeContext(ref.streamId);
+        } else {
+          // Someone else delivered this batch (or took the stream): this context's frames are not the
+          // client's any more, and must not be referenced by the next batch.
+          await this.closeContext(ref.streamId);
+          if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
+        }
+        if (await this.storage.complete(data.jobId, this.now(), timings)) {
+          await this.storage.emit(data.jobId, { type: 'completed', outputs: outputs.length });
+        }
+        return { outputs: outputs.length };
+      },
+    };
+  }
+
+  /** Lists the stored packets as the job's outputs and hands them to the stream, in one commit. */
+  private async deliver(data: EncodeJobData, outputs: LiveOutput[]): Promise<CommitResult> {
     const ref = data.stream!;
-    const outputs = await Promise.all(
-      packets.map(async (packet, index) => {
-        const info = { index, contentType: context.session!.contentType, bytes: packet.data.length };
-        await this.storage.putOutput(data.jobId, index, packet.data);
-        await this.storage.addOutput(data.jobId, info);
-        return { ...info, keyframe: packet.keyframe };
-      }),
+    await Promise.all(
+      outputs.map(({ keyframe: _keyframe, ...info }) => this.storage.addOutput(data.jobId, info)),
     );
     const events: StreamEvent[] = [
       ...outputs.map((output): StreamEvent => ({
@@ -202,19 +248,18 @@ export class LiveStreamSequencer {
         node: this.nodeName,
       },
     ];
-    const committed = await this.streams.commit(ref.streamId, ref.seq, events, this.nodeId);
-    return { committed, outputs: outputs.length };
+    return this.streams.commit(ref.streamId, ref.seq, events, this.nodeId);
   }
 
-  private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
+  private async encodeInContext(context: StreamContext, run: EncodeRun): Promise<LivePacket[]> {
+    const { data } = run;
     const ref = data.stream!;
     if (this.needsNewSession(context, ref.firstFrame)) {
       await context.session?.close().catch(() => undefined);
       context.session = null;
       await this.takeSlot(context, ref.streamId);
-      const layout: RawLayout = { width: data.width, height: data.height, format: data.format };
       try {
-        const starting = this.sessions.start(data, layout, ref.keyframeInterval ?? 300);
+        const starting = this.sessions.start(data, run.layout, ref.keyframeInterval ?? 300);
         if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode ${data.codec}`);
         context.session = await starting;
       } catch (error) {
@@ -225,7 +270,7 @@ export class LiveStreamSequencer {
     }
     const session = context.session!;
     try {
-      return await session.encode(readJobInput(this.storage, data, null), data.frames, { signal });
+      return await session.encode(run.frames, data.frames, { signal: run.signal });
     } catch (error) {
       await session.close().catch(() => undefined);
       context.session = null;

@@ -99,7 +99,7 @@ describe('buildLiveEncodeArgs', () => {
       expect(valueOf(live.input, '-video_size')).toBe('321x181');
       expect(valueOf(live.output, '-vf')).toBe(
         'format=gbrp,pad=322:182,fillborders=right=1:bottom=1:mode=smear,' +
-          'scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p',
+          'scale=out_color_matrix=bt709:out_range=tv:flags=neighbor+accurate_rnd,format=yuv420p',
       );
       expect(valueOf(live.output, '-vf')).toBe(valueOf(segment.output, '-vf'));
     }

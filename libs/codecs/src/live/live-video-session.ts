@@ -1,5 +1,3 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
 import os from 'node:os';
 import {
   LIVE_PACKET_CONTENT_TYPES,
@@ -7,9 +5,10 @@ import {
   type VideoCodec,
 } from '../../../contracts/src/index.js';
 import type { RawLayout } from '../encoder.js';
-import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError, type CodecError } from '../errors.js';
+import { EncoderFailedError, UnsupportedInputError, type CodecError } from '../errors.js';
 import { ffmpegArgv, formatCommandLine, layoutRejection, type FfmpegArgs } from '../ffmpeg-args.js';
 import { ffmpegBinaries } from '../ffmpeg-binaries.js';
+import { FfmpegChild, firstLine, type FfmpegExit } from '../ffmpeg-child.js';
 import { assertValidLayout, frameBytes } from '../pixel-formats.js';
 import { normalizeSettings } from '../settings.js';
 import { takeExactBytes } from '../video-encoders.js';
@@ -24,12 +23,7 @@ import { buildLiveEncodeArgs, liveImplementation } from './live-args.js';
  * one-frame batch costs a P-frame instead of a keyframe, and there is no process start per batch.
  * Packets come out of ffmpeg as AVI chunks (see avi-packets.ts); keyframe flags are read from the
  * bitstream (keyframes.ts).
- *
- * ffmpeg is spawned directly (argument array, no shell) rather than through fluent-ffmpeg as
- * ffmpeg-process.ts does: fluent-ffmpeg 2.1.3 throws a TypeError out of its child 'error' handler when
- * the binary cannot be spawned once its capability cache is warm (endCB reads an undefined stderr
- * ring), keeps the child only in an undocumented field, and probes `-formats`/`-encoders` first; a
- * long-running process needs none of what it adds.
+ * ffmpeg runs in an FfmpegChild, the wrapper batch encodes use too.
  */
 
 export interface LivePacket {
@@ -69,15 +63,12 @@ export function defaultLiveTimeoutMs(frameCount: number): number {
 }
 
 export const LIVE_CLOSE_GRACE_MS = 5_000;
-const STDERR_TAIL_CHARS = 2000;
 
 interface Batch {
   expected: number;
   packets: LivePacket[];
   bytesWritten: number;
   settled: boolean;
-  /** Aborted once the batch settles, to stop a writer waiting for 'drain'. */
-  done: AbortController;
   resolve(packets: LivePacket[]): void;
   reject(error: Error): void;
 }
@@ -87,19 +78,16 @@ export class LiveVideoSession {
   readonly commandLine: string;
   private readonly parser = new AviPacketParser();
   private readonly frameSize: number;
-  private child: ChildProcessWithoutNullStreams | null = null;
-  private stderrTail = '';
+  private child!: FfmpegChild;
+  /** Resolves once ffmpeg's exit is handled (every packet parsed before). */
+  private exitHandled!: Promise<void>;
   private queue: Promise<void> = Promise.resolve();
   private current: Batch | null = null;
   private packetsOut = 0;
   private encodedFrames = 0;
-  private started = false;
-  private exited = false;
   private closing = false;
   private closed: Promise<void> | null = null;
   private failure: EncoderFailedError | null = null;
-  private readonly exit: Promise<void>;
-  private markExited!: () => void;
 
   private constructor(
     readonly codec: VideoCodec,
@@ -114,7 +102,6 @@ export class LiveVideoSession {
     this.contentType = LIVE_PACKET_CONTENT_TYPES[codec];
     this.commandLine = formatCommandLine(binary, ffmpegArgv(args));
     this.frameSize = frameBytes(layout);
-    this.exit = new Promise((resolve) => (this.markExited = resolve));
   }
 
   /**
@@ -167,12 +154,12 @@ export class LiveVideoSession {
 
   /** ffmpeg runs and takes frames: not failed, killed or closing. */
   get alive(): boolean {
-    return this.started && !this.exited && !this.failure && !this.closing;
+    return this.child.running && !this.failure && !this.closing;
   }
 
   /** The ffmpeg process id while it runs. */
   get pid(): number | undefined {
-    return this.exited ? undefined : this.child?.pid;
+    return this.child.pid;
   }
 
   /**
@@ -199,7 +186,7 @@ export class LiveVideoSession {
       // While queued, an abort only drops this call: nothing was written yet.
       const onQueuedAbort = () => {
         cancelled = true;
-        reject(this.abortedError(signal));
+        reject(this.child.aborted(signal));
       };
       signal?.addEventListener('abort', onQueuedAbort, { once: true });
       this.queue = this.queue.then(async () => {
@@ -222,47 +209,18 @@ export class LiveVideoSession {
   private async shutdown(): Promise<void> {
     this.closing = true;
     await this.queue;
-    if (!this.exited) {
-      this.child?.stdin.end();
-      let timer: NodeJS.Timeout | undefined;
-      const exitedInTime = await Promise.race([
-        this.exit.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), LIVE_CLOSE_GRACE_MS))),
-      ]);
-      clearTimeout(timer);
-      if (!exitedInTime) this.kill();
-    }
-    await this.exit;
+    await this.child.close(LIVE_CLOSE_GRACE_MS);
+    await this.exitHandled;
   }
 
-  private spawn(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const child = spawn(this.binary, ffmpegArgv(this.args), { stdio: 'pipe', windowsHide: true });
-      this.child = child;
-      child.stdin.on('error', () => undefined); // EPIPE once ffmpeg died: reported through its exit
-      child.stdout.on('data', (chunk: Buffer) => this.onOutput(chunk));
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (text: string) => {
-        this.stderrTail = `${this.stderrTail}${text}`.slice(-STDERR_TAIL_CHARS);
-      });
-      child.once('spawn', () => {
-        this.started = true;
-        resolve();
-      });
-      child.on('error', (error) => {
-        // Spawn failures only; a failed kill() changes nothing here.
-        if (this.started) return;
-        reject(this.onExit(error) ?? error);
-      });
-      // 'close' comes after stdout's last data, so every packet is parsed before the exit is handled.
-      child.once('close', (code, signal) => {
-        if (code === 0) this.onExit(null);
-        else
-          this.onExit(
-            new Error(signal ? `ffmpeg was killed with signal ${signal}` : `ffmpeg exited with code ${code}`),
-          );
-      });
+  private async spawn(): Promise<void> {
+    this.child = await FfmpegChild.spawn({
+      binary: this.binary,
+      args: this.args,
+      label: this.label,
+      onStdout: (chunk) => this.onOutput(chunk),
     });
+    this.exitHandled = this.child.exited.then((exit) => this.onExit(exit));
   }
 
   private async runBatch(
@@ -272,7 +230,7 @@ export class LiveVideoSession {
   ): Promise<LivePacket[]> {
     const { signal } = options;
     if (this.failure) throw this.failure;
-    if (signal?.aborted) throw this.abortedError(signal);
+    if (signal?.aborted) throw this.child.aborted(signal);
     if (Array.isArray(frames)) {
       const total = frames.reduce((sum, frame) => sum + frame.length, 0);
       if (total !== frameCount * this.frameSize) {
@@ -292,33 +250,32 @@ export class LiveVideoSession {
       packets: [],
       bytesWritten: 0,
       settled: false,
-      done: new AbortController(),
       resolve: (packets) => settle(() => resolveBatch(packets)),
       reject: (error) => settle(() => rejectBatch(error)),
     };
     const settle = (action: () => void) => {
       if (batch.settled) return;
       batch.settled = true;
-      batch.done.abort();
       action();
     };
     this.current = batch;
 
     const timeoutMs = options.timeoutMs ?? defaultLiveTimeoutMs(frameCount);
-    const timer = setTimeout(
-      () =>
-        this.terminate(
-          this.failedError(
-            `timed out after ${timeoutMs} ms with ${batch.packets.length}/${frameCount} packets out`,
-          ),
-        ),
+    const disarm = this.child.guard({
+      signal,
       timeoutMs,
-    );
-    const onAbort = () => {
-      const aborted = this.abortedError(signal);
-      this.terminate(this.failedError(`session killed: ${aborted.message}`), aborted);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+      onKill: (reason) => {
+        if (reason instanceof EncoderFailedError) {
+          this.terminate(
+            this.failedError(
+              `timed out after ${timeoutMs} ms with ${batch.packets.length}/${frameCount} packets out`,
+            ),
+          );
+        } else {
+          this.terminate(this.failedError(`session killed: ${reason.message}`), reason);
+        }
+      },
+    });
 
     const source = Array.isArray(frames) ? iterate(frames) : frames;
     this.writeFrames(takeExactBytes(source, frameCount, this.frameSize), batch).catch((error: unknown) => {
@@ -330,24 +287,17 @@ export class LiveVideoSession {
     try {
       return await promise;
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      disarm();
       if (this.current === batch) this.current = null;
     }
   }
 
   private async writeFrames(source: AsyncIterable<Buffer>, batch: Batch): Promise<void> {
-    const stdin = this.child!.stdin;
     for await (const chunk of source) {
-      if (batch.settled || stdin.destroyed || stdin.writableEnded) return;
+      if (batch.settled) return;
       batch.bytesWritten += chunk.length;
-      if (!stdin.write(chunk)) {
-        try {
-          await once(stdin, 'drain', { signal: batch.done.signal });
-        } catch {
-          return; // the batch settled (failed) while ffmpeg was not reading
-        }
-      }
+      // False once ffmpeg is gone (killed when the batch failed): its exit says why.
+      if (!(await this.child.write(chunk))) return;
     }
   }
 
@@ -387,47 +337,23 @@ export class LiveVideoSession {
   private terminate(failure: EncoderFailedError, batchError?: CodecError | Error): void {
     this.failure ??= failure;
     this.current?.reject(batchError ?? failure);
-    this.kill();
+    this.child.kill();
   }
 
-  private kill(): void {
-    if (this.started && !this.exited) this.child?.kill('SIGKILL');
-  }
-
-  /** ffmpeg exited (error: non-zero status or signal). Returns the failure it recorded, if any. */
-  private onExit(error: Error | null): EncoderFailedError | null {
-    if (this.exited) return this.failure;
-    this.exited = true;
-    this.markExited();
+  /** ffmpeg exited: unless it was closed with nothing pending, that is the session's failure. */
+  private onExit(exit: FfmpegExit): void {
     if (!this.failure && !(this.closing && !this.current)) {
-      const reason = error ? firstLine(error.message) : 'ffmpeg exited';
-      this.failure = this.failedError(`ffmpeg ended: ${reason}`, error ?? undefined);
+      const reason = exit.error ? firstLine(exit.error.message) : 'ffmpeg exited';
+      this.failure = this.failedError(`ffmpeg ended: ${reason}`, exit.error ?? undefined);
     }
     if (this.failure) this.current?.reject(this.failure);
-    return this.failure;
   }
 
   private failedError(what: string, cause?: Error): EncoderFailedError {
-    const tail = this.stderrTail.trim();
-    return new EncoderFailedError(
-      `${this.label} ${what}\ncommand: ${this.commandLine}\nstderr: ${tail || '(empty)'}`,
-      this.commandLine,
-      tail,
-      cause ? { cause } : undefined,
-    );
-  }
-
-  private abortedError(signal: AbortSignal | undefined): EncodeAbortedError {
-    const reason: unknown = signal?.reason;
-    const text = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
-    return new EncodeAbortedError(`${this.label} encode aborted: ${text}`);
+    return this.child.failure(what, cause);
   }
 }
 
 async function* iterate(buffers: Buffer[]): AsyncGenerator<Buffer> {
   for (const buffer of buffers) yield buffer;
-}
-
-function firstLine(text: string): string {
-  return text.split('\n', 1)[0];
 }

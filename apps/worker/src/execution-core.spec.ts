@@ -1,0 +1,187 @@
+import type { EncodeJobData, JobEvent, OutputInfo } from '../../../libs/contracts/src/index.js';
+import type { ImageEncoder, VideoEncoder } from '../../../libs/codecs/src/encoder.js';
+import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import { ImageStrategy, VideoSegmentStrategy } from './encode-strategies.js';
+import {
+  ExecutionCore,
+  JobPublisher,
+  type EncodeJobIO,
+  type EncodeStrategy,
+  type Publisher,
+} from './execution-core.js';
+
+/** Every call the core makes, in order. */
+class LoggingIO implements EncodeJobIO {
+  log: string[] = [];
+  active = true;
+  async *readFrames(_jobId: string, frameBytes: number, frames: number, pool: BufferPool | null) {
+    this.log.push(`read ${frames}${pool ? ' pooled' : ''}`);
+    for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
+  }
+  // eslint-disable-next-line require-yield
+  async *readFrameValues(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
+  async deleteFrames(_jobId: string, frames: number) {
+    this.log.push(`delete input ${frames}`);
+  }
+  // eslint-disable-next-line require-yield
+  async *readInputChunks(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
+  async deleteInputChunks() {}
+  async putOutput(_jobId: string, index: number) {
+    this.log.push(`put ${index}`);
+  }
+  async deleteOutputs() {}
+  async markActive() {
+    this.log.push('markActive');
+    return this.active;
+  }
+  async setProgress() {
+    return true;
+  }
+  async addOutput() {
+    return true;
+  }
+  async complete(_jobId: string, _now: number, _timings?: unknown, outputs: OutputInfo[] = []) {
+    this.log.push(`complete ${outputs.length}`);
+    return true;
+  }
+  async fail() {
+    return true;
+  }
+  async status() {
+    return 'active' as const;
+  }
+  async emit(_jobId: string, event: JobEvent) {
+    if (event.type !== 'progress') this.log.push(`event ${event.type}`);
+    return null;
+  }
+  async emitAll(jobId: string, events: JobEvent[]) {
+    for (const event of events) await this.emit(jobId, event);
+    return null;
+  }
+}
+
+function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
+  return {
+    jobId: 'AAAAAAAAAAAAAAAA',
+    codec,
+    pool: 'cpu',
+    width: 2,
+    height: 2,
+    format: 'rgba',
+    frames,
+    settings: { quality: 80, speed: 70, fps: 30 },
+    input: { encoding: 'identity', storedBytes: 16 * frames },
+    createdAt: 0,
+  };
+}
+
+const image: ImageEncoder = {
+  kind: 'image',
+  codec: 'png',
+  contentType: 'image/png',
+  encode: async () => Buffer.from('png'),
+};
+
+const video: VideoEncoder = {
+  kind: 'video',
+  codec: 'h264',
+  contentType: 'video/mp4',
+  implementation: 'fake',
+  startLive: () => Promise.reject(new Error('not used')),
+  encode: async (frames) => {
+    for await (const frame of frames) void frame;
+    return Buffer.from('mp4');
+  },
+};
+
+/** A live-like strategy: one stored packet per frame, published to a log of its own. */
+const packets: EncodeStrategy = {
+  encode: async (run) => {
+    const outputs: OutputInfo[] = [];
+    for await (const frame of run.frames) outputs.push(await run.store(outputs.length, 'video/h264', frame));
+    return outputs;
+  },
+};
+
+function streamLog(io: LoggingIO): Publisher {
+  return {
+    publish: async (_unit, outputs) => {
+      io.log.push(`commit ${outputs.length}`);
+      return { outputs: outputs.length };
+    },
+  };
+}
+
+describe('ExecutionCore: one sequence for every strategy', () => {
+  function setup() {
+    const io = new LoggingIO();
+    const core = new ExecutionCore('node-a', io, new BufferPool(1 << 16));
+    return { io, core, jobs: new JobPublisher('node-a', io) };
+  }
+
+  it('image, video segment and live strategies: markActive -> encode and store -> publish -> delete input', async () => {
+    const { io, core, jobs } = setup();
+    expect(await core.run({ data: job('png', 2), attempt: 1 }, new ImageStrategy(image), jobs)).toEqual({
+      outputs: 2,
+    });
+    const imageLog = io.log.splice(0);
+    expect(
+      await core.run({ data: job('h264', 3), attempt: 1 }, new VideoSegmentStrategy(video), jobs),
+    ).toEqual({ outputs: 1 });
+    const videoLog = io.log.splice(0);
+    expect(await core.run({ data: job('h264', 2), attempt: 1 }, packets, streamLog(io))).toEqual({
+      outputs: 2,
+    });
+    const liveLog = io.log.splice(0);
+    expect({ imageLog, videoLog, liveLog }).toEqual({
+      imageLog: [
+        'markActive',
+        'event active',
+        'read 2 pooled',
+        'put 0',
+        'put 1',
+        'complete 2',
+        'event output',
+        'event output',
+        'event completed',
+        'delete input 2',
+      ],
+      videoLog: [
+        'markActive',
+        'event active',
+        'read 3 pooled',
+        'put 0',
+        'complete 1',
+        'event output',
+        'event completed',
+        'delete input 3',
+      ],
+      liveLog: ['markActive', 'read 2 pooled', 'put 0', 'put 1', 'commit 2', 'delete input 2'],
+    });
+  });
+
+  it('a unit that is not active any more is neither encoded nor published, and keeps its input', async () => {
+    const { io, core, jobs } = setup();
+    io.active = false;
+    expect(await core.run({ data: job('png', 2), attempt: 2 }, new ImageStrategy(image), jobs)).toEqual({
+      outputs: 0,
+      skipped: true,
+    });
+    expect(io.log).toEqual(['markActive']);
+  });
+
+  it('a publisher that fails leaves the input for the retry', async () => {
+    const { io, core } = setup();
+    const failing: Publisher = {
+      publish: () => Promise.reject(new Error('READONLY')),
+    };
+    await expect(core.run({ data: job('h264', 1), attempt: 1 }, packets, failing)).rejects.toThrow(
+      'READONLY',
+    );
+    expect(io.log).toEqual(['markActive', 'read 1 pooled', 'put 0']);
+  });
+});
