@@ -113,7 +113,18 @@ describe('live sessions on the data port', () => {
       WIDTH,
       HEIGHT,
     );
-    session.close();
+    // A block that does not decode to its declared size, then a declared size that is not the frame's.
+    const corrupt = Buffer.concat([compressed[0].subarray(0, 4), Buffer.alloc(64, 0xff)]);
+    session.send(corrupt);
+    expect((await session.closed).code).toBe(4400);
+    expect(session.texts.at(-1)).toMatchObject({ type: 'error', message: expect.stringContaining('lz4') });
+    const again = await TestSession.open(grant.url, { token: grant.token, since: 7 });
+    expect((await again.ready()).nextFrame).toBe(8);
+    const lying = Buffer.from(compressed[0]);
+    lying.writeUInt32LE(WIDTH * HEIGHT * 4 * 100, 0);
+    again.send(lying);
+    expect((await again.closed).code).toBe(4400);
+    expect(again.texts.at(-1)).toMatchObject({ message: expect.stringContaining('declares') });
   });
 
   it('a `keyframe` request makes the next frame a keyframe', async () => {
