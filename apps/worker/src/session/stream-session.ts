@@ -9,7 +9,7 @@ import {
 } from '../../../../libs/contracts/src/index.js';
 import { frameBytes, type LivePacket } from '../../../../libs/codecs/src/index.js';
 import type { LiveSession } from '../live/live-stream-sequencer.js';
-import { BadFrameError, decodeFrame, type FrameCompression } from './session-frames.js';
+import { BadFrameError, checkFrame, frameOf, type FrameCompression } from './session-frames.js';
 import { SessionBacklogFull, SessionCommitRefused, type SessionFrameLog } from './session-frame-log.js';
 
 /** What a session needs of the node's live encoding (the LiveStreamSequencer: one context per stream). */
@@ -17,7 +17,7 @@ export interface SessionEncoder {
   encodeFrame(
     streamId: string,
     frame: number,
-    input: Buffer,
+    input: Buffer | Promise<Buffer>,
     options: { start: () => Promise<LiveSession> | null; keyframe?: boolean },
   ): Promise<{ packet: LivePacket; contentType: string }>;
   closeStream(streamId: string): Promise<void>;
@@ -135,7 +135,7 @@ export class StreamSession {
     }
   }
 
-  /** Closes with `code` after an `error` message (none for 1012 and the replacement's 4409). */
+  /** Sends an `error` message saying why, then closes with `code`. */
   fail(code: LiveSessionCloseCode, message: string): void {
     if (this.closed) return;
     this.taking = false;
@@ -156,7 +156,10 @@ export class StreamSession {
 
   /** Outputs queued while Redis was away are in the log now, up to frame `upTo`. */
   markDurable(upTo: number): void {
-    if (!this.closed) this.sendText({ type: 'durable', upTo });
+    // After the outputs already on their way: the mark never comes before an output it covers.
+    this.sending = this.sending.then(() => {
+      if (!this.closed) this.sendText({ type: 'durable', upTo });
+    });
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -171,14 +174,13 @@ export class StreamSession {
         `more than ${this.deps.window} frames in flight (the window): wait for an output before sending more`,
       );
     }
-    let input: Buffer;
     try {
-      input = decodeFrame(data, this.frameSize, this.compression);
+      checkFrame(data, this.frameSize, this.compression);
     } catch (error) {
       if (!(error instanceof BadFrameError)) throw error;
       return this.fail(LIVE_SESSION_CLOSE.badMessage, error.message);
     }
-    this.takeFrame(input);
+    this.takeFrame(this.compression === 'none' ? data : frameOf(data, this.frameSize, this.compression));
   }
 
   private onText(data: Buffer): void {
@@ -201,7 +203,9 @@ export class StreamSession {
     );
   }
 
-  private takeFrame(input: Buffer): void {
+  private takeFrame(input: Buffer | Promise<Buffer>): void {
+    // Awaited in the encoder's turn; a corrupt block is reported there, not as an unhandled rejection.
+    if (input instanceof Promise) input.catch(() => undefined);
     const { streamId, params, epoch } = this.start;
     const frame = this.nextFrame++;
     this.inFlight++;
@@ -260,6 +264,7 @@ export class StreamSession {
       );
     }
     if (error instanceof SessionBacklogFull) return this.fail(LIVE_SESSION_CLOSE.tryAgain, error.message);
+    if (error instanceof BadFrameError) return this.fail(LIVE_SESSION_CLOSE.badMessage, error.message);
     const message = error instanceof Error ? error.message.split('\n', 1)[0] : String(error);
     this.deps.warn(`live session of stream ${streamId}: ${message}`);
     this.fail(LIVE_SESSION_CLOSE.tryAgain, `encoding failed: ${message}`);
