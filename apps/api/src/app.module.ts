@@ -29,6 +29,8 @@ import { StreamSockets } from './streams/stream-sockets.js';
 import { StreamStallCheck } from './streams/stream-stall-check.js';
 import { StreamsController } from './streams/streams.controller.js';
 import { StreamsService } from './streams/streams.service.js';
+import { XpraListener } from './xpra/xpra-listener.js';
+import { XpraOneShot } from './xpra/xpra-oneshot.js';
 
 @Module({})
 export class AppModule {
@@ -72,6 +74,9 @@ export class AppModule {
         StreamFollower,
         StreamSockets,
         StreamStallCheck,
+        // Off (nothing bound) unless XPRA_BIND is set.
+        XpraOneShot,
+        XpraListener,
         ...(config.metricsEnabled ? [MetricsService] : []),
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: HttpErrorFilter },

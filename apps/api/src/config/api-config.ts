@@ -11,6 +11,7 @@ import {
   type SharedConfig,
 } from '../../../../libs/cluster/src/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
+import { xpraSettings, type XpraConfig } from '../xpra/xpra-config.js';
 
 export { ConfigError };
 
@@ -63,6 +64,8 @@ export interface ApiConfig extends SharedConfig {
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
   docsPublic: boolean;
   admin: AdminConfig;
+  /** XPRA_BIND and its companions: the Xpra encoder listener, or null when it is off. */
+  xpra: XpraConfig | null;
 }
 
 export interface TlsFiles {
@@ -103,13 +106,15 @@ export function isLoopback(host: string): boolean {
  * TLS_CERT_FILE and TLS_KEY_FILE, both or neither, read and checked now (PEM that parses, a key that
  * matches the certificate), so a wrong file stops the start instead of the first handshake.
  */
-export function tlsFiles(env: Env): TlsFiles | null {
-  const certFile = env.TLS_CERT_FILE || '';
-  const keyFile = env.TLS_KEY_FILE || '';
+export function tlsFiles(env: Env, prefix = ''): TlsFiles | null {
+  const certName = `${prefix}TLS_CERT_FILE`;
+  const keyName = `${prefix}TLS_KEY_FILE`;
+  const certFile = env[certName] || '';
+  const keyFile = env[keyName] || '';
   if (!certFile && !keyFile) return null;
   if (!certFile || !keyFile)
     throw new ConfigError(
-      `TLS_CERT_FILE and TLS_KEY_FILE go together: set both (PEM files) to serve HTTPS, or neither, got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
+      `${certName} and ${keyName} go together: set both (PEM files) to serve ${prefix ? 'TLS' : 'HTTPS'}, or neither, got only ${certFile ? certName : keyName}`,
     );
   const read = (name: string, path: string): Buffer => {
     try {
@@ -120,12 +125,12 @@ export function tlsFiles(env: Env): TlsFiles | null {
       );
     }
   };
-  const files = { cert: read('TLS_CERT_FILE', certFile), key: read('TLS_KEY_FILE', keyFile) };
+  const files = { cert: read(certName, certFile), key: read(keyName, keyFile) };
   try {
     createSecureContext(files);
   } catch (error) {
     throw new ConfigError(
-      `TLS_CERT_FILE/TLS_KEY_FILE: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
+      `${certName}/${keyName}: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
     );
   }
   return files;
@@ -194,6 +199,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       cookieSecure: boolean(env, 'ADMIN_COOKIE_SECURE', false),
       readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
     },
+    xpra: xpraSettings(env, { apiKeys, allowInsecurePublic, maxFramePixels }),
   };
 }
 

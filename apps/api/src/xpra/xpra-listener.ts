@@ -1,0 +1,121 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { MAX_FRAME_EDGE } from '../../../../libs/codecs/src/pixel-formats.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
+import { CachedNodeList } from '../cluster/cached-node-list.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { XpraChallenge } from './xpra-auth.js';
+import type { XpraConfig } from './xpra-config.js';
+import { XpraConnection, type XpraConnectionDeps } from './xpra-connection.js';
+import { XpraMetrics } from './xpra-metrics.js';
+import { XpraOneShot } from './xpra-oneshot.js';
+
+/** A TLS ClientHello starts with this byte (a handshake record); an Xpra packet with 'P'. */
+const TLS_HANDSHAKE = 0x16;
+
+/**
+ * The Xpra encoder listener on XPRA_BIND (API.md, "Xpra encoder protocol"): `tcp://` and, when a
+ * certificate is set, `ssl://` clients on the same port (told apart by their first byte, as Xpra's
+ * own server does).
+ */
+@Injectable()
+export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Xpra');
+  private server: Server | null = null;
+  private readonly connections = new Set<XpraConnection>();
+  private readonly settings: XpraConfig | null;
+  private readonly secureContext: SecureContext | null;
+  private readonly metrics: XpraMetrics | null;
+  private readonly deps: XpraConnectionDeps | null;
+
+  constructor(
+    @Inject(API_CONFIG) config: ApiConfig,
+    nodes: CachedNodeList,
+    oneShot: XpraOneShot,
+    @Optional() metricsService?: MetricsService,
+  ) {
+    this.settings = config.xpra;
+    this.secureContext = config.xpra?.tls ? createSecureContext(config.xpra.tls) : null;
+    this.metrics = metricsService && config.xpra ? new XpraMetrics(metricsService.registry) : null;
+    this.deps = config.xpra
+      ? {
+          config: config.xpra,
+          challenge: config.xpra.requireAuth
+            ? new XpraChallenge([...config.tenantKeys, ...config.operatorKeys])
+            : null,
+          oneShot,
+          liveNodes: () => nodes.live(),
+          contexts: null,
+          maxEdge: MAX_FRAME_EDGE,
+          metrics: this.metrics,
+          logger: this.logger,
+        }
+      : null;
+  }
+
+  /** The bound address (port 0 resolved), or null when the listener is off. */
+  address(): { host: string; port: number } | null {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? { host: address.address, port: address.port } : null;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const settings = this.settings;
+    if (!settings) return;
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(settings.port, settings.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.logger.error(`listener error: ${error.message}`));
+    const port = this.address()?.port ?? settings.port;
+    const schemes = this.secureContext ? 'tcp:// and ssl://' : 'tcp://';
+    this.logger.log(
+      `Xpra encoder listening on ${settings.host}:${port} (${schemes}; ${settings.requireAuth ? 'API key as the password' : 'no authentication: loopback'})`,
+    );
+  }
+
+  private accept(socket: Socket): void {
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.setNoDelay(true);
+    socket.once('error', () => socket.destroy());
+    if (!this.secureContext) return this.open(socket, peer);
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] !== TLS_HANDSHAKE) return this.open(socket, peer);
+      const tls = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext ?? undefined });
+      tls.once('error', (error) => {
+        this.logger.warn(`xpra ${peer}: TLS handshake failed: ${error.message}`);
+        socket.destroy();
+      });
+      tls.once('secure', () => this.open(tls, peer));
+    });
+  }
+
+  private open(socket: Socket | TLSSocket, peer: string): void {
+    if (!this.deps) return;
+    const connection = new XpraConnection(socket, peer, this.deps);
+    this.connections.add(connection);
+    socket.once('close', () => this.connections.delete(connection));
+    socket.resume();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const connection of this.connections) connection.close();
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
