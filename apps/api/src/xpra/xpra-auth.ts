@@ -28,19 +28,19 @@ export class XpraChallenge {
   }
 
   /**
-   * The tenant whose key produced `response` for this salt pair, or null. Every key is tried, so the
-   * time taken does not tell which one matched.
+   * The key (and its tenant) that produced `response` for this salt pair, or null. Every key is tried,
+   * so the time taken does not tell which one matched.
    */
-  verify(serverSalt: Buffer, clientSalt: Buffer, response: Buffer): string | null {
+  verify(serverSalt: Buffer, clientSalt: Buffer, response: Buffer): KeyEntry | null {
     if (clientSalt.length < 16 || clientSalt.length > 1024) return null;
     // Xpra: salt = hmac(client_salt, server_salt).hexdigest(); response = hmac(password, salt).hexdigest()
     const salt = Buffer.from(createHmac('sha256', clientSalt).update(serverSalt).digest('hex'), 'latin1');
-    let tenant: string | null = null;
+    let found: KeyEntry | null = null;
     for (const entry of this.keys) {
       const expected = Buffer.from(createHmac('sha256', entry.key).update(salt).digest('hex'), 'latin1');
-      if (expected.length === response.length && timingSafeEqual(expected, response) && tenant === null)
-        tenant = entry.tenant;
+      if (expected.length === response.length && timingSafeEqual(expected, response) && found === null)
+        found = entry;
     }
-    return tenant;
+    return found;
   }
 }

@@ -125,7 +125,7 @@ export function encodingsCaps(nodes: NodeRecord[], options: EncodingsOptions): X
   const codecs = clusterCodecs(nodes);
   const core = [...codecs].map((codec) => XPRA_NAMES[codec]);
   const video: XpraDict = {};
-  const free = freeLiveContexts(nodes.filter((node) => node.dataUrl));
+  const free = freeLiveContexts(nodes);
   if (options.contexts && free > 0) {
     for (const codec of CONTEXT_CODECS) {
       if (!codecs.has(codec)) continue;

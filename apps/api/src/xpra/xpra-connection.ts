@@ -12,6 +12,7 @@ import type { NodeRecord } from '../../../../libs/contracts/src/index.js';
 import { XpraChallenge } from './xpra-auth.js';
 import { encodingsCaps } from './xpra-capabilities.js';
 import type { XpraConfig } from './xpra-config.js';
+import type { ContextOwner } from './xpra-contexts.js';
 import type { XpraMetrics } from './xpra-metrics.js';
 import { XpraRequestError, type XpraOneShot } from './xpra-oneshot.js';
 
@@ -30,7 +31,9 @@ export interface XpraConnectionDeps {
   oneShot: XpraOneShot;
   liveNodes(): Promise<NodeRecord[]>;
   /** Video contexts for this connection, or null when they are not served. */
-  contexts: ((send: (packet: XpraValue[]) => void, tenant: string, peer: string) => XpraContexts) | null;
+  contexts: ((send: (packet: XpraValue[]) => void, owner: ContextOwner, peer: string) => XpraContexts) | null;
+  /** Who a connection is when it does not authenticate (a loopback listener). */
+  defaultOwner: ContextOwner;
   maxEdge: number;
   metrics: XpraMetrics | null;
   logger: LoggerService;
@@ -56,7 +59,7 @@ export class XpraConnection {
   private readonly reader: PacketReader;
   private state: State = 'hello';
   private serverSalt: Buffer | null = null;
-  private tenant = 'default';
+  private owner: ContextOwner;
   private encoding = 'png';
   private quality: number | undefined;
   private speed: number | undefined;
@@ -71,6 +74,7 @@ export class XpraConnection {
     private readonly deps: XpraConnectionDeps,
   ) {
     this.reader = new PacketReader(deps.config);
+    this.owner = deps.defaultOwner;
     deps.metrics?.connections.inc();
     this.handshakeTimer = setTimeout(
       () => this.fail('no hello within the handshake time', false),
@@ -159,10 +163,10 @@ export class XpraConnection {
         Buffer.isBuffer(response) &&
         Buffer.isBuffer(clientSalt)
       ) {
-        const tenant = challenge.verify(this.serverSalt, clientSalt, response);
+        const entry = challenge.verify(this.serverSalt, clientSalt, response);
         this.serverSalt = null;
-        if (!tenant) return this.fail('authentication failed (wrong key)', false, 'authentication failed');
-        this.tenant = tenant;
+        if (!entry) return this.fail('authentication failed (wrong key)', false, 'authentication failed');
+        this.owner = { tenant: entry.tenant, key: entry.key };
       } else if (this.state === 'hello') {
         if (!XpraChallenge.canAnswer(caps))
           return this.fail(
@@ -210,14 +214,14 @@ export class XpraConnection {
     const contextsServed = this.deps.contexts !== null;
     this.send(['encodings', encodingsCaps(nodes, { contexts: contextsServed, maxEdge: this.deps.maxEdge })]);
     this.send(['startup-complete']);
-    if (this.deps.contexts) this.contexts = this.deps.contexts((p) => this.send(p), this.tenant, this.peer);
+    if (this.deps.contexts) this.contexts = this.deps.contexts((p) => this.send(p), this.owner, this.peer);
   }
 
   private async onEncode(packet: XpraValue[], receivedAt: number): Promise<void> {
     try {
       const response = await this.deps.oneShot.encode(packet, {
         encoding: this.encoding,
-        tenant: this.tenant,
+        tenant: this.owner.tenant,
         quality: this.quality,
         speed: this.speed,
         maxDecompressedBytes: this.deps.config.maxDecompressedBytes,

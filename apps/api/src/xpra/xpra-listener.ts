@@ -8,6 +8,8 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Server as HttpServer } from 'node:http';
 import { MAX_FRAME_EDGE } from '../../../../libs/codecs/src/pixel-formats.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { CachedNodeList } from '../cluster/cached-node-list.js';
@@ -15,6 +17,8 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { XpraChallenge } from './xpra-auth.js';
 import type { XpraConfig } from './xpra-config.js';
 import { XpraConnection, type XpraConnectionDeps } from './xpra-connection.js';
+import { PostedContextStream } from './xpra-context-streams.js';
+import { XpraVideoContexts, type OpenContextStream } from './xpra-contexts.js';
 import { XpraMetrics } from './xpra-metrics.js';
 import { XpraOneShot } from './xpra-oneshot.js';
 
@@ -32,17 +36,22 @@ export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdo
   private server: Server | null = null;
   private readonly connections = new Set<XpraConnection>();
   private readonly settings: XpraConfig | null;
+  private readonly tlsApi: boolean;
   private readonly secureContext: SecureContext | null;
   private readonly metrics: XpraMetrics | null;
   private readonly deps: XpraConnectionDeps | null;
+  /** This API's own HTTP address, where contexts create their live streams. */
+  private apiUrl = '';
 
   constructor(
     @Inject(API_CONFIG) config: ApiConfig,
     nodes: CachedNodeList,
     oneShot: XpraOneShot,
+    private readonly http: HttpAdapterHost,
     @Optional() metricsService?: MetricsService,
   ) {
     this.settings = config.xpra;
+    this.tlsApi = config.tls !== null;
     this.secureContext = config.xpra?.tls ? createSecureContext(config.xpra.tls) : null;
     this.metrics = metricsService && config.xpra ? new XpraMetrics(metricsService.registry) : null;
     this.deps = config.xpra
@@ -53,12 +62,39 @@ export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdo
             : null,
           oneShot,
           liveNodes: () => nodes.live(),
-          contexts: null,
+          contexts: (send, owner, peer) =>
+            new XpraVideoContexts({
+              open: this.openContextStream,
+              owner,
+              send,
+              peer,
+              maxDecompressedBytes: config.xpra?.maxDecompressedBytes ?? 0,
+              maxFramePixels: config.maxFramePixels,
+              metrics: this.metrics,
+              logger: this.logger,
+            }),
+          defaultOwner: {
+            tenant: config.tenantKeys[0]?.tenant ?? 'default',
+            key: config.tenantKeys[0]?.key ?? config.operatorKeys[0]?.key,
+          },
           maxEdge: MAX_FRAME_EDGE,
           metrics: this.metrics,
           logger: this.logger,
         }
       : null;
+  }
+
+  private readonly openContextStream: OpenContextStream = (params, owner) =>
+    PostedContextStream.open(this.ownApiUrl(), params, owner);
+
+  /** Known once the API listens (after this provider's bootstrap): asked at the first context. */
+  private ownApiUrl(): string {
+    if (this.apiUrl) return this.apiUrl;
+    const address = (this.http.httpAdapter.getHttpServer() as HttpServer).address();
+    if (!address || typeof address !== 'object') throw new Error('the API is not listening yet');
+    const host = address.family === 'IPv6' ? '[::1]' : '127.0.0.1';
+    this.apiUrl = `${this.tlsApi ? 'https' : 'http'}://${host}:${address.port}`;
+    return this.apiUrl;
   }
 
   /** The bound address (port 0 resolved), or null when the listener is off. */
