@@ -12,7 +12,8 @@ export class PostedContextStream implements ContextStream {
 
   private constructor(
     private readonly client: StreamClient,
-    private readonly streamId: string,
+    readonly id: string,
+    readonly node: string | null,
     private readonly abort: AbortController,
   ) {}
 
@@ -32,11 +33,11 @@ export class PostedContextStream implements ContextStream {
       speed: params.speed,
       mode: 'live',
     });
-    return new PostedContextStream(client, view.id, new AbortController());
+    return new PostedContextStream(client, view.id, view.node, new AbortController());
   }
 
   async send(frame: Buffer): Promise<number> {
-    const accepted = await this.client.submitFrames(this.streamId, frame, 1, { signal: this.abort.signal });
+    const accepted = await this.client.submitFrames(this.id, frame, 1, { signal: this.abort.signal });
     return accepted.firstFrame;
   }
 
@@ -49,7 +50,7 @@ export class PostedContextStream implements ContextStream {
   }
 
   private follow(): AsyncIterable<ContextOutput> {
-    const events = this.client.followWs(this.streamId, { signal: this.abort.signal });
+    const events = this.client.followWs(this.id, { signal: this.abort.signal });
     return (async function* () {
       for await (const event of events) {
         if (event.type === 'end') return;
@@ -61,6 +62,6 @@ export class PostedContextStream implements ContextStream {
 
   async close(): Promise<void> {
     this.abort.abort();
-    await this.client.close(this.streamId).catch(() => undefined);
+    await this.client.close(this.id).catch(() => undefined);
   }
 }

@@ -11,6 +11,8 @@ import {
 
 /** A stream whose packets the test releases by hand. */
 class FakeStream implements ContextStream {
+  readonly id = 'stream';
+  readonly node = 'node';
   readonly sent: Buffer[] = [];
   keyframeRequests: number[] = [];
   closed = false;

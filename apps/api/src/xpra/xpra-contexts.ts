@@ -17,6 +17,9 @@ export interface ContextOutput {
 
 /** A live stream on the cluster that a context feeds: frames in, one packet per frame out, in order. */
 export interface ContextStream {
+  /** The live stream's id and the node it was placed on (for logs and operators). */
+  readonly id: string;
+  readonly node: string | null;
   /** Sends one frame of the stream's layout; resolves with its frame number once it is on its way. */
   send(frame: Buffer): Promise<number>;
   /** The next frame sent is a keyframe. */
@@ -171,6 +174,9 @@ export class XpraVideoContexts implements XpraContexts {
       (encoder) => {
         if (context.closed) return;
         context.counted = true;
+        this.deps.logger.log(
+          `xpra ${this.deps.peer}: context ${String(seq)} (${context.encoding} ${params.width}x${params.height} ${String(packet[6])}) is live stream ${encoder.stream.id} on node ${encoder.stream.node ?? '?'}`,
+        );
         this.deps.metrics?.contexts.inc({ encoding: context.encoding });
         this.deps.send([
           'context-response',
