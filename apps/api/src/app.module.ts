@@ -26,6 +26,7 @@ import { UploadLimits } from './jobs/upload-limits.js';
 import { DataPortProbe, LiveFailover } from './streams/live-failover.js';
 import { LiveStreams } from './streams/live-streams.js';
 import { SessionGrants, SessionSigner } from './streams/session-grants.js';
+import { SessionRelay } from './streams/session-relay.js';
 import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
 import { StreamStallCheck } from './streams/stream-stall-check.js';
@@ -75,6 +76,7 @@ export class AppModule {
         SessionGrants,
         DataPortProbe,
         LiveFailover,
+        SessionRelay,
         StreamFollower,
         StreamSockets,
         StreamStallCheck,

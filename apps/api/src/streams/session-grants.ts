@@ -46,6 +46,16 @@ export class SessionSigner implements OnApplicationBootstrap {
   }
 }
 
+/** Where to open a stream's session on its node, and the token for it. */
+export interface SessionTarget {
+  /** The session's URL on the node's data port. */
+  url: string;
+  token: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+  node: string;
+}
+
 /** Where a stream's live session is, for whom it is good, and where the API relays it. */
 @Injectable()
 export class SessionGrants {
@@ -58,26 +68,36 @@ export class SessionGrants {
   /**
    * The `session` of a live stream's view: while it is open and pinned to a node that has a data port
    * (a node without one takes frames through POST /frames only). `relayBase`: `ws(s)://host[:port]` of
-   * this API as the client reached it. The token binds stream, node and the record's epoch: a move makes
-   * it stale, and the node then refuses it (4409).
+   * this API as the client reached it.
    */
   async grantFor(record: StreamRecord, relayBase: string): Promise<LiveSessionGrant | undefined> {
+    const target = await this.targetOf(record);
+    if (!target) return undefined;
+    return {
+      url: target.url,
+      token: target.token,
+      expiresAt: new Date(target.expiresAt).toISOString(),
+      node: target.node,
+      relayUrl: `${relayBase}${liveSessionPath(record.id)}`,
+    };
+  }
+
+  /**
+   * The session on the stream's node with a fresh token, bound to stream, node and the record's epoch
+   * (a move makes it stale: the node then refuses it with 4409); undefined when the stream has no session
+   * (not live, not open, or its node has no data port or is gone).
+   */
+  async targetOf(record: StreamRecord): Promise<SessionTarget | undefined> {
     if (record.params.mode !== 'live' || record.state !== 'open' || !record.node) return undefined;
     const node = await this.registry.get(record.node);
     if (!node?.dataUrl) return undefined;
     const tokens = await this.signer.signer();
-    const path = liveSessionPath(record.id);
     const { token, expiresAt } = tokens.issue(
       { stream: record.id, node: record.node, epoch: record.epoch },
       this.config.sessions.tokenTtlMs,
     );
-    return {
-      url: `${node.dataUrl.replace(/\/+$/, '')}${path}`,
-      token,
-      expiresAt: new Date(expiresAt).toISOString(),
-      node: record.node,
-      relayUrl: `${relayBase}${path}`,
-    };
+    const url = `${node.dataUrl.replace(/\/+$/, '')}${liveSessionPath(record.id)}`;
+    return { url, token, expiresAt, node: record.node };
   }
 }
 
