@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { EmbeddedRedis, freePort } from '../../libs/cluster/src/index.js';
+import { EmbeddedRedis, freePort, generateClusterSecret } from '../../libs/cluster/src/index.js';
 import { EncoderApiClient } from '../../libs/client/src/index.js';
 import { firstKeyOf } from '../../apps/api/src/auth/key-ring.js';
 
@@ -56,6 +56,8 @@ export class ServiceStack {
   /** More API processes on the same Redis (clients fail over between them). */
   private readonly replicas = new Map<string, ManagedProcess>();
   private readonly root = repoRoot();
+  /** The session-token secret of the API and every node started here, unless CLUSTER_SECRETS is given. */
+  private readonly clusterSecret = generateClusterSecret();
   client!: EncoderApiClient;
 
   constructor(private readonly options: StackOptions = {}) {}
@@ -97,7 +99,8 @@ export class ServiceStack {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
+    return { ...env, CLUSTER_SECRETS: env.CLUSTER_SECRETS || this.clusterSecret };
   }
 
   /**
