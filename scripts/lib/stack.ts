@@ -21,6 +21,8 @@ export interface WorkerSpec {
   pool?: 'cpu' | 'gpu';
   concurrency?: number;
   timeoutSeconds?: number;
+  /** The node's data port (`--bind`): default 127.0.0.1:0 (any free port on loopback); null for none. */
+  bind?: string | null;
   args?: string[];
 }
 
@@ -56,11 +58,18 @@ export class ServiceStack {
   /** More API processes on the same Redis (clients fail over between them). */
   private readonly replicas = new Map<string, ManagedProcess>();
   private readonly root = repoRoot();
-  /** The session-token secret of the API and every node started here, unless CLUSTER_SECRETS is given. */
-  private readonly clusterSecret = generateClusterSecret();
   client!: EncoderApiClient;
 
-  constructor(private readonly options: StackOptions = {}) {}
+  /**
+   * The session-token secret every child shares (the API signs, nodes check): the environment's
+   * CLUSTER_SECRETS, or one made for this stack.
+   */
+  readonly clusterSecrets: string;
+
+  constructor(private readonly options: StackOptions = {}) {
+    this.clusterSecrets =
+      options.env?.CLUSTER_SECRETS || process.env.CLUSTER_SECRETS || generateClusterSecret();
+  }
 
   static async start(options: StackOptions = {}): Promise<ServiceStack> {
     const stack = new ServiceStack(options);
@@ -99,8 +108,12 @@ export class ServiceStack {
   }
 
   private env(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
-    return { ...env, CLUSTER_SECRETS: env.CLUSTER_SECRETS || this.clusterSecret };
+    return {
+      ...process.env,
+      REDIS_URL: this.redisUrl,
+      ...this.options.env,
+      CLUSTER_SECRETS: this.clusterSecrets,
+    };
   }
 
   /**
@@ -182,6 +195,7 @@ export class ServiceStack {
       String(spec.concurrency ?? 2),
       '--timeout',
       String(spec.timeoutSeconds ?? 10),
+      ...(spec.bind === null || spec.args?.includes('--bind') ? [] : ['--bind', spec.bind ?? '127.0.0.1:0']),
       ...(spec.args ?? []),
     ];
     const worker = this.spawnNode(spec.name, 'apps/worker/src/main.js', args, this.env());
