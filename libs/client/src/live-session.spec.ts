@@ -1,3 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from './cli.js';
+import type { StreamSummary } from './cli-commands.js';
 import { EndpointPool } from './endpoint-pool.js';
 import { LiveSession, LiveSessionError, type LiveFailover, type LiveOutput } from './live-session.js';
 import { StreamClient } from './stream-client.js';
@@ -215,5 +220,71 @@ describe('LiveSession', () => {
     await expect(reading).rejects.toThrow(LiveSessionError);
     await expect(reading).rejects.toThrow(/4400/);
     await expect(session.send(frame(2))).rejects.toThrow(/4400/);
+  });
+});
+
+describe('CLI stream --mode live', () => {
+  let cluster: FakeLiveCluster;
+  const dir = mkdtempSync(join(tmpdir(), 'live-cli-'));
+
+  beforeEach(async () => {
+    cluster = await FakeLiveCluster.start({ width: WIDTH, height: HEIGHT });
+  });
+
+  afterEach(async () => {
+    await cluster.stop();
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function run(extra: string[]) {
+    let stdout = '';
+    let stderr = '';
+    const argv = [
+      'stream',
+      '--api',
+      `${cluster.apiUrl}/`,
+      '--codec',
+      'h264',
+      '--mode',
+      'live',
+      '--synthetic',
+      '12',
+      '--width',
+      String(WIDTH),
+      '--height',
+      String(HEIGHT),
+      ...extra,
+    ];
+    const code = await main(
+      argv,
+      {},
+      {
+        stdout: { write: (text: string) => (stdout += text) },
+        stderr: { write: (text: string) => (stderr += text) },
+      },
+    );
+    return { code, stderr, summary: JSON.parse(stdout) as StreamSummary };
+  }
+
+  it('sends the frames over the session and writes every packet in frame order', async () => {
+    const out = join(dir, 'direct');
+    const { code, summary, stderr } = await run(['--out', out]);
+    expect({ code, stderr: stderr.match(/error.*/)?.[0] }).toEqual({ code: 0, stderr: undefined });
+    expect(summary).toMatchObject({ frames: 12, outputs: 12, keyframes: 1, failovers: 0 });
+    expect(stderr).toMatch(/over its session on node node-a/);
+    const written = readFileSync(join(out, 'stream.h264'), 'utf8');
+    expect(written).toBe(
+      [...Array(12).keys()].map((frame) => cluster.log.get(frame)!.data.toString()).join(''),
+    );
+    expect(cluster.apiRequests.filter((url) => url.includes('/frames'))).toEqual([]);
+    expect(cluster.record.state).toBe('ended');
+  });
+
+  it('--via-api goes through the relay', async () => {
+    const { code, summary, stderr } = await run(['--via-api']);
+    expect(code).toBe(0);
+    expect(summary).toMatchObject({ outputs: 12 });
+    expect(stderr).toMatch(/through the API relay/);
   });
 });

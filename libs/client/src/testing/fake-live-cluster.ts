@@ -298,6 +298,15 @@ export class FakeLiveCluster {
         response.writeHead(401, { 'content-type': 'application/json' }).end('{"statusCode":401}');
         return;
       }
+      if (request.method === 'POST' && url.pathname === '/v1/streams') {
+        response.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(this.view()));
+        return;
+      }
+      if (request.method === 'DELETE' && url.pathname === `/v1/streams/${this.id}`) {
+        this.record.state = 'ended';
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.view()));
+        return;
+      }
       if (url.pathname !== `/v1/streams/${this.id}`) {
         response.writeHead(404, { 'content-type': 'application/json' }).end('{"statusCode":404}');
         return;
