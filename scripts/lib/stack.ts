@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { EmbeddedRedis, freePort } from '../../libs/cluster/src/index.js';
+import { EmbeddedRedis, freePort, generateClusterSecret } from '../../libs/cluster/src/index.js';
 import { EncoderApiClient } from '../../libs/client/src/index.js';
 import { firstKeyOf } from '../../apps/api/src/auth/key-ring.js';
 
@@ -21,6 +21,8 @@ export interface WorkerSpec {
   pool?: 'cpu' | 'gpu';
   concurrency?: number;
   timeoutSeconds?: number;
+  /** The node's data port (`--bind`): default 127.0.0.1:0 (any free port on loopback); null for none. */
+  bind?: string | null;
   args?: string[];
 }
 
@@ -58,7 +60,16 @@ export class ServiceStack {
   private readonly root = repoRoot();
   client!: EncoderApiClient;
 
-  constructor(private readonly options: StackOptions = {}) {}
+  /**
+   * The session-token secret every child shares (the API signs, nodes check): the environment's
+   * CLUSTER_SECRETS, or one made for this stack.
+   */
+  readonly clusterSecrets: string;
+
+  constructor(private readonly options: StackOptions = {}) {
+    this.clusterSecrets =
+      options.env?.CLUSTER_SECRETS || process.env.CLUSTER_SECRETS || generateClusterSecret();
+  }
 
   static async start(options: StackOptions = {}): Promise<ServiceStack> {
     const stack = new ServiceStack(options);
@@ -97,7 +108,12 @@ export class ServiceStack {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, REDIS_URL: this.redisUrl, ...this.options.env };
+    return {
+      ...process.env,
+      REDIS_URL: this.redisUrl,
+      ...this.options.env,
+      CLUSTER_SECRETS: this.clusterSecrets,
+    };
   }
 
   /**
@@ -179,6 +195,7 @@ export class ServiceStack {
       String(spec.concurrency ?? 2),
       '--timeout',
       String(spec.timeoutSeconds ?? 10),
+      ...(spec.bind === null || spec.args?.includes('--bind') ? [] : ['--bind', spec.bind ?? '127.0.0.1:0']),
       ...(spec.args ?? []),
     ];
     const worker = this.spawnNode(spec.name, 'apps/worker/src/main.js', args, this.env());

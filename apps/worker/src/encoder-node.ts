@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../../../libs/cluster/src/index.js';
-import type { Codec, EncodeJobData, NodeRecord, StreamEvent } from '../../../libs/contracts/src/index.js';
+import type {
+  Codec,
+  EncodeJobData,
+  NodeRecord,
+  StreamEvent,
+  StreamParams,
+} from '../../../libs/contracts/src/index.js';
 import {
   BufferPool,
   ENCODE_JOB_NAME,
@@ -29,6 +35,10 @@ import {
   credentialsErrorFor,
   isConnectionError,
   isCredentialsError,
+  SessionTokens,
+  handOverLiveStream,
+  isLoopbackHost,
+  resolveClusterSecrets,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import type { NodeConfig } from './node-config.js';
@@ -36,6 +46,9 @@ import { FrameRate } from './frame-rate.js';
 import { RedisEncodeJobIO } from './redis-encode-job-io.js';
 import { LiveHandBack, LiveStreamSequencer } from './live/live-stream-sequencer.js';
 import { CancelWatch } from './cancel-watch.js';
+import { DataPort } from './session/data-port.js';
+import { LiveSessionServer } from './session/live-session-server.js';
+import { SessionFrameLog } from './session/session-frame-log.js';
 
 export interface NodeCapabilities extends EncoderCatalog {
   codecs: Codec[];
@@ -57,6 +70,11 @@ const VERSION = '0.1.0';
 /** A live batch that is not the stream's next one yet is handed back for this long. */
 const LIVE_WAIT_MS = 20;
 const FORWARD_RETRY = { attempts: 3, backoffMs: 1000 };
+/** Live-session outputs a node queues at most while Redis is away (then its sessions close with 1013). */
+const SESSION_BACKLOG_FRAMES = 4096;
+const SESSION_BACKLOG_BYTES = 256 * 1024 * 1024;
+/** A drain lets session frames in flight settle this long before it moves their streams. */
+const SESSION_SETTLE_MS = 3000;
 
 /** One encoder node: consumes its pool's queue, keeps its registry record alive, drains on shutdown. */
 export class EncoderNode {
@@ -88,6 +106,15 @@ export class EncoderNode {
   private failed = 0;
   private stopping: Promise<void> | null = null;
   private readonly outage: RedisOutageLog;
+  /**
+   * Live sessions log through their own fail-fast connection: while Redis is away a commit must fail
+   * at once (the output is queued on the node and sent `durable: false`), not wait for the reconnect.
+   */
+  private readonly sessionRedis: RedisClient | null = null;
+  private readonly sessions: LiveSessionServer | null = null;
+  private readonly dataPort: DataPort<unknown> | null = null;
+  private dataUrl: string | undefined;
+  private tokens: SessionTokens | null = null;
 
   /** `onConfigError`: Redis refused the node's credentials; retrying cannot help (the process exits). */
   constructor(
@@ -144,12 +171,80 @@ export class EncoderNode {
       Date.now,
       config.liveMaxContexts,
     );
+    if (config.dataPort) {
+      const sessionRedis = createRedisConnection({
+        url: config.redisUrl,
+        role: 'producer',
+        name: `node:${config.name}:sessions`,
+        reconnect: { initialMs: config.reconnectDelayMs, maxMs: Math.min(config.reconnectMaxMs, 2000) },
+      });
+      sessionRedis.on('error', (error: Error) => this.onRedisError(error, 'sessions'));
+      this.sessionRedis = sessionRedis;
+      const sessionStreams = new StreamStore(sessionRedis, this.keys, config.retentionSeconds);
+      const sessionOutputs = new OutputStore(sessionRedis, this.keys, config.retentionSeconds);
+      const sessions: LiveSessionServer = new LiveSessionServer({
+        nodeId: this.id,
+        nodeName: config.name,
+        window: config.liveWindow,
+        verify: (token) => (this.tokens ? this.tokens.verify(token) : 'forged'),
+        streams: sessionStreams,
+        outputs: sessionOutputs,
+        sequencer: this.live,
+        startEncoder: (params) => this.startLiveEncoder(params),
+        log: (): SessionFrameLog => frameLog,
+        warn: (message) => log.warn(message),
+      });
+      const frameLog: SessionFrameLog = new SessionFrameLog(
+        sessionStreams,
+        {
+          isReady: () => sessionRedis.status === 'ready',
+          whenReady: () => readyOf(sessionRedis),
+          maxQueuedFrames: SESSION_BACKLOG_FRAMES,
+          maxQueuedBytes: SESSION_BACKLOG_BYTES,
+        },
+        sessions,
+      );
+      this.sessions = sessions;
+      this.dataPort = new DataPort(config.dataPort, sessions) as DataPort<unknown>;
+    }
     // Two frames per job slot in flight (one being encoded, one prefetched).
     const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
     this.runner = new EncodeJobRunner(config.name, storage, capabilities, pool);
   }
 
+  /** A live stream's encoder for its session (null: this node has no video encoder for the codec). */
+  private startLiveEncoder(params: StreamParams) {
+    const encoder = this.capabilities.encoderFor(params.codec);
+    if (encoder?.kind !== 'video') return null;
+    return encoder.startLive(
+      { width: params.width, height: params.height, format: params.format },
+      { quality: params.quality, speed: params.speed, fps: params.fps, oddSize: params.oddSize },
+      params.keyframeInterval,
+    );
+  }
+
+  /**
+   * Session tokens are checked with the cluster secret: CLUSTER_SECRETS, required when the data port is
+   * bound or advertised beyond loopback; on loopback, the one the cluster shares through Redis.
+   */
+  private async openDataPort(): Promise<void> {
+    const port = this.config.dataPort;
+    if (!port || !this.dataPort) return;
+    const beyondLoopback =
+      !isLoopbackHost(port.bind.host) || (port.advertise !== null && !isLoopbackHost(port.advertise.host));
+    const secrets = await resolveClusterSecrets(
+      this.config.clusterSecrets,
+      beyondLoopback,
+      this.redis,
+      this.keys,
+    );
+    this.tokens = new SessionTokens(secrets);
+    this.dataUrl = await this.dataPort.listen();
+    this.log.info(`data port for live sessions at ${this.dataUrl} (window ${this.config.liveWindow})`);
+  }
+
   async start(): Promise<void> {
+    await this.openDataPort();
     // Not awaited: like the rest of the node, it connects (and subscribes) whenever Redis is there.
     JobCancellations.listen(this.cancelSubscriber, this.keys, {
       onCancel: (jobId) => {
@@ -367,6 +462,7 @@ export class EncoderNode {
       liveStreams: this.live.activeStreams,
       liveCapacity: this.config.liveMaxContexts,
       liveIdleTimeoutMs: this.config.liveIdleTimeoutMs,
+      ...(this.dataUrl ? { dataUrl: this.dataUrl } : {}),
       version: VERSION,
       startedAt: this.startedAt,
       lastSeen: new Date().toISOString(),
@@ -393,6 +489,16 @@ export class EncoderNode {
     this.log.info(`node ${this.config.name} draining (${this.active} active, up to ${drainMs} ms)`);
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.liveSweeper) clearInterval(this.liveSweeper);
+    // Session streams are handed to other nodes before their sockets close (1012): the clients ask the
+    // API again and find the new node at once.
+    await within(
+      this.sessions?.drain(
+        (streamId) =>
+          handOverLiveStream(this.redis, this.keys, this.registry, this.streams, streamId, this.id),
+        SESSION_SETTLE_MS,
+      ) ?? Promise.resolve(),
+      SESSION_SETTLE_MS + IDLE_CLOSE_MS,
+    );
     // Out of the registry first: the API moves this node's live streams now, not when the record expires.
     await within(this.beating, IDLE_CLOSE_MS);
     await within(
@@ -408,13 +514,29 @@ export class EncoderNode {
     await within(this.live.closeAll(), IDLE_CLOSE_MS);
     const queues = [...this.queues.values(), ...this.forwardQueues.values()];
     await within(Promise.all(queues.map((queue) => queue.close())), IDLE_CLOSE_MS);
+    await within(this.dataPort?.close() ?? Promise.resolve(), IDLE_CLOSE_MS);
     this.cancelSubscriber.disconnect();
+    this.sessionRedis?.disconnect();
     this.redis.disconnect();
     this.log.info(`node ${this.config.name} stopped`);
   }
 }
 
 const TIMED_OUT = Symbol('timed out');
+
+/** Resolves when the connection is ready, or after a second (the caller tries again either way). */
+function readyOf(redis: RedisClient): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, 1000);
+    function done() {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    }
+    redis.once('ready', done);
+  });
+}
 
 /** The promise's value, or TIMED_OUT after `ms` (the promise keeps running). */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {

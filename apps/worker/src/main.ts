@@ -76,6 +76,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // Settings only checkable at start (CLUSTER_SECRETS beyond loopback, the data port's TLS files).
+  if (error instanceof ConfigError) {
+    console.error(`configuration error: ${error.message}`);
+    process.exit(2);
+  }
   log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

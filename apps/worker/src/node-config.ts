@@ -1,6 +1,7 @@
 import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadSharedConfig, type SharedConfig } from '../../../libs/cluster/src/shared-config.js';
+import { clusterSecretsSetting } from '../../../libs/cluster/src/session-token.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
 export { ConfigError };
@@ -19,6 +20,12 @@ export interface NodeConfig extends SharedConfig {
   liveIdleTimeoutMs: number;
   /** The most live encoder contexts (ffmpeg processes) kept at once; published in the registry record. */
   liveMaxContexts: number;
+  /** The data port for live sessions (`--bind`); null: none (live streams come through POST /frames only). */
+  dataPort: DataPortConfig | null;
+  /** Frames a live session may have in flight (`--live-window`). */
+  liveWindow: number;
+  /** CLUSTER_SECRETS (session tokens); undefined: shared through Redis, loopback only. */
+  clusterSecrets: string[] | undefined;
   name: string;
   codecs: Codec[] | null;
   /** Test-only: lets a gpu-pool node serve gpu work with software encoders. */
@@ -27,6 +34,21 @@ export interface NodeConfig extends SharedConfig {
   syntheticCostMs: number | null;
   help: boolean;
 }
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface DataPortConfig {
+  bind: HostPort;
+  /** What others dial (`--advertise`); default: the bound address (the host name for a wildcard bind). */
+  advertise: HostPort | null;
+  /** PEM files: the data port speaks TLS (wss://) when both are given. */
+  tls: { certFile: string; keyFile: string } | null;
+}
+
+export const DEFAULT_LIVE_WINDOW = 4;
 
 export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder node; the counterpart of "xpra encoder")
 
@@ -43,6 +65,12 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
   --live-max-contexts N    most live encoder contexts (ffmpeg processes) kept at once, 1-1024; the API
                            places no new live stream here past N (default: 4 per slot, at most what
                            half the free memory (or cgroup limit) holds at 128 MiB each)
+  --bind HOST:PORT         open a data port for live sessions there (port 0: any free port); clients
+                           send frames straight to it (see README, "Data port"); default: none
+  --advertise HOST:PORT    the data port's address as others dial it (default: the bound one)
+  --live-window N          frames a live session may have in flight, 1-64 (default 4)
+  --data-tls-cert FILE     PEM certificate for the data port (wss://); with --data-tls-key
+  --data-tls-key FILE      PEM private key for the data port
   --name NAME              node name shown in /v1/nodes (default: host-pid)
   --codecs LIST            comma list restricting the codecs this node offers (default: all it can encode)
   --redis URL              Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
@@ -52,7 +80,8 @@ export const WORKER_USAGE = `Usage: npm run worker -- [options]   (an encoder no
                            a 1x1 image; never on a node that serves real work
   --help                   this text
 
-Environment: REDIS_URL, QUEUE_PREFIX, RETENTION_SECONDS (how long outputs, job records and event logs
+Environment: CLUSTER_SECRETS (the session-token secret(s) shared with the API: required when the data
+port is bound or advertised beyond loopback), DATA_TLS_CERT_FILE, DATA_TLS_KEY_FILE, REDIS_URL, QUEUE_PREFIX, RETENTION_SECONDS (how long outputs, job records and event logs
 are kept, 10-604800 s, default 3600: give the node the API's value), LOG_LEVEL, LOG_PRETTY, FFMPEG_PATH,
 FFPROBE_PATH.`;
 
@@ -100,6 +129,11 @@ const STRING_FLAGS = [
   'redis',
   'queue-prefix',
   'synthetic-cost-ms',
+  'bind',
+  'advertise',
+  'live-window',
+  'data-tls-cert',
+  'data-tls-key',
 ] as const;
 
 const FLAGS: NonNullable<ParseArgsConfig['options']> = {
@@ -107,6 +141,42 @@ const FLAGS: NonNullable<ParseArgsConfig['options']> = {
   help: { type: 'boolean' },
   'software-gpu': { type: 'boolean' },
 };
+
+/** `HOST:PORT` or `[IPv6]:PORT`; `minPort` 0 lets the system pick (a bind). */
+export function parseHostPort(flag: string, raw: string, minPort: number): HostPort {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port < minPort || port > 65535) {
+    throw new ConfigError(
+      `--${flag} must be HOST:PORT (IPv6 as [ADDR]:PORT) with a port from ${minPort} to 65535, got "${raw}"`,
+    );
+  }
+  return { host: match[1] ?? match[2], port };
+}
+
+function dataPortConfig(flags: Map<string, string>, env: NodeJS.ProcessEnv): DataPortConfig | null {
+  const certFile = flags.get('data-tls-cert') ?? (env.DATA_TLS_CERT_FILE || undefined);
+  const keyFile = flags.get('data-tls-key') ?? (env.DATA_TLS_KEY_FILE || undefined);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(
+      '--data-tls-cert (DATA_TLS_CERT_FILE) and --data-tls-key (DATA_TLS_KEY_FILE) go together: give both for a TLS data port, or neither',
+    );
+  }
+  const bind = flags.get('bind');
+  const advertise = flags.get('advertise');
+  if (bind === undefined) {
+    if (advertise !== undefined || certFile !== undefined)
+      throw new ConfigError(
+        '--advertise and the data port TLS settings need --bind HOST:PORT (the data port)',
+      );
+    return null;
+  }
+  return {
+    bind: parseHostPort('bind', bind, 0),
+    advertise: advertise === undefined ? null : parseHostPort('advertise', advertise, 1),
+    tls: certFile && keyFile ? { certFile, keyFile } : null,
+  };
+}
 
 /**
  * Flag name -> value ('true' for a boolean flag). Not strict, so that each mistake gets this
@@ -198,6 +268,15 @@ export function parseNodeArgs(
       liveMaxContexts === undefined
         ? defaultLiveMaxContexts(concurrency, defaults.freeMemory ?? availableMemory())
         : numberFlag('live-max-contexts', liveMaxContexts, 1, 1024, true),
+    dataPort: dataPortConfig(flags, env),
+    liveWindow: numberFlag(
+      'live-window',
+      flags.get('live-window') ?? String(DEFAULT_LIVE_WINDOW),
+      1,
+      64,
+      true,
+    ),
+    clusterSecrets: clusterSecretsSetting(env),
     name,
     codecs,
     softwareGpu: flags.get('software-gpu') === 'true',

@@ -20,3 +20,5 @@ export * from './redis-credentials.js';
 export * from './redis-outage-log.js';
 export * from './shared-config.js';
 export * from './session-token.js';
+export * from './live-placement.js';
+export * from './live-moves.js';

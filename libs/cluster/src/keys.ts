@@ -1,3 +1,6 @@
+/** liveSessionJobId's form: `<stream id>.live` (libs/contracts live-session.ts). */
+const SESSION_JOB_ID = /^(s[A-Za-z0-9_-]{16})\.live$/;
+
 /**
  * Redis key names. Queue keys share one hash tag (`{prefix}`) as BullMQ requires on Redis Cluster;
  * a job's own keys share the job's tag so that the event-log script touches one slot, and different
@@ -29,7 +32,18 @@ export class KeySpace {
   }
 
   output(jobId: string, index: number): string {
+    const session = SESSION_JOB_ID.exec(jobId);
+    if (session) return this.sessionOutput(session[1], index);
     return `${this.job(jobId)}:out:${index}`;
+  }
+
+  /**
+   * A live session's output of one frame (job id `<stream>.live`, index = frame): in the stream's slot,
+   * so that the script committing the frame stores its bytes only if the node still holds the stream
+   * (on Redis Cluster too); a fenced-out node can never overwrite what its successor logged.
+   */
+  sessionOutput(streamId: string, frame: number): string {
+    return `${this.stream(streamId)}:out:${frame}`;
   }
 
   events(jobId: string): string {

@@ -1,6 +1,6 @@
 import type { RedisClient } from './redis-connection.js';
 
-type ScriptCommand = (...keysAndArgs: string[]) => Promise<unknown>;
+type ScriptCommand = (...keysAndArgs: (string | Buffer)[]) => Promise<unknown>;
 
 /**
  * A Lua script run as an ioredis custom command (`defineCommand`), defined on each connection at its
@@ -18,7 +18,7 @@ export class LuaScript {
     private readonly numberOfKeys: number,
   ) {}
 
-  async run(redis: RedisClient, keys: string[], args: string[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: string[], args: (string | Buffer)[]): Promise<unknown> {
     if (keys.length !== this.numberOfKeys)
       throw new Error(`script takes ${this.numberOfKeys} keys, got ${keys.length}`);
     if (!this.definedOn.has(redis)) {

@@ -5,6 +5,7 @@ import type {
   StreamParams,
   StreamState,
 } from '../../contracts/src/index.js';
+import { liveSessionJobId } from '../../contracts/src/index.js';
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
@@ -98,6 +99,53 @@ return {1, cursor, ended and 1 or 0}`,
 );
 
 /**
+ * One frame of a live session, committed as a one-frame batch by the node that holds the stream. Fenced:
+ * only while the record is open and names this node at the session's epoch, and only for the stream's
+ * next frame. Allocates the batch's seq, stores the output's bytes (the key is in the stream's slot) and
+ * hands the `output` and `batch` events to the reorder buffer as COMMIT does (appended at once unless
+ * POST batches acknowledged earlier are still being encoded).
+ * KEYS: record, pending, log, output. ARGV: retention, (unused), channel, streamId, node, epoch, frame,
+ * output bytes, output event before its seq, after it, batch event before its seq, after it.
+ * Returns {1, seq} | {0} frame already committed | {-1} missing | {-2} moved | {-3} not open |
+ * {-4, frames} not the stream's next frame.
+ */
+const COMMIT_SESSION_FRAME = new LuaScript(
+  'encoderStreamSessionFrame',
+  `${APPEND}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local state, node, epoch, frames = unpack(redis.call('HMGET', KEYS[1], 'state', 'node', 'epoch', 'frames'))
+if node ~= ARGV[5] or tonumber(epoch) ~= tonumber(ARGV[6]) then return {-2} end
+if state ~= 'open' then return {-3} end
+local frame = tonumber(ARGV[7])
+frames = tonumber(frames)
+if frame < frames then return {0} end
+if frame > frames then return {-4, frames} end
+local seq = redis.call('HINCRBY', KEYS[1], 'nextSeq', 1) - 1
+redis.call('HINCRBY', KEYS[1], 'frames', 1)
+redis.call('SET', KEYS[4], ARGV[8], 'EX', redis.call('HGET', KEYS[1], 'ttl') or ARGV[1])
+local events = { ARGV[9] .. seq .. ARGV[10], ARGV[11] .. seq .. ARGV[12] }
+local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor'))
+if seq ~= cursor then
+  redis.call('HSET', KEYS[2], tostring(seq), cjson.encode(events))
+else
+  for _, event in ipairs(events) do append(event) end
+  cursor = cursor + 1
+  while true do
+    local parked = redis.call('HGET', KEYS[2], tostring(cursor))
+    if not parked then break end
+    for _, event in ipairs(cjson.decode(parked)) do append(event) end
+    redis.call('HDEL', KEYS[2], tostring(cursor))
+    redis.call('HDEL', KEYS[1], 'job:' .. cursor, 'key:' .. cursor)
+    cursor = cursor + 1
+  end
+  redis.call('HSET', KEYS[1], 'cursor', cursor)
+end
+${EXPIRE_ALL}
+return {1, seq}`,
+  4,
+);
+
+/**
  * KEYS: record, idempotency key. ARGV: frames, job id, whether a key was given, its lifetime. Returns
  * {seq, firstFrame}, {-1} closed, {-2} missing, {-3, entry} for a key seen before. The batch's job id
  * (and key) are kept under `job:<seq>` (`key:<seq>`) until the batch is delivered, for the stall check.
@@ -150,6 +198,30 @@ return 1`,
 );
 
 export const DEFAULT_MAX_STREAM_LOG_EVENTS = 10_000;
+
+/** One output of a live session, for StreamStore.commitSessionFrame. */
+export interface SessionFrameOutput {
+  /** The node that holds the stream (its id, as in the record) and the epoch the session started at. */
+  node: string;
+  epoch: number;
+  /** Shown as the `batch` event's `node` (the node's name, as for POST batches). */
+  nodeName: string;
+  frame: number;
+  keyframe: boolean;
+  contentType: string;
+  data: Buffer;
+}
+
+export type SessionCommitResult =
+  | { status: 'appended'; seq: number }
+  /** This frame is in the log already (a commit whose reply was lost, repeated). */
+  | { status: 'duplicate' }
+  /** The stream is pinned elsewhere now, or at a later epoch: this node must stop writing. */
+  | { status: 'moved' }
+  | { status: 'not-open' }
+  | { status: 'missing' }
+  /** Frames reached the stream some other way (POST /frames): the session's numbering is stale. */
+  | { status: 'out-of-order'; frames: number };
 
 /**
  * Streams: their records, the reorder buffer and the ordered, resumable event log. `maxLogEvents` is
@@ -335,6 +407,70 @@ export class StreamStore {
       default:
         return { status: 'missing' };
     }
+  }
+
+  /** Logs one live-session frame's output (and stores its bytes), fenced: see COMMIT_SESSION_FRAME. */
+  async commitSessionFrame(streamId: string, output: SessionFrameOutput): Promise<SessionCommitResult> {
+    const jobId = liveSessionJobId(streamId);
+    const outputTail: Omit<Extract<StreamEvent, { type: 'output' }>, 'type' | 'seq'> = {
+      jobId,
+      index: output.frame,
+      frame: output.frame,
+      contentType: output.contentType,
+      bytes: output.data.length,
+      keyframe: output.keyframe,
+    };
+    const batchTail: Omit<Extract<StreamEvent, { type: 'batch' }>, 'type' | 'seq'> = {
+      jobId,
+      frames: 1,
+      outputs: 1,
+      node: output.nodeName,
+    };
+    const [code, value] = (await COMMIT_SESSION_FRAME.run(
+      this.redis,
+      [...this.streamKeys(streamId), this.keys.sessionOutput(streamId, output.frame)],
+      [
+        ...this.scriptArgs(streamId),
+        output.node,
+        String(output.epoch),
+        String(output.frame),
+        output.data,
+        '{"type":"output","seq":',
+        `,${JSON.stringify(outputTail).slice(1)}`,
+        '{"type":"batch","seq":',
+        `,${JSON.stringify(batchTail).slice(1)}`,
+      ],
+    )) as number[];
+    switch (code) {
+      case 1:
+        return { status: 'appended', seq: value };
+      case 0:
+        return { status: 'duplicate' };
+      case -2:
+        return { status: 'moved' };
+      case -3:
+        return { status: 'not-open' };
+      case -4:
+        return { status: 'out-of-order', frames: value };
+      default:
+        return { status: 'missing' };
+    }
+  }
+
+  /** The newest logged events, newest first, up to `count`, before `beforeId` (exclusive; omitted: the end). */
+  async readBefore(streamId: string, count: number, beforeId?: number): Promise<LoggedStreamEvent[]> {
+    const entries = await this.redis.xrevrange(
+      this.keys.streamLog(streamId),
+      beforeId === undefined ? '+' : `(0-${beforeId}`,
+      '-',
+      'COUNT',
+      count,
+    );
+    return entries.map(([id, fields]) => ({
+      id: Number(id.slice(2)),
+      streamId,
+      event: JSON.parse(fields[1]) as StreamEvent,
+    }));
   }
 
   /** Stops taking frames; `end` is logged once every acknowledged batch is delivered. */

@@ -8,7 +8,7 @@ export interface LiveSession {
   readonly alive: boolean;
   readonly contentType: string;
   encode(
-    frames: AsyncIterable<Buffer>,
+    frames: AsyncIterable<Buffer> | Buffer[],
     frameCount: number,
     options?: { signal?: AbortSignal },
   ): Promise<LivePacket[]>;
@@ -38,7 +38,10 @@ export class LiveHandBack extends Error {
 
 interface StreamContext {
   session: LiveSession | null;
-  /** The seq the session encodes next: its frames so far are exactly those of the batches before it. */
+  /**
+   * The stream-wide frame the encoder takes next: it encoded exactly the stream's frames before it (of
+   * POST batches and of the data port's session alike), so either may go on with it.
+   */
   next: number;
   lastUsedAt: number;
   turn: Promise<unknown>;
@@ -134,7 +137,7 @@ export class LiveStreamSequencer {
       throw new LiveHandBack(`batch ${ref.seq} waits for batch ${position.cursor} of stream ${ref.streamId}`);
     }
     // Room for a new encoder is found (or the batch handed back) before the job is marked active.
-    if (this.needsNewSession(context, ref.seq)) await this.takeSlot(context, ref.streamId);
+    if (this.needsNewSession(context, ref.firstFrame)) await this.takeSlot(context, ref.streamId);
     if (!(await this.storage.markActive(data.jobId, this.nodeName, attempt, this.now()))) {
       if (!context.session) context.holdsSlot = false;
       return { outputs: 0, skipped: true };
@@ -152,7 +155,7 @@ export class LiveStreamSequencer {
       throw error;
     }
     if (committed.status === 'appended') {
-      context.next = ref.seq + 1;
+      context.next = ref.firstFrame + data.frames;
       if (committed.ended) await this.closeContext(ref.streamId);
     } else {
       // Someone else delivered this batch (or took the stream): this context's frames are not the
@@ -205,7 +208,7 @@ export class LiveStreamSequencer {
 
   private async encodeInContext(context: StreamContext, data: EncodeJobData, signal?: AbortSignal) {
     const ref = data.stream!;
-    if (this.needsNewSession(context, ref.seq)) {
+    if (this.needsNewSession(context, ref.firstFrame)) {
       await context.session?.close().catch(() => undefined);
       context.session = null;
       await this.takeSlot(context, ref.streamId);
@@ -218,7 +221,7 @@ export class LiveStreamSequencer {
         context.holdsSlot = false;
         throw error;
       }
-      context.next = ref.seq;
+      context.next = ref.firstFrame;
     }
     const session = context.session!;
     try {
@@ -231,9 +234,87 @@ export class LiveStreamSequencer {
     }
   }
 
-  /** Whether the batch `seq` needs a new encoder: none runs, or the one running did not encode just the batches before. */
-  private needsNewSession(context: StreamContext, seq: number): boolean {
-    return !context.session?.alive || context.next !== seq;
+  /** Whether `frame` needs a new encoder: none runs, or the one running did not encode just the frames before. */
+  private needsNewSession(context: StreamContext, frame: number): boolean {
+    return !context.session?.alive || context.next !== frame;
+  }
+
+  /**
+   * A live session (the data port) keeps the stream's encoder context while its socket is open: it is
+   * never the one closed to make room. Rejects with LiveHandBack when the node is at its capacity with
+   * every context in use. The returned function lets go (the context stays, for a reconnect, until it
+   * is idle for the idle timeout).
+   */
+  async hold(streamId: string): Promise<() => void> {
+    const context = this.contexts.get(streamId) ?? this.newContext(streamId);
+    context.busy++;
+    try {
+      await this.takeSlot(context, streamId);
+    } catch (error) {
+      context.busy--;
+      throw error;
+    }
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      context.busy--;
+      context.lastUsedAt = this.now();
+      if (!context.session && context.busy === 0) context.holdsSlot = false;
+    };
+  }
+
+  /**
+   * Encodes one frame of a live session (stream-wide number `frame`) in the stream's context, in turn
+   * with its POST batches: with the running encoder when it encoded exactly the frames before, else
+   * (or when `keyframe` is asked) with a new one, whose first packet is a keyframe.
+   */
+  encodeFrame(
+    streamId: string,
+    frame: number,
+    input: Buffer,
+    options: { start: () => Promise<LiveSession> | null; keyframe?: boolean },
+  ): Promise<{ packet: LivePacket; contentType: string }> {
+    const context = this.contexts.get(streamId) ?? this.newContext(streamId);
+    context.busy++;
+    const result = context.turn.then(async () => {
+      if (options.keyframe || this.needsNewSession(context, frame)) {
+        await context.session?.close().catch(() => undefined);
+        context.session = null;
+        await this.takeSlot(context, streamId);
+        try {
+          const starting = options.start();
+          if (!starting) throw new PermanentJobError(`node ${this.nodeName} cannot encode this stream`);
+          context.session = await starting;
+        } catch (error) {
+          context.holdsSlot = context.busy > 1;
+          throw error;
+        }
+        context.next = frame;
+      }
+      const session = context.session!;
+      try {
+        const [packet] = await session.encode([input], 1);
+        context.next = frame + 1;
+        return { packet, contentType: session.contentType };
+      } catch (error) {
+        await session.close().catch(() => undefined);
+        if (context.session === session) context.session = null;
+        throw error;
+      }
+    });
+    context.turn = result
+      .catch(() => undefined)
+      .finally(() => {
+        context.busy--;
+        context.lastUsedAt = this.now();
+      });
+    return result;
+  }
+
+  /** Closes the stream's encoder (its frames are not the client's any more: fenced out, or failed). */
+  closeStream(streamId: string): Promise<void> {
+    return this.closeContext(streamId);
   }
 
   /**

@@ -1,0 +1,139 @@
+import { compressSync } from 'lz4-napi';
+import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
+import { ivfFileHeader, ivfFrameHeader } from '../libs/client/src/index.js';
+import type { StreamView } from '../libs/contracts/src/index.js';
+import { ServiceStack } from '../scripts/lib/stack.js';
+import { tempDir } from './support.js';
+import { createStream, expectVideoOf, readSse } from './stream-support.js';
+import { TestSession, grantFor, patchParams } from './session-support.js';
+
+/**
+ * Live sessions on a node's data port (API.md, "Live sessions"): frames straight to the node over one
+ * WebSocket, one output per frame back, each logged before it is sent.
+ */
+const WIDTH = 160;
+const HEIGHT = 120;
+const COUNT = 64;
+
+/** Frames built before any connection is pooled (PITFALLS.md, "Sockets and tests"). */
+function framesOf(count: number): { inputs: Buffer[]; bgra: Buffer[] } {
+  const inputs = Array.from({ length: count }, (_, index) => syntheticRgba(WIDTH, HEIGHT, index, false));
+  return { inputs, bgra: inputs.map((rgba) => rgbaToPixelFormat(rgba, 'bgra')) };
+}
+const FRAMES = framesOf(COUNT);
+
+function ivf(packets: Buffer[]): Buffer {
+  return Buffer.concat([
+    ivfFileHeader('vp8', WIDTH, HEIGHT, 30, packets.length),
+    ...packets.flatMap((packet, index) => [ivfFrameHeader(packet.length, index), packet]),
+  ]);
+}
+
+describe('live sessions on the data port', () => {
+  let stack: ServiceStack;
+  const dir = tempDir('encoder-live-session-');
+
+  beforeAll(async () => {
+    stack = await ServiceStack.start({
+      dataDir: dir.path,
+      workers: [{ name: 'node-a', concurrency: 2 }],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    dir.remove();
+  });
+
+  const live = (codec: string, extra: Record<string, unknown> = {}) =>
+    createStream(stack.apiUrl, {
+      codec,
+      mode: 'live',
+      width: WIDTH,
+      height: HEIGHT,
+      format: 'bgra',
+      fps: 30,
+      ...extra,
+    });
+
+  it.each(['h264', 'vp8'] as const)(
+    '%s: a direct session of 64 frames decodes to exactly those frames, with one keyframe, all logged',
+    async (codec) => {
+      const stream = await live(codec);
+      const grant = await grantFor(stack, stream.id);
+      const session = await TestSession.open(grant.url, { token: grant.token, since: -1 });
+      const ready = await session.ready();
+      expect(ready).toEqual({ type: 'ready', node: grant.node.id, nextFrame: 0, window: 4 });
+
+      const outputs = await session.sendAll(FRAMES.bgra, ready.window);
+      expect(outputs.map((output) => output.header.frame)).toEqual(FRAMES.bgra.map((_, index) => index));
+      expect(outputs.filter((output) => output.header.keyframe).map((output) => output.header.frame)).toEqual(
+        [0],
+      );
+      expect(outputs.every((output) => output.header.durable === undefined)).toBe(true);
+      const packets = outputs.map((output) => output.data);
+      await expectVideoOf(
+        codec === 'h264' ? Buffer.concat(packets) : ivf(packets),
+        FRAMES.inputs,
+        WIDTH,
+        HEIGHT,
+      );
+      session.close();
+      await session.closed;
+
+      // The log holds exactly what the client was sent, with the same bytes.
+      await fetch(`${stack.apiUrl}/v1/streams/${stream.id}`, { method: 'DELETE' });
+      const events = await readSse(stack.apiUrl, stream.id);
+      const logged = events.filter((event) => event.type === 'output');
+      expect(logged.map((event) => event.data.frame)).toEqual(outputs.map((output) => output.header.frame));
+      expect(logged.map((event) => event.data.bytes)).toEqual(outputs.map((output) => output.data.length));
+      const view = (await (await fetch(`${stack.apiUrl}/v1/streams/${stream.id}`)).json()) as StreamView;
+      expect(view).toMatchObject({ frames: COUNT, state: 'ended' });
+    },
+  );
+
+  it('lz4 frames (a u32 raw size and one block) encode like raw ones', async () => {
+    const stream = await live('h264');
+    // The stream parameter POST /v1/streams takes as `"compression": "lz4"`.
+    await patchParams(stack, stream.id, { compression: 'lz4' });
+    const grant = await grantFor(stack, stream.id);
+    const session = await TestSession.open(grant.url, { token: grant.token });
+    await session.ready();
+    const compressed = FRAMES.bgra.slice(0, 8).map((frame) => compressSync(frame));
+    const outputs = await session.sendAll(compressed, 4);
+    await expectVideoOf(
+      Buffer.concat(outputs.map((output) => output.data)),
+      FRAMES.inputs.slice(0, 8),
+      WIDTH,
+      HEIGHT,
+    );
+    session.close();
+  });
+
+  it('a reconnect with `since` gets the logged outputs it lacks, then goes on with the same encoder', async () => {
+    const stream = await live('h264');
+    const grant = await grantFor(stack, stream.id);
+    const first = await TestSession.open(grant.url, { token: grant.token });
+    await first.ready();
+    const before = await first.sendAll(FRAMES.bgra.slice(0, 10), 4);
+    first.close();
+    await first.closed;
+
+    const second = await TestSession.open(grant.url, { token: grant.token, since: 5 });
+    const ready = await second.ready();
+    expect(ready.nextFrame).toBe(10);
+    const replayed = await second.until(
+      () => (second.outputs.length >= 4 ? second.outputs.slice() : false),
+      'the replay',
+    );
+    expect(replayed.map((output) => output.header.frame)).toEqual([6, 7, 8, 9]);
+    expect(replayed.map((output) => output.data)).toEqual(before.slice(6).map((output) => output.data));
+    const after = await second.sendAll(FRAMES.bgra.slice(10, 20), 4);
+    expect(after.map((output) => output.header.frame)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    // The same encoder context went on: no second keyframe.
+    expect(after.some((output) => output.header.keyframe)).toBe(false);
+    const all = [...before, ...after].map((output) => output.data);
+    await expectVideoOf(Buffer.concat(all), FRAMES.inputs.slice(0, 20), WIDTH, HEIGHT);
+    second.close();
+  });
+});
