@@ -241,6 +241,8 @@ describe('HTTPS', () => {
     const run = new ScriptProcess('apps/api/src/main.js', [], {
       REDIS_URL: redis.url,
       API_KEYS: KEY,
+      // Beyond loopback the API needs the cluster's session-token secret.
+      CLUSTER_SECRETS: 'c'.repeat(32),
       ...env,
     });
     running.push(run);

@@ -23,7 +23,10 @@ import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { SubmissionGate } from './jobs/submission-gate.js';
 import { UploadLimits } from './jobs/upload-limits.js';
+import { DataPortProbe, LiveFailover } from './streams/live-failover.js';
 import { LiveStreams } from './streams/live-streams.js';
+import { SessionGrants, SessionSigner } from './streams/session-grants.js';
+import { SessionRelay } from './streams/session-relay.js';
 import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
 import { StreamStallCheck } from './streams/stream-stall-check.js';
@@ -69,6 +72,11 @@ export class AppModule {
         UploadLimits,
         StreamsService,
         LiveStreams,
+        SessionSigner,
+        SessionGrants,
+        DataPortProbe,
+        LiveFailover,
+        SessionRelay,
         StreamFollower,
         StreamSockets,
         StreamStallCheck,

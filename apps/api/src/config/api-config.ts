@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { clusterSecretsSetting, isLoopbackHost } from '../../../../libs/cluster/src/session-token.js';
 import {
   ConfigError,
   booleanSetting as boolean,
@@ -63,6 +64,19 @@ export interface ApiConfig extends SharedConfig {
   /** `/docs` and `/docs-json` without a key even when API_KEYS is set. */
   docsPublic: boolean;
   admin: AdminConfig;
+  /** Live sessions: the tokens the API grants, and how it checks a node that a client reports. */
+  sessions: SessionConfig;
+}
+
+export interface SessionConfig {
+  /** CLUSTER_SECRETS (first signs, all verify); undefined: a loopback cluster's secret shared through Redis. */
+  clusterSecrets: string[] | undefined;
+  /** Whether the API listens beyond loopback (then CLUSTER_SECRETS is required). */
+  beyondLoopback: boolean;
+  /** How long a session token is good for (SESSION_TOKEN_TTL_SECONDS). */
+  tokenTtlMs: number;
+  /** How long the API waits for a reported node's data port to answer its health probe. */
+  probeTimeoutMs: number;
 }
 
 export interface TlsFiles {
@@ -93,10 +107,6 @@ export function adminCookieSecret(env: Env, apiKeys: string[]): string {
   return createHmac('sha256', 'encoder-cluster admin session v1')
     .update([...apiKeys].sort().join('\n'))
     .digest('base64url');
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 /**
@@ -155,7 +165,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   }
   const apiKeys = [...owners.keys()];
   const allowInsecurePublic = env.ALLOW_INSECURE_PUBLIC === 'true';
-  if (!isLoopback(host) && apiKeys.length === 0 && !allowInsecurePublic) {
+  if (!isLoopbackHost(host) && apiKeys.length === 0 && !allowInsecurePublic) {
     throw new ConfigError(
       `refusing to listen on ${host} without API_KEYS: set API_KEYS (comma list), listen on 127.0.0.1, or set ALLOW_INSECURE_PUBLIC=true`,
     );
@@ -188,12 +198,34 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     choreLeaseMs: integer(env, 'CHORE_LEASE_MS', 5000, 300, 600_000),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
     docsPublic: boolean(env, 'DOCS_PUBLIC', false),
+    sessions: sessionConfig(env, host),
     admin: {
       cookieSecret: adminCookieSecret(env, apiKeys),
       sessionTtlSeconds: integer(env, 'ADMIN_SESSION_TTL_SECONDS', 12 * 3600, 60, 30 * 24 * 3600),
       cookieSecure: boolean(env, 'ADMIN_COOKIE_SECURE', false),
       readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
     },
+  };
+}
+
+/**
+ * CLUSTER_SECRETS is checked here; beyond loopback it is required, and its absence stops the start now
+ * (resolveClusterSecrets, which also shares a loopback cluster's secret through Redis, runs once Redis
+ * is reachable).
+ */
+function sessionConfig(env: Env, host: string): SessionConfig {
+  const clusterSecrets = clusterSecretsSetting(env);
+  const beyondLoopback = !isLoopbackHost(host);
+  if (!clusterSecrets && beyondLoopback) {
+    throw new ConfigError(
+      `CLUSTER_SECRETS is required when the API listens beyond loopback (HOST=${host}): set the same secret (openssl rand -base64 32) on the API and every node, so that nodes accept the session tokens the API grants`,
+    );
+  }
+  return {
+    clusterSecrets,
+    beyondLoopback,
+    tokenTtlMs: integer(env, 'SESSION_TOKEN_TTL_SECONDS', 300, 10, 86_400) * 1000,
+    probeTimeoutMs: integer(env, 'SESSION_PROBE_TIMEOUT_MS', 300, 50, 10_000),
   };
 }
 

@@ -125,6 +125,23 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     registers: [this.registry],
   });
 
+  /** Live streams moved off their node by this API process, by why (LiveMoveReason). */
+  readonly liveMoves = new Counter({
+    name: metricName('live_stream_moves_total'),
+    help: "Live streams this API moved to another node, by reason: unreachable (a client reported the node and its data port did not answer the probe), expired (the node's registry record expired). A draining node moves its own streams (the node's log says so)",
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  /** The API's probes of a node's data port that a client reported unreachable, by result. */
+  readonly nodeProbes = new Histogram({
+    name: metricName('session_node_probe_seconds'),
+    help: "Time of the API's health probes of a reported node's data port, by result (answered, silent)",
+    labelNames: ['result'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: metricName('http_requests_total'),
     help: 'HTTP requests answered, by route pattern and status',
@@ -247,6 +264,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     collectDefaultMetrics({ register: this.registry });
+    for (const reason of ['unreachable', 'expired']) this.liveMoves.inc({ reason }, 0);
     this.untap = this.hub.tap((event) => this.onJobEvent(event));
     this.watch('api', this.redis);
     this.watch('api:events', this.subscriber);

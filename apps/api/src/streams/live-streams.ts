@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import type { Codec, EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import {
@@ -11,12 +11,20 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import {
   DEFAULT_LIVE_IDLE_MS,
   canHostLive,
   chooseLiveNode,
   type LivePlacementOptions,
 } from './live-placement.js';
+
+/**
+ * Why a live stream leaves its node: `unreachable`, a client reported it and its data port did not
+ * answer the API's probe; `expired`, its registry record expired (the supervisor's backstop, or a batch
+ * submitted to a stream whose node is gone).
+ */
+export type LiveMoveReason = 'unreachable' | 'expired';
 
 export interface LivePlace {
   node: string | null;
@@ -49,6 +57,7 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     private readonly streams: StreamStore,
     private readonly queue: EncodeQueue,
     private readonly chores: ClusterChores,
+    @Optional() private readonly metrics?: MetricsService,
   ) {
     this.everyMs = config.liveSupervisorMs;
   }
@@ -151,14 +160,30 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
   async nodeOf(record: StreamRecord): Promise<string | null> {
     if (!record.node) return null;
     if (await this.isAlive(record.node)) return record.node;
-    return this.relocate(record.id, record.node, record.params.codec, record.params.pool);
+    return this.move(record, 'expired');
+  }
+
+  /**
+   * Moves a live stream off its node now (compare-and-set on the node, epoch + 1, which fences the old
+   * node out of the stream's log) to the least loaded other node, at its capacity or not. The node the
+   * stream is on afterwards (another caller may have moved it first), or null when none can take it.
+   */
+  async move(record: StreamRecord, reason: LiveMoveReason): Promise<string | null> {
+    if (!record.node) return null;
+    return this.relocate(record.id, record.node, record.params.codec, record.params.pool, reason);
   }
 
   private async isAlive(nodeId: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.node(nodeId))) === 1;
   }
 
-  private async relocate(streamId: string, from: string, codec: Codec, pool: Pool): Promise<string | null> {
+  private async relocate(
+    streamId: string,
+    from: string,
+    codec: Codec,
+    pool: Pool,
+    reason: LiveMoveReason,
+  ): Promise<string | null> {
     const to = (await this.place(codec, pool, { exclude: from, overcommit: true })).node;
     if (!to) return null;
     if (!(await this.streams.repin(streamId, from, to))) {
@@ -167,7 +192,10 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     }
     await this.redis.srem(this.keys.nodeStreams(from), streamId);
     await this.pin(streamId, to);
-    this.logger.warn(`live stream ${streamId}: node ${from} is gone, moved to node ${to}`);
+    this.metrics?.liveMoves.inc({ reason });
+    this.logger.warn(
+      `live stream ${streamId}: node ${from} is ${reason === 'expired' ? 'gone' : 'unreachable'}, moved to node ${to}`,
+    );
     return to;
   }
 
@@ -184,7 +212,7 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
         continue;
       }
       if (record.node && !(await this.isAlive(record.node))) {
-        await this.relocate(streamId, record.node, record.params.codec, record.params.pool);
+        await this.relocate(streamId, record.node, record.params.codec, record.params.pool, 'expired');
       }
     }
     const watched = await this.redis.smembers(this.keys.liveNodes);
