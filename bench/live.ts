@@ -9,6 +9,7 @@ import {
   type LiveVideoSession,
 } from '../libs/codecs/src/index.js';
 import type { AcceptedBatch, JobView, StreamView, VideoCodec } from '../libs/contracts/src/index.js';
+import { EndpointPool, LiveSession, StreamClient, type LiveOutput } from '../libs/client/src/index.js';
 import type { ServiceStack } from '../scripts/lib/stack.js';
 import { FRAME_FORMAT, RES_1080P, RES_720P, type Resolution } from './cases.js';
 import { postParts } from './http.js';
@@ -44,6 +45,8 @@ export interface LiveProfile {
   throughputFrames: number;
   /** Frames a client may have posted without their output yet (throughput run). */
   inFlight: number;
+  /** kill -9 trials of the failover measurement. */
+  failoverTrials: number;
   cases: LiveCase[];
 }
 
@@ -56,10 +59,8 @@ export function liveProfile(quick: boolean): LiveProfile {
       latencyFrames: 40,
       throughputFrames: 80,
       inFlight: 4,
-      cases: [
-        { codec: 'h264', resolution: RES_720P, throughput: true },
-        { codec: 'h264', resolution: RES_1080P, throughput: false },
-      ],
+      failoverTrials: 3,
+      cases: [{ codec: 'h264', resolution: RES_720P, throughput: true }],
     };
   }
   return {
@@ -69,10 +70,12 @@ export function liveProfile(quick: boolean): LiveProfile {
     latencyFrames: 150,
     throughputFrames: 240,
     inFlight: 4,
+    failoverTrials: 10,
     cases: [
       { codec: 'h264', resolution: RES_720P, throughput: true },
-      { codec: 'h264', resolution: RES_1080P, throughput: false },
-      { codec: 'vp8', resolution: RES_720P, throughput: false, latencyFrames: 100 },
+      { codec: 'h264', resolution: RES_1080P, throughput: true, latencyFrames: 100 },
+      { codec: 'vp8', resolution: RES_720P, throughput: true, latencyFrames: 100 },
+      { codec: 'vp8', resolution: RES_1080P, throughput: false, latencyFrames: 60 },
     ],
   };
 }
@@ -112,6 +115,12 @@ export interface LiveLatencyResult {
   accepted_ms?: Percentiles;
   /** service - raw, percentile by percentile. */
   added_ms?: { p50: number; p99: number };
+  /** The stream's session straight to the node (libs/client LiveSession): send -> that frame's output. */
+  direct_ms?: Percentiles;
+  direct_added_ms?: { p50: number; p99: number };
+  /** The same session through the API's relay. */
+  relay_ms?: Percentiles;
+  relay_added_ms?: { p50: number; p99: number };
   /** Median ms of each part of the service's time (from the batches' job records). */
   stages_p50_ms?: LiveStages;
   /** Keyframes among the timed service outputs (each costs more than a P-frame). */
@@ -136,7 +145,24 @@ export interface LiveThroughputResult {
   ratio?: number;
   /** The raw session fed one frame at a time (1000 / mean raw latency), for reference. */
   raw_one_at_a_time_fps?: number;
+  /** The stream's session, as many frames in flight as its `window`: first send -> last output. */
+  session_fps?: number;
+  session_ratio?: number;
+  window?: number;
   failed?: string;
+}
+
+/** kill -9 of the node that holds a live stream -> the next output from the node that took it over. */
+export interface LiveFailoverResult {
+  trials: number;
+  /** One per trial that recovered, ms. */
+  ms: number[];
+  under_1s: number;
+  p50?: number;
+  max?: number;
+  /** What failed, per trial that did not recover. */
+  failures: string[];
+  setup: string;
 }
 
 export interface LiveReport {
@@ -148,10 +174,13 @@ export interface LiveReport {
   method: string[];
   latency: LiveLatencyResult[];
   throughput: LiveThroughputResult[];
+  failover?: LiveFailoverResult;
 }
 
 export interface LiveOptions {
   stack: ServiceStack;
+  /** Starts a fresh stack (2 workers) for the failover trials, which kill nodes. */
+  failoverStack?: () => Promise<ServiceStack>;
   /** The stack's one worker: its name (for its logs) and concurrency (ffmpeg threads = cores / that). */
   workerName: string;
   concurrency: number;
@@ -514,6 +543,224 @@ async function serviceThroughput(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The stream's session (frames straight to the node, or through the API's relay): libs/client
+
+/** A live stream driven over its session, as the SDK gives it to users. */
+class SessionStream {
+  private constructor(
+    private readonly client: StreamClient,
+    readonly view: StreamView,
+    readonly session: LiveSession,
+    private readonly outputs: AsyncIterator<LiveOutput>,
+  ) {}
+
+  static async open(apiUrl: string, liveCase: LiveCase, viaApi: boolean): Promise<SessionStream> {
+    const client = new StreamClient(new EndpointPool(`${apiUrl}/,timeout=5`));
+    const { width, height } = liveCase.resolution;
+    const view = await client.create({
+      codec: liveCase.codec,
+      mode: 'live',
+      width,
+      height,
+      format: FRAME_FORMAT,
+    });
+    if (!view.session)
+      throw new Error(`stream ${view.id} came without a session grant (no data port on its node?)`);
+    const session = await LiveSession.open(client, view, { viaApi });
+    return new SessionStream(client, view, session, session[Symbol.asyncIterator]());
+  }
+
+  /** The next output, stamped when the caller got it. */
+  async next(): Promise<LiveOutput & { at: number }> {
+    const next = await this.outputs.next();
+    const at = performance.now();
+    if (next.done) throw new Error('the session ended before the output came');
+    return { ...next.value, at };
+  }
+
+  async end(): Promise<void> {
+    await this.session.close();
+    await this.client.close(this.view.id);
+  }
+
+  abort(): void {
+    this.session.abort();
+  }
+}
+
+/** One frame in flight: send a frame, wait for its output, the next. */
+async function sessionLatency(stream: SessionStream, frames: Buffer[], from: number, count: number) {
+  const total: number[] = [];
+  let keyframes = 0;
+  for (let index = from; index < from + count; index++) {
+    const started = performance.now();
+    const frame = await stream.session.send(frameAt(frames, index));
+    const output = await stream.next();
+    if (output.frame !== frame) throw new Error(`sent frame ${frame}, got the output of ${output.frame}`);
+    total.push(output.at - started);
+    if (output.keyframe) keyframes++;
+  }
+  return { total, keyframes };
+}
+
+/** As fast as the session's window lets frames go: first send -> last output. */
+async function sessionThroughput(stream: SessionStream, frames: Buffer[], from: number, count: number) {
+  const started = performance.now();
+  let last = started;
+  const reading = (async () => {
+    for (let index = 0; index < count; index++) last = (await stream.next()).at;
+  })();
+  reading.catch(() => undefined);
+  for (let index = 0; index < count; index++) await stream.session.send(frameAt(frames, from + index));
+  await reading;
+  return count / ((last - started) / 1000);
+}
+
+/** Warm-up then `count` frames one at a time over a session (direct or relayed); its own stream. */
+async function measureSession(
+  options: LiveOptions,
+  liveCase: LiveCase,
+  frames: Buffer[],
+  profile: LiveProfile,
+  count: number,
+  viaApi: boolean,
+  throughputFrames: number,
+): Promise<{ latency: Percentiles; keyframes: number; fps?: number; window: number }> {
+  const stream = await SessionStream.open(options.stack.apiUrl, liveCase, viaApi);
+  try {
+    const warm = await sessionLatency(stream, frames, 0, profile.warmupFrames);
+    if (warm.keyframes < 1) throw new Error('the first output of the session is not a keyframe');
+    const timed = await sessionLatency(stream, frames, profile.warmupFrames, count);
+    const fps =
+      throughputFrames > 0
+        ? await sessionThroughput(stream, frames, profile.warmupFrames + count, throughputFrames)
+        : undefined;
+    await stream.end();
+    return {
+      latency: percentiles(timed.total),
+      keyframes: timed.keyframes,
+      fps,
+      window: stream.session.window,
+    };
+  } catch (error) {
+    stream.abort();
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failover: kill -9 of the pinned node, time to the next output from the node that took over
+
+const FAILOVER_SIZE = { width: 640, height: 360 };
+const FAILOVER_FPS = 30;
+const FAILOVER_WAIT_MS = 15_000;
+
+async function failoverTrial(
+  stack: ServiceStack,
+  frames: Buffer[],
+  trial: number,
+  onKill: (nodeId: string) => void,
+): Promise<number> {
+  const client = new StreamClient(new EndpointPool(`${stack.apiUrl}/,timeout=5`));
+  const view = await client.create({ codec: 'h264', mode: 'live', ...FAILOVER_SIZE, format: FRAME_FORMAT });
+  const session = await LiveSession.open(client, view);
+  let killedNode: string | null = null;
+  let killedAt = 0;
+  let recoveredAt = 0;
+  let delivered = 0;
+  let stop = false;
+  const reading = (async () => {
+    for await (const output of session) {
+      delivered++;
+      if (killedNode !== null && output.node !== killedNode && recoveredAt === 0)
+        recoveredAt = performance.now();
+    }
+  })();
+  reading.catch(() => undefined);
+  const sending = (async () => {
+    const started = performance.now();
+    for (let index = 0; !stop; index++) {
+      const wait = started + (index * 1000) / FAILOVER_FPS - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await session.send(frameAt(frames, index));
+    }
+  })();
+  sending.catch(() => undefined);
+  try {
+    const deadline = performance.now() + FAILOVER_WAIT_MS;
+    while (delivered < 20) {
+      if (performance.now() > deadline)
+        throw new Error(`trial ${trial}: only ${delivered} outputs before the kill`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const nodes = await stack.client.nodes();
+    const pinned = nodes.find((node) => node.id === session.node);
+    if (!pinned) throw new Error(`trial ${trial}: the session's node ${session.node} is not registered`);
+    killedNode = pinned.id;
+    onKill(pinned.id);
+    killedAt = performance.now();
+    const killed = stack.signalWorker(pinned.name, 'SIGKILL');
+    while (recoveredAt === 0) {
+      if (performance.now() - killedAt > FAILOVER_WAIT_MS)
+        throw new Error(`trial ${trial}: no output within ${FAILOVER_WAIT_MS} ms of the kill`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await killed;
+    const after = delivered;
+    while (delivered < after + 10 && performance.now() - killedAt < FAILOVER_WAIT_MS)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    stop = true;
+    await sending;
+    await session.close();
+    await client.close(view.id);
+    return recoveredAt - killedAt;
+  } finally {
+    stop = true;
+    session.abort();
+  }
+}
+
+/** `trials` kills, each on a fresh stream; a new node replaces each killed one. */
+async function measureFailover(options: LiveOptions, trials: number): Promise<LiveFailoverResult> {
+  const setup =
+    `2 nodes, a ${FAILOVER_SIZE.width}x${FAILOVER_SIZE.height} H.264 live stream over its session at ` +
+    `${FAILOVER_FPS} fps; kill -9 of the node holding it after 20 outputs; time = the kill -> the first ` +
+    'output from another node (the client reports the node, the API moves the stream, the client reconnects ' +
+    'and re-sends)';
+  const result: LiveFailoverResult = { trials, ms: [], under_1s: 0, failures: [], setup };
+  if (!options.failoverStack) return { ...result, failures: ['no stack for the failover trials'] };
+  const frames = liveFrames({ label: 'failover', ...FAILOVER_SIZE }, 12);
+  const stack = await options.failoverStack();
+  try {
+    for (let trial = 1; trial <= trials; trial++) {
+      let killed: string | undefined;
+      try {
+        const ms = await failoverTrial(stack, frames, trial, (node) => (killed = node));
+        result.ms.push(ms);
+        console.log(`  failover trial ${trial}: ${fixed(ms)} ms (load ${loadAverage()[0]})`);
+      } catch (error) {
+        result.failures.push((error as Error).message.split('\n')[0]);
+        console.error(`  failover trial ${trial}: FAILED: ${(error as Error).message.split('\n')[0]}`);
+      }
+      if (killed === undefined || trial === trials) continue;
+      // Back to two live nodes, and the killed one out of the registry, before the next trial.
+      await stack.startWorker({ name: `bench-failover-${trial + 2}`, concurrency: 1, timeoutSeconds: 2 });
+      const deadline = performance.now() + FAILOVER_WAIT_MS;
+      while (performance.now() < deadline && (await stack.client.nodes()).some((node) => node.id === killed))
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await stack.stop();
+  }
+  result.under_1s = result.ms.filter((ms) => ms < 1000).length;
+  if (result.ms.length > 0) {
+    result.p50 = percentile(result.ms, 50);
+    result.max = Math.max(...result.ms);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export function liveMethod(inFlight: number): string[] {
   return [
@@ -526,9 +773,13 @@ export function liveMethod(inFlight: number): string[] {
       "frame's `output` message on the stream's WebSocket. `202` = start of the POST -> its 202.",
     'added = service - raw, percentile by percentile (p50 - p50, p99 - p99). Both sides are timed after a ' +
       'warm-up on the same encoder (the first frame starts ffmpeg and is the keyframe).',
+    "Session: the stream's session as the SDK opens it (libs/client LiveSession): `direct` straight to the node's " +
+      "data port, `relay` through the API's GET /v1/streams/:id/session; one frame in flight, time = send() -> " +
+      "that frame's output (header and packet) in the caller's hands. Each side has its own stream (own encoder).",
     `Throughput: one stream, each POST once the previous one was acknowledged and at most ${inFlight} frames ` +
       'posted without their output, timed first POST -> last output message; ffmpeg direct = the same ' +
-      'session given all the frames in one encode() call (ffmpeg reads the next frame as soon as it can).',
+      'session given all the frames in one encode() call (ffmpeg reads the next frame as soon as it can). ' +
+      "The session's frame rate: as many frames in flight as the node's window, first send -> last output.",
   ];
 }
 
@@ -592,6 +843,47 @@ async function measureCase(
     }
     await session.close();
     session = null;
+
+    stage = 'direct session';
+    const direct = await measureSession(
+      options,
+      liveCase,
+      frames,
+      profile,
+      latencyFrames,
+      false,
+      throughput ? throughputFrames : 0,
+    );
+    latency.direct_ms = direct.latency;
+    latency.direct_added_ms = {
+      p50: direct.latency.p50 - latency.raw_ms.p50,
+      p99: direct.latency.p99 - latency.raw_ms.p99,
+    };
+    stage = 'relayed session';
+    const relay = await measureSession(options, liveCase, frames, profile, latencyFrames, true, 0);
+    latency.relay_ms = relay.latency;
+    latency.relay_added_ms = {
+      p50: relay.latency.p50 - latency.raw_ms.p50,
+      p99: relay.latency.p99 - latency.raw_ms.p99,
+    };
+    console.log(
+      `  ${`${name} live`.padEnd(16)} session: direct p50 ${fixed(direct.latency.p50)} p99 ${fixed(direct.latency.p99)} ms` +
+        ` (added ${fixed(latency.direct_added_ms.p50)} / ${fixed(latency.direct_added_ms.p99)})` +
+        `   relay p50 ${fixed(relay.latency.p50)} p99 ${fixed(relay.latency.p99)} ms` +
+        ` (added ${fixed(latency.relay_added_ms.p50)} / ${fixed(latency.relay_added_ms.p99)}) (load ${loadAverage()[0]})`,
+    );
+    if (throughput && rawFps !== null && direct.fps !== undefined) {
+      Object.assign(throughput, {
+        ffmpeg_fps: rawFps,
+        session_fps: direct.fps,
+        session_ratio: direct.fps / rawFps,
+        window: direct.window,
+      });
+      console.log(
+        `  ${`${name} live`.padEnd(16)} one stream over its session: ffmpeg direct ${fixed(rawFps)} fps   session ` +
+          `${fixed(direct.fps)} fps   ratio ${(direct.fps / rawFps).toFixed(2)} (window ${direct.window}, load ${loadAverage()[0]})`,
+      );
+    }
 
     stage = 'service';
     const warm = await serviceLatency(stream, frames, 0, warmup);
@@ -691,6 +983,16 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveReport> {
   } finally {
     agent.destroy();
   }
+  console.log(`bench: failover, ${profile.failoverTrials} kill -9 trials on a stack of 2 nodes`);
+  const failover = await measureFailover(options, profile.failoverTrials).catch(
+    (error: unknown): LiveFailoverResult => ({
+      trials: profile.failoverTrials,
+      ms: [],
+      under_1s: 0,
+      failures: [(error as Error).message.split('\n')[0]],
+      setup: 'failed to start',
+    }),
+  );
   return {
     profile: profile.name,
     duration_s: (performance.now() - started) / 1000,
@@ -700,12 +1002,15 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveReport> {
     method: liveMethod(profile.inFlight),
     latency,
     throughput,
+    failover,
   };
 }
 
 /** Cases that failed, for the exit status. */
 export function liveFailures(report: LiveReport): number {
-  return [...report.latency, ...report.throughput].filter(
-    (result) => result.failed !== undefined || ('problem' in result && result.problem !== undefined),
-  ).length;
+  return (
+    [...report.latency, ...report.throughput].filter(
+      (result) => result.failed !== undefined || ('problem' in result && result.problem !== undefined),
+    ).length + (report.failover?.failures.length ?? 0)
+  );
 }

@@ -23,11 +23,13 @@ const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT | --live-only]
 Measures raw in-process encoding (libs/codecs, as many encodes in flight as the node has job slots) and
 the same frames through the whole service (HTTP -> API -> Redis -> worker -> SSE -> outputs), on a stack
 of its own (redis-server on a free port, the API, one worker with concurrency = cores), stopped at the end.
-Then live mode: latency per frame of a live stream (POST -> output on its WebSocket) over the encode
-alone, at 720p and 1080p, and one stream's frame rate against ffmpeg fed directly (bench/live.ts).
+Then live mode: latency per frame of a live stream over the encode alone (its session straight to the
+node, the session through the API's relay, and POST -> output on its WebSocket), at 720p and 1080p,
+H.264 and VP8, one stream's frame rate against ffmpeg fed directly, and kill -9 -> frames flowing again
+over 10 trials on a 2-node stack; each figure beside the issue's goal (bench/live.ts).
 
   --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute;
-                live mode with fewer frames, under 40 s more)
+                live mode: 720p H.264 only and 3 failover trials)
   --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p"), no live mode
   --live-only   only live mode (writes bench/out/live.json and live.md, live-quick.* with --quick)
   --help        this text
@@ -73,9 +75,20 @@ async function liveSection(
   stack: ServiceStack,
   concurrency: number,
   quick: boolean,
+  dataDir: string,
 ): Promise<{ live: LiveReport | null; failures: number }> {
+  // The failover trials kill nodes: a stack of their own, two nodes (a new one replaces each killed one).
+  const failoverStack = () =>
+    ServiceStack.start({
+      dataDir: join(dataDir, 'failover-redis'),
+      workers: [1, 2].map((index) => ({
+        name: `bench-failover-${index}`,
+        concurrency: 1,
+        timeoutSeconds: 2,
+      })),
+    });
   try {
-    const live = await runLiveBench({ stack, workerName: WORKER_NAME, concurrency, quick });
+    const live = await runLiveBench({ stack, workerName: WORKER_NAME, concurrency, quick, failoverStack });
     return { live, failures: liveFailures(live) };
   } catch (error) {
     console.error(`bench: live mode FAILED: ${(error as Error).message}`);
@@ -120,7 +133,7 @@ async function main(): Promise<void> {
       const machine = machineInfo();
       console.log(`bench: starting redis-server, the API and one worker (concurrency ${concurrency})`);
       stack = await ServiceStack.start({ dataDir, workers: [{ name: WORKER_NAME, concurrency }] });
-      const { live, failures } = await liveSection(stack, concurrency, options.quick);
+      const { live, failures } = await liveSection(stack, concurrency, options.quick, dataDir);
       await stop();
       if (live) {
         console.log(renderLiveText(live));
@@ -158,7 +171,7 @@ async function main(): Promise<void> {
     });
     let liveFailed = 0;
     if (options.only === null) {
-      const { live, failures: count } = await liveSection(stack, concurrency, options.quick);
+      const { live, failures: count } = await liveSection(stack, concurrency, options.quick, dataDir);
       if (live) report.live = live;
       liveFailed = count;
     }
