@@ -17,7 +17,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { XpraChallenge } from './xpra-auth.js';
 import type { XpraConfig } from './xpra-config.js';
 import { XpraConnection, type XpraConnectionDeps } from './xpra-connection.js';
-import { PostedContextStream } from './xpra-context-streams.js';
+import { PostedContextStream, SessionContextStream } from './xpra-context-streams.js';
 import { XpraVideoContexts, type OpenContextStream } from './xpra-contexts.js';
 import { XpraMetrics } from './xpra-metrics.js';
 import { XpraOneShot } from './xpra-oneshot.js';
@@ -45,7 +45,7 @@ export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdo
 
   constructor(
     @Inject(API_CONFIG) config: ApiConfig,
-    nodes: CachedNodeList,
+    private readonly nodes: CachedNodeList,
     oneShot: XpraOneShot,
     private readonly http: HttpAdapterHost,
     @Optional() metricsService?: MetricsService,
@@ -84,8 +84,19 @@ export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdo
       : null;
   }
 
-  private readonly openContextStream: OpenContextStream = (params, owner) =>
-    PostedContextStream.open(this.ownApiUrl(), params, owner);
+  /**
+   * Over the live session when the cluster's nodes have data ports (the fast path, with failover
+   * inside Xpra's 1 s), else over the durable POST path.
+   */
+  private readonly openContextStream: OpenContextStream = async (params, owner) => {
+    const nodes = await this.nodes.live();
+    if (!nodes.some((node) => node.dataUrl)) return PostedContextStream.open(this.ownApiUrl(), params, owner);
+    return SessionContextStream.open(this.ownApiUrl(), params, owner, (streamId, failover) =>
+      this.logger.warn(
+        `live stream ${streamId} of an Xpra context moved off node ${failover.node}: ${failover.reason}`,
+      ),
+    );
+  };
 
   /** Known once the API listens (after this provider's bootstrap): asked at the first context. */
   private ownApiUrl(): string {
