@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { psnr, probeVideo } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import { freePort } from '../libs/cluster/src/index.js';
-import { rencode } from '../libs/xpra/src/index.js';
+import { rencode, type XpraValue } from '../libs/xpra/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import {
@@ -91,6 +91,31 @@ describeXpra('Xpra listener (real Xpra clients)', () => {
       expect(probed.firstFrame.keyFrame).toBe(true);
     },
   );
+
+  it('counts what it served on /metrics', async () => {
+    const metrics = await fetch(`${stack.apiUrl}/metrics`).then((response) => response.text());
+    expect(metrics).toMatch(
+      /encoder_xpra_round_trip_seconds_count\{request="encode",encoding="webp"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/encoder_xpra_connections_total\{outcome="ready"\} [1-9]/);
+  });
+
+  it("a video client's encodings follow the cluster: a new node's capacity shows without reconnecting", async () => {
+    const client = await RawXpraClient.connect(port);
+    client.hello({ wants: ['encodings', 'video'] });
+    const maxInstances = (packet: XpraValue[] | null) => {
+      const video = (packet?.[1] as Record<string, Record<string, Record<string, Record<string, unknown>[]>>>)
+        .video;
+      return video.h264.BGRX[0].max_instances as number;
+    };
+    const before = maxInstances(await client.next('encodings'));
+    expect(before).toBeGreaterThan(0);
+    await stack.startWorker({ name: 'xpra-node-2', concurrency: 1 });
+    const after = maxInstances(await client.next('encodings', 30_000));
+    expect(after).toBeGreaterThan(before);
+    client.close();
+    await stack.signalWorker('xpra-node-2', 'SIGTERM');
+  });
 
   describe('bad packets close that connection only', () => {
     let bystander: RawXpraClient;

@@ -44,6 +44,8 @@ type State = 'hello' | 'challenged' | 'ready' | 'closed';
 /** How long a client may take to send its hello (and to answer the challenge). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const SERVER_VERSION = '6.5';
+/** How often a video client's `encodings` is compared with the cluster's and sent again when it changed. */
+const ENCODINGS_REFRESH_MS = 2000;
 
 function dictOf(value: XpraValue | undefined): XpraDict {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)
@@ -66,6 +68,8 @@ export class XpraConnection {
   private contexts: XpraContexts | null = null;
   private reading = false;
   private readonly handshakeTimer: NodeJS.Timeout;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private lastEncodings = '';
   private readonly uuid = randomUUID().replace(/-/g, '');
 
   constructor(
@@ -210,11 +214,28 @@ export class XpraConnection {
         encoding: this.encoding,
       },
     ]);
-    const nodes = await this.deps.liveNodes().catch(() => []);
-    const contextsServed = this.deps.contexts !== null;
-    this.send(['encodings', encodingsCaps(nodes, { contexts: contextsServed, maxEdge: this.deps.maxEdge })]);
+    await this.sendEncodings(true);
     this.send(['startup-complete']);
+    // Xpra's remote module takes a new `encodings` at any time: new contexts then see the cluster as it is.
+    if (Array.isArray(caps.wants) && caps.wants.includes('video')) {
+      this.refreshTimer = setInterval(() => void this.sendEncodings(false), ENCODINGS_REFRESH_MS);
+      this.refreshTimer.unref();
+    }
     if (this.deps.contexts) this.contexts = this.deps.contexts((p) => this.send(p), this.owner, this.peer);
+  }
+
+  /** The cluster's encodings now; sent when `always`, else only when they changed since the last. */
+  private async sendEncodings(always: boolean): Promise<void> {
+    const nodes = await this.deps.liveNodes().catch(() => null);
+    if (!nodes && !always) return;
+    const caps = encodingsCaps(nodes ?? [], {
+      contexts: this.deps.contexts !== null,
+      maxEdge: this.deps.maxEdge,
+    });
+    const text = JSON.stringify(caps);
+    if (!always && text === this.lastEncodings) return;
+    this.lastEncodings = text;
+    this.send(['encodings', caps]);
   }
 
   private async onEncode(packet: XpraValue[], receivedAt: number): Promise<void> {
@@ -261,6 +282,7 @@ export class XpraConnection {
 
   private teardown(): void {
     clearTimeout(this.handshakeTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.state !== 'closed') {
       this.state = 'closed';
       this.socket.destroy();
