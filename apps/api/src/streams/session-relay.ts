@@ -215,6 +215,10 @@ function dial(
       perMessageDeflate: false,
       handshakeTimeout: DIAL_TIMEOUT_MS,
       maxPayload,
+      // A zero mask: ws then neither masks a frame here (a copy and an XOR of every byte, in JS without
+      // bufferutil) nor unmasks it on the node. Masking guards browsers' traffic through caching
+      // proxies; this hop is server to server.
+      generateMask: (mask: Buffer) => void mask.fill(0),
     }) as DialedNode;
     node.early = [];
     node.onEarly = (data, isBinary) => node.early.push([data, isBinary]);
