@@ -130,6 +130,7 @@ describe('LiveSession', () => {
     expect(outputs.every((output) => output.node === 'node-a')).toBe(true);
     expect(failovers).toEqual([expect.objectContaining({ node: 'node-a', reported: true })]);
     expect(nodeA.received.filter((received) => received === 5)).toEqual([5]);
+    expect(outputs.filter((output) => output.replayed).map((output) => output.frame)).toEqual([5]);
   });
 
   it('a node that stops answering is given up after the frame timeout and reported', async () => {
