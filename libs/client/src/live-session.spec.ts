@@ -191,6 +191,18 @@ describe('LiveSession', () => {
     expect(outputs.filter((output) => output.keyframe).map((output) => output.frame)).toEqual([0, 12]);
   });
 
+  it('asks for a keyframe: the next frame sent is one', async () => {
+    await start();
+    const { session, outputs, reading } = await open();
+    await sendFrames(session, 0, 3);
+    await session.drain();
+    session.requestKeyframe();
+    await sendFrames(session, 3, 6);
+    await session.close();
+    await reading;
+    expect(outputs.filter((output) => output.keyframe).map((output) => output.frame)).toEqual([0, 3]);
+  });
+
   it('sends LZ4 blocks (u32 LE raw size + block) to a stream created with compression lz4', async () => {
     await start({ compression: 'lz4' });
     const { session, outputs, reading } = await open();
