@@ -19,7 +19,7 @@ import { expectVideoOf } from './stream-support.js';
 const KEY = 'live-session-key-0123456789';
 const SECRET = 'live-session-cluster-secret-0123456789abcdef';
 // Registry records outlive a killed node by this long: a move seen before then was the probe's doing.
-const NODE_TIMEOUT_S = 20;
+const NODE_TIMEOUT_S = 10;
 const WIDTH = 160;
 const HEIGHT = 120;
 /** Frames and their bgra bytes, built before any connection is pooled (PITFALLS.md, "Sockets and tests"). */

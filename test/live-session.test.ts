@@ -1,11 +1,16 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { compressSync } from 'lz4-napi';
+import { StreamStore, moveLiveStream } from '../libs/cluster/src/index.js';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import { ivfFileHeader, ivfFrameHeader } from '../libs/client/src/index.js';
 import type { StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import { createStream, expectVideoOf, readSse } from './stream-support.js';
-import { TestSession, grantFor, patchParams } from './session-support.js';
+import { TestSession, grantFor, patchParams, withRedis } from './session-support.js';
 
 /**
  * Live sessions on a node's data port (API.md, "Live sessions"): frames straight to the node over one
@@ -21,6 +26,7 @@ function framesOf(count: number): { inputs: Buffer[]; bgra: Buffer[] } {
   return { inputs, bgra: inputs.map((rgba) => rgbaToPixelFormat(rgba, 'bgra')) };
 }
 const FRAMES = framesOf(COUNT);
+const execFileAsync = promisify(execFile);
 
 function ivf(packets: Buffer[]): Buffer {
   return Buffer.concat([
@@ -108,6 +114,86 @@ describe('live sessions on the data port', () => {
       HEIGHT,
     );
     session.close();
+  });
+
+  it('a `keyframe` request makes the next frame a keyframe', async () => {
+    const stream = await live('h264');
+    const grant = await grantFor(stack, stream.id);
+    const session = await TestSession.open(grant.url, { token: grant.token });
+    await session.ready();
+    const before = await session.sendAll(FRAMES.bgra.slice(0, 5), 4);
+    session.send(JSON.stringify({ type: 'keyframe' }));
+    const after = await session.sendAll(FRAMES.bgra.slice(5, 10), 4);
+    const outputs = [...before, ...after];
+    expect(outputs.filter((output) => output.header.keyframe).map((output) => output.header.frame)).toEqual([
+      0, 5,
+    ]);
+    await expectVideoOf(
+      Buffer.concat(outputs.map((output) => output.data)),
+      FRAMES.inputs.slice(0, 10),
+      WIDTH,
+      HEIGHT,
+    );
+    session.close();
+  });
+
+  it('a node given a certificate and key serves its sessions over TLS (wss://)', async () => {
+    const certDir = tempDir('encoder-data-tls-');
+    try {
+      const cert = join(certDir.path, 'cert.pem');
+      const key = join(certDir.path, 'key.pem');
+      await execFileAsync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ]);
+      await stack.startWorker({
+        name: 'node-tls',
+        args: ['--data-tls-cert', cert, '--data-tls-key', key, '--codecs', 'h264'],
+      });
+      const tlsNode = (await stack.client.nodes()).find((node) => node.name === 'node-tls')!;
+      expect(tlsNode.dataUrl).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+      const stream = await live('h264');
+      if (stream.node !== tlsNode.id) {
+        await withRedis(stack, (redis, keys) =>
+          moveLiveStream(
+            redis,
+            keys,
+            new StreamStore(redis, keys, 3600),
+            stream.id,
+            stream.node!,
+            tlsNode.id,
+          ),
+        );
+      }
+      const grant = await grantFor(stack, stream.id);
+      expect(grant.url.startsWith('wss://')).toBe(true);
+      const session = await TestSession.open(grant.url, { token: grant.token, ca: readFileSync(cert) });
+      await session.ready();
+      const outputs = await session.sendAll(FRAMES.bgra.slice(0, 4), 4);
+      await expectVideoOf(
+        Buffer.concat(outputs.map((output) => output.data)),
+        FRAMES.inputs.slice(0, 4),
+        WIDTH,
+        HEIGHT,
+      );
+      session.close();
+      await stack.signalWorker('node-tls', 'SIGTERM');
+    } finally {
+      certDir.remove();
+    }
   });
 
   it('a reconnect with `since` gets the logged outputs it lacks, then goes on with the same encoder', async () => {

@@ -67,7 +67,7 @@ export class TestSession {
   /** Opens a session; rejects with the HTTP status when the upgrade is refused. */
   static open(
     url: string,
-    options: { token?: string; since?: number; headers?: Record<string, string> } = {},
+    options: { token?: string; since?: number; headers?: Record<string, string>; ca?: Buffer } = {},
   ) {
     const target = new URL(url);
     if (options.since !== undefined) target.searchParams.set('since', String(options.since));
@@ -75,7 +75,7 @@ export class TestSession {
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
       ...options.headers,
     };
-    const ws = new WebSocket(target, { headers });
+    const ws = new WebSocket(target, { headers, ...(options.ca ? { ca: options.ca } : {}) });
     return new Promise<TestSession>((resolve, reject) => {
       ws.once('open', () => resolve(new TestSession(ws)));
       ws.once('unexpected-response', (_request, response) => {

@@ -225,6 +225,11 @@ export class ServiceStack {
     worker.child.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
   }
 
+  /** A node's process id (to find its ffmpeg children in /proc). */
+  workerPid(name: string): number | undefined {
+    return this.workers.get(name)?.child.pid;
+  }
+
   /** The API process's id (to read its memory from /proc). */
   get apiPid(): number | undefined {
     return this.api?.child.pid;

@@ -37,11 +37,10 @@ import {
   isCredentialsError,
   SessionTokens,
   handOverLiveStream,
-  isLoopbackHost,
   resolveClusterSecrets,
 } from '../../../libs/cluster/src/index.js';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
-import type { NodeConfig } from './node-config.js';
+import { isBeyondLoopback, type NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';
 import { RedisEncodeJobIO } from './redis-encode-job-io.js';
 import { LiveHandBack, LiveStreamSequencer } from './live/live-stream-sequencer.js';
@@ -230,11 +229,9 @@ export class EncoderNode {
   private async openDataPort(): Promise<void> {
     const port = this.config.dataPort;
     if (!port || !this.dataPort) return;
-    const beyondLoopback =
-      !isLoopbackHost(port.bind.host) || (port.advertise !== null && !isLoopbackHost(port.advertise.host));
     const secrets = await resolveClusterSecrets(
       this.config.clusterSecrets,
-      beyondLoopback,
+      isBeyondLoopback(port),
       this.redis,
       this.keys,
     );

@@ -125,3 +125,63 @@ describe('parseNodeArgs', () => {
     expect(() => parse(args)).toThrow(message);
   });
 });
+
+describe('the data port settings', () => {
+  const secret = 'k'.repeat(32);
+
+  it('has no data port unless --bind is given, and a window of 4', () => {
+    expect(parse([])).toMatchObject({ dataPort: null, liveWindow: 4, clusterSecrets: undefined });
+  });
+
+  it('reads --bind, --advertise, --live-window and the TLS files (flags or environment)', () => {
+    expect(
+      parse(['--bind', '127.0.0.1:0', '--advertise', 'localhost:9000', '--live-window', '8'], {
+        DATA_TLS_CERT_FILE: '/etc/node.crt',
+        DATA_TLS_KEY_FILE: '/etc/node.key',
+      }),
+    ).toMatchObject({
+      dataPort: {
+        bind: { host: '127.0.0.1', port: 0 },
+        advertise: { host: 'localhost', port: 9000 },
+        tls: { certFile: '/etc/node.crt', keyFile: '/etc/node.key' },
+      },
+      liveWindow: 8,
+    });
+    expect(
+      parse(['--bind', '[::1]:7000', '--data-tls-cert', 'c.pem', '--data-tls-key=k.pem']).dataPort,
+    ).toEqual({
+      bind: { host: '::1', port: 7000 },
+      advertise: null,
+      tls: { certFile: 'c.pem', keyFile: 'k.pem' },
+    });
+  });
+
+  it('needs CLUSTER_SECRETS when the data port is reachable beyond loopback', () => {
+    expect(() => parse(['--bind', '0.0.0.0:7000'])).toThrow(
+      /CLUSTER_SECRETS is required .*--bind 0\.0\.0\.0:7000/,
+    );
+    expect(() => parse(['--bind', '127.0.0.1:7000', '--advertise', '10.0.0.5:7000'])).toThrow(
+      /CLUSTER_SECRETS is required .*--advertise 10\.0\.0\.5:7000/,
+    );
+    expect(parse(['--bind', '0.0.0.0:7000'], { CLUSTER_SECRETS: secret })).toMatchObject({
+      clusterSecrets: [secret],
+    });
+  });
+
+  it.each([
+    [['--bind', 'nohost'], /--bind must be HOST:PORT/],
+    [['--bind', '127.0.0.1:65536'], /--bind must be HOST:PORT .*from 0 to 65535/],
+    [['--bind', '127.0.0.1:0', '--advertise', 'a:0'], /--advertise must be HOST:PORT .*from 1 to 65535/],
+    [['--advertise', 'a:1'], /need --bind/],
+    [['--bind', '127.0.0.1:0', '--data-tls-cert', 'c.pem'], /go together/],
+    [['--live-window', '0'], /--live-window must be an integer from 1 to 64/],
+    [['--live-window', '65'], /--live-window must be an integer from 1 to 64/],
+  ])('refuses %j with a clear message', (args, message) => {
+    expect(() => parse(args)).toThrow(ConfigError);
+    expect(() => parse(args)).toThrow(message);
+  });
+
+  it('refuses a CLUSTER_SECRETS too short to sign with', () => {
+    expect(() => parse([], { CLUSTER_SECRETS: 'short' })).toThrow(/CLUSTER_SECRETS must be one or two/);
+  });
+});

@@ -1,7 +1,7 @@
 import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadSharedConfig, type SharedConfig } from '../../../libs/cluster/src/shared-config.js';
-import { clusterSecretsSetting } from '../../../libs/cluster/src/session-token.js';
+import { clusterSecretsSetting, isLoopbackHost } from '../../../libs/cluster/src/session-token.js';
 import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
 
 export { ConfigError };
@@ -154,6 +154,15 @@ export function parseHostPort(flag: string, raw: string, minPort: number): HostP
   return { host: match[1] ?? match[2], port };
 }
 
+/** Whether others than this machine may reach the data port (then tokens need CLUSTER_SECRETS). */
+export function isBeyondLoopback(port: DataPortConfig): boolean {
+  return !isLoopbackHost(port.bind.host) || (port.advertise !== null && !isLoopbackHost(port.advertise.host));
+}
+
+function formatHostPort({ host, port }: HostPort): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 function dataPortConfig(flags: Map<string, string>, env: NodeJS.ProcessEnv): DataPortConfig | null {
   const certFile = flags.get('data-tls-cert') ?? (env.DATA_TLS_CERT_FILE || undefined);
   const keyFile = flags.get('data-tls-key') ?? (env.DATA_TLS_KEY_FILE || undefined);
@@ -253,6 +262,13 @@ export function parseNodeArgs(
     true,
   );
   const liveMaxContexts = flags.get('live-max-contexts');
+  const dataPort = dataPortConfig(flags, env);
+  const clusterSecrets = clusterSecretsSetting(env);
+  if (dataPort && !clusterSecrets && isBeyondLoopback(dataPort)) {
+    throw new ConfigError(
+      `CLUSTER_SECRETS is required when the data port is bound or advertised beyond loopback (--bind ${formatHostPort(dataPort.bind)}${dataPort.advertise ? `, --advertise ${formatHostPort(dataPort.advertise)}` : ''}): set the same secret (openssl rand -base64 32) on the API and every node`,
+    );
+  }
   return {
     ...shared,
     pool,
@@ -268,7 +284,7 @@ export function parseNodeArgs(
       liveMaxContexts === undefined
         ? defaultLiveMaxContexts(concurrency, defaults.freeMemory ?? availableMemory())
         : numberFlag('live-max-contexts', liveMaxContexts, 1, 1024, true),
-    dataPort: dataPortConfig(flags, env),
+    dataPort,
     liveWindow: numberFlag(
       'live-window',
       flags.get('live-window') ?? String(DEFAULT_LIVE_WINDOW),
@@ -276,7 +292,7 @@ export function parseNodeArgs(
       64,
       true,
     ),
-    clusterSecrets: clusterSecretsSetting(env),
+    clusterSecrets,
     name,
     codecs,
     softwareGpu: flags.get('software-gpu') === 'true',

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
-import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { JobStore, KeySpace, NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { ClusterChores } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
@@ -10,6 +10,8 @@ import { EventHub } from '../events/event-hub.js';
 import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-labels.js';
 
 const POOLS = ['cpu', 'gpu'] as const;
+/** Why live streams move (LiveMoveReason, and a draining node's hand-over). */
+const LIVE_MOVE_REASONS = ['unreachable', 'expired', 'drain'] as const;
 
 interface Snapshot {
   queues: { queue: string; counts: Record<string, number> }[] | Error;
@@ -125,14 +127,6 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     registers: [this.registry],
   });
 
-  /** Live streams moved off their node by this API process, by why (LiveMoveReason). */
-  readonly liveMoves = new Counter({
-    name: metricName('live_stream_moves_total'),
-    help: "Live streams this API moved to another node, by reason: unreachable (a client reported the node and its data port did not answer the probe), expired (the node's registry record expired). A draining node moves its own streams (the node's log says so)",
-    labelNames: ['reason'],
-    registers: [this.registry],
-  });
-
   /** The API's probes of a node's data port that a client reported unreachable, by result. */
   readonly nodeProbes = new Histogram({
     name: metricName('session_node_probe_seconds'),
@@ -165,6 +159,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(SUBSCRIBER) private readonly subscriber: RedisClient,
     chores: ClusterChores,
+    keys: KeySpace,
   ) {
     // Collected on scrape, all from one snapshot of Redis per scrape (so that the success gauge and the
     // values agree); `this` inside prom-client's collect() is the metric.
@@ -249,6 +244,24 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         for (const [chore, runs] of chores.runCounts()) this.inc({ chore }, runs);
       },
     });
+    const moveCounts = () =>
+      withTimeout(this.redis.hgetall(keys.liveMoveCounts), COLLECT_TIMEOUT_MS, 'live move counts');
+    const logger = this.logger;
+    new Counter({
+      name: metricName('live_stream_moves_total'),
+      help: 'Live streams moved to another node, cluster-wide (every API instance reports the same totals, from Redis), by reason: unreachable (a client reported the node and its data port did not answer the probe), expired (its registry record expired), drain (a draining node handed it over)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await moveCounts().catch((error: Error) => {
+          logger.warn(`metrics: live move counts not collected: ${error.message}`);
+          return null;
+        });
+        if (!counts) return;
+        this.reset();
+        for (const reason of LIVE_MOVE_REASONS) this.inc({ reason }, Number(counts[reason] ?? 0));
+      },
+    });
     new Gauge({
       name: metricName('redis_connection_up'),
       help: '1 while an API Redis connection is ready, else 0',
@@ -264,7 +277,6 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     collectDefaultMetrics({ register: this.registry });
-    for (const reason of ['unreachable', 'expired']) this.liveMoves.inc({ reason }, 0);
     this.untap = this.hub.tap((event) => this.onJobEvent(event));
     this.watch('api', this.redis);
     this.watch('api:events', this.subscriber);

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Codec, EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import {
@@ -11,7 +11,6 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
-import { MetricsService } from '../metrics/metrics.service.js';
 import {
   DEFAULT_LIVE_IDLE_MS,
   canHostLive,
@@ -20,9 +19,10 @@ import {
 } from './live-placement.js';
 
 /**
- * Why a live stream leaves its node: `unreachable`, a client reported it and its data port did not
- * answer the API's probe; `expired`, its registry record expired (the supervisor's backstop, or a batch
- * submitted to a stream whose node is gone).
+ * Why the API moves a live stream off its node: `unreachable`, a client reported it and its data port
+ * did not answer the API's probe; `expired`, its registry record expired (the supervisor's backstop, or
+ * a batch submitted to a stream whose node is gone). (A draining node moves its own streams: `drain`.)
+ * Counted cluster-wide in Redis (keys.liveMoveCounts), read by /metrics.
  */
 export type LiveMoveReason = 'unreachable' | 'expired';
 
@@ -57,7 +57,6 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     private readonly streams: StreamStore,
     private readonly queue: EncodeQueue,
     private readonly chores: ClusterChores,
-    @Optional() private readonly metrics?: MetricsService,
   ) {
     this.everyMs = config.liveSupervisorMs;
   }
@@ -192,7 +191,7 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     }
     await this.redis.srem(this.keys.nodeStreams(from), streamId);
     await this.pin(streamId, to);
-    this.metrics?.liveMoves.inc({ reason });
+    await this.redis.hincrby(this.keys.liveMoveCounts, reason, 1);
     this.logger.warn(
       `live stream ${streamId}: node ${from} is ${reason === 'expired' ? 'gone' : 'unreachable'}, moved to node ${to}`,
     );

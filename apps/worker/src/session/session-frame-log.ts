@@ -82,15 +82,18 @@ export class SessionFrameLog {
   private async writeInOrder(streamId: string, output: SessionFrameOutput): Promise<boolean> {
     const backlog = this.backlogs.get(streamId);
     if (!backlog && this.options.isReady()) {
+      let result: SessionCommitResult | null = null;
       try {
-        const result = await this.store.commitSessionFrame(streamId, output);
+        result = await this.store.commitSessionFrame(streamId, output);
+      } catch (error) {
+        if (!isUnreached(error)) throw error;
+      }
+      if (result) {
         // A first attempt that finds its frame logged already: not ours (frames came another way).
         if (result.status === 'duplicate')
           throw new SessionCommitRefused({ status: 'out-of-order', frames: -1 });
         if (result.status !== 'appended') throw new SessionCommitRefused(result);
         return true;
-      } catch (error) {
-        if (!isUnreached(error)) throw error;
       }
     }
     this.enqueue(streamId, output);

@@ -52,6 +52,8 @@ export interface SessionStart {
 
 /** Outputs waiting in the socket's send buffer past this: the client does not read (4408). */
 export const SLOW_READER_BYTES = 4 * 1024 * 1024;
+/** A peer that does not answer the close handshake within this is cut off. */
+const CLOSE_GRACE_MS = 10_000;
 /** A close reason is at most 123 bytes. */
 const MAX_REASON_CHARS = 120;
 
@@ -141,7 +143,7 @@ export class StreamSession {
       this.sendText({ type: 'error', message });
       this.ws.close(code, message.slice(0, MAX_REASON_CHARS));
       // A peer that does not answer the close handshake is cut off.
-      setTimeout(() => this.ws.terminate(), 2000).unref();
+      setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
     }
     this.onSocketClosed();
   }
