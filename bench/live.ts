@@ -1,6 +1,6 @@
 import http from 'node:http';
 import os from 'node:os';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import {
   createEncoder,
   rgbaToPixelFormat,
@@ -118,6 +118,8 @@ export interface LiveLatencyResult {
   /** The stream's session straight to the node (libs/client LiveSession): send -> that frame's output. */
   direct_ms?: Percentiles;
   direct_added_ms?: { p50: number; p99: number };
+  /** A frame's trip over a loopback WebSocket with nothing encoded (transportFloor). */
+  transport_ms?: Percentiles;
   /** The same session through the API's relay. */
   relay_ms?: Percentiles;
   relay_added_ms?: { p50: number; p99: number };
@@ -649,6 +651,54 @@ async function measureSession(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Transport floor: what one frame's trip over a WebSocket costs here, with nothing encoded
+
+/**
+ * A frame over a loopback WebSocket to a `ws` server in this process that answers each one with a
+ * small packet at once, sent as the session sends it (zero mask, no copy): one frame in flight, time =
+ * send -> the answer. Client and server share this process's one thread, so this is what the socket,
+ * the kernel's copies and `ws`'s framing cost, an upper bound of the transport's share of `direct`.
+ */
+async function transportFloor(frames: Buffer[], count: number): Promise<Percentiles> {
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server, maxPayload: 1024 * 1024 * 1024 });
+  const answer = Buffer.alloc(2000, 1);
+  wss.on('connection', (socket) =>
+    socket.on('message', () => {
+      socket.send('{"type":"output"}');
+      socket.send(answer);
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`, {
+    perMessageDeflate: false,
+    generateMask: (mask: Buffer) => void mask.fill(0),
+  });
+  try {
+    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    let done: (() => void) | null = null;
+    client.on('message', (_data, isBinary) => {
+      if (isBinary) done?.();
+    });
+    const samples: number[] = [];
+    for (let index = 0; index < count + 5; index++) {
+      const started = performance.now();
+      await new Promise<void>((resolve) => {
+        done = resolve;
+        client.send(frameAt(frames, index));
+      });
+      if (index >= 5) samples.push(performance.now() - started);
+    }
+    return percentiles(samples);
+  } finally {
+    client.terminate();
+    wss.close();
+    server.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Failover: kill -9 of the pinned node, time to the next output from the node that took over
 
 const FAILOVER_SIZE = { width: 640, height: 360 };
@@ -773,6 +823,8 @@ export function liveMethod(inFlight: number): string[] {
       "frame's `output` message on the stream's WebSocket. `202` = start of the POST -> its 202.",
     'added = service - raw, percentile by percentile (p50 - p50, p99 - p99). Both sides are timed after a ' +
       'warm-up on the same encoder (the first frame starts ffmpeg and is the keyframe).',
+    '`ws floor`: the frame over a loopback WebSocket to a `ws` server in the bench process that answers at ' +
+      'once (nothing encoded, no Redis): the transport share of `direct`, measured beside it.',
     "Session: the stream's session as the SDK opens it (libs/client LiveSession): `direct` straight to the node's " +
       "data port, `relay` through the API's GET /v1/streams/:id/session; one frame in flight, time = send() -> " +
       "that frame's output (header and packet) in the caller's hands. Each side has its own stream (own encoder).",
@@ -843,6 +895,9 @@ async function measureCase(
     }
     await session.close();
     session = null;
+
+    stage = 'transport floor';
+    latency.transport_ms = await transportFloor(frames, latencyFrames);
 
     stage = 'direct session';
     const direct = await measureSession(

@@ -130,6 +130,7 @@ describe('LiveSession', () => {
     expect(outputs.every((output) => output.node === 'node-a')).toBe(true);
     expect(failovers).toEqual([expect.objectContaining({ node: 'node-a', reported: true })]);
     expect(nodeA.received.filter((received) => received === 5)).toEqual([5]);
+    expect(outputs.filter((output) => output.replayed).map((output) => output.frame)).toEqual([5]);
   });
 
   it('a node that stops answering is given up after the frame timeout and reported', async () => {
@@ -188,6 +189,18 @@ describe('LiveSession', () => {
     expectInOrder(outputs, 16);
     expect(cluster.node('node-b').received).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
     expect(outputs.filter((output) => output.keyframe).map((output) => output.frame)).toEqual([0, 12]);
+  });
+
+  it('asks for a keyframe: the next frame sent is one', async () => {
+    await start();
+    const { session, outputs, reading } = await open();
+    await sendFrames(session, 0, 3);
+    await session.drain();
+    session.requestKeyframe();
+    await sendFrames(session, 3, 6);
+    await session.close();
+    await reading;
+    expect(outputs.filter((output) => output.keyframe).map((output) => output.frame)).toEqual([0, 3]);
   });
 
   it('sends LZ4 blocks (u32 LE raw size + block) to a stream created with compression lz4', async () => {

@@ -24,8 +24,10 @@ export interface LiveOutput {
   data: Buffer;
   /** False while the node could not write it to the stream's log (Redis away): its frame is kept. */
   durable: boolean;
-  /** The node that encoded it. */
+  /** The node of the connection that delivered it. */
   node: string;
+  /** It came from the stream's log on a reconnect (encoded before, on the node given up on). */
+  replayed: boolean;
 }
 
 /** Why and how the session moved to another connection. */
@@ -199,8 +201,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
   ) {
     this.now = options.now ?? Date.now;
     this.received = options.since ?? -1;
-    const compression = (view as StreamView & { compression?: string }).compression;
-    this.compression = options.compression ?? (compression === 'lz4' ? 'lz4' : 'none');
+    this.compression = options.compression ?? (view.compression === 'lz4' ? 'lz4' : 'none');
     this.outputs = new AsyncQueue<LiveOutput>({
       highWaterMark: options.maxQueuedOutputs ?? 64,
       onHigh: () => (this.consumerBehind = true),
@@ -610,6 +611,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
       data,
       durable,
       node: connection.node,
+      replayed: header.frame < connection.start,
     });
     this.afterOutput(connection);
   }
