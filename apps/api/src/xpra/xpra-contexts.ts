@@ -337,7 +337,10 @@ export class XpraVideoContexts implements XpraContexts {
 
   /** Closes a replaced encoder once its frames in flight are answered (or expired). */
   private async retire(encoder: Encoder): Promise<void> {
-    while (encoder.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    // Bounded: every frame in flight is answered within FRAME_BUDGET_MS anyway (data or an error).
+    const until = Date.now() + FRAME_BUDGET_MS * 2;
+    while (encoder.pending.size > 0 && Date.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     await encoder.stream.close().catch(() => undefined);
   }
 
