@@ -74,6 +74,9 @@ export class SessionRelay implements OnModuleDestroy {
     query: URLSearchParams,
     caller: Principal,
   ): Promise<void> {
+    // Node's HTTP server takes its error listener off an upgraded socket: a client that resets while
+    // the node is dialled would otherwise be an uncaught error.
+    socket.on('error', () => socket.destroy());
     const key = request.headers['sec-websocket-key'];
     if (!isHandshakeKey(key) || request.headers['sec-websocket-version'] !== '13') {
       return refuse(socket, 400, 'not a WebSocket handshake (Sec-WebSocket-Key, Sec-WebSocket-Version: 13)');
