@@ -247,6 +247,9 @@ describe('live sessions on the API', () => {
     // A second report of the same node (another client, late) finds the stream moved: no second move.
     const late = (await call<StreamView>(`/v1/streams/${stream.id}?unreachable=${first}`)).body;
     expect(claimsOf(late)).toMatchObject({ node: other.id, epoch: 1 });
+    // The dead node's registry record is still there, with no stream on it: no new stream goes to it.
+    expect((await nodes()).some((node) => node.id === first)).toBe(true);
+    expect((await createLive()).node).toBe(other.id);
     // The session on the new node opens (the old token is stale there).
     const session = new WireSession(
       new WebSocket(moved.body.session!.url, {

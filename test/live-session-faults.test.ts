@@ -209,8 +209,31 @@ describe('live sessions: bad input and faults', () => {
       session.send(NOISE[index % NOISE.length]);
     }
     session.ws.resume();
-    expect((await session.closed).code).toBe(LIVE_SESSION_CLOSE.slowReader);
+    expect(await session.closed).toMatchObject({
+      code: LIVE_SESSION_CLOSE.slowReader,
+      reason: expect.stringContaining('unread'),
+    });
     await noFfmpegOn(grant.node.name);
+  });
+
+  it('pings every second; a socket silent for 3 s (no pong, no message) is closed', async () => {
+    const stream = await live();
+    const grant = await grantFor(stack, stream.id);
+    const session = await TestSession.open(grant.url, { token: grant.token });
+    let pings = 0;
+    session.ws.on('ping', () => pings++);
+    await session.ready();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(pings).toBeGreaterThanOrEqual(1);
+    // A peer that reads nothing answers no ping.
+    session.ws.pause();
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    session.ws.resume();
+    const closed = await session.closed;
+    expect(closed).toMatchObject({
+      code: LIVE_SESSION_CLOSE.slowReader,
+      reason: expect.stringContaining('silent'),
+    });
   });
 
   it('at its live-context cap a node refuses a session with 429', async () => {

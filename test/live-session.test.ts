@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { compressSync } from 'lz4-napi';
@@ -8,6 +9,7 @@ import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/syn
 import { ivfFileHeader, ivfFrameHeader } from '../libs/client/src/index.js';
 import type { StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
+import { ScriptProcess } from './process-support.js';
 import { tempDir } from './support.js';
 import { createStream, expectVideoOf, readSse } from './stream-support.js';
 import { TestSession, grantFor, patchParams, withRedis } from './session-support.js';
@@ -113,7 +115,18 @@ describe('live sessions on the data port', () => {
       WIDTH,
       HEIGHT,
     );
-    session.close();
+    // A block that does not decode to its declared size, then a declared size that is not the frame's.
+    const corrupt = Buffer.concat([compressed[0].subarray(0, 4), Buffer.alloc(64, 0xff)]);
+    session.send(corrupt);
+    expect((await session.closed).code).toBe(4400);
+    expect(session.texts.at(-1)).toMatchObject({ type: 'error', message: expect.stringContaining('lz4') });
+    const again = await TestSession.open(grant.url, { token: grant.token, since: 7 });
+    expect((await again.ready()).nextFrame).toBe(8);
+    const lying = Buffer.from(compressed[0]);
+    lying.writeUInt32LE(WIDTH * HEIGHT * 4 * 100, 0);
+    again.send(lying);
+    expect((await again.closed).code).toBe(4400);
+    expect(again.texts.at(-1)).toMatchObject({ message: expect.stringContaining('declares') });
   });
 
   it('a `keyframe` request makes the next frame a keyframe', async () => {
@@ -221,5 +234,35 @@ describe('live sessions on the data port', () => {
     const all = [...before, ...after].map((output) => output.data);
     await expectVideoOf(Buffer.concat(all), FRAMES.inputs.slice(0, 20), WIDTH, HEIGHT);
     second.close();
+  });
+});
+
+describe('the data port settings at start', () => {
+  const env = { REDIS_URL: 'redis://127.0.0.1:1', CLUSTER_SECRETS: undefined };
+
+  it('a data port beyond loopback without CLUSTER_SECRETS stops the node, naming the setting', async () => {
+    const node = new ScriptProcess('apps/worker/src/main.js', ['--bind', '0.0.0.0:0'], env);
+    expect(await node.exitWithin(20_000)).toBe(2);
+    expect(node.output).toMatch(/configuration error: CLUSTER_SECRETS is required .*--bind 0\.0\.0\.0:0/);
+  });
+
+  it('a port it cannot listen on stops the node with a configuration error naming --bind', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const node = new ScriptProcess(
+        'apps/worker/src/main.js',
+        ['--bind', `127.0.0.1:${port}`, '--codecs', 'h264'],
+        {
+          ...env,
+          CLUSTER_SECRETS: 'c'.repeat(32),
+        },
+      );
+      expect(await node.exitWithin(60_000)).toBe(2);
+      expect(node.output).toContain(`configuration error: --bind 127.0.0.1:${port}: cannot listen there`);
+    } finally {
+      taken.close();
+    }
   });
 });

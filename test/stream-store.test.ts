@@ -149,4 +149,87 @@ describe('StreamStore', () => {
     expect(kept.at(-1)?.id).toBe(151);
     expect((await store.readAfter(id, 140, 5)).map((entry) => entry.id)).toEqual([141, 142, 143, 144, 145]);
   });
+
+  describe('live session frames (commitSessionFrame)', () => {
+    const keys = new KeySpace('test');
+    const sessionId = () => `s${String(count++).padStart(16, 'S')}`;
+    const frameOf = (frame: number, node = 'n1', epoch = 0) => ({
+      node,
+      epoch,
+      nodeName: 'node-1',
+      frame,
+      keyframe: frame === 0,
+      contentType: 'video/h264',
+      data: Buffer.from([0, 0, 0, 1, frame]),
+    });
+    const bytesOf = (id: string, frame: number) => client.getBuffer(keys.output(`${id}.live`, frame));
+
+    it('logs each frame as a one-frame batch and stores its bytes where followers read them', async () => {
+      const id = sessionId();
+      await store.create(id, { ...PARAMS, mode: 'live' }, 'n1', Date.now());
+      expect(await store.commitSessionFrame(id, frameOf(0))).toEqual({ status: 'appended', seq: 0 });
+      expect(await store.commitSessionFrame(id, frameOf(1))).toEqual({ status: 'appended', seq: 1 });
+      expect(await logged(id)).toEqual([
+        {
+          type: 'output',
+          seq: 0,
+          jobId: `${id}.live`,
+          index: 0,
+          frame: 0,
+          contentType: 'video/h264',
+          bytes: 5,
+          keyframe: true,
+        },
+        { type: 'batch', seq: 0, jobId: `${id}.live`, frames: 1, outputs: 1, node: 'node-1' },
+        {
+          type: 'output',
+          seq: 1,
+          jobId: `${id}.live`,
+          index: 1,
+          frame: 1,
+          contentType: 'video/h264',
+          bytes: 5,
+          keyframe: false,
+        },
+        { type: 'batch', seq: 1, jobId: `${id}.live`, frames: 1, outputs: 1, node: 'node-1' },
+      ]);
+      expect(await bytesOf(id, 1)).toEqual(Buffer.from([0, 0, 0, 1, 1]));
+      expect(await store.get(id)).toMatchObject({ frames: 2, nextSeq: 2, cursor: 2 });
+      // The bytes live in the stream's slot (one script on Redis Cluster too).
+      expect(keys.output(`${id}.live`, 1)).toBe(`test:stream:{${id}}:out:1`);
+    });
+
+    it('is fenced: a moved stream, an old epoch, a closed stream and a wrong frame write nothing', async () => {
+      const id = sessionId();
+      await store.create(id, { ...PARAMS, mode: 'live' }, 'n1', Date.now());
+      await store.commitSessionFrame(id, frameOf(0));
+      expect(await store.commitSessionFrame(id, frameOf(0))).toEqual({ status: 'duplicate' });
+      expect(await store.commitSessionFrame(id, frameOf(5))).toEqual({ status: 'out-of-order', frames: 1 });
+      expect(await store.repin(id, 'n1', 'n2')).toBe(true);
+      expect(await store.commitSessionFrame(id, frameOf(1))).toEqual({ status: 'moved' });
+      expect(await store.commitSessionFrame(id, frameOf(1, 'n2', 0))).toEqual({ status: 'moved' });
+      expect(await bytesOf(id, 1)).toBeNull();
+      expect(await store.commitSessionFrame(id, frameOf(1, 'n2', 1))).toEqual({ status: 'appended', seq: 1 });
+      await store.close(id, 'done');
+      expect(await store.commitSessionFrame(id, frameOf(2, 'n2', 1))).toEqual({ status: 'not-open' });
+      expect(await store.commitSessionFrame(sessionId(), frameOf(0))).toEqual({ status: 'missing' });
+      expect((await logged(id)).filter((event) => event.type === 'output')).toHaveLength(2);
+    });
+
+    it('waits behind POST batches acknowledged before it, then is logged in order', async () => {
+      const id = sessionId();
+      await store.create(id, { ...PARAMS, mode: 'live' }, 'n1', Date.now());
+      expect(await store.allocate(id, 2, 'job-0')).toEqual({ seq: 0, firstFrame: 0 });
+      expect(await store.commitSessionFrame(id, frameOf(2))).toEqual({ status: 'appended', seq: 1 });
+      expect(await logged(id)).toEqual([]);
+      await store.commit(id, 0, batchOf(0, 2));
+      expect((await logged(id)).map((event) => `${event.type}:${'seq' in event ? event.seq : ''}`)).toEqual([
+        'output:0',
+        'output:0',
+        'batch:0',
+        'output:1',
+        'batch:1',
+      ]);
+    });
+  });
 });

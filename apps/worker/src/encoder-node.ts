@@ -74,6 +74,8 @@ const SESSION_BACKLOG_FRAMES = 4096;
 const SESSION_BACKLOG_BYTES = 256 * 1024 * 1024;
 /** A drain lets session frames in flight settle this long before it moves their streams. */
 const SESSION_SETTLE_MS = 3000;
+/** How often the streams with an open session are marked active (well inside any idle timeout). */
+const SESSION_ACTIVITY_MS = 1000;
 
 /** One encoder node: consumes its pool's queue, keeps its registry record alive, drains on shutdown. */
 export class EncoderNode {
@@ -114,6 +116,7 @@ export class EncoderNode {
   private readonly dataPort: DataPort<unknown> | null = null;
   private dataUrl: string | undefined;
   private tokens: SessionTokens | null = null;
+  private sessionActivity: NodeJS.Timeout | null = null;
 
   /** `onConfigError`: Redis refused the node's credentials; retrying cannot help (the process exits). */
   constructor(
@@ -237,7 +240,21 @@ export class EncoderNode {
     );
     this.tokens = new SessionTokens(secrets);
     this.dataUrl = await this.dataPort.listen();
+    this.sessionActivity = setInterval(() => void this.markSessionsActive(), SESSION_ACTIVITY_MS);
     this.log.info(`data port for live sessions at ${this.dataUrl} (window ${this.config.liveWindow})`);
+  }
+
+  /**
+   * The API counts a live stream as holding an encoder context while it had activity within the node's
+   * idle timeout (placement by capacity); a session sends no batches through the API, so the node says so.
+   */
+  private async markSessionsActive(): Promise<void> {
+    const streams = this.sessions?.openStreams ?? [];
+    if (streams.length === 0 || this.sessionRedis?.status !== 'ready') return;
+    const now = Date.now();
+    await this.sessionRedis
+      .zadd(this.keys.liveActivity, ...streams.flatMap((streamId) => [now, streamId]))
+      .catch(() => undefined);
   }
 
   async start(): Promise<void> {
@@ -486,6 +503,7 @@ export class EncoderNode {
     this.log.info(`node ${this.config.name} draining (${this.active} active, up to ${drainMs} ms)`);
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.liveSweeper) clearInterval(this.liveSweeper);
+    if (this.sessionActivity) clearInterval(this.sessionActivity);
     // Session streams are handed to other nodes before their sockets close (1012): the clients ask the
     // API again and find the new node at once.
     await within(

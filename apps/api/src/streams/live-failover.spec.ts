@@ -51,7 +51,9 @@ function setUp(options: { nodes?: NodeRecord[]; answering?: string[]; moveTo?: s
   let release: (() => void) | null = null;
   const registry = { get: (id: string) => Promise.resolve(nodes.get(id) ?? null) };
   const streams = { get: () => Promise.resolve({ ...record }) };
+  const silent: string[] = [];
   const live = {
+    markSilent: (nodeId: string) => silent.push(nodeId),
     move: (moved: StreamRecord, reason: LiveMoveReason) => {
       moves.push({ from: moved.node, reason });
       const to = options.moveTo === undefined ? 'node-b' : options.moveTo;
@@ -77,6 +79,7 @@ function setUp(options: { nodes?: NodeRecord[]; answering?: string[]; moveTo?: s
   return {
     failover,
     moves,
+    silent,
     probes,
     probe,
     release: () => release?.(),
@@ -85,17 +88,20 @@ function setUp(options: { nodes?: NodeRecord[]; answering?: string[]; moveTo?: s
 
 describe('LiveFailover.reportUnreachable', () => {
   it('moves the stream at once (epoch + 1) when its node does not answer the probe', async () => {
-    const { failover, moves, probes } = setUp();
+    const { failover, moves, probes, silent } = setUp();
     const after = await failover.reportUnreachable(liveRecord(), 'node-a');
     expect(probes).toEqual(['node-a@ws://a.example:7000']);
     expect(moves).toEqual([{ from: 'node-a', reason: 'unreachable' }]);
+    // No stream is placed on it while its registry record outlives it.
+    expect(silent).toEqual(['node-a']);
     expect(after).toMatchObject({ node: 'node-b', epoch: 1 });
   });
 
   it('leaves the stream where it is when the node answers', async () => {
-    const { failover, moves } = setUp({ answering: ['node-a'] });
+    const { failover, moves, silent } = setUp({ answering: ['node-a'] });
     const after = await failover.reportUnreachable(liveRecord(), 'node-a');
     expect(moves).toEqual([]);
+    expect(silent).toEqual([]);
     expect(after).toMatchObject({ node: 'node-a', epoch: 0 });
   });
 

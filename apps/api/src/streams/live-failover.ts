@@ -90,6 +90,7 @@ export class LiveFailover {
   async reportUnreachable(record: StreamRecord, nodeId: string): Promise<StreamRecord> {
     if (record.params.mode !== 'live' || record.state === 'ended' || record.node !== nodeId) return record;
     if (await this.answers(nodeId)) return record;
+    this.live.markSilent(nodeId);
     const now = await this.live.move(record, 'unreachable');
     if (now === null) {
       throw new RetryLaterException(

@@ -35,6 +35,13 @@ export interface LivePlace {
 const FORGET_DEAD_NODE_MS = 30_000;
 
 /**
+ * How long a node whose data port did not answer a probe gets no stream from this API process (its
+ * registry record outlives a killed node by up to its --timeout; node ids are per process, so a dead
+ * one never comes back).
+ */
+export const SILENT_NODE_MS = 60_000;
+
+/**
  * Where live streams run: placing a new one on the least loaded node, and the supervisor that moves the
  * streams of a node that died (its registry record expired) to another node, together with the batches
  * left on the dead node's queue. The new node starts a fresh encoder (a keyframe) at the first batch not
@@ -48,6 +55,8 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
   readonly everyMs: number;
   private readonly logger = new Logger(LiveStreams.name);
   private readonly deadSince = new Map<string, number>();
+  /** Nodes found silent (LiveFailover), until when. */
+  private readonly silentUntil = new Map<string, number>();
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
@@ -88,7 +97,11 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     options: LivePlacementOptions = {},
     now = Date.now(),
   ): Promise<LivePlace> {
-    const nodes = await this.registry.list();
+    const listed = await this.registry.list();
+    for (const [nodeId, until] of this.silentUntil) {
+      if (until <= now || !listed.some((node) => node.id === nodeId)) this.silentUntil.delete(nodeId);
+    }
+    const nodes = listed.filter((node) => !this.silentUntil.has(node.id));
     const pinned = await Promise.all(
       nodes.map((node) => this.redis.smembers(this.keys.nodeStreams(node.id))),
     );
@@ -115,6 +128,14 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
       (candidate) => candidate.id !== options.exclude && canHostLive(candidate, codec, pool),
     );
     return { node: null, atCapacity: full.length > 0 };
+  }
+
+  /**
+   * A node that a client reported and whose data port did not answer: placement (new streams, moves)
+   * leaves it out for SILENT_NODE_MS, or until its registry record is gone, whichever comes first.
+   */
+  markSilent(nodeId: string, now = Date.now()): void {
+    this.silentUntil.set(nodeId, now + SILENT_NODE_MS);
   }
 
   /** Every stream is watched for stalls until it ends (StreamStallCheck). */

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { StreamRecord, StreamStore } from '../../../../libs/cluster/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
@@ -56,11 +56,17 @@ class FakeNode {
   readonly sockets: WebSocket[] = [];
   closes: { code: number; reason: string }[] = [];
   refuseWith: { status: number; body: string; retryAfter?: string } | null = null;
+  /** Answers upgrades this much later. */
+  delayMs = 0;
 
   constructor() {
     this.server = createServer();
     this.server.on('upgrade', (request: IncomingMessage, socket, head) => {
       this.upgrades.push({ url: request.url ?? '', authorization: request.headers.authorization });
+      if (this.delayMs > 0) {
+        setTimeout(() => socket.destroy(), this.delayMs);
+        return;
+      }
       if (this.refuseWith) {
         const { status, body, retryAfter } = this.refuseWith;
         socket.end(
@@ -252,6 +258,22 @@ describe('SessionRelay', () => {
     session.ws.resume();
     await until(() => session.messages.length === 1 + count, 'every message');
     expect(node.sockets[0].bufferedAmount).toBe(0);
+  });
+
+  it('survives a client that resets its connection while the node is being dialled', async () => {
+    node.delayMs = 300;
+    const client = connect((api.address() as AddressInfo).port, '127.0.0.1');
+    await new Promise((resolve) => client.once('connect', resolve));
+    client.write(
+      `GET /v1/streams/${STREAM}/session HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(() => node.upgrades.length === 1, 'the dial');
+    client.resetAndDestroy();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    // Still serving.
+    node.delayMs = 0;
+    const session = await open();
+    await until(() => session.messages.length === 1, 'ready');
   });
 
   it('answers 503 + Retry-After when the node is not there, and the stream conditions before dialling', async () => {

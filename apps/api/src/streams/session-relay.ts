@@ -1,20 +1,18 @@
-import type { IncomingMessage } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import WebSocket, { WebSocketServer, type RawData } from 'ws';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
-import {
-  LIVE_SESSION_CLOSE,
-  LIVE_SESSION_PING_MS,
-  LIVE_SESSION_SILENCE_MS,
-  frameByteLength,
-} from '../../../../libs/contracts/src/index.js';
+import { LIVE_SESSION_CLOSE } from '../../../../libs/contracts/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { SessionGrants, type SessionTarget } from './session-grants.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { refuse } from './upgrade-refusal.js';
+import { FrameBoundaries, acceptFor, closeFrame, isHandshakeKey } from './websocket-splice.js';
 
 /** `GET /v1/streams/:id/session` on the API: the same path as on a node's data port. */
 export const SESSION_PATH = /^\/v1\/streams\/([^/]+)\/session$/;
@@ -25,8 +23,6 @@ const DIAL_TIMEOUT_MS = 2000;
 const RETRY_AFTER_SECONDS = 1;
 /** A node's refusal body is a short JSON error; no more of it is read. */
 const MAX_REFUSAL_BYTES = 4096;
-/** Close reasons are at most 123 bytes on the wire. */
-const MAX_REASON_BYTES = 123;
 
 /** Why the node would not open the session, as the HTTP answer the relay gives its client. */
 interface Refusal {
@@ -35,19 +31,26 @@ interface Refusal {
   retryAfterSeconds?: number;
 }
 
+/** The node's side of a relayed session: its socket after the handshake, and what came with the 101. */
+interface NodeLeg {
+  socket: Socket;
+  head: Buffer;
+}
+
 /**
- * The API's relay of a live session, for clients that cannot reach the nodes: the client's socket is
- * authenticated with the API key (like `/ws`), the relay opens the same session on the stream's node
- * with a fresh token, and from then on bytes go socket to socket, each message as it came (text stays
- * text, binary stays binary), never through Redis. Whichever side is slower holds the other back: a
- * side's reads pause while the other side's send buffer is over its mark. The node's close code is the
- * client's; a node connection that drops or falls silent (the node died, or the stream moved) closes
- * the client with 4409, and the client asks the API again (`GET /v1/streams/:id`, with `?unreachable=`).
+ * The API's relay of a live session, for clients that cannot reach the nodes. The client's upgrade is
+ * authenticated with the API key (like `/ws`); the relay opens the same session on the stream's node
+ * with a fresh token, answers the client's handshake once the node took it, and from then on the two
+ * TCP connections are spliced: bytes go through as they arrive (a frame is on its way to the node
+ * before its end has reached the relay), never through Redis and never reassembled into messages, so
+ * text stays text, binary stays binary, pings, pongs and close frames go end to end, and a slow side
+ * holds the other back through TCP itself. Both legs negotiate no extension, so their frames are the
+ * same bytes. The relay only follows frame boundaries, to put in a close frame of its own: 4409 when
+ * the node connection drops (the client asks the API again, `?unreachable=`), 1012 when the API stops.
  */
 @Injectable()
 export class SessionRelay implements OnModuleDestroy {
-  private readonly logger = new Logger(SessionRelay.name);
-  private readonly relayed = new Set<WebSocket>();
+  private readonly relayed = new Set<(code: number, reason: string) => void>();
 
   constructor(
     private readonly streams: StreamStore,
@@ -55,13 +58,13 @@ export class SessionRelay implements OnModuleDestroy {
   ) {}
 
   onModuleDestroy(): void {
-    for (const client of this.relayed) closeWith(client, 1012, 'the API is restarting: ask it again');
+    for (const stop of [...this.relayed]) stop(1012, 'the API is restarting: ask it again');
   }
 
   /**
    * Answers an upgrade to a stream's session, already authenticated as `caller`: the relayed session,
    * or the HTTP form of the close code it would get (400, 404, 409 batch stream or moved, 410 ended,
-   * 429, 503 + Retry-After: the node is not there).
+   * 429, 502, 503 + Retry-After: the node is not there).
    */
   async upgrade(
     request: IncomingMessage,
@@ -71,6 +74,13 @@ export class SessionRelay implements OnModuleDestroy {
     query: URLSearchParams,
     caller: Principal,
   ): Promise<void> {
+    // Node's HTTP server takes its error listener off an upgraded socket: a client that resets while
+    // the node is dialled would otherwise be an uncaught error.
+    socket.on('error', () => socket.destroy());
+    const key = request.headers['sec-websocket-key'];
+    if (!isHandshakeKey(key) || request.headers['sec-websocket-version'] !== '13') {
+      return refuse(socket, 400, 'not a WebSocket handshake (Sec-WebSocket-Key, Sec-WebSocket-Version: 13)');
+    }
     const since = query.get('since');
     if (since !== null && !((parseDecimalInteger(since) ?? -2) >= -1)) {
       return refuse(
@@ -102,134 +112,137 @@ export class SessionRelay implements OnModuleDestroy {
         RETRY_AFTER_SECONDS,
       );
     }
-    const gone = new Promise<void>((resolve) => socket.once('close', resolve));
-    let clientGone = false;
-    void gone.then(() => (clientGone = true));
-    const dialed = await dial(target, since, nodePayloadLimit(record));
-    if (!(dialed instanceof WebSocket)) {
-      return refuse(socket, dialed.status, dialed.message, dialed.retryAfterSeconds);
+    const node = await dial(target, since);
+    if (!('socket' in node)) return refuse(socket, node.status, node.message, node.retryAfterSeconds);
+    if (socket.destroyed || !socket.writable) {
+      node.socket.destroy();
+      return;
     }
-    if (clientGone || socket.destroyed) return dialed.terminate();
-    const server = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      perMessageDeflate: false,
-      maxPayload: clientPayloadLimit(record),
-    });
-    let piped = false;
-    server.handleUpgrade(request, socket, head, (client) => {
-      piped = true;
-      this.pipe(client, dialed, streamId, record);
-    });
-    // A client socket that went away while the node was dialled is not upgraded (and not called back).
-    if (!piped) dialed.terminate();
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`,
+    );
+    this.splice({ socket: socket as Socket, head }, node, record);
   }
 
-  private pipe(client: WebSocket, node: DialedNode, streamId: string, record: StreamRecord): void {
-    this.relayed.add(client);
-    const high = highWaterMark(record);
-    forward(client, node, high);
-    forward(node, client, high);
-    for (const [data, isBinary] of node.early.splice(0)) client.send(data, { binary: isBinary });
-    node.off('message', node.onEarly);
-    node.resume();
-
-    const heard = { client: Date.now(), node: Date.now() };
-    for (const [side, ws] of [
-      ['client', client],
-      ['node', node],
-    ] as const) {
-      const hear = () => (heard[side] = Date.now());
-      ws.on('message', hear);
-      ws.on('pong', hear);
-      ws.on('ping', hear);
+  private splice(client: NodeLeg, node: NodeLeg, record: StreamRecord): void {
+    const toClient = new FrameBoundaries();
+    const toNode = new FrameBoundaries();
+    for (const leg of [client, node]) {
+      leg.socket.setNoDelay(true);
+      leg.socket.setTimeout(0);
+      leg.socket.on('error', () => leg.socket.destroy());
     }
-    const ping = setInterval(() => {
-      const now = Date.now();
-      // A side whose reads the relay paused (the other side is slow) is not silent: it is held back.
-      for (const [side, ws] of [
-        ['client', client],
-        ['node', node],
-      ] as const) {
-        if (ws.isPaused) heard[side] = now;
-        if (now - heard[side] > LIVE_SESSION_SILENCE_MS) ws.terminate();
-        else if (ws.readyState === WebSocket.OPEN) ws.ping();
-      }
-    }, LIVE_SESSION_PING_MS);
+    pipe(node.socket, client.socket, toClient);
+    pipe(client.socket, node.socket, toNode);
+    if (node.head.length > 0) node.socket.unshift(node.head);
+    if (client.head.length > 0) client.socket.unshift(client.head);
 
-    node.on('close', (code, reason) => {
-      clearInterval(ping);
-      if (isSendable(code)) closeWith(client, code, reason.toString());
-      else {
-        closeWith(
-          client,
-          LIVE_SESSION_CLOSE.moved,
-          `lost the node: ask GET /v1/streams/${streamId}?unreachable=${record.node ?? ''}`,
-        );
-      }
+    let clientClosed = false;
+    // Ends the client's connection: after the node's close frame if one went by, else with a close
+    // frame of the relay's own put between two frames (in the middle of one: without).
+    const closeClient = (code: number, reason: string) => {
+      if (clientClosed) return;
+      clientClosed = true;
+      if (client.socket.destroyed || !client.socket.writable) return void client.socket.destroy();
+      if (toClient.closeSeen) client.socket.end();
+      else if (toClient.atBoundary) client.socket.end(closeFrame(code, reason, false));
+      else client.socket.destroy();
+    };
+    let nodeClosed = false;
+    // A client that closed cleanly sent its close frame through; one that dropped leaves the node to
+    // see its connection go, as it would see the client's own.
+    const closeNode = () => {
+      if (nodeClosed) return;
+      nodeClosed = true;
+      if (toNode.closeSeen && node.socket.writable) node.socket.end();
+      else node.socket.destroy();
+    };
+    const stop = (code: number, reason: string) => {
+      closeClient(code, reason);
+      closeNode();
+    };
+    this.relayed.add(stop);
+    const lostNode = () =>
+      closeClient(
+        LIVE_SESSION_CLOSE.moved,
+        `lost the node: ask GET /v1/streams/${record.id}?unreachable=${record.node ?? ''}`,
+      );
+    node.socket.once('end', lostNode);
+    node.socket.once('close', lostNode);
+    client.socket.once('end', closeNode);
+    client.socket.once('close', () => {
+      this.relayed.delete(stop);
+      closeNode();
     });
-    client.on('close', (code, reason) => {
-      clearInterval(ping);
-      this.relayed.delete(client);
-      closeWith(node, isSendable(code) ? code : 1000, reason.toString());
-    });
-    client.on('error', (error) => {
-      this.logger.debug(`session relay of ${streamId}: client socket error: ${error.message}`);
-      client.terminate();
-    });
-    node.on('error', (error) => {
-      this.logger.debug(`session relay of ${streamId}: node socket error: ${error.message}`);
-      node.terminate();
-    });
-    if (node.readyState !== WebSocket.OPEN) {
-      closeWith(client, LIVE_SESSION_CLOSE.moved, 'lost the node: ask the API again');
-    }
   }
 }
 
-/** The node's socket, with what it sent before the client's socket was there to take it. */
-type DialedNode = WebSocket & {
-  early: [RawData, boolean][];
-  onEarly: (data: RawData, isBinary: boolean) => void;
-};
+/** Passes `from`'s bytes to `to` as they come, reading on only while `to` takes them. */
+function pipe(from: Socket, to: Socket, frames: FrameBoundaries): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.writable) return;
+    frames.feed(chunk);
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+}
 
 /**
- * Opens the session on the node (`?since=` passed through). Its messages are kept from the moment it
- * opens, and its reads paused, until the client's socket is there to take them.
+ * Opens the session on the node (`?since=` passed through, the token as a bearer): its socket once it
+ * answered 101 with the right accept value, or why not, as the relay's answer.
  */
-function dial(
-  target: SessionTarget,
-  since: string | null,
-  maxPayload: number,
-): Promise<DialedNode | Refusal> {
+function dial(target: SessionTarget, since: string | null): Promise<NodeLeg | Refusal> {
   return new Promise((resolve) => {
+    const url = new URL(since === null ? target.url : `${target.url}?since=${since}`);
+    const key = randomBytes(16).toString('base64');
     let settled = false;
-    const settle = (answer: DialedNode | Refusal) => {
-      if (settled) return;
+    const settle = (answer: NodeLeg | Refusal) => {
+      clearTimeout(timer);
+      if (settled) {
+        if ('socket' in answer) answer.socket.destroy();
+        return;
+      }
       settled = true;
       resolve(answer);
     };
-    const url = since === null ? target.url : `${target.url}?since=${since}`;
-    const node = new WebSocket(url, {
-      headers: { authorization: `Bearer ${target.token}` },
-      perMessageDeflate: false,
-      handshakeTimeout: DIAL_TIMEOUT_MS,
-      maxPayload,
-    }) as DialedNode;
-    node.early = [];
-    node.onEarly = (data, isBinary) => node.early.push([data, isBinary]);
-    node.on('message', node.onEarly);
-    node.once('open', () => {
-      node.pause();
-      settle(node);
+    const unreachable = (why: string): Refusal => ({
+      status: 503,
+      message: `node ${target.node} did not take the session (${why}): report it with GET /v1/streams/:id?unreachable=${target.node}`,
+      retryAfterSeconds: RETRY_AFTER_SECONDS,
     });
-    node.once('unexpected-response', (_, response) => {
+    const options = {
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+      agent: false as const,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': key,
+        'sec-websocket-version': '13',
+        authorization: `Bearer ${target.token}`,
+      },
+    };
+    const request = url.protocol === 'wss:' ? httpsRequest(options) : httpRequest(options);
+    const timer = setTimeout(() => {
+      settle(unreachable(`no answer within ${DIAL_TIMEOUT_MS} ms`));
+      request.destroy();
+    }, DIAL_TIMEOUT_MS);
+    request.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (
+        response.headers['sec-websocket-accept'] !== acceptFor(key) ||
+        response.headers['sec-websocket-extensions'] !== undefined
+      ) {
+        socket.destroy();
+        return settle({ status: 502, message: `node ${target.node} answered the upgrade wrongly` });
+      }
+      settle({ socket, head });
+    });
+    request.on('response', (response: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const done = () => {
+      const done = () =>
         settle(refusalFrom(target, response.statusCode ?? 502, chunks, response.headers['retry-after']));
-        node.terminate();
-      };
       response.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size <= MAX_REFUSAL_BYTES) chunks.push(chunk);
@@ -237,13 +250,8 @@ function dial(
       response.on('end', done);
       response.on('error', done);
     });
-    node.on('error', (error) =>
-      settle({
-        status: 503,
-        message: `node ${target.node} did not take the session (${error.message}): report it with GET /v1/streams/:id?unreachable=${target.node}`,
-        retryAfterSeconds: RETRY_AFTER_SECONDS,
-      }),
-    );
+    request.on('error', (error) => settle(unreachable(error.message)));
+    request.end();
   });
 }
 
@@ -282,54 +290,4 @@ function refusalFrom(
     };
   }
   return { status: 502, message: `node ${target.node} answered ${status}: ${message}` };
-}
-
-/** Passes each message on as it came; reads from `from` pause while `to` has more than `high` unsent. */
-function forward(from: WebSocket, to: WebSocket, high: number): void {
-  from.on('message', (data: RawData, isBinary: boolean) => {
-    if (to.readyState !== WebSocket.OPEN) return;
-    to.send(data, { binary: isBinary }, () => {
-      if (from.isPaused && to.bufferedAmount <= high / 2) from.resume();
-    });
-    if (to.bufferedAmount > high) from.pause();
-  });
-}
-
-function frameBytesOf(record: StreamRecord): number {
-  const { width, height, format } = record.params;
-  return frameByteLength(width, height, format);
-}
-
-/** A frame as the client may send it: raw, or as an LZ4 block (worst case) behind its u32 size. */
-function clientPayloadLimit(record: StreamRecord): number {
-  const raw = frameBytesOf(record);
-  return Math.max(64 * 1024, 4 + raw + Math.ceil(raw / 255) + 16);
-}
-
-/** A packet is smaller than its frame but for pathological input: leave room. */
-function nodePayloadLimit(record: StreamRecord): number {
-  return Math.max(16 * 1024 * 1024, 2 * frameBytesOf(record));
-}
-
-/** Two frames unsent on either side is more than a session's window needs from the relay. */
-function highWaterMark(record: StreamRecord): number {
-  return Math.max(1024 * 1024, 2 * frameBytesOf(record));
-}
-
-function isSendable(code: number): boolean {
-  return (
-    (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999)
-  );
-}
-
-function closeWith(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING) return;
-  if (ws.readyState === WebSocket.CONNECTING) return ws.terminate();
-  ws.close(code, truncate(reason));
-}
-
-function truncate(reason: string): string {
-  let text = reason;
-  while (Buffer.byteLength(text) > MAX_REASON_BYTES) text = text.slice(0, -1);
-  return text;
 }

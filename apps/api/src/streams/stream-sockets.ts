@@ -57,6 +57,9 @@ export class StreamSockets implements OnModuleDestroy {
         answerAsPlainRequest(http, request, socket, head);
         return;
       }
+      // Node's HTTP server takes its error listener off an upgraded socket: a client resetting while
+      // the upgrade is decided (Redis reads) would otherwise be an uncaught error.
+      socket.on('error', () => socket.destroy());
       void this.upgrade(request, socket, head).catch((error: Error) => {
         if (isRedisUnavailable(error)) {
           refuse(socket, 503, REDIS_UNAVAILABLE_MESSAGE, REDIS_RETRY_AFTER_SECONDS);

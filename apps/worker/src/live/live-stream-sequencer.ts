@@ -272,12 +272,14 @@ export class LiveStreamSequencer {
   encodeFrame(
     streamId: string,
     frame: number,
-    input: Buffer,
+    input: Buffer | Promise<Buffer>,
     options: { start: () => Promise<LiveSession> | null; keyframe?: boolean },
   ): Promise<{ packet: LivePacket; contentType: string }> {
     const context = this.contexts.get(streamId) ?? this.newContext(streamId);
     context.busy++;
     const result = context.turn.then(async () => {
+      // A frame still being decompressed (off the event loop) is waited for in its turn.
+      const raw = await input;
       if (options.keyframe || this.needsNewSession(context, frame)) {
         await context.session?.close().catch(() => undefined);
         context.session = null;
@@ -294,7 +296,7 @@ export class LiveStreamSequencer {
       }
       const session = context.session!;
       try {
-        const [packet] = await session.encode([input], 1);
+        const [packet] = await session.encode([raw], 1);
         context.next = frame + 1;
         return { packet, contentType: session.contentType };
       } catch (error) {

@@ -65,9 +65,11 @@ export class DataPort<T> {
   async listen(): Promise<string> {
     const { host, port } = this.config.bind;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (error) =>
+        reject(new ConfigError(`--bind ${host}:${port}: cannot listen there (${error.message})`)),
+      );
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.removeAllListeners('error');
         resolve();
       });
     });

@@ -9,7 +9,7 @@ import {
 } from '../../../../libs/contracts/src/index.js';
 import { frameBytes, type LivePacket } from '../../../../libs/codecs/src/index.js';
 import type { LiveSession } from '../live/live-stream-sequencer.js';
-import { BadFrameError, decodeFrame, type FrameCompression } from './session-frames.js';
+import { BadFrameError, checkFrame, frameOf, type FrameCompression } from './session-frames.js';
 import { SessionBacklogFull, SessionCommitRefused, type SessionFrameLog } from './session-frame-log.js';
 
 /** What a session needs of the node's live encoding (the LiveStreamSequencer: one context per stream). */
@@ -17,7 +17,7 @@ export interface SessionEncoder {
   encodeFrame(
     streamId: string,
     frame: number,
-    input: Buffer,
+    input: Buffer | Promise<Buffer>,
     options: { start: () => Promise<LiveSession> | null; keyframe?: boolean },
   ): Promise<{ packet: LivePacket; contentType: string }>;
   closeStream(streamId: string): Promise<void>;
@@ -171,14 +171,13 @@ export class StreamSession {
         `more than ${this.deps.window} frames in flight (the window): wait for an output before sending more`,
       );
     }
-    let input: Buffer;
     try {
-      input = decodeFrame(data, this.frameSize, this.compression);
+      checkFrame(data, this.frameSize, this.compression);
     } catch (error) {
       if (!(error instanceof BadFrameError)) throw error;
       return this.fail(LIVE_SESSION_CLOSE.badMessage, error.message);
     }
-    this.takeFrame(input);
+    this.takeFrame(this.compression === 'none' ? data : frameOf(data, this.frameSize, this.compression));
   }
 
   private onText(data: Buffer): void {
@@ -201,7 +200,9 @@ export class StreamSession {
     );
   }
 
-  private takeFrame(input: Buffer): void {
+  private takeFrame(input: Buffer | Promise<Buffer>): void {
+    // Awaited in the encoder's turn; a corrupt block is reported there, not as an unhandled rejection.
+    if (input instanceof Promise) input.catch(() => undefined);
     const { streamId, params, epoch } = this.start;
     const frame = this.nextFrame++;
     this.inFlight++;
@@ -260,6 +261,7 @@ export class StreamSession {
       );
     }
     if (error instanceof SessionBacklogFull) return this.fail(LIVE_SESSION_CLOSE.tryAgain, error.message);
+    if (error instanceof BadFrameError) return this.fail(LIVE_SESSION_CLOSE.badMessage, error.message);
     const message = error instanceof Error ? error.message.split('\n', 1)[0] : String(error);
     this.deps.warn(`live session of stream ${streamId}: ${message}`);
     this.fail(LIVE_SESSION_CLOSE.tryAgain, `encoding failed: ${message}`);
