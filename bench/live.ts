@@ -194,6 +194,12 @@ const END_TIMEOUT_MS = 15_000;
 
 const loadAverage = () => os.loadavg().map((value) => Math.round(value * 100) / 100);
 
+/** What a side adds to the encode alone, frame by frame (side - raw of the same frame): p50 and p99. */
+function added(side: number[], raw: number[]): { p50: number; p99: number } {
+  const differences = side.map((ms, index) => ms - raw[index]);
+  return { p50: percentile(differences, 50), p99: percentile(differences, 99) };
+}
+
 function percentiles(samples: number[]): Percentiles {
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), mean: mean(samples) };
 }
@@ -474,11 +480,17 @@ class LiveStream {
   }
 }
 
+interface ServiceSent {
+  jobId: string;
+  postAt: number;
+  outputAt: number;
+}
+
 /** One frame in flight: each POST starts once the previous frame's output (and bytes) arrived. */
 async function serviceLatency(stream: LiveStream, frames: Buffer[], from: number, count: number) {
   const total: number[] = [];
   const accepted: number[] = [];
-  const sent: { jobId: string; postAt: number; outputAt: number }[] = [];
+  const sent: ServiceSent[] = [];
   let keyframes = 0;
   for (let index = from; index < from + count; index++) {
     const postAt = Date.now();
@@ -616,38 +628,6 @@ async function sessionThroughput(stream: SessionStream, frames: Buffer[], from: 
   for (let index = 0; index < count; index++) await stream.session.send(frameAt(frames, from + index));
   await reading;
   return count / ((last - started) / 1000);
-}
-
-/** Warm-up then `count` frames one at a time over a session (direct or relayed); its own stream. */
-async function measureSession(
-  options: LiveOptions,
-  liveCase: LiveCase,
-  frames: Buffer[],
-  profile: LiveProfile,
-  count: number,
-  viaApi: boolean,
-  throughputFrames: number,
-): Promise<{ latency: Percentiles; keyframes: number; fps?: number; window: number }> {
-  const stream = await SessionStream.open(options.stack.apiUrl, liveCase, viaApi);
-  try {
-    const warm = await sessionLatency(stream, frames, 0, profile.warmupFrames);
-    if (warm.keyframes < 1) throw new Error('the first output of the session is not a keyframe');
-    const timed = await sessionLatency(stream, frames, profile.warmupFrames, count);
-    const fps =
-      throughputFrames > 0
-        ? await sessionThroughput(stream, frames, profile.warmupFrames + count, throughputFrames)
-        : undefined;
-    await stream.end();
-    return {
-      latency: percentiles(timed.total),
-      keyframes: timed.keyframes,
-      fps,
-      window: stream.session.window,
-    };
-  } catch (error) {
-    stream.abort();
-    throw error;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -821,8 +801,9 @@ export function liveMethod(inFlight: number): string[] {
       'one frame in flight (the next POST starts once the previous output arrived), so that a frame never ' +
       'queues behind another and the time is latency, not backlog; time = start of the POST -> that ' +
       "frame's `output` message on the stream's WebSocket. `202` = start of the POST -> its 202.",
-    'added = service - raw, percentile by percentile (p50 - p50, p99 - p99). Both sides are timed after a ' +
-      'warm-up on the same encoder (the first frame starts ffmpeg and is the keyframe).',
+    'Every side is timed on the same frame in turn (raw, direct, relay, POST, then the next frame), each on ' +
+      'its own encoder after a warm-up (the first frame starts ffmpeg and is the keyframe), so that a load ' +
+      'swing of this shared machine hits them alike; added = side - raw of the same frame, then its p50 and p99.',
     '`ws floor`: the frame over a loopback WebSocket to a `ws` server in the bench process that answers at ' +
       'once (nothing encoded, no Redis): the transport share of `direct`, measured beside it.',
     "Session: the stream's session as the SDK opens it (libs/client LiveSession): `direct` straight to the node's " +
@@ -864,6 +845,8 @@ async function measureCase(
   let stage = 'create stream';
   let stream: LiveStream | null = null;
   let session: LiveVideoSession | null = null;
+  let direct: SessionStream | null = null;
+  let relay: SessionStream | null = null;
   let submitted = 0;
   try {
     stream = await LiveStream.open(options.stack.apiUrl, agent, liveCase);
@@ -877,7 +860,10 @@ async function measureCase(
       threads,
     };
 
-    stage = 'raw';
+    stage = 'transport floor';
+    latency.transport_ms = await transportFloor(frames, latencyFrames);
+
+    stage = 'open the sessions';
     const { width, height } = liveCase.resolution;
     session = await createEncoder(liveCase.codec, undefined, { threads }).startLive(
       { width, height, format: FRAME_FORMAT },
@@ -885,9 +871,59 @@ async function measureCase(
       view.keyframeInterval,
     );
     latency.implementation = session.implementation;
+    direct = await SessionStream.open(options.stack.apiUrl, liveCase, false);
+    relay = await SessionStream.open(options.stack.apiUrl, liveCase, true);
+
+    stage = 'warm-up';
     await rawLatency(session, frames, 0, warmup);
-    const raw = await rawLatency(session, frames, warmup, latencyFrames);
+    for (const sessionStream of [direct, relay]) {
+      const warm = await sessionLatency(sessionStream, frames, 0, warmup);
+      if (warm.keyframes < 1) throw new Error('the first output of a session is not a keyframe');
+    }
+    const warm = await serviceLatency(stream, frames, 0, warmup);
+    submitted += warmup;
+    if (warm.keyframes < 1) throw new Error('the first output of the stream is not a keyframe');
+
+    // Frame by frame, each side in turn on the same frame: a load swing of this shared machine hits
+    // every side alike, and `added` is taken frame by frame (side - raw of the same frame).
+    stage = 'latency';
+    const raw: number[] = [];
+    const directMs: number[] = [];
+    const relayMs: number[] = [];
+    const service = {
+      total: [] as number[],
+      accepted: [] as number[],
+      keyframes: 0,
+      sent: [] as ServiceSent[],
+    };
+    for (let index = warmup; index < warmup + latencyFrames; index++) {
+      raw.push(...(await rawLatency(session, frames, index, 1)));
+      directMs.push(...(await sessionLatency(direct, frames, index, 1)).total);
+      relayMs.push(...(await sessionLatency(relay, frames, index, 1)).total);
+      const posted = await serviceLatency(stream, frames, index, 1);
+      service.total.push(...posted.total);
+      service.accepted.push(...posted.accepted);
+      service.sent.push(...posted.sent);
+      service.keyframes += posted.keyframes;
+    }
+    submitted += latencyFrames;
     latency.raw_ms = percentiles(raw);
+    latency.direct_ms = percentiles(directMs);
+    latency.relay_ms = percentiles(relayMs);
+    latency.service_ms = percentiles(service.total);
+    latency.accepted_ms = percentiles(service.accepted);
+    latency.keyframes = service.keyframes;
+    latency.direct_added_ms = added(directMs, raw);
+    latency.relay_added_ms = added(relayMs, raw);
+    latency.added_ms = added(service.total, raw);
+    latency.stages_p50_ms = await serviceStages(stream, service.sent);
+    console.log(
+      `  ${`${name} live`.padEnd(16)} per frame: raw p50 ${fixed(latency.raw_ms.p50)} p99 ${fixed(latency.raw_ms.p99)} ms` +
+        `   added: direct ${fixed(latency.direct_added_ms.p50)} / ${fixed(latency.direct_added_ms.p99)}` +
+        `   relay ${fixed(latency.relay_added_ms.p50)} / ${fixed(latency.relay_added_ms.p99)}` +
+        `   POST ${fixed(latency.added_ms.p50)} / ${fixed(latency.added_ms.p99)} ms (p50 / p99, load ${loadAverage()[0]})`,
+    );
+
     let rawFps: number | null = null;
     if (throughput) {
       stage = 'raw throughput';
@@ -895,70 +931,25 @@ async function measureCase(
     }
     await session.close();
     session = null;
-
-    stage = 'transport floor';
-    latency.transport_ms = await transportFloor(frames, latencyFrames);
-
-    stage = 'direct session';
-    const direct = await measureSession(
-      options,
-      liveCase,
-      frames,
-      profile,
-      latencyFrames,
-      false,
-      throughput ? throughputFrames : 0,
-    );
-    latency.direct_ms = direct.latency;
-    latency.direct_added_ms = {
-      p50: direct.latency.p50 - latency.raw_ms.p50,
-      p99: direct.latency.p99 - latency.raw_ms.p99,
-    };
-    stage = 'relayed session';
-    const relay = await measureSession(options, liveCase, frames, profile, latencyFrames, true, 0);
-    latency.relay_ms = relay.latency;
-    latency.relay_added_ms = {
-      p50: relay.latency.p50 - latency.raw_ms.p50,
-      p99: relay.latency.p99 - latency.raw_ms.p99,
-    };
-    console.log(
-      `  ${`${name} live`.padEnd(16)} session: direct p50 ${fixed(direct.latency.p50)} p99 ${fixed(direct.latency.p99)} ms` +
-        ` (added ${fixed(latency.direct_added_ms.p50)} / ${fixed(latency.direct_added_ms.p99)})` +
-        `   relay p50 ${fixed(relay.latency.p50)} p99 ${fixed(relay.latency.p99)} ms` +
-        ` (added ${fixed(latency.relay_added_ms.p50)} / ${fixed(latency.relay_added_ms.p99)}) (load ${loadAverage()[0]})`,
-    );
-    if (throughput && rawFps !== null && direct.fps !== undefined) {
+    if (throughput && rawFps !== null) {
+      stage = 'session throughput';
+      const fps = await sessionThroughput(direct, frames, warmup + latencyFrames, throughputFrames);
       Object.assign(throughput, {
         ffmpeg_fps: rawFps,
-        session_fps: direct.fps,
-        session_ratio: direct.fps / rawFps,
-        window: direct.window,
+        session_fps: fps,
+        session_ratio: fps / rawFps,
+        window: direct.session.window,
       });
       console.log(
         `  ${`${name} live`.padEnd(16)} one stream over its session: ffmpeg direct ${fixed(rawFps)} fps   session ` +
-          `${fixed(direct.fps)} fps   ratio ${(direct.fps / rawFps).toFixed(2)} (window ${direct.window}, load ${loadAverage()[0]})`,
+          `${fixed(fps)} fps   ratio ${(fps / rawFps).toFixed(2)} (window ${direct.session.window}, load ${loadAverage()[0]})`,
       );
     }
-
-    stage = 'service';
-    const warm = await serviceLatency(stream, frames, 0, warmup);
-    submitted += warmup;
-    if (warm.keyframes < 1) throw new Error('the first output of the stream is not a keyframe');
-    const service = await serviceLatency(stream, frames, warmup, latencyFrames);
-    submitted += latencyFrames;
-    latency.service_ms = percentiles(service.total);
-    latency.accepted_ms = percentiles(service.accepted);
-    latency.keyframes = service.keyframes;
-    latency.stages_p50_ms = await serviceStages(stream, service.sent);
-    latency.added_ms = {
-      p50: latency.service_ms.p50 - latency.raw_ms.p50,
-      p99: latency.service_ms.p99 - latency.raw_ms.p99,
-    };
-    console.log(
-      `  ${`${name} live`.padEnd(16)} per frame: raw p50 ${fixed(latency.raw_ms.p50)} p99 ${fixed(latency.raw_ms.p99)} ms` +
-        `   service p50 ${fixed(latency.service_ms.p50)} p99 ${fixed(latency.service_ms.p99)} ms` +
-        `   added p50 ${fixed(latency.added_ms.p50)} p99 ${fixed(latency.added_ms.p99)} ms (load ${loadAverage()[0]})`,
-    );
+    stage = 'end of the sessions';
+    await direct.end();
+    direct = null;
+    await relay.end();
+    relay = null;
 
     if (throughput && rawFps !== null) {
       stage = 'service throughput';
@@ -997,6 +988,8 @@ async function measureCase(
     if (throughput && throughput.service_fps === undefined) throughput.failed = message;
   } finally {
     stream?.close();
+    direct?.abort();
+    relay?.abort();
     await session?.close().catch(() => undefined);
   }
   return { latency, throughput };

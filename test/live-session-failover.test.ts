@@ -1,3 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../libs/client/src/cli.js';
 import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { NodeRecord } from '../libs/contracts/src/index.js';
@@ -152,6 +155,46 @@ describe('live sessions through the SDK, with kill -9 of the node', () => {
     );
     expect(logged.every((event, index) => event.data.equals(outputs[index].data))).toBe(true);
     await replace(killed!);
+  });
+
+  it('the CLI sends a live stream over its session by default and writes one decodable video', async () => {
+    const input = join(dir.path, 'small.bgra');
+    writeFileSync(input, Buffer.concat(SMALL.bgra));
+    const out = join(dir.path, 'cli-out');
+    let stdout = '';
+    let stderr = '';
+    const code = await main(
+      [
+        'stream',
+        '--api',
+        `${stack.apiUrl}/`,
+        '--codec',
+        'h264',
+        '--mode',
+        'live',
+        '--input',
+        input,
+        '--width',
+        String(SMALL.width),
+        '--height',
+        String(SMALL.height),
+        '--format',
+        'bgra',
+        '--out',
+        out,
+        // Not about timeouts: a loaded CI box must not make it give up on a slow node.
+        '--frame-timeout',
+        '5000',
+      ],
+      { API_KEY: KEY },
+      {
+        stdout: { write: (text: string) => (stdout += text) },
+        stderr: { write: (text: string) => (stderr += text) },
+      },
+    );
+    expect({ code, stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/over its session on node/) });
+    expect(JSON.parse(stdout)).toMatchObject({ frames: 24, outputs: 24, keyframes: 1, failovers: 0 });
+    await expectVideoOf(readFileSync(join(out, 'stream.h264')), SMALL.inputs, SMALL.width, SMALL.height);
   });
 
   it('the relay gives the same decoded frames as the direct session', async () => {

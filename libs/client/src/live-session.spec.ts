@@ -148,6 +148,19 @@ describe('LiveSession', () => {
     expect(outputs.at(-1)!.node).toBe('node-b');
   });
 
+  it('a node that is only slow keeps its socket: the API answers with the same node, the timeout grows', async () => {
+    await start({ window: 2 });
+    cluster.node('node-a').delayMs = 150;
+    const { session, outputs, reading } = await open({ frameTimeoutMs: 50, firstOutputTimeoutMs: 50 });
+    await sendFrames(session, 0, 8);
+    await session.close();
+    await reading;
+    expectInOrder(outputs, 8);
+    expect(cluster.apiRequests).toContain(`/v1/streams/${cluster.id}?unreachable=node-a`);
+    expect(failovers).toEqual([]);
+    expect(cluster.connections).toHaveLength(1);
+  });
+
   it('a draining node (1012) makes it ask the API again without reporting the node', async () => {
     await start();
     const { session, outputs, reading } = await open();

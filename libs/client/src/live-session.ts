@@ -91,6 +91,8 @@ class Drop extends Error {
     readonly retryAfterMs?: number,
     /** The oldest frame's output did not come in time (not a drop). */
     readonly timeout = false,
+    /** The API was told already (a timeout it confirmed by moving the stream). */
+    readonly reported = false,
   ) {
     super(message);
   }
@@ -151,6 +153,10 @@ interface Connection {
   keyframeBefore?: number;
   outputs: number;
   lastHeard: number;
+  /** When the last output came on it: a frame queued behind others waits for them, not for the node. */
+  lastOutputAt: number;
+  /** A frame timeout is being checked with the API. */
+  suspected?: boolean;
   timer?: NodeJS.Timeout;
   pinger?: NodeJS.Timeout;
   closed: boolean;
@@ -357,6 +363,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
         sentAt: new Map(),
         outputs: 0,
         lastHeard: this.now(),
+        lastOutputAt: 0,
         closed: false,
       };
       const settle = (drop: Drop) => {
@@ -496,7 +503,11 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
     const from = this.connection?.node ?? this.nodeName;
     this.connection = undefined;
     this.failoverCount++;
-    this.options.onFailover?.({ reason: drop.message, node: from, reported: drop.action === 'report' });
+    this.options.onFailover?.({
+      reason: drop.message,
+      node: from,
+      reported: drop.action === 'report' || drop.reported,
+    });
     this.recovering = (async () => {
       const started = this.now();
       const limit = this.options.reconnectForMs ?? 30_000;
@@ -529,10 +540,6 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
             signal: this.options.signal,
             deadlineMs: remaining,
           });
-          // The API kept the stream on the node this session gave up on: it answered its probe, so
-          // the timeout was too short for it (a loaded node); give it longer from now on.
-          if (unreachable && view.session?.node === unreachable && reason.timeout)
-            this.timeoutScale = Math.min(MAX_TIMEOUT_SCALE, this.timeoutScale * 2);
           granted = view.session?.node;
           await this.connect(view);
           return;
@@ -588,6 +595,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
     }
     const durable = header.durable !== false;
     if (header.frame >= connection.start) {
+      connection.lastOutputAt = this.now();
       connection.highest = Math.max(connection.highest, header.frame);
       connection.sentAt.delete(header.frame);
       connection.outputs++;
@@ -658,29 +666,55 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
     connection.timer = undefined;
     if (connection.closed || this.inFlight(connection) <= 0) return;
     const oldest = connection.highest + 1;
-    const sentAt = connection.sentAt.get(oldest) ?? this.now();
+    // Its clock starts when it was sent, or when the frame before it came out if that was later: the
+    // node encodes a session's frames one after the other.
+    const sentAt = Math.max(connection.sentAt.get(oldest) ?? this.now(), connection.lastOutputAt);
     const base = this.options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
     const limit =
       (connection.outputs === 0 ? Math.max(base, this.options.firstOutputTimeoutMs ?? 3000) : base) *
       this.timeoutScale;
     connection.timer = setTimeout(
       () => {
-        if (connection.highest < oldest) {
-          this.dropped(
+        if (connection.highest < oldest)
+          void this.suspect(
             connection,
-            new Drop(
-              `no output for frame ${oldest} within ${limit} ms from ${connection.node}`,
-              'report',
-              undefined,
-              undefined,
-              true,
-            ),
+            `no output for frame ${oldest} within ${limit} ms from ${connection.node}`,
           );
-        }
       },
       Math.max(0, sentAt + limit - this.now()),
     );
     connection.timer.unref?.();
+  }
+
+  /**
+   * A frame timed out: the node may be gone, or only slow. The API decides (it probes the node): if it
+   * moved the stream, the session follows; if it kept it there, the socket stays (a new one would race
+   * the frames the node is still encoding) and the node gets a longer timeout from now on.
+   */
+  private async suspect(connection: Connection, reason: string): Promise<void> {
+    if (connection.suspected || connection.closed) return;
+    connection.suspected = true;
+    let view: StreamView;
+    try {
+      view = await this.client.get(this.streamId, {
+        unreachable: connection.node,
+        signal: this.options.signal,
+        deadlineMs: this.options.connectTimeoutMs ?? 2000,
+      });
+    } catch {
+      return this.dropped(connection, new Drop(reason, 'report', undefined, undefined, true));
+    }
+    connection.suspected = false;
+    if (connection.closed || this.connection !== connection) return;
+    if (view.state === 'open' && view.session?.node === connection.node) {
+      this.timeoutScale = Math.min(MAX_TIMEOUT_SCALE, this.timeoutScale * 2);
+      this.armTimer(connection);
+      return;
+    }
+    this.dropped(
+      connection,
+      new Drop(`${reason}; the API moved the stream`, 'ask', undefined, undefined, true, true),
+    );
   }
 
   private startPinging(connection: Connection): void {
