@@ -156,6 +156,8 @@ describeXpra('Xpra video contexts (remote-client.py)', () => {
     const { node } = contextStreams(stack.logsOf('api'))[before];
     const holder = (await stack.client.nodes()).find((record) => record.id === node);
     expect(holder).toBeDefined();
+    // /v1/nodes counts the context on the node that holds its stream
+    expect((holder as typeof holder & { xpraContexts?: number }).xpraContexts).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await stack.signalWorker(holder!.name, 'SIGKILL');
     const result = await running;

@@ -226,6 +226,13 @@ export class NodeDto implements NodeRecord {
   liveIdleTimeoutMs?: number;
 
   @ApiPropertyOptional({
+    example: 2,
+    description:
+      'with XPRA_BIND: the Xpra video contexts of this API instance whose live stream this node holds (each also counts in liveStreams)',
+  })
+  xpraContexts?: number;
+
+  @ApiPropertyOptional({
     example: 'ws://10.0.0.5:7000',
     description:
       "the node's data port for live sessions (ws:// or wss://, from --bind/--advertise); absent when it has none",

@@ -22,6 +22,8 @@ export interface XpraContexts {
   compress(packet: XpraValue[], receivedAt: number): void;
   close(packet: XpraValue[]): void;
   closeAll(): void;
+  /** The node of each open context's stream. */
+  nodes(): string[];
 }
 
 export interface XpraConnectionDeps {
@@ -110,6 +112,11 @@ export class XpraConnection {
     } finally {
       this.reading = false;
     }
+  }
+
+  /** The nodes holding this connection's contexts, one entry per context. */
+  contextNodes(): string[] {
+    return this.contexts?.nodes() ?? [];
   }
 
   send(packet: XpraValue[]): void {

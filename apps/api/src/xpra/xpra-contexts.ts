@@ -91,6 +91,8 @@ interface Context {
   counted: boolean;
   params: ContextStreamParams;
   encoder: Promise<Encoder>;
+  /** The encoder once open (for counting contexts per node without waiting). */
+  current: Encoder | null;
   /** Frames answered with data: Xpra's `frame` counter. */
   frames: number;
   startedAt: number;
@@ -162,6 +164,7 @@ export class XpraVideoContexts implements XpraContexts {
       counted: false,
       params,
       encoder: this.openEncoder(params, bands),
+      current: null,
       frames: 0,
       startedAt: this.now(),
       needKeyframe: false,
@@ -173,6 +176,7 @@ export class XpraVideoContexts implements XpraContexts {
     context.encoder.then(
       (encoder) => {
         if (context.closed) return;
+        context.current = encoder;
         context.counted = true;
         this.deps.logger.log(
           `xpra ${this.deps.peer}: context ${String(seq)} (${context.encoding} ${params.width}x${params.height} ${String(packet[6])}) is live stream ${encoder.stream.id} on node ${encoder.stream.node ?? '?'}`,
@@ -329,6 +333,7 @@ export class XpraVideoContexts implements XpraContexts {
     context.encoder = next.catch(() => current);
     const encoder = await context.encoder;
     if (encoder !== current) {
+      context.current = encoder;
       void this.pump(context, encoder);
       void this.retire(current);
     }
@@ -426,6 +431,16 @@ export class XpraVideoContexts implements XpraContexts {
         return encoder.stream.close();
       })
       .catch(() => undefined);
+  }
+
+  /** The node of each open context's stream now (it changes when a session fails over). */
+  nodes(): string[] {
+    const nodes: string[] = [];
+    for (const context of this.contexts.values()) {
+      const node = context.current?.stream.node;
+      if (node && !context.closed) nodes.push(node);
+    }
+    return nodes;
   }
 
   closeAll(): void {

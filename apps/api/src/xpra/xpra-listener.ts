@@ -160,6 +160,19 @@ export class XpraListener implements OnApplicationBootstrap, OnApplicationShutdo
     socket.resume();
   }
 
+  /** Whether the listener is on (XPRA_BIND set). */
+  get enabled(): boolean {
+    return this.settings !== null;
+  }
+
+  /** Video contexts this API serves, per node that holds their stream. */
+  contextsByNode(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const connection of this.connections)
+      for (const node of connection.contextNodes()) counts.set(node, (counts.get(node) ?? 0) + 1);
+    return counts;
+  }
+
   async onApplicationShutdown(): Promise<void> {
     for (const connection of this.connections) connection.close();
     const server = this.server;
