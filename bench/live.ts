@@ -1,6 +1,6 @@
 import http from 'node:http';
 import os from 'node:os';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import {
   createEncoder,
   rgbaToPixelFormat,
@@ -9,6 +9,7 @@ import {
   type LiveVideoSession,
 } from '../libs/codecs/src/index.js';
 import type { AcceptedBatch, JobView, StreamView, VideoCodec } from '../libs/contracts/src/index.js';
+import { EndpointPool, LiveSession, StreamClient, type LiveOutput } from '../libs/client/src/index.js';
 import type { ServiceStack } from '../scripts/lib/stack.js';
 import { FRAME_FORMAT, RES_1080P, RES_720P, type Resolution } from './cases.js';
 import { postParts } from './http.js';
@@ -44,6 +45,8 @@ export interface LiveProfile {
   throughputFrames: number;
   /** Frames a client may have posted without their output yet (throughput run). */
   inFlight: number;
+  /** kill -9 trials of the failover measurement. */
+  failoverTrials: number;
   cases: LiveCase[];
 }
 
@@ -56,10 +59,8 @@ export function liveProfile(quick: boolean): LiveProfile {
       latencyFrames: 40,
       throughputFrames: 80,
       inFlight: 4,
-      cases: [
-        { codec: 'h264', resolution: RES_720P, throughput: true },
-        { codec: 'h264', resolution: RES_1080P, throughput: false },
-      ],
+      failoverTrials: 3,
+      cases: [{ codec: 'h264', resolution: RES_720P, throughput: true }],
     };
   }
   return {
@@ -69,10 +70,12 @@ export function liveProfile(quick: boolean): LiveProfile {
     latencyFrames: 150,
     throughputFrames: 240,
     inFlight: 4,
+    failoverTrials: 10,
     cases: [
       { codec: 'h264', resolution: RES_720P, throughput: true },
-      { codec: 'h264', resolution: RES_1080P, throughput: false },
-      { codec: 'vp8', resolution: RES_720P, throughput: false, latencyFrames: 100 },
+      { codec: 'h264', resolution: RES_1080P, throughput: true, latencyFrames: 100 },
+      { codec: 'vp8', resolution: RES_720P, throughput: true, latencyFrames: 100 },
+      { codec: 'vp8', resolution: RES_1080P, throughput: false, latencyFrames: 60 },
     ],
   };
 }
@@ -112,6 +115,14 @@ export interface LiveLatencyResult {
   accepted_ms?: Percentiles;
   /** service - raw, percentile by percentile. */
   added_ms?: { p50: number; p99: number };
+  /** The stream's session straight to the node (libs/client LiveSession): send -> that frame's output. */
+  direct_ms?: Percentiles;
+  direct_added_ms?: { p50: number; p99: number };
+  /** A frame's trip over a loopback WebSocket with nothing encoded (transportFloor). */
+  transport_ms?: Percentiles;
+  /** The same session through the API's relay. */
+  relay_ms?: Percentiles;
+  relay_added_ms?: { p50: number; p99: number };
   /** Median ms of each part of the service's time (from the batches' job records). */
   stages_p50_ms?: LiveStages;
   /** Keyframes among the timed service outputs (each costs more than a P-frame). */
@@ -136,7 +147,24 @@ export interface LiveThroughputResult {
   ratio?: number;
   /** The raw session fed one frame at a time (1000 / mean raw latency), for reference. */
   raw_one_at_a_time_fps?: number;
+  /** The stream's session, as many frames in flight as its `window`: first send -> last output. */
+  session_fps?: number;
+  session_ratio?: number;
+  window?: number;
   failed?: string;
+}
+
+/** kill -9 of the node that holds a live stream -> the next output from the node that took it over. */
+export interface LiveFailoverResult {
+  trials: number;
+  /** One per trial that recovered, ms. */
+  ms: number[];
+  under_1s: number;
+  p50?: number;
+  max?: number;
+  /** What failed, per trial that did not recover. */
+  failures: string[];
+  setup: string;
 }
 
 export interface LiveReport {
@@ -148,10 +176,13 @@ export interface LiveReport {
   method: string[];
   latency: LiveLatencyResult[];
   throughput: LiveThroughputResult[];
+  failover?: LiveFailoverResult;
 }
 
 export interface LiveOptions {
   stack: ServiceStack;
+  /** Starts a fresh stack (2 workers) for the failover trials, which kill nodes. */
+  failoverStack?: () => Promise<ServiceStack>;
   /** The stack's one worker: its name (for its logs) and concurrency (ffmpeg threads = cores / that). */
   workerName: string;
   concurrency: number;
@@ -162,6 +193,12 @@ const OUTPUT_TIMEOUT_MS = 30_000;
 const END_TIMEOUT_MS = 15_000;
 
 const loadAverage = () => os.loadavg().map((value) => Math.round(value * 100) / 100);
+
+/** What a side adds to the encode alone, frame by frame (side - raw of the same frame): p50 and p99. */
+function added(side: number[], raw: number[]): { p50: number; p99: number } {
+  const differences = side.map((ms, index) => ms - raw[index]);
+  return { p50: percentile(differences, 50), p99: percentile(differences, 99) };
+}
 
 function percentiles(samples: number[]): Percentiles {
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), mean: mean(samples) };
@@ -443,11 +480,17 @@ class LiveStream {
   }
 }
 
+interface ServiceSent {
+  jobId: string;
+  postAt: number;
+  outputAt: number;
+}
+
 /** One frame in flight: each POST starts once the previous frame's output (and bytes) arrived. */
 async function serviceLatency(stream: LiveStream, frames: Buffer[], from: number, count: number) {
   const total: number[] = [];
   const accepted: number[] = [];
-  const sent: { jobId: string; postAt: number; outputAt: number }[] = [];
+  const sent: ServiceSent[] = [];
   let keyframes = 0;
   for (let index = from; index < from + count; index++) {
     const postAt = Date.now();
@@ -514,6 +557,240 @@ async function serviceThroughput(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The stream's session (frames straight to the node, or through the API's relay): libs/client
+
+/** A live stream driven over its session, as the SDK gives it to users. */
+class SessionStream {
+  private constructor(
+    private readonly client: StreamClient,
+    readonly view: StreamView,
+    readonly session: LiveSession,
+    private readonly outputs: AsyncIterator<LiveOutput>,
+  ) {}
+
+  static async open(apiUrl: string, liveCase: LiveCase, viaApi: boolean): Promise<SessionStream> {
+    const client = new StreamClient(new EndpointPool(`${apiUrl}/,timeout=5`));
+    const { width, height } = liveCase.resolution;
+    const view = await client.create({
+      codec: liveCase.codec,
+      mode: 'live',
+      width,
+      height,
+      format: FRAME_FORMAT,
+    });
+    if (!view.session)
+      throw new Error(`stream ${view.id} came without a session grant (no data port on its node?)`);
+    const session = await LiveSession.open(client, view, { viaApi });
+    return new SessionStream(client, view, session, session[Symbol.asyncIterator]());
+  }
+
+  /** The next output, stamped when the caller got it. */
+  async next(): Promise<LiveOutput & { at: number }> {
+    const next = await this.outputs.next();
+    const at = performance.now();
+    if (next.done) throw new Error('the session ended before the output came');
+    return { ...next.value, at };
+  }
+
+  async end(): Promise<void> {
+    await this.session.close();
+    await this.client.close(this.view.id);
+  }
+
+  abort(): void {
+    this.session.abort();
+  }
+}
+
+/** One frame in flight: send a frame, wait for its output, the next. */
+async function sessionLatency(stream: SessionStream, frames: Buffer[], from: number, count: number) {
+  const total: number[] = [];
+  let keyframes = 0;
+  for (let index = from; index < from + count; index++) {
+    const started = performance.now();
+    const frame = await stream.session.send(frameAt(frames, index));
+    const output = await stream.next();
+    if (output.frame !== frame) throw new Error(`sent frame ${frame}, got the output of ${output.frame}`);
+    total.push(output.at - started);
+    if (output.keyframe) keyframes++;
+  }
+  return { total, keyframes };
+}
+
+/** As fast as the session's window lets frames go: first send -> last output. */
+async function sessionThroughput(stream: SessionStream, frames: Buffer[], from: number, count: number) {
+  const started = performance.now();
+  let last = started;
+  const reading = (async () => {
+    for (let index = 0; index < count; index++) last = (await stream.next()).at;
+  })();
+  reading.catch(() => undefined);
+  for (let index = 0; index < count; index++) await stream.session.send(frameAt(frames, from + index));
+  await reading;
+  return count / ((last - started) / 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport floor: what one frame's trip over a WebSocket costs here, with nothing encoded
+
+/**
+ * A frame over a loopback WebSocket to a `ws` server in this process that answers each one with a
+ * small packet at once, sent as the session sends it (zero mask, no copy): one frame in flight, time =
+ * send -> the answer. Client and server share this process's one thread, so this is what the socket,
+ * the kernel's copies and `ws`'s framing cost, an upper bound of the transport's share of `direct`.
+ */
+async function transportFloor(frames: Buffer[], count: number): Promise<Percentiles> {
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server, maxPayload: 1024 * 1024 * 1024 });
+  const answer = Buffer.alloc(2000, 1);
+  wss.on('connection', (socket) =>
+    socket.on('message', () => {
+      socket.send('{"type":"output"}');
+      socket.send(answer);
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`, {
+    perMessageDeflate: false,
+    generateMask: (mask: Buffer) => void mask.fill(0),
+  });
+  try {
+    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    let done: (() => void) | null = null;
+    client.on('message', (_data, isBinary) => {
+      if (isBinary) done?.();
+    });
+    const samples: number[] = [];
+    for (let index = 0; index < count + 5; index++) {
+      const started = performance.now();
+      await new Promise<void>((resolve) => {
+        done = resolve;
+        client.send(frameAt(frames, index));
+      });
+      if (index >= 5) samples.push(performance.now() - started);
+    }
+    return percentiles(samples);
+  } finally {
+    client.terminate();
+    wss.close();
+    server.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failover: kill -9 of the pinned node, time to the next output from the node that took over
+
+const FAILOVER_SIZE = { width: 640, height: 360 };
+const FAILOVER_FPS = 30;
+const FAILOVER_WAIT_MS = 15_000;
+
+async function failoverTrial(
+  stack: ServiceStack,
+  frames: Buffer[],
+  trial: number,
+  onKill: (nodeId: string) => void,
+): Promise<number> {
+  const client = new StreamClient(new EndpointPool(`${stack.apiUrl}/,timeout=5`));
+  const view = await client.create({ codec: 'h264', mode: 'live', ...FAILOVER_SIZE, format: FRAME_FORMAT });
+  const session = await LiveSession.open(client, view);
+  let killedNode: string | null = null;
+  let killedAt = 0;
+  let recoveredAt = 0;
+  let delivered = 0;
+  let stop = false;
+  const reading = (async () => {
+    for await (const output of session) {
+      delivered++;
+      if (killedNode !== null && output.node !== killedNode && recoveredAt === 0)
+        recoveredAt = performance.now();
+    }
+  })();
+  reading.catch(() => undefined);
+  const sending = (async () => {
+    const started = performance.now();
+    for (let index = 0; !stop; index++) {
+      const wait = started + (index * 1000) / FAILOVER_FPS - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await session.send(frameAt(frames, index));
+    }
+  })();
+  sending.catch(() => undefined);
+  try {
+    const deadline = performance.now() + FAILOVER_WAIT_MS;
+    while (delivered < 20) {
+      if (performance.now() > deadline)
+        throw new Error(`trial ${trial}: only ${delivered} outputs before the kill`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const nodes = await stack.client.nodes();
+    const pinned = nodes.find((node) => node.id === session.node);
+    if (!pinned) throw new Error(`trial ${trial}: the session's node ${session.node} is not registered`);
+    killedNode = pinned.id;
+    onKill(pinned.id);
+    killedAt = performance.now();
+    const killed = stack.signalWorker(pinned.name, 'SIGKILL');
+    while (recoveredAt === 0) {
+      if (performance.now() - killedAt > FAILOVER_WAIT_MS)
+        throw new Error(`trial ${trial}: no output within ${FAILOVER_WAIT_MS} ms of the kill`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await killed;
+    const after = delivered;
+    while (delivered < after + 10 && performance.now() - killedAt < FAILOVER_WAIT_MS)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    stop = true;
+    await sending;
+    await session.close();
+    await client.close(view.id);
+    return recoveredAt - killedAt;
+  } finally {
+    stop = true;
+    session.abort();
+  }
+}
+
+/** `trials` kills, each on a fresh stream; a new node replaces each killed one. */
+async function measureFailover(options: LiveOptions, trials: number): Promise<LiveFailoverResult> {
+  const setup =
+    `2 nodes, a ${FAILOVER_SIZE.width}x${FAILOVER_SIZE.height} H.264 live stream over its session at ` +
+    `${FAILOVER_FPS} fps; kill -9 of the node holding it after 20 outputs; time = the kill -> the first ` +
+    'output from another node (the client reports the node, the API moves the stream, the client reconnects ' +
+    'and re-sends)';
+  const result: LiveFailoverResult = { trials, ms: [], under_1s: 0, failures: [], setup };
+  if (!options.failoverStack) return { ...result, failures: ['no stack for the failover trials'] };
+  const frames = liveFrames({ label: 'failover', ...FAILOVER_SIZE }, 12);
+  const stack = await options.failoverStack();
+  try {
+    for (let trial = 1; trial <= trials; trial++) {
+      let killed: string | undefined;
+      try {
+        const ms = await failoverTrial(stack, frames, trial, (node) => (killed = node));
+        result.ms.push(ms);
+        console.log(`  failover trial ${trial}: ${fixed(ms)} ms (load ${loadAverage()[0]})`);
+      } catch (error) {
+        result.failures.push((error as Error).message.split('\n')[0]);
+        console.error(`  failover trial ${trial}: FAILED: ${(error as Error).message.split('\n')[0]}`);
+      }
+      if (killed === undefined || trial === trials) continue;
+      // Back to two live nodes, and the killed one out of the registry, before the next trial.
+      await stack.startWorker({ name: `bench-failover-${trial + 2}`, concurrency: 1, timeoutSeconds: 2 });
+      const deadline = performance.now() + FAILOVER_WAIT_MS;
+      while (performance.now() < deadline && (await stack.client.nodes()).some((node) => node.id === killed))
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await stack.stop();
+  }
+  result.under_1s = result.ms.filter((ms) => ms < 1000).length;
+  if (result.ms.length > 0) {
+    result.p50 = percentile(result.ms, 50);
+    result.max = Math.max(...result.ms);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export function liveMethod(inFlight: number): string[] {
   return [
@@ -524,11 +801,18 @@ export function liveMethod(inFlight: number): string[] {
       'one frame in flight (the next POST starts once the previous output arrived), so that a frame never ' +
       'queues behind another and the time is latency, not backlog; time = start of the POST -> that ' +
       "frame's `output` message on the stream's WebSocket. `202` = start of the POST -> its 202.",
-    'added = service - raw, percentile by percentile (p50 - p50, p99 - p99). Both sides are timed after a ' +
-      'warm-up on the same encoder (the first frame starts ffmpeg and is the keyframe).',
+    'Every side is timed on the same frame in turn (raw, direct, relay, POST, then the next frame), each on ' +
+      'its own encoder after a warm-up (the first frame starts ffmpeg and is the keyframe), so that a load ' +
+      'swing of this shared machine hits them alike; added = side - raw of the same frame, then its p50 and p99.',
+    '`ws floor`: the frame over a loopback WebSocket to a `ws` server in the bench process that answers at ' +
+      'once (nothing encoded, no Redis): the transport share of `direct`, measured beside it.',
+    "Session: the stream's session as the SDK opens it (libs/client LiveSession): `direct` straight to the node's " +
+      "data port, `relay` through the API's GET /v1/streams/:id/session; one frame in flight, time = send() -> " +
+      "that frame's output (header and packet) in the caller's hands. Each side has its own stream (own encoder).",
     `Throughput: one stream, each POST once the previous one was acknowledged and at most ${inFlight} frames ` +
       'posted without their output, timed first POST -> last output message; ffmpeg direct = the same ' +
-      'session given all the frames in one encode() call (ffmpeg reads the next frame as soon as it can).',
+      'session given all the frames in one encode() call (ffmpeg reads the next frame as soon as it can). ' +
+      "The session's frame rate: as many frames in flight as the node's window, first send -> last output.",
   ];
 }
 
@@ -561,6 +845,8 @@ async function measureCase(
   let stage = 'create stream';
   let stream: LiveStream | null = null;
   let session: LiveVideoSession | null = null;
+  let direct: SessionStream | null = null;
+  let relay: SessionStream | null = null;
   let submitted = 0;
   try {
     stream = await LiveStream.open(options.stack.apiUrl, agent, liveCase);
@@ -574,7 +860,10 @@ async function measureCase(
       threads,
     };
 
-    stage = 'raw';
+    stage = 'transport floor';
+    latency.transport_ms = await transportFloor(frames, latencyFrames);
+
+    stage = 'open the sessions';
     const { width, height } = liveCase.resolution;
     session = await createEncoder(liveCase.codec, undefined, { threads }).startLive(
       { width, height, format: FRAME_FORMAT },
@@ -582,9 +871,59 @@ async function measureCase(
       view.keyframeInterval,
     );
     latency.implementation = session.implementation;
+    direct = await SessionStream.open(options.stack.apiUrl, liveCase, false);
+    relay = await SessionStream.open(options.stack.apiUrl, liveCase, true);
+
+    stage = 'warm-up';
     await rawLatency(session, frames, 0, warmup);
-    const raw = await rawLatency(session, frames, warmup, latencyFrames);
+    for (const sessionStream of [direct, relay]) {
+      const warm = await sessionLatency(sessionStream, frames, 0, warmup);
+      if (warm.keyframes < 1) throw new Error('the first output of a session is not a keyframe');
+    }
+    const warm = await serviceLatency(stream, frames, 0, warmup);
+    submitted += warmup;
+    if (warm.keyframes < 1) throw new Error('the first output of the stream is not a keyframe');
+
+    // Frame by frame, each side in turn on the same frame: a load swing of this shared machine hits
+    // every side alike, and `added` is taken frame by frame (side - raw of the same frame).
+    stage = 'latency';
+    const raw: number[] = [];
+    const directMs: number[] = [];
+    const relayMs: number[] = [];
+    const service = {
+      total: [] as number[],
+      accepted: [] as number[],
+      keyframes: 0,
+      sent: [] as ServiceSent[],
+    };
+    for (let index = warmup; index < warmup + latencyFrames; index++) {
+      raw.push(...(await rawLatency(session, frames, index, 1)));
+      directMs.push(...(await sessionLatency(direct, frames, index, 1)).total);
+      relayMs.push(...(await sessionLatency(relay, frames, index, 1)).total);
+      const posted = await serviceLatency(stream, frames, index, 1);
+      service.total.push(...posted.total);
+      service.accepted.push(...posted.accepted);
+      service.sent.push(...posted.sent);
+      service.keyframes += posted.keyframes;
+    }
+    submitted += latencyFrames;
     latency.raw_ms = percentiles(raw);
+    latency.direct_ms = percentiles(directMs);
+    latency.relay_ms = percentiles(relayMs);
+    latency.service_ms = percentiles(service.total);
+    latency.accepted_ms = percentiles(service.accepted);
+    latency.keyframes = service.keyframes;
+    latency.direct_added_ms = added(directMs, raw);
+    latency.relay_added_ms = added(relayMs, raw);
+    latency.added_ms = added(service.total, raw);
+    latency.stages_p50_ms = await serviceStages(stream, service.sent);
+    console.log(
+      `  ${`${name} live`.padEnd(16)} per frame: raw p50 ${fixed(latency.raw_ms.p50)} p99 ${fixed(latency.raw_ms.p99)} ms` +
+        `   added: direct ${fixed(latency.direct_added_ms.p50)} / ${fixed(latency.direct_added_ms.p99)}` +
+        `   relay ${fixed(latency.relay_added_ms.p50)} / ${fixed(latency.relay_added_ms.p99)}` +
+        `   POST ${fixed(latency.added_ms.p50)} / ${fixed(latency.added_ms.p99)} ms (p50 / p99, load ${loadAverage()[0]})`,
+    );
+
     let rawFps: number | null = null;
     if (throughput) {
       stage = 'raw throughput';
@@ -592,26 +931,25 @@ async function measureCase(
     }
     await session.close();
     session = null;
-
-    stage = 'service';
-    const warm = await serviceLatency(stream, frames, 0, warmup);
-    submitted += warmup;
-    if (warm.keyframes < 1) throw new Error('the first output of the stream is not a keyframe');
-    const service = await serviceLatency(stream, frames, warmup, latencyFrames);
-    submitted += latencyFrames;
-    latency.service_ms = percentiles(service.total);
-    latency.accepted_ms = percentiles(service.accepted);
-    latency.keyframes = service.keyframes;
-    latency.stages_p50_ms = await serviceStages(stream, service.sent);
-    latency.added_ms = {
-      p50: latency.service_ms.p50 - latency.raw_ms.p50,
-      p99: latency.service_ms.p99 - latency.raw_ms.p99,
-    };
-    console.log(
-      `  ${`${name} live`.padEnd(16)} per frame: raw p50 ${fixed(latency.raw_ms.p50)} p99 ${fixed(latency.raw_ms.p99)} ms` +
-        `   service p50 ${fixed(latency.service_ms.p50)} p99 ${fixed(latency.service_ms.p99)} ms` +
-        `   added p50 ${fixed(latency.added_ms.p50)} p99 ${fixed(latency.added_ms.p99)} ms (load ${loadAverage()[0]})`,
-    );
+    if (throughput && rawFps !== null) {
+      stage = 'session throughput';
+      const fps = await sessionThroughput(direct, frames, warmup + latencyFrames, throughputFrames);
+      Object.assign(throughput, {
+        ffmpeg_fps: rawFps,
+        session_fps: fps,
+        session_ratio: fps / rawFps,
+        window: direct.session.window,
+      });
+      console.log(
+        `  ${`${name} live`.padEnd(16)} one stream over its session: ffmpeg direct ${fixed(rawFps)} fps   session ` +
+          `${fixed(fps)} fps   ratio ${(fps / rawFps).toFixed(2)} (window ${direct.session.window}, load ${loadAverage()[0]})`,
+      );
+    }
+    stage = 'end of the sessions';
+    await direct.end();
+    direct = null;
+    await relay.end();
+    relay = null;
 
     if (throughput && rawFps !== null) {
       stage = 'service throughput';
@@ -650,6 +988,8 @@ async function measureCase(
     if (throughput && throughput.service_fps === undefined) throughput.failed = message;
   } finally {
     stream?.close();
+    direct?.abort();
+    relay?.abort();
     await session?.close().catch(() => undefined);
   }
   return { latency, throughput };
@@ -691,6 +1031,16 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveReport> {
   } finally {
     agent.destroy();
   }
+  console.log(`bench: failover, ${profile.failoverTrials} kill -9 trials on a stack of 2 nodes`);
+  const failover = await measureFailover(options, profile.failoverTrials).catch(
+    (error: unknown): LiveFailoverResult => ({
+      trials: profile.failoverTrials,
+      ms: [],
+      under_1s: 0,
+      failures: [(error as Error).message.split('\n')[0]],
+      setup: 'failed to start',
+    }),
+  );
   return {
     profile: profile.name,
     duration_s: (performance.now() - started) / 1000,
@@ -700,12 +1050,15 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveReport> {
     method: liveMethod(profile.inFlight),
     latency,
     throughput,
+    failover,
   };
 }
 
 /** Cases that failed, for the exit status. */
 export function liveFailures(report: LiveReport): number {
-  return [...report.latency, ...report.throughput].filter(
-    (result) => result.failed !== undefined || ('problem' in result && result.problem !== undefined),
-  ).length;
+  return (
+    [...report.latency, ...report.throughput].filter(
+      (result) => result.failed !== undefined || ('problem' in result && result.problem !== undefined),
+    ).length + (report.failover?.failures.length ?? 0)
+  );
 }

@@ -102,7 +102,11 @@ function cell(value: Cell): string {
 
 /** A fixed-width text table; columns after the first are right-aligned. */
 export function textTable(headers: string[], rows: Cell[][]): string {
-  const cells = [headers, ...rows.map((row) => row.map(cell))];
+  // A failed case's row is shorter (its name and why): its missing cells are blank.
+  const cells = [
+    headers,
+    ...rows.map((row) => headers.map((_, column) => (column < row.length ? cell(row[column]) : ''))),
+  ];
   const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column].length)));
   const line = (row: string[]) =>
     row
@@ -228,10 +232,13 @@ const LIVE_LATENCY_HEADERS = [
   'frames',
   'raw p50',
   'raw p99',
-  'service p50',
-  'service p99',
-  'added p50',
-  'added p99',
+  'ws floor p50',
+  'direct p50',
+  'direct p99',
+  'relay p50',
+  'relay p99',
+  'POST p50',
+  'POST p99',
   '202 p50',
 ];
 
@@ -246,14 +253,94 @@ function liveLatencyTable(live: LiveReport, render: typeof textTable): string {
             result.frames,
             result.raw_ms?.p50,
             result.raw_ms?.p99,
+            result.transport_ms?.p50,
+            result.direct_ms?.p50,
+            result.direct_ms?.p99,
+            result.relay_ms?.p50,
+            result.relay_ms?.p99,
             result.service_ms?.p50,
             result.service_ms?.p99,
-            result.added_ms?.p50,
-            result.added_ms?.p99,
             result.accepted_ms?.p50,
           ],
     ),
   );
+}
+
+const GOAL_HEADERS = ['goal (issue 13)', 'target', 'measured', 'met'];
+
+/** Each measured figure beside the issue's goal for it, and whether it is met. */
+export function liveGoals(live: LiveReport): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  const fmt = (value: number | undefined) => (value === undefined ? '-' : `+${round(value)} ms`);
+  const met = (value: number | undefined, limit: number) =>
+    value === undefined || !Number.isFinite(value) ? 'not measured' : value <= limit ? 'yes' : 'NO';
+  for (const result of live.latency) {
+    const p50Goal = result.resolution === '1080p' ? 8 : 3;
+    rows.push(
+      [
+        `${result.name} direct, added p50`,
+        `+${p50Goal} ms`,
+        fmt(result.direct_added_ms?.p50),
+        met(result.direct_added_ms?.p50, p50Goal),
+      ],
+      [
+        `${result.name} direct, added p99`,
+        '+15 ms',
+        fmt(result.direct_added_ms?.p99),
+        met(result.direct_added_ms?.p99, 15),
+      ],
+      [
+        `${result.name} relay, added p50`,
+        '+6 ms',
+        fmt(result.relay_added_ms?.p50),
+        met(result.relay_added_ms?.p50, 6),
+      ],
+      [
+        `${result.name} relay, added p99`,
+        '+15 ms',
+        fmt(result.relay_added_ms?.p99),
+        met(result.relay_added_ms?.p99, 15),
+      ],
+    );
+  }
+  for (const result of live.throughput) {
+    const ratio = result.session_ratio;
+    rows.push([
+      `${result.name} one stream (session, window ${result.window ?? '-'})`,
+      '>= 0.8x ffmpeg direct',
+      ratio === undefined
+        ? '-'
+        : `${ratio.toFixed(2)}x (${round(result.session_fps ?? NaN)} / ${round(result.ffmpeg_fps ?? NaN)} fps)`,
+      ratio === undefined ? 'not measured' : ratio >= 0.8 ? 'yes' : 'NO',
+    ]);
+  }
+  const failover = live.failover;
+  if (failover) {
+    rows.push([
+      'kill -9 -> frames flowing',
+      `< 1 s in ${failover.trials} of ${failover.trials}`,
+      `${failover.under_1s} of ${failover.trials} under 1 s` +
+        (failover.ms.length
+          ? ` (p50 ${round(failover.p50 ?? NaN)} ms, max ${round(failover.max ?? NaN)} ms)`
+          : ''),
+      failover.under_1s === failover.trials ? 'yes' : 'NO',
+    ]);
+  }
+  return rows;
+}
+
+function liveGoalsTable(live: LiveReport, render: typeof textTable): string {
+  return render(GOAL_HEADERS, liveGoals(live));
+}
+
+function failoverLines(live: LiveReport): string[] {
+  const failover = live.failover;
+  if (!failover) return [];
+  return [
+    `Failover: ${failover.setup}. Trials (ms): ${failover.ms.map((ms) => round(ms)).join(', ') || '-'}` +
+      (failover.failures.length ? `; failed: ${failover.failures.join('; ')}` : '') +
+      '.',
+  ];
 }
 
 /** Median ms of each part of a live frame's way, beside the encode alone. */
@@ -281,11 +368,31 @@ const LIVE_STAGES_NOTE =
 
 function liveThroughputTable(live: LiveReport, render: typeof textTable): string {
   return render(
-    ['live, one stream', 'frames', 'ffmpeg direct fps', 'service fps', 'ratio', 'in flight'],
+    [
+      'live, one stream',
+      'frames',
+      'ffmpeg direct fps',
+      'session fps',
+      'ratio',
+      'window',
+      'POST fps',
+      'ratio',
+      'in flight',
+    ],
     live.throughput.map((result) =>
       result.failed
         ? [result.name, `failed: ${result.failed}`]
-        : [result.name, result.frames, result.ffmpeg_fps, result.service_fps, result.ratio, result.in_flight],
+        : [
+            result.name,
+            result.frames,
+            result.ffmpeg_fps,
+            result.session_fps,
+            result.session_ratio,
+            result.window,
+            result.service_fps,
+            result.ratio,
+            result.in_flight,
+          ],
     ),
   );
 }
@@ -318,6 +425,9 @@ export function renderLiveText(live: LiveReport): string {
     liveStagesTable(live, textTable),
     '',
     liveThroughputTable(live, textTable),
+    '',
+    liveGoalsTable(live, textTable),
+    ...failoverLines(live).map((line) => `  ${line}`),
     ...liveProblems(live).map((line) => `  warning: ${line}`),
     ...live.method.map((line) => `  ${line}`),
     `  ${LIVE_STAGES_NOTE}`,
@@ -337,6 +447,9 @@ export function renderLiveMarkdown(live: LiveReport, level = '####'): string {
     '',
     liveThroughputTable(live, markdownTable),
     '',
+    liveGoalsTable(live, markdownTable),
+    '',
+    ...failoverLines(live).map((line) => `- ${line}`),
     ...liveProblems(live).map((line) => `- warning: ${line}`),
     ...live.method.map((line) => `- ${line}`),
     `- ${LIVE_STAGES_NOTE}`,

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,19 +17,26 @@ import {
   writeReport,
 } from './report.js';
 import { runSuite } from './suite.js';
+import { renderXpraMarkdown, renderXpraText, runXpraBench, type XpraBenchReport } from './xpra.js';
 
-const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT | --live-only]
+const USAGE = `Usage: npm run bench [-- --quick] [-- --only TEXT | --live-only | --xpra-only]
 
 Measures raw in-process encoding (libs/codecs, as many encodes in flight as the node has job slots) and
 the same frames through the whole service (HTTP -> API -> Redis -> worker -> SSE -> outputs), on a stack
 of its own (redis-server on a free port, the API, one worker with concurrency = cores), stopped at the end.
-Then live mode: latency per frame of a live stream (POST -> output on its WebSocket) over the encode
-alone, at 720p and 1080p, and one stream's frame rate against ffmpeg fed directly (bench/live.ts).
+Then live mode: latency per frame of a live stream over the encode alone (its session straight to the
+node, the session through the API's relay, and POST -> output on its WebSocket), at 720p and 1080p,
+H.264 and VP8, one stream's frame rate against ffmpeg fed directly, and kill -9 -> frames flowing again
+over 10 trials on a 2-node stack; each figure beside the issue's goal (bench/live.ts).
 
   --quick       a shorter run of the same (jpeg and h264 at 1080p and 720p, small counts; under a minute;
-                live mode with fewer frames, under 40 s more)
+                live mode: 720p H.264 only and 3 failover trials)
   --only TEXT   only the cases whose name contains TEXT (e.g. --only "jpeg 1080p"), no live mode
   --live-only   only live mode (writes bench/out/live.json and live.md, live-quick.* with --quick)
+  --xpra-only   only Xpra's per-frame round trip at 720p and 1080p H.264: Xpra's remote encoder module
+                (../shared/xpra/remote-client.py) through the listener (XPRA_BIND), against the kit's
+                reference server (transport alone) and the node's raw encode (bench/xpra.ts; writes
+                bench/out/xpra.json); the full run ends with it too when the kit is there
   --help        this text
 
 Writes bench/out/latest.json and latest.md (and full.* or quick.*, kept per profile); bench/out/ is
@@ -41,10 +48,17 @@ interface Options {
   quick: boolean;
   only: string | null;
   liveOnly: boolean;
+  xpraOnly: boolean;
 }
 
 function parseOptions(argv: string[]): Options | null {
-  let values: { help?: boolean; quick?: boolean; only?: string; 'live-only'?: boolean };
+  let values: {
+    help?: boolean;
+    quick?: boolean;
+    only?: string;
+    'live-only'?: boolean;
+    'xpra-only'?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -53,6 +67,7 @@ function parseOptions(argv: string[]): Options | null {
         quick: { type: 'boolean' },
         only: { type: 'string' },
         'live-only': { type: 'boolean' },
+        'xpra-only': { type: 'boolean' },
       },
     }));
   } catch (error) {
@@ -63,7 +78,10 @@ function parseOptions(argv: string[]): Options | null {
     quick: values.quick === true,
     only: values.only ?? null,
     liveOnly: values['live-only'] === true,
+    xpraOnly: values['xpra-only'] === true,
   };
+  if (options.xpraOnly && (options.liveOnly || options.only !== null))
+    throw new Error(`--xpra-only excludes --only and --live-only`);
   if (options.liveOnly && options.only !== null) throw new Error(`--only and --live-only exclude each other`);
   return options;
 }
@@ -73,13 +91,47 @@ async function liveSection(
   stack: ServiceStack,
   concurrency: number,
   quick: boolean,
+  dataDir: string,
 ): Promise<{ live: LiveReport | null; failures: number }> {
+  // The failover trials kill nodes: a stack of their own, two nodes (a new one replaces each killed one).
+  const failoverStack = () =>
+    ServiceStack.start({
+      dataDir: join(dataDir, 'failover-redis'),
+      workers: [1, 2].map((index) => ({
+        name: `bench-failover-${index}`,
+        concurrency: 1,
+        timeoutSeconds: 2,
+      })),
+    });
   try {
-    const live = await runLiveBench({ stack, workerName: WORKER_NAME, concurrency, quick });
+    const live = await runLiveBench({ stack, workerName: WORKER_NAME, concurrency, quick, failoverStack });
     return { live, failures: liveFailures(live) };
   } catch (error) {
     console.error(`bench: live mode FAILED: ${(error as Error).message}`);
     return { live: null, failures: 1 };
+  }
+}
+
+/** Xpra's round trip (bench/xpra.ts): printed, and written to bench/out/xpra.json; null when it failed or was skipped. */
+async function xpraSection(
+  quick: boolean,
+  dataDir: string,
+  results: string,
+): Promise<XpraBenchReport | null> {
+  try {
+    const xpra = await runXpraBench({ quick, dataDir });
+    if (!xpra) return null;
+    console.log(renderXpraText(xpra));
+    console.log(`\nMarkdown:\n\n${renderXpraMarkdown(xpra)}\n`);
+    mkdirSync(results, { recursive: true });
+    writeFileSync(
+      join(results, 'xpra.json'),
+      `${JSON.stringify({ machine: machineInfo(), xpra }, null, 2)}\n`,
+    );
+    return xpra;
+  } catch (error) {
+    console.error(`bench: Xpra section FAILED: ${(error as Error).message}`);
+    return null;
   }
 }
 
@@ -116,11 +168,16 @@ async function main(): Promise<void> {
     const startedAt = new Date();
     const concurrency = availableParallelism();
     const results = join(repoRoot(), BENCH_OUT);
+    if (options.xpraOnly) {
+      const xpra = await xpraSection(options.quick, dataDir, results);
+      if (!xpra) process.exitCode = 1;
+      return;
+    }
     if (options.liveOnly) {
       const machine = machineInfo();
       console.log(`bench: starting redis-server, the API and one worker (concurrency ${concurrency})`);
       stack = await ServiceStack.start({ dataDir, workers: [{ name: WORKER_NAME, concurrency }] });
-      const { live, failures } = await liveSection(stack, concurrency, options.quick);
+      const { live, failures } = await liveSection(stack, concurrency, options.quick, dataDir);
       await stop();
       if (live) {
         console.log(renderLiveText(live));
@@ -158,11 +215,12 @@ async function main(): Promise<void> {
     });
     let liveFailed = 0;
     if (options.only === null) {
-      const { live, failures: count } = await liveSection(stack, concurrency, options.quick);
+      const { live, failures: count } = await liveSection(stack, concurrency, options.quick, dataDir);
       if (live) report.live = live;
       liveFailed = count;
     }
     await stop();
+    if (options.only === null) await xpraSection(options.quick, dataDir, results);
     report.duration_s = (Date.now() - Date.parse(report.started_at)) / 1000;
     console.log(renderText(report));
     console.log(`\nMarkdown (README):\n\n${summaryMarkdown(report)}\n`);

@@ -70,8 +70,9 @@ export async function runDemo(
 }
 
 /**
- * A live H.264 stream through the client CLI, as a user would run it: frames sent one at a time at 30
- * fps, each frame's packet followed over the WebSocket and appended to `outDir/stream.h264`.
+ * A live H.264 stream through the client CLI, as a user would run it: frames sent at 30 fps over the
+ * stream's session (one WebSocket straight to the node; the CLI's default for live streams), each
+ * frame's packet appended to `outDir/stream.h264` as it comes back.
  */
 export function runLiveDemo(apiUrl: string, outDir: string, apiKey?: string): Promise<void> {
   const args = [

@@ -48,6 +48,36 @@ describe('npm start with API_KEYS in its environment', () => {
   });
 });
 
+describe('npm start listening beyond loopback', () => {
+  let run: ScriptProcess | null = null;
+  const data = tempDir('start-public-');
+
+  afterAll(async () => {
+    await run?.stop('SIGKILL');
+    data.remove();
+  });
+
+  it('makes the cluster secret its API and node share when CLUSTER_SECRETS is unset', async () => {
+    const port = await freePort();
+    run = new ScriptProcess('scripts/start.js', [], {
+      API_KEYS: KEY,
+      HOST: '0.0.0.0',
+      PORT: String(port),
+      DATA_DIR: data.path,
+      WORKER_CONCURRENCY: '1',
+      REDIS_URL: undefined,
+      CLUSTER_SECRETS: undefined,
+    });
+    await run.waitFor(/encoder service up/, 90_000);
+    const nodes = await fetch(`http://127.0.0.1:${port}/v1/nodes`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    expect(((await nodes.json()) as { name: string }[]).map((node) => node.name)).toContain('local-cpu');
+    expect(run.output).not.toMatch(/configuration error/);
+    expect(await run.stop('SIGTERM')).toBe(0);
+  });
+});
+
 describe('API_KEYS that hold no key', () => {
   const data = tempDir('empty-keys-');
   const redis = new EmbeddedRedis({ port: 0, dataDir: data.path, appendOnly: false });
@@ -237,10 +267,12 @@ describe('HTTPS', () => {
     dir.remove();
   });
 
-  function startApi(env: Record<string, string>): ScriptProcess {
+  function startApi(env: Record<string, string | undefined>): ScriptProcess {
     const run = new ScriptProcess('apps/api/src/main.js', [], {
       REDIS_URL: redis.url,
       API_KEYS: KEY,
+      // Beyond loopback the API needs the cluster's session-token secret.
+      CLUSTER_SECRETS: 'c'.repeat(32),
       ...env,
     });
     running.push(run);
@@ -306,6 +338,17 @@ describe('HTTPS', () => {
     expect(await run.exitWithin(60_000)).toBe(1);
     expect(run.output.trim()).toMatch(/^TLS_CERT_FILE\/TLS_KEY_FILE are for `npm run api`/);
     expect(run.output).not.toMatch(/redis|API listening/i);
+  });
+
+  it('beyond loopback without CLUSTER_SECRETS the API stops at start with a line naming the setting', async () => {
+    const api = startApi({ HOST: '0.0.0.0', PORT: String(await freePort()), CLUSTER_SECRETS: undefined });
+    expect(await api.exitWithin(60_000)).toBe(2);
+    expect(api.output.trim()).toMatch(
+      /^configuration error: CLUSTER_SECRETS is required when the API listens beyond loopback \(HOST=0\.0\.0\.0\)/,
+    );
+    const short = startApi({ PORT: String(await freePort()), CLUSTER_SECRETS: 'too-short' });
+    expect(await short.exitWithin(60_000)).toBe(2);
+    expect(short.output.trim()).toMatch(/^configuration error: CLUSTER_SECRETS must be one or two/);
   });
 
   it('a certificate without its key stops the start with a line naming both settings', async () => {

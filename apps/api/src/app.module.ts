@@ -24,12 +24,17 @@ import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { SubmissionGate } from './jobs/submission-gate.js';
 import { UploadLimits } from './jobs/upload-limits.js';
+import { DataPortProbe, LiveFailover } from './streams/live-failover.js';
 import { LiveStreams } from './streams/live-streams.js';
+import { SessionGrants, SessionSigner } from './streams/session-grants.js';
+import { SessionRelay } from './streams/session-relay.js';
 import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
 import { StreamStallCheck } from './streams/stream-stall-check.js';
 import { StreamsController } from './streams/streams.controller.js';
 import { StreamsService } from './streams/streams.service.js';
+import { XpraListener } from './xpra/xpra-listener.js';
+import { XpraOneShot } from './xpra/xpra-oneshot.js';
 
 @Module({})
 export class AppModule {
@@ -71,9 +76,17 @@ export class AppModule {
         UploadLimits,
         StreamsService,
         LiveStreams,
+        SessionSigner,
+        SessionGrants,
+        DataPortProbe,
+        LiveFailover,
+        SessionRelay,
         StreamFollower,
         StreamSockets,
         StreamStallCheck,
+        // Off (nothing bound) unless XPRA_BIND is set.
+        XpraOneShot,
+        XpraListener,
         ...(config.metricsEnabled ? [MetricsService] : []),
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: HttpErrorFilter },

@@ -4,9 +4,10 @@ import {
   checkRedisCredentials,
   credentialsErrorFor,
   isCredentialsError,
+  isLoopbackHost,
   redact,
 } from '../../../libs/cluster/src/index.js';
-import { ConfigError, isLoopback, loadApiConfig } from './config/api-config.js';
+import { ConfigError, loadApiConfig } from './config/api-config.js';
 import { createApi } from './create-api.js';
 
 /** A message on stderr and a non-zero exit: never an error object, whose fields may carry credentials. */
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   logger.log(
     `API listening on ${config.tls ? 'https' : 'http'}://${config.host}:${config.port} (Redis ${redact(redisUrl)})`,
   );
-  if (!config.tls && !isLoopback(config.host))
+  if (!config.tls && !isLoopbackHost(config.host))
     logger.warn(
       `serving plain HTTP on ${config.host}: API keys and frames cross the network in clear text. Set TLS_CERT_FILE and TLS_KEY_FILE, or put a TLS-terminating reverse proxy in front (README, Security)`,
     );

@@ -106,6 +106,23 @@ describe('parseCli', () => {
     });
   });
 
+  it('sends a live stream over its session by default; --via-api and --via-post choose the relay or POST', () => {
+    const base = ['stream', '--codec', 'h264', '--synthetic', '3', '--mode', 'live'];
+    expect(parseCli(base, env)).toMatchObject({ live: 'direct', frameTimeoutMs: undefined });
+    expect(parseCli([...base, '--via-api', '--frame-timeout', '250'], env)).toMatchObject({
+      live: 'relay',
+      frameTimeoutMs: 250,
+    });
+    expect(parseCli([...base, '--via-post'], env)).toMatchObject({ live: 'post' });
+    expect(usageError([...base, '--via-api', '--via-post'])).toBe('give --via-api or --via-post, not both');
+    expect(usageError(['stream', '--codec', 'h264', '--synthetic', '3', '--via-api'])).toMatch(
+      /add --mode live/,
+    );
+    expect(usageError([...base, '--frame-timeout', '0'])).toMatch(
+      /--frame-timeout must be an integer above 0/,
+    );
+  });
+
   it('takes image files after --images', () => {
     expect(
       parseCli(['stream', '--codec', 'jpeg', '--images', 'a.png', 'b.png', 'c.webp'], env),

@@ -71,8 +71,16 @@ Encoding:
 ${SOURCE_HELP}
 
 Sending:
-  --batch <frames>        frames per batch (default 1)
+  --batch <frames>        frames per batch (default 1; POST only)
   --realtime              pace the batches at --fps instead of sending as fast as the API takes them
+
+Live streams (--mode live) send their frames over the stream's session by default: one WebSocket
+straight to the node that encodes it, as many frames in flight as the node's window allows, each
+packet back on the same socket; if the node dies or stops answering, the client moves the stream
+to another node by itself (API.md, "Live sessions").
+  --via-api               the session through the API's relay (for clients that cannot reach nodes)
+  --via-post              POST /v1/streams/:id/frames and the stream's WebSocket instead (durable path)
+  --frame-timeout <ms>    a frame without its output for this long means the node is gone (default 500)
 
 Receiving:
   --out <dir>             write the outputs: live H.264/HEVC -> stream.h264 / stream.h265 (Annex B),
@@ -150,6 +158,9 @@ export interface StreamCommand extends CommonOptions, EncodingOptions {
   out?: string;
   transport: 'ws' | 'sse';
   progress: boolean;
+  /** Live streams: the session straight to the node, through the API's relay, or POST /frames. */
+  live: 'direct' | 'relay' | 'post';
+  frameTimeoutMs?: number;
 }
 
 export interface FollowCommand extends CommonOptions {
@@ -222,6 +233,9 @@ const COMMAND_OPTIONS: Record<'stream' | 'follow' | 'job' | 'nodes', Options> = 
     out: { type: 'string' },
     sse: { type: 'boolean' },
     progress: { type: 'boolean' },
+    'via-api': { type: 'boolean' },
+    'via-post': { type: 'boolean' },
+    'frame-timeout': { type: 'string' },
   },
   follow: {
     ...COMMON,
@@ -407,6 +421,14 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       if (!(STREAM_MODES as readonly string[]).includes(mode)) {
         throw new UsageError(`--mode ${mode} is not a mode: use batch or live`);
       }
+      const viaApi = values['via-api'] === true;
+      const viaPost = values['via-post'] === true;
+      if (viaApi && viaPost) throw new UsageError('give --via-api or --via-post, not both');
+      if ((viaApi || viaPost) && mode !== 'live') {
+        throw new UsageError(
+          `--via-api and --via-post choose how a live stream's frames go: add --mode live`,
+        );
+      }
       return {
         command: 'stream',
         ...base,
@@ -421,6 +443,11 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         out: str(values, 'out'),
         transport: values.sse ? 'sse' : 'ws',
         progress: values.progress === true,
+        live: viaApi ? 'relay' : viaPost ? 'post' : 'direct',
+        frameTimeoutMs: numberOption('frame-timeout', str(values, 'frame-timeout'), {
+          positive: true,
+          max: 600_000,
+        }),
       };
     }
     case 'follow': {

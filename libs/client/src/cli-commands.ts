@@ -3,7 +3,8 @@ import { basename, extname, join } from 'node:path';
 import type { StreamView } from '../../contracts/src/index.js';
 import type { FollowCommand, JobCommand, NodesCommand, StreamCommand } from './cli-args.js';
 import { defaultSleep, EndpointPool } from './endpoint-pool.js';
-import { openFrameSource } from './frame-source.js';
+import { openFrameSource, type FrameSource } from './frame-source.js';
+import { LiveSession } from './live-session.js';
 import { formatNodesTable } from './nodes-table.js';
 import { orderedMap } from './ordered.js';
 import { jobOutputName, OutputWriter } from './output-writers.js';
@@ -109,6 +110,18 @@ class StreamTally {
       case 'end':
         break;
     }
+  }
+
+  /** A session output (one frame's packet): an output and a delivered one-frame batch at once. */
+  sessionOutput(frame: number, bytes: number, keyframe: boolean): void {
+    const at = this.now();
+    this.outputs += 1;
+    this.bytes += bytes;
+    if (keyframe) this.keyframes += 1;
+    this.latency.output(frame, at);
+    this.latency.done(frame, at);
+    this.framesDelivered += 1;
+    this.batchesDelivered += 1;
   }
 }
 
@@ -228,6 +241,10 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
     pool: command.pool,
     keyframeInterval: command.keyframeInterval,
   });
+  if (view.mode === 'live' && command.live !== 'post') {
+    if (view.session) return runSession(command, io, { client, view, source, progress, started });
+    log(`stream ${view.id} has no session (its node has no data port): sending through POST /frames`);
+  }
   log(
     `stream ${view.id}: ${view.codec} ${view.mode}, ${source.width}x${source.height} ${source.format}, ` +
       `${source.frames} frame(s) in batches of ${command.batch}${view.node ? `, node ${view.node}` : ''}`,
@@ -302,6 +319,106 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
   const seconds = (now() - started) / 1000;
   io.stdout.write(
     `${JSON.stringify(summary(view, tally, tally.framesSubmitted, tally.batchesSubmitted, seconds, client.failovers))}\n`,
+  );
+  return exitCode(failure, tally, io);
+}
+
+/**
+ * `stream --mode live` over the stream's session: frames one by one straight to the node (or through
+ * the API's relay), as many in flight as its window, outputs written as they come; the session fails
+ * over by itself. Then DELETE, as the POST path does.
+ */
+async function runSession(
+  command: StreamCommand,
+  io: CliIo,
+  context: {
+    client: StreamClient;
+    view: StreamView;
+    source: FrameSource;
+    progress: ProgressReporter;
+    started: number;
+  },
+): Promise<number> {
+  const { client, view, source, progress, started } = context;
+  const now = io.now ?? Date.now;
+  const log = (line: string) => progress.log(line);
+  const session = await LiveSession.open(client, view, {
+    viaApi: command.live === 'relay',
+    frameTimeoutMs: command.frameTimeoutMs,
+    reconnectForMs: command.retryForMs,
+    onFailover: (failover) =>
+      log(
+        `lost the session on node ${failover.node} (${failover.reason}); ` +
+          `${failover.reported ? 'reported the node, ' : ''}reconnecting`,
+      ),
+  });
+  log(
+    `stream ${view.id}: ${view.codec} live, ${source.width}x${source.height} ${source.format}, ` +
+      `${source.frames} frame(s) over its session${command.live === 'relay' ? ' (through the API relay)' : ''} ` +
+      `on node ${session.node}, ${session.window} in flight at most`,
+  );
+  const writer = command.out ? new OutputWriter(command.out, view) : undefined;
+  const tally = new StreamTally(now);
+  const draw = (force = false) =>
+    progress.update(
+      formatProgress({
+        delivered: tally.framesDelivered,
+        submitted: tally.framesSubmitted,
+        total: source.frames,
+        elapsedMs: now() - started,
+        p50Ms: tally.latency.summary().p50,
+        failovers: session.failovers,
+      }),
+      force,
+    );
+  const reading = (async () => {
+    for await (const output of session) {
+      tally.sessionOutput(output.frame, output.data.length, output.keyframe);
+      if (writer) await writer.write({ seq: output.frame, index: 0, ...output }, output.data);
+      draw();
+    }
+  })();
+  reading.catch(() => undefined);
+
+  let failure: unknown;
+  try {
+    const sendStart = now();
+    for await (const batch of source.batches(1)) {
+      if (io.interrupt?.aborted) break;
+      if (command.realtime) {
+        const wait = sendStart + (batch.firstFrame * 1000) / view.fps - now();
+        if (wait > 0) await defaultSleep(wait, io.interrupt).catch(() => undefined);
+        if (io.interrupt?.aborted) break;
+      }
+      const frame = await session.send(batch.body);
+      tally.latency.submitted(frame, now());
+      tally.framesSubmitted += 1;
+      tally.batchesSubmitted += 1;
+      draw();
+    }
+    if (io.interrupt?.aborted)
+      log('interrupted: waiting for the outputs of the frames sent, closing the stream');
+    await session.close();
+  } catch (error) {
+    failure = error;
+    session.abort(error);
+  }
+  try {
+    await reading;
+  } catch (error) {
+    failure ??= error;
+  }
+  try {
+    await client.close(view.id);
+  } catch (error) {
+    failure ??= error;
+  }
+  await writer?.close();
+  draw(true);
+  progress.finish();
+  const seconds = (now() - started) / 1000;
+  io.stdout.write(
+    `${JSON.stringify(summary(view, tally, tally.framesSubmitted, tally.batchesSubmitted, seconds, session.failovers))}\n`,
   );
   return exitCode(failure, tally, io);
 }

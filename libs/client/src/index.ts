@@ -5,6 +5,7 @@ export * from './http.js';
 export * from './endpoint-pool.js';
 export * from './websocket.js';
 export * from './stream-client.js';
+export * from './live-session.js';
 export * from './async-queue.js';
 export * from './ordered.js';
 export * from './output-writers.js';

@@ -276,6 +276,7 @@ describe('StreamClient.followWs', () => {
         }
       })();
       return {
+        send: () => undefined,
         ping: () => undefined,
         close: () => (stopped = true),
         terminate: () => (stopped = true),

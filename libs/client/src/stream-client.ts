@@ -186,9 +186,24 @@ export class StreamClient {
     });
   }
 
-  /** `GET /v1/streams/:id` */
-  get(streamId: string, options: RequestOptions = {}): Promise<StreamView> {
-    return this.json('GET', `v1/streams/${encodeURIComponent(streamId)}`, options);
+  /**
+   * `GET /v1/streams/:id`. With `unreachable` (a live stream's node that the caller cannot reach), the
+   * API checks that node and moves the stream off it at once if it does not answer; the view carries
+   * the session grant to use now.
+   */
+  get(streamId: string, options: RequestOptions & { unreachable?: string } = {}): Promise<StreamView> {
+    const query = options.unreachable ? `?unreachable=${encodeURIComponent(options.unreachable)}` : '';
+    return this.json('GET', `v1/streams/${encodeURIComponent(streamId)}${query}`, options);
+  }
+
+  /** The API key this client sends (the relay of a live session takes it). */
+  get key(): string | undefined {
+    return this.apiKey;
+  }
+
+  /** The WebSocket connector this client uses. */
+  get webSocket(): WebSocketConnector {
+    return this.connect;
   }
 
   /**

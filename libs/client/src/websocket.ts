@@ -12,6 +12,8 @@ export interface WebSocketHandlers {
 }
 
 export interface WebSocketConnection {
+  /** A Buffer goes as one binary message, a string as one text message (dropped unless open). */
+  send(data: Buffer | string): void;
   ping(): void;
   close(): void;
   terminate(): void;
@@ -19,9 +21,21 @@ export interface WebSocketConnection {
   resume(): void;
 }
 
+export interface WebSocketOptions {
+  headers: Record<string, string>;
+  handshakeTimeoutMs: number;
+  /**
+   * Send with an all-zero masking key: `ws` then writes a binary message's bytes as they are (no copy
+   * of the payload into a masked buffer, no XOR in JavaScript, and none on a `ws` server either).
+   * The random key protects proxies from scripts in a browser that choose their bytes; an SDK
+   * sending its own frames is not that, so the live session uses it for multi-megabyte frames.
+   */
+  zeroMask?: boolean;
+}
+
 export type WebSocketConnector = (
   url: string,
-  options: { headers: Record<string, string>; handshakeTimeoutMs: number },
+  options: WebSocketOptions,
   handlers: WebSocketHandlers,
 ) => WebSocketConnection;
 
@@ -38,6 +52,7 @@ export const wsConnector: WebSocketConnector = (url, options, handlers) => {
     handshakeTimeout: options.handshakeTimeoutMs,
     perMessageDeflate: false,
     maxPayload: 1024 * 1024 * 1024,
+    ...(options.zeroMask ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
   });
   socket.on('open', () => handlers.onOpen());
   socket.on('message', (data, isBinary) => handlers.onMessage(toBuffer(data), isBinary));
@@ -67,6 +82,9 @@ export const wsConnector: WebSocketConnector = (url, options, handlers) => {
     response.on('close', report);
   });
   return {
+    send: (data) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(data, { binary: typeof data !== 'string' });
+    },
     ping: () => {
       if (socket.readyState === WebSocket.OPEN) socket.ping();
     },

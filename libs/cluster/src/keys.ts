@@ -124,6 +124,11 @@ export class KeySpace {
     return `${this.prefix}:streams:nodes`;
   }
 
+  /** Live streams moved to another node, cluster-wide, by reason (a hash: reason -> count). */
+  get liveMoveCounts(): string {
+    return `${this.prefix}:streams:live:moves`;
+  }
+
   /** The live streams pinned to one node (its load, for placing new streams). */
   nodeStreams(nodeId: string): string {
     return `${this.prefix}:node:${nodeId}:streams`;

@@ -53,5 +53,7 @@ export async function handOverLiveStream(
     overcommit: true,
   });
   if (!to) return null;
-  return (await moveLiveStream(redis, keys, streams, streamId, from, to.id)) ? to.id : null;
+  if (!(await moveLiveStream(redis, keys, streams, streamId, from, to.id))) return null;
+  await redis.hincrby(keys.liveMoveCounts, 'drain', 1);
+  return to.id;
 }

@@ -22,6 +22,12 @@ export class NodeRegistry {
     await this.redis.srem(this.keys.nodesIndex, nodeId);
   }
 
+  /** One node's record, null once it expired (the node stopped beating) or left. */
+  async get(nodeId: string): Promise<NodeRecord | null> {
+    const record = await this.redis.get(this.keys.node(nodeId));
+    return record ? (JSON.parse(record) as NodeRecord) : null;
+  }
+
   async list(): Promise<NodeRecord[]> {
     const ids = await this.redis.smembers(this.keys.nodesIndex);
     const records = await Promise.all(ids.map((id) => this.redis.get(this.keys.node(id))));

@@ -12,6 +12,13 @@ export type StreamMode = (typeof STREAM_MODES)[number];
 
 export type StreamState = 'open' | 'closed' | 'ended';
 
+/**
+ * How a live session's frame messages are sent: `none`, the raw frame; `lz4`, a little-endian u32 of the
+ * raw size followed by one LZ4 block (the form Xpra uses). POST /frames bodies use Content-Encoding.
+ */
+export const SESSION_COMPRESSIONS = ['none', 'lz4'] as const;
+export type SessionCompression = (typeof SESSION_COMPRESSIONS)[number];
+
 /** What a stream encodes, fixed when it is created. */
 export interface StreamParams {
   codec: Codec;
@@ -27,6 +34,8 @@ export interface StreamParams {
   keyframeInterval: number;
   /** H.264/HEVC at an odd size (see OddSizePolicy); absent on streams created before it existed: exact. */
   oddSize?: OddSizePolicy;
+  /** Live mode: how session frames are sent; absent: none. */
+  compression?: SessionCompression;
 }
 
 /** Carried in the BullMQ data of a job that is one batch of a stream. */
@@ -87,6 +96,8 @@ export interface StreamView {
   fps: number;
   keyframeInterval: number;
   oddSize: OddSizePolicy;
+  /** How a live session's frame messages are sent (`none` for batch streams). */
+  compression: SessionCompression;
   /** Present only when the output's pictures are not width x height (as on JobView). */
   outputWidth?: number;
   outputHeight?: number;
@@ -126,6 +137,8 @@ export interface CreateStreamRequest {
   pool?: PoolPreference;
   keyframeInterval?: number;
   oddSize?: OddSizePolicy;
+  /** Live mode: how session frames are sent (default none). */
+  compression?: SessionCompression;
 }
 
 /** `202` of `POST /v1/streams/:id/frames`. */

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { clusterSecretsSetting, isLoopbackHost } from '../../../../libs/cluster/src/session-token.js';
 import {
   ConfigError,
   booleanSetting as boolean,
@@ -12,6 +13,7 @@ import {
 } from '../../../../libs/cluster/src/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
 import { loadScaleFromZeroConfig, type ScaleFromZeroConfig } from '../cluster/pool-codecs.js';
+import { xpraSettings, type XpraConfig } from '../xpra/xpra-config.js';
 
 export { ConfigError };
 
@@ -66,6 +68,21 @@ export interface ApiConfig extends SharedConfig {
   admin: AdminConfig;
   /** POOL_CODECS, NO_NODE_WAIT_SECONDS, GPU_WAIT_SECONDS: jobs queued while a pool has no node. */
   scaleFromZero: ScaleFromZeroConfig;
+  /** XPRA_BIND and its companions: the Xpra encoder listener, or null when it is off. */
+  xpra: XpraConfig | null;
+  /** Live sessions: the tokens the API grants, and how it checks a node that a client reports. */
+  sessions: SessionConfig;
+}
+
+export interface SessionConfig {
+  /** CLUSTER_SECRETS (first signs, all verify); undefined: a loopback cluster's secret shared through Redis. */
+  clusterSecrets: string[] | undefined;
+  /** Whether the API listens beyond loopback (then CLUSTER_SECRETS is required). */
+  beyondLoopback: boolean;
+  /** How long a session token is good for (SESSION_TOKEN_TTL_SECONDS). */
+  tokenTtlMs: number;
+  /** How long the API waits for a reported node's data port to answer its health probe. */
+  probeTimeoutMs: number;
 }
 
 export interface TlsFiles {
@@ -98,21 +115,19 @@ export function adminCookieSecret(env: Env, apiKeys: string[]): string {
     .digest('base64url');
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-}
-
 /**
  * TLS_CERT_FILE and TLS_KEY_FILE, both or neither, read and checked now (PEM that parses, a key that
  * matches the certificate), so a wrong file stops the start instead of the first handshake.
  */
-export function tlsFiles(env: Env): TlsFiles | null {
-  const certFile = env.TLS_CERT_FILE || '';
-  const keyFile = env.TLS_KEY_FILE || '';
+export function tlsFiles(env: Env, prefix = ''): TlsFiles | null {
+  const certName = `${prefix}TLS_CERT_FILE`;
+  const keyName = `${prefix}TLS_KEY_FILE`;
+  const certFile = env[certName] || '';
+  const keyFile = env[keyName] || '';
   if (!certFile && !keyFile) return null;
   if (!certFile || !keyFile)
     throw new ConfigError(
-      `TLS_CERT_FILE and TLS_KEY_FILE go together: set both (PEM files) to serve HTTPS, or neither, got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}`,
+      `${certName} and ${keyName} go together: set both (PEM files) to serve ${prefix ? 'TLS' : 'HTTPS'}, or neither, got only ${certFile ? certName : keyName}`,
     );
   const read = (name: string, path: string): Buffer => {
     try {
@@ -123,12 +138,12 @@ export function tlsFiles(env: Env): TlsFiles | null {
       );
     }
   };
-  const files = { cert: read('TLS_CERT_FILE', certFile), key: read('TLS_KEY_FILE', keyFile) };
+  const files = { cert: read(certName, certFile), key: read(keyName, keyFile) };
   try {
     createSecureContext(files);
   } catch (error) {
     throw new ConfigError(
-      `TLS_CERT_FILE/TLS_KEY_FILE: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
+      `${certName}/${keyName}: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(error as Error).message})`,
     );
   }
   return files;
@@ -158,7 +173,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   }
   const apiKeys = [...owners.keys()];
   const allowInsecurePublic = env.ALLOW_INSECURE_PUBLIC === 'true';
-  if (!isLoopback(host) && apiKeys.length === 0 && !allowInsecurePublic) {
+  if (!isLoopbackHost(host) && apiKeys.length === 0 && !allowInsecurePublic) {
     throw new ConfigError(
       `refusing to listen on ${host} without API_KEYS: set API_KEYS (comma list), listen on 127.0.0.1, or set ALLOW_INSECURE_PUBLIC=true`,
     );
@@ -192,6 +207,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     choreLeaseMs: integer(env, 'CHORE_LEASE_MS', 5000, 300, 600_000),
     metricsEnabled: boolean(env, 'METRICS_ENABLED', true),
     docsPublic: boolean(env, 'DOCS_PUBLIC', false),
+    sessions: sessionConfig(env, host),
     admin: {
       cookieSecret: adminCookieSecret(env, apiKeys),
       sessionTtlSeconds: integer(env, 'ADMIN_SESSION_TTL_SECONDS', 12 * 3600, 60, 30 * 24 * 3600),
@@ -199,6 +215,28 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       readOnly: boolean(env, 'ADMIN_READ_ONLY', true),
     },
     scaleFromZero,
+    xpra: xpraSettings(env, { apiKeys, allowInsecurePublic, maxFramePixels }),
+  };
+}
+
+/**
+ * CLUSTER_SECRETS is checked here; beyond loopback it is required, and its absence stops the start now
+ * (resolveClusterSecrets, which also shares a loopback cluster's secret through Redis, runs once Redis
+ * is reachable).
+ */
+function sessionConfig(env: Env, host: string): SessionConfig {
+  const clusterSecrets = clusterSecretsSetting(env);
+  const beyondLoopback = !isLoopbackHost(host);
+  if (!clusterSecrets && beyondLoopback) {
+    throw new ConfigError(
+      `CLUSTER_SECRETS is required when the API listens beyond loopback (HOST=${host}): set the same secret (openssl rand -base64 32) on the API and every node, so that nodes accept the session tokens the API grants`,
+    );
+  }
+  return {
+    clusterSecrets,
+    beyondLoopback,
+    tokenTtlMs: integer(env, 'SESSION_TOKEN_TTL_SECONDS', 300, 10, 86_400) * 1000,
+    probeTimeoutMs: integer(env, 'SESSION_PROBE_TIMEOUT_MS', 300, 50, 10_000),
   };
 }
 

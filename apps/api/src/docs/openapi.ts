@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, getSchemaPath, type OpenAPIObject } from '@nestjs/swagger';
 import type { RequestHandler } from 'express';
 import { CreateJobQuery, EncodeParams } from '../jobs/create-job.query.js';
+import { ErrorDto } from './schemas.js';
 
 type SchemaObject = Exclude<
   NonNullable<NonNullable<OpenAPIObject['components']>['schemas']>[string],
@@ -69,6 +70,50 @@ export function alignQueryWithModel(document: OpenAPIObject, path: string, model
   }
 }
 
+/**
+ * `GET /v1/streams/{id}/session`: a WebSocket upgrade that no controller serves (SessionRelay), written
+ * here with the answers a refused upgrade gets.
+ */
+export function describeSessionRelay(document: OpenAPIObject): void {
+  const error = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorDto) } } },
+  });
+  document.paths['/v1/streams/{id}/session'] = {
+    get: {
+      tags: ['streams'],
+      summary: "A live stream's session, relayed by the API (WebSocket upgrade)",
+      description:
+        "The protocol of the node's data port (docs/api.md, Live sessions), relayed socket to socket by the API for " +
+        'clients that cannot reach the nodes; authenticated with the API key, not the session token. When the node ' +
+        'connection drops the relay closes with 4409: ask `GET /v1/streams/{id}?unreachable=<node>` for a new session.',
+      security: [{ bearer: [] }, { 'api-key': [] }],
+      parameters: [
+        { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+        {
+          name: 'since',
+          in: 'query',
+          required: false,
+          schema: { type: 'integer', minimum: -1 },
+          description:
+            'the last frame whose output the client holds (-1 for none): the logged outputs after it come first',
+        },
+      ],
+      responses: {
+        101: { description: 'Switching Protocols: the session' },
+        400: error('since is not an integer >= -1'),
+        401: error('no valid API key'),
+        404: error('unknown stream'),
+        409: error('a batch stream (sessions are for mode=live), or the stream moved while it was dialled'),
+        410: error('the stream is closed or ended'),
+        429: error('too many wrong keys, or the node is at its live-context cap (Retry-After)'),
+        502: error("the node refused the API's token (CLUSTER_SECRETS differ) or answered otherwise"),
+        503: error("the stream's node is gone or did not answer (Retry-After); Redis away"),
+      },
+    },
+  };
+}
+
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Encoder cluster')
@@ -83,6 +128,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const document = SwaggerModule.createDocument(app, config, { extraModels: [EncodeParams, CreateJobQuery] });
   alignQueryWithModel(document, '/v1/jobs', 'CreateJobQuery');
   describeJobBodies(document);
+  describeSessionRelay(document);
   return document;
 }
 

@@ -4,6 +4,7 @@ import {
   ApiBadRequestResponse,
   ApiBearerAuth,
   ApiConsumes,
+  ApiCreatedResponse,
   ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -21,7 +22,7 @@ import {
   ApiUnsupportedMediaTypeResponse,
 } from '@nestjs/swagger';
 import { CreateJobQuery } from '../jobs/create-job.query.js';
-import { AcceptedJobDto, CodecsDto, ErrorDto, JobViewDto, NodeDto } from './schemas.js';
+import { AcceptedJobDto, CodecsDto, ErrorDto, JobViewDto, NodeDto, StreamViewDto } from './schemas.js';
 
 // OpenAPI decorators for the REST routes, kept here so that the controllers carry one line each.
 // The request body of POST /v1/jobs (raw bytes or multipart parts) is described in openapi.ts.
@@ -165,8 +166,10 @@ export const ApiCreateStream = () =>
       description:
         'JSON body: `codec` (or `accept`), `width`, `height`, `format`, optional `fps`, `quality`, `speed`, `pool`, `oddSize`, ' +
         '`mode` (batch: each batch self-contained, encoded in parallel; live: pinned to one node that keeps its ' +
-        'video encoder running, one packet per frame) and `keyframeInterval` (live).',
+        'video encoder running, one packet per frame), `keyframeInterval` (live) and `compression` (live sessions: ' +
+        'none or lz4). A live stream answers its `session`: frames go over one WebSocket straight to its node.',
     }),
+    ApiCreatedResponse({ type: StreamViewDto }),
     ApiBadRequestResponse({ type: ErrorDto }),
     ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'frames over MAX_FRAME_PIXELS' }),
     ApiUnprocessableEntityResponse({ type: ErrorDto, description: 'no live node can encode the codec' }),
@@ -179,8 +182,22 @@ export const ApiCreateStream = () =>
 
 export const ApiGetStream = () =>
   applyDecorators(
-    ApiOperation({ summary: 'A stream: its parameters, state, batches acknowledged and delivered' }),
+    ApiOperation({
+      summary: 'A stream: its parameters, state, batches acknowledged and delivered, and its live session',
+      description:
+        'A live stream answers its current `session` with a fresh token. `?unreachable=<node>`: the client cannot reach ' +
+        "its session's node; the API probes the node's data port and, if it does not answer, moves the stream to " +
+        'another node at once (the answer carries the new session). `GET /v1/streams/:id/session` (WebSocket, API key) ' +
+        'relays the same session through the API.',
+    }),
+    ApiOkResponse({ type: StreamViewDto }),
+    ApiBadRequestResponse({ type: ErrorDto, description: 'unreachable is not a node id' }),
     ApiNotFoundResponse({ type: ErrorDto }),
+    ApiServiceUnavailableResponse({
+      type: ErrorDto,
+      headers: RETRY_AFTER,
+      description: 'Redis away, or the reported node is silent and no other node can take the stream now',
+    }),
   );
 
 export const ApiCloseStream = () =>
@@ -190,6 +207,7 @@ export const ApiCloseStream = () =>
       description:
         'It takes no more frames (409); batches already acknowledged are still delivered, then an `end` event.',
     }),
+    ApiOkResponse({ type: StreamViewDto }),
     ApiNotFoundResponse({ type: ErrorDto }),
   );
 

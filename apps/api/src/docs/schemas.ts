@@ -2,14 +2,24 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   CODECS,
   JOB_STATUSES,
+  ODD_SIZE_POLICIES,
   PIXEL_FORMATS,
+  SESSION_COMPRESSIONS,
+  STREAM_MODES,
   type Codec,
   type JobStatus,
   type JobTimings,
   type JobView,
+  type LiveSessionGrant,
   type NodeRecord,
+  type OddSizePolicy,
   type PixelFormat,
   type Pool,
+  type SessionCompression,
+  type StreamLinks,
+  type StreamMode,
+  type StreamState,
+  type StreamView,
 } from '../../../../libs/contracts/src/index.js';
 import type { AcceptedJob } from '../jobs/jobs.service.js';
 
@@ -215,6 +225,20 @@ export class NodeDto implements NodeRecord {
   @ApiPropertyOptional({ example: 30000, description: 'a live encoder context idle this long is closed' })
   liveIdleTimeoutMs?: number;
 
+  @ApiPropertyOptional({
+    example: 2,
+    description:
+      'with XPRA_BIND: the Xpra video contexts of this API instance whose live stream this node holds (each also counts in liveStreams)',
+  })
+  xpraContexts?: number;
+
+  @ApiPropertyOptional({
+    example: 'ws://10.0.0.5:7000',
+    description:
+      "the node's data port for live sessions (ws:// or wss://, from --bind/--advertise); absent when it has none",
+  })
+  dataUrl?: string;
+
   @ApiProperty({ example: '0.1.0' })
   version!: string;
 
@@ -243,4 +267,136 @@ export class CodecsDto {
       'With POOL_CODECS: what each pool is configured to serve when none of its nodes is alive (a job for these is queued for a node to start)',
   })
   configured?: CodecsByPoolDto;
+}
+
+export class LiveSessionGrantDto implements LiveSessionGrant {
+  @ApiProperty({
+    example: 'ws://10.0.0.5:7000/v1/streams/sN2l0c3RyZWFtMDAx/session',
+    description: "WebSocket of the session on the pinned node's data port",
+  })
+  url!: string;
+
+  @ApiProperty({
+    example: 's1.eyJzdHJlYW0iOiJzTjJsMGMzUnlaV0Z0TURBeCIsIm5vZGUiOiI1YjBjIiwiZXBvY2giOjAsImV4cCI6MH0.c2ln',
+    description:
+      'session token: `Authorization: Bearer <token>` (or `?token=`) on `url`; good for this stream on this node at this epoch, until expiresAt',
+  })
+  token!: string;
+
+  @ApiProperty({
+    format: 'date-time',
+    description: 'an open socket is not closed then; a reconnect needs a fresh token',
+  })
+  expiresAt!: string;
+
+  @ApiProperty({
+    example: '5b0c3c1e-8a1f-4d0e-9a55-2f1f2d3c4b5a',
+    description: 'the node the grant is for: the value to report in `?unreachable=`',
+  })
+  node!: string;
+
+  @ApiProperty({
+    example: 'ws://127.0.0.1:3000/v1/streams/sN2l0c3RyZWFtMDAx/session',
+    description: "the API's relay of the same session (authenticated with the API key, not the token)",
+  })
+  relayUrl!: string;
+}
+
+export class StreamLinksDto implements StreamLinks {
+  @ApiProperty({ example: '/v1/streams/sN2l0c3RyZWFtMDAx' })
+  self!: string;
+
+  @ApiProperty({ example: '/v1/streams/sN2l0c3RyZWFtMDAx/frames' })
+  frames!: string;
+
+  @ApiProperty({ example: '/v1/streams/sN2l0c3RyZWFtMDAx/events' })
+  events!: string;
+
+  @ApiProperty({ example: '/v1/streams/sN2l0c3RyZWFtMDAx/ws' })
+  ws!: string;
+}
+
+export class StreamViewDto implements StreamView {
+  @ApiProperty({ example: 'sN2l0c3RyZWFtMDAx' })
+  id!: string;
+
+  @ApiProperty({ enum: CODECS, example: 'h264' })
+  codec!: Codec;
+
+  @ApiProperty({ enum: STREAM_MODES, example: 'live' })
+  mode!: StreamMode;
+
+  @ApiProperty({ enum: POOL_VALUES, example: 'cpu' })
+  pool!: Pool;
+
+  @ApiProperty({ enum: ['open', 'closed', 'ended'], example: 'open' })
+  state!: StreamState;
+
+  @ApiProperty({ example: 1280 })
+  width!: number;
+
+  @ApiProperty({ example: 720 })
+  height!: number;
+
+  @ApiProperty({ enum: PIXEL_FORMATS, example: 'bgra' })
+  format!: PixelFormat;
+
+  @ApiProperty({ example: 80 })
+  quality!: number;
+
+  @ApiProperty({ example: 70 })
+  speed!: number;
+
+  @ApiProperty({ example: 30 })
+  fps!: number;
+
+  @ApiProperty({ example: 300 })
+  keyframeInterval!: number;
+
+  @ApiProperty({ enum: ODD_SIZE_POLICIES, example: 'exact' })
+  oddSize!: OddSizePolicy;
+
+  @ApiProperty({
+    enum: SESSION_COMPRESSIONS,
+    example: 'none',
+    description: "how a live session's frame messages are sent (none for batch streams)",
+  })
+  compression!: SessionCompression;
+
+  @ApiPropertyOptional({ example: 1281, description: OUTPUT_WIDTH_DESCRIPTION })
+  outputWidth?: number;
+
+  @ApiPropertyOptional({ example: 721 })
+  outputHeight?: number;
+
+  @ApiProperty({ example: 0, description: 'batches acknowledged' })
+  batches!: number;
+
+  @ApiProperty({ example: 0, description: 'batches delivered, in order' })
+  delivered!: number;
+
+  @ApiProperty({
+    example: 0,
+    description: 'frames acknowledged (POST /frames and session frames: one counter)',
+  })
+  frames!: number;
+
+  @ApiProperty({ example: 0, description: 'id of the last event in the log' })
+  lastEventId!: number;
+
+  @ApiProperty({ type: String, nullable: true, example: '5b0c3c1e-8a1f-4d0e-9a55-2f1f2d3c4b5a' })
+  node!: string | null;
+
+  @ApiProperty({ format: 'date-time' })
+  createdAt!: string;
+
+  @ApiProperty({ type: StreamLinksDto })
+  links!: StreamLinksDto;
+
+  @ApiPropertyOptional({
+    type: LiveSessionGrantDto,
+    description:
+      'live mode, while the stream is open and its node has a data port: where to send frames directly (docs/api.md, Live sessions)',
+  })
+  session?: LiveSessionGrantDto;
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
-import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { JobStore, KeySpace, NodeRegistry } from '../../../../libs/cluster/src/index.js';
 import { ClusterChores } from '../cluster/cluster-chores.js';
 import { EncodeQueue, type PoolLoad } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
@@ -11,6 +11,8 @@ import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-la
 import { RestartTracker } from './restart-tracker.js';
 
 const POOLS = ['cpu', 'gpu'] as const;
+/** Why live streams move (LiveMoveReason, and a draining node's hand-over). */
+const LIVE_MOVE_REASONS = ['unreachable', 'expired', 'drain'] as const;
 
 interface Snapshot {
   queues: { queue: string; counts: Record<string, number> }[] | Error;
@@ -136,6 +138,15 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     registers: [this.registry],
   });
 
+  /** The API's probes of a node's data port that a client reported unreachable, by result. */
+  readonly nodeProbes = new Histogram({
+    name: metricName('session_node_probe_seconds'),
+    help: "Time of the API's health probes of a reported node's data port, by result (answered, silent)",
+    labelNames: ['result'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: metricName('http_requests_total'),
     help: 'HTTP requests answered, by route pattern and status',
@@ -159,6 +170,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(SUBSCRIBER) private readonly subscriber: RedisClient,
     chores: ClusterChores,
+    keys: KeySpace,
   ) {
     // Collected on scrape, all from one snapshot of Redis per scrape (so that the success gauge and the
     // values agree); `this` inside prom-client's collect() is the metric.
@@ -289,6 +301,24 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       collect() {
         this.reset();
         for (const [chore, items] of chores.itemCounts()) this.inc({ chore }, items);
+      },
+    });
+    const moveCounts = () =>
+      withTimeout(this.redis.hgetall(keys.liveMoveCounts), COLLECT_TIMEOUT_MS, 'live move counts');
+    const logger = this.logger;
+    new Counter({
+      name: metricName('live_stream_moves_total'),
+      help: 'Live streams moved to another node, cluster-wide (every API instance reports the same totals, from Redis), by reason: unreachable (a client reported the node and its data port did not answer the probe), expired (its registry record expired), drain (a draining node handed it over)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await moveCounts().catch((error: Error) => {
+          logger.warn(`metrics: live move counts not collected: ${error.message}`);
+          return null;
+        });
+        if (!counts) return;
+        this.reset();
+        for (const reason of LIVE_MOVE_REASONS) this.inc({ reason }, Number(counts[reason] ?? 0));
       },
     });
     new Gauge({

@@ -1,6 +1,11 @@
 import { ApiPropertyOptional, OmitType, PickType } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
-import { STREAM_MODES, type StreamMode } from '../../../../libs/contracts/src/index.js';
+import { IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import {
+  SESSION_COMPRESSIONS,
+  STREAM_MODES,
+  type SessionCompression,
+  type StreamMode,
+} from '../../../../libs/contracts/src/index.js';
 import { DecimalInteger } from '../common/validation.js';
 import { CreateJobQuery } from '../jobs/create-job.query.js';
 
@@ -32,6 +37,33 @@ export class CreateStreamBody extends OmitType(CreateJobQuery, ['frames', 'prior
     message: `keyframeInterval must be an integer from 1 to ${MAX_KEYFRAME_INTERVAL}`,
   })
   keyframeInterval?: number;
+
+  @ApiPropertyOptional({
+    enum: SESSION_COMPRESSIONS,
+    default: 'none',
+    description:
+      'live mode: how each frame message of a live session is sent: none (the raw frame) or lz4 (a little-endian u32 of the raw size, then one LZ4 block, as Xpra sends)',
+  })
+  @IsOptional()
+  @IsIn(SESSION_COMPRESSIONS, { message: `compression must be one of ${SESSION_COMPRESSIONS.join(', ')}` })
+  compression: SessionCompression = 'none';
+}
+
+/** Node ids as the registry has them (UUIDs; any id of these characters is looked up). */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** `GET /v1/streams/:id` query. */
+export class StreamViewQuery {
+  @ApiPropertyOptional({
+    description:
+      "live mode: the node of the stream's session that the client cannot reach (its socket dropped, or a frame got no output in time). The API probes that node's data port and, if it does not answer, moves the stream to another node at once; the answer carries the new session",
+  })
+  @IsOptional()
+  @Matches(NODE_ID_PATTERN, {
+    message:
+      "unreachable must be a node id (the session's `node`): 1-128 letters, digits, '_', '.', ':' or '-'",
+  })
+  unreachable?: string;
 }
 
 /** `POST /v1/streams/:id/frames` query: how many frames the body holds (the layout is the stream's). */

@@ -18,6 +18,14 @@ import {
   type LivePlacementOptions,
 } from './live-placement.js';
 
+/**
+ * Why the API moves a live stream off its node: `unreachable`, a client reported it and its data port
+ * did not answer the API's probe; `expired`, its registry record expired (the supervisor's backstop, or
+ * a batch submitted to a stream whose node is gone). (A draining node moves its own streams: `drain`.)
+ * Counted cluster-wide in Redis (keys.liveMoveCounts), read by /metrics.
+ */
+export type LiveMoveReason = 'unreachable' | 'expired';
+
 export interface LivePlace {
   node: string | null;
   atCapacity: boolean;
@@ -25,6 +33,13 @@ export interface LivePlace {
 
 /** How long a dead node's empty queue is kept before it is deleted. */
 const FORGET_DEAD_NODE_MS = 30_000;
+
+/**
+ * How long a node whose data port did not answer a probe gets no stream from this API process (its
+ * registry record outlives a killed node by up to its --timeout; node ids are per process, so a dead
+ * one never comes back).
+ */
+export const SILENT_NODE_MS = 60_000;
 
 /**
  * Where live streams run: placing a new one on the least loaded node, and the supervisor that moves the
@@ -40,6 +55,8 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
   readonly everyMs: number;
   private readonly logger = new Logger(LiveStreams.name);
   private readonly deadSince = new Map<string, number>();
+  /** Nodes found silent (LiveFailover), until when. */
+  private readonly silentUntil = new Map<string, number>();
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
@@ -80,7 +97,11 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     options: LivePlacementOptions = {},
     now = Date.now(),
   ): Promise<LivePlace> {
-    const nodes = await this.registry.list();
+    const listed = await this.registry.list();
+    for (const [nodeId, until] of this.silentUntil) {
+      if (until <= now || !listed.some((node) => node.id === nodeId)) this.silentUntil.delete(nodeId);
+    }
+    const nodes = listed.filter((node) => !this.silentUntil.has(node.id));
     const pinned = await Promise.all(
       nodes.map((node) => this.redis.smembers(this.keys.nodeStreams(node.id))),
     );
@@ -107,6 +128,14 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
       (candidate) => candidate.id !== options.exclude && canHostLive(candidate, codec, pool),
     );
     return { node: null, atCapacity: full.length > 0 };
+  }
+
+  /**
+   * A node that a client reported and whose data port did not answer: placement (new streams, moves)
+   * leaves it out for SILENT_NODE_MS, or until its registry record is gone, whichever comes first.
+   */
+  markSilent(nodeId: string, now = Date.now()): void {
+    this.silentUntil.set(nodeId, now + SILENT_NODE_MS);
   }
 
   /** Every stream is watched for stalls until it ends (StreamStallCheck). */
@@ -151,14 +180,30 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
   async nodeOf(record: StreamRecord): Promise<string | null> {
     if (!record.node) return null;
     if (await this.isAlive(record.node)) return record.node;
-    return this.relocate(record.id, record.node, record.params.codec, record.params.pool);
+    return this.move(record, 'expired');
+  }
+
+  /**
+   * Moves a live stream off its node now (compare-and-set on the node, epoch + 1, which fences the old
+   * node out of the stream's log) to the least loaded other node, at its capacity or not. The node the
+   * stream is on afterwards (another caller may have moved it first), or null when none can take it.
+   */
+  async move(record: StreamRecord, reason: LiveMoveReason): Promise<string | null> {
+    if (!record.node) return null;
+    return this.relocate(record.id, record.node, record.params.codec, record.params.pool, reason);
   }
 
   private async isAlive(nodeId: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.node(nodeId))) === 1;
   }
 
-  private async relocate(streamId: string, from: string, codec: Codec, pool: Pool): Promise<string | null> {
+  private async relocate(
+    streamId: string,
+    from: string,
+    codec: Codec,
+    pool: Pool,
+    reason: LiveMoveReason,
+  ): Promise<string | null> {
     const to = (await this.place(codec, pool, { exclude: from, overcommit: true })).node;
     if (!to) return null;
     if (!(await this.streams.repin(streamId, from, to))) {
@@ -167,7 +212,10 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     }
     await this.redis.srem(this.keys.nodeStreams(from), streamId);
     await this.pin(streamId, to);
-    this.logger.warn(`live stream ${streamId}: node ${from} is gone, moved to node ${to}`);
+    await this.redis.hincrby(this.keys.liveMoveCounts, reason, 1);
+    this.logger.warn(
+      `live stream ${streamId}: node ${from} is ${reason === 'expired' ? 'gone' : 'unreachable'}, moved to node ${to}`,
+    );
     return to;
   }
 
@@ -184,7 +232,7 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
         continue;
       }
       if (record.node && !(await this.isAlive(record.node))) {
-        await this.relocate(streamId, record.node, record.params.codec, record.params.pool);
+        await this.relocate(streamId, record.node, record.params.codec, record.params.pool, 'expired');
       }
     }
     const watched = await this.redis.smembers(this.keys.liveNodes);

@@ -12,11 +12,12 @@ import {
   REDIS_RETRY_AFTER_SECONDS,
   REDIS_UNAVAILABLE_MESSAGE,
   isRedisUnavailable,
-  reasonPhrase,
 } from '../common/http-errors.js';
+import { SESSION_PATH, SessionRelay } from './session-relay.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { StreamFollower } from './stream-follower.js';
 import { eventPayload } from './stream-sse.js';
+import { refuse } from './upgrade-refusal.js';
 
 const WS_PATH = /^\/v1\/streams\/([^/]+)\/ws$/;
 const PING_EVERY_MS = 15_000;
@@ -28,6 +29,9 @@ export function parseSince(value: string | null | undefined): number | null {
 }
 
 /**
+ * WebSocket upgrades: `GET /v1/streams/:id/session` goes to the session relay (SessionRelay), after
+ * the same key check as this route.
+ *
  * `GET /v1/streams/:id/ws`: the stream's events as WebSocket messages, with the bytes inline. Each event
  * is a text message `{ id, type, ... }`; an `output` event is followed by one binary message holding
  * the output. Messages are sent one at a time, each after the previous one was handed to the socket, so
@@ -44,6 +48,7 @@ export class StreamSockets implements OnModuleDestroy {
     private readonly streams: StreamStore,
     private readonly outputs: OutputStore,
     private readonly follower: StreamFollower,
+    private readonly relay: SessionRelay,
   ) {}
 
   attach(http: Server): void {
@@ -52,6 +57,9 @@ export class StreamSockets implements OnModuleDestroy {
         answerAsPlainRequest(http, request, socket, head);
         return;
       }
+      // Node's HTTP server takes its error listener off an upgraded socket: a client resetting while
+      // the upgrade is decided (Redis reads) would otherwise be an uncaught error.
+      socket.on('error', () => socket.destroy());
       void this.upgrade(request, socket, head).catch((error: Error) => {
         if (isRedisUnavailable(error)) {
           refuse(socket, 503, REDIS_UNAVAILABLE_MESSAGE, REDIS_RETRY_AFTER_SECONDS);
@@ -70,13 +78,17 @@ export class StreamSockets implements OnModuleDestroy {
 
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const match = WS_PATH.exec(url.pathname);
+    const session = SESSION_PATH.exec(url.pathname);
+    const match = session ?? WS_PATH.exec(url.pathname);
     if (!match) return refuse(socket, 404, `no websocket at ${url.pathname}`);
     const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
     if (!verdict.ok) return refuse(socket, verdict.status, verdict.message, verdict.retryAfterSeconds);
     const problem = pathProblem(url.pathname) ?? queryProblem(url.search.slice(1));
     if (problem !== null) return refuse(socket, 400, problem);
     const streamId = match[1];
+    if (session) {
+      return this.relay.upgrade(request, socket, head, streamId, url.searchParams, verdict.principal);
+    }
     const since = parseSince(url.searchParams.get('since') ?? header(request, 'last-event-id'));
     if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
     const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
@@ -145,15 +157,4 @@ function send(ws: WebSocket, data: string | Buffer): Promise<void> {
     if (ws.readyState !== ws.OPEN) return reject(new Error('the client went away'));
     ws.send(data, (error) => (error ? reject(error) : resolve()));
   });
-}
-
-/** Answers an upgrade request with a plain HTTP error in the API's JSON error shape. */
-function refuse(socket: Duplex, status: number, message: string, retryAfterSeconds?: number): void {
-  if (socket.destroyed) return;
-  const reason = reasonPhrase(status);
-  const body = JSON.stringify({ statusCode: status, error: reason, message });
-  const retryAfter = retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
-  );
 }

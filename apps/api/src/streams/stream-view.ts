@@ -23,6 +23,7 @@ export function toStreamView(record: StreamRecord): StreamView {
     fps: params.fps,
     keyframeInterval: params.keyframeInterval,
     oddSize: params.oddSize ?? 'exact',
+    compression: params.compression ?? 'none',
     ...paddedOutputSize(params.codec, params.width, params.height, params.oddSize),
     batches: record.nextSeq,
     delivered: record.cursor,

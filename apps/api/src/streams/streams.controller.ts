@@ -6,6 +6,7 @@ import {
   Get,
   Headers,
   HttpCode,
+  Inject,
   Param,
   Post,
   Query,
@@ -17,6 +18,7 @@ import type { Request, Response } from 'express';
 import type { AcceptedBatch, StreamView } from '../../../../libs/contracts/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
 import { Caller } from '../auth/tenancy.js';
+import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { validateParams } from '../common/validation.js';
 import { contentLengthOf } from '../jobs/jobs.controller.js';
 import { SubmissionGate } from '../jobs/submission-gate.js';
@@ -29,7 +31,8 @@ import {
   ApiStreamEvents,
   ApiStreamFrames,
 } from '../docs/route-docs.js';
-import { CreateStreamBody, StreamFramesQuery } from './create-stream.dto.js';
+import { CreateStreamBody, StreamFramesQuery, StreamViewQuery } from './create-stream.dto.js';
+import { relayBaseOf } from './session-grants.js';
 import { StreamFollower } from './stream-follower.js';
 import { serveStreamSse } from './stream-sse.js';
 import { parseSince } from './stream-sockets.js';
@@ -42,6 +45,7 @@ export class StreamsController {
     private readonly streams: StreamsService,
     private readonly follower: StreamFollower,
     private readonly gate: SubmissionGate,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   @Post()
@@ -52,13 +56,22 @@ export class StreamsController {
     @Req() request: Request,
     @Caller() caller: Principal,
   ): Promise<StreamView> {
-    return this.gate.submit(request, null, () => this.streams.create(body, caller.tenant));
+    const relayBase = relayBaseOf(request.headers, this.config);
+    return this.gate.submit(request, null, () => this.streams.create(body, caller.tenant, { relayBase }));
   }
 
   @Get(':id')
   @ApiGetStream()
-  get(@Param('id') id: string, @Caller() caller: Principal): Promise<StreamView> {
-    return this.streams.get(id, caller);
+  get(
+    @Param('id') id: string,
+    @Query() query: StreamViewQuery,
+    @Req() request: Request,
+    @Caller() caller: Principal,
+  ): Promise<StreamView> {
+    return this.streams.get(id, caller, {
+      relayBase: relayBaseOf(request.headers, this.config),
+      unreachable: query.unreachable,
+    });
   }
 
   @Delete(':id')

@@ -117,6 +117,53 @@ describe('StreamsService.create', () => {
   });
 });
 
+describe('StreamsService live sessions', () => {
+  const relayBase = 'ws://api.example:3000';
+
+  it("gives a live stream's view its session (with the API's relay), and a batch stream's none", async () => {
+    const { service, live } = await setUp();
+    live.placement = { node: 'cpu-1', atCapacity: false };
+    const created = await service.create(body({ codec: 'h264', mode: 'live' }), 'acme', { relayBase });
+    expect(created.session).toEqual({
+      url: `ws://cpu-1.data/v1/streams/${created.id}/session`,
+      token: `token:${created.id}:cpu-1:0`,
+      expiresAt: new Date(0).toISOString(),
+      node: 'cpu-1',
+      relayUrl: `${relayBase}/v1/streams/${created.id}/session`,
+    });
+    expect((await service.get(created.id, ACME, { relayBase })).session?.node).toBe('cpu-1');
+    // Without the relay base (a view the controller did not ask a session for), none.
+    expect((await service.get(created.id, ACME)).session).toBeUndefined();
+    const batch = await service.create(body({ codec: 'h264' }), 'acme', { relayBase });
+    expect(batch.session).toBeUndefined();
+  });
+
+  it('stores the session compression of a live stream, and refuses compression on a batch stream (400)', async () => {
+    const { service, streams, live } = await setUp();
+    live.placement = { node: 'cpu-1', atCapacity: false };
+    const lz4 = await service.create(body({ codec: 'h264', mode: 'live', compression: 'lz4' }), 'acme');
+    expect(lz4.compression).toBe('lz4');
+    expect(streams.records.get(lz4.id)?.params.compression).toBe('lz4');
+    const plain = await service.create(body({ codec: 'h264', mode: 'live' }), 'acme');
+    expect(plain.compression).toBe('none');
+    expect((await service.create(body({ codec: 'h264' }), 'acme')).compression).toBe('none');
+    const error = await failure(service.create(body({ codec: 'h264', compression: 'lz4' }), 'acme'));
+    expect(error).toBeInstanceOf(BadRequestException);
+    expect(error.message).toMatch(/compression is for live sessions \(mode=live\)/);
+  });
+
+  it('hands a reported node to the failover before answering the view', async () => {
+    const { service, live, failover } = await setUp();
+    live.placement = { node: 'cpu-1', atCapacity: false };
+    const { id } = await service.create(body({ codec: 'h264', mode: 'live' }), 'acme');
+    await service.get(id, ACME, { relayBase, unreachable: 'cpu-1' });
+    expect(failover.reports).toEqual([{ streamId: id, node: 'cpu-1' }]);
+    // Another tenant's report never reaches it: 404 first.
+    await expect(service.get(id, OTHER, { unreachable: 'cpu-1' })).rejects.toThrow(NotFoundException);
+    expect(failover.reports).toHaveLength(1);
+  });
+});
+
 describe('StreamsService visibility', () => {
   it("answers another tenant's stream exactly like an unknown one (404); owner and operators see it", async () => {
     const { service } = await setUp();

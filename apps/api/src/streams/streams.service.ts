@@ -25,7 +25,9 @@ import { JobsService, newJobId } from '../jobs/jobs.service.js';
 import { IdempotencyPendingException, assertIdempotencyKey } from '../jobs/idempotency.js';
 import type { Upload } from '../jobs/upload-limits.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
+import { LiveFailover } from './live-failover.js';
 import { LiveStreams } from './live-streams.js';
+import { SessionGrants } from './session-grants.js';
 import { toStreamView } from './stream-view.js';
 
 export const STREAM_ID_PATTERN = /^s[A-Za-z0-9_-]{16}$/;
@@ -43,6 +45,14 @@ const LIVE_FULL_RETRY_AFTER_SECONDS = 10;
 /** Keyframes every 10 seconds of frames unless the client asks otherwise. */
 const DEFAULT_KEYFRAME_SECONDS = 10;
 
+/** How a stream view is asked for. */
+export interface ViewRequest {
+  /** `ws(s)://host[:port]` of this API as the client reached it: a live stream's view then has its `session`. */
+  relayBase?: string;
+  /** A node the client reports it cannot reach (`?unreachable=`): see LiveFailover. */
+  unreachable?: string;
+}
+
 @Injectable()
 export class StreamsService {
   constructor(
@@ -50,10 +60,12 @@ export class StreamsService {
     private readonly jobs: JobsService,
     private readonly streams: StreamStore,
     private readonly live: LiveStreams,
+    private readonly grants: SessionGrants,
+    private readonly failover: LiveFailover,
   ) {}
 
   /** `tenant`: who owns the stream and the jobs of its batches. */
-  async create(body: CreateStreamBody, tenant: string): Promise<StreamView> {
+  async create(body: CreateStreamBody, tenant: string, view: ViewRequest = {}): Promise<StreamView> {
     const pixels = body.width * body.height;
     if (pixels > this.config.maxFramePixels) {
       throw new PayloadTooLargeException(
@@ -69,6 +81,12 @@ export class StreamsService {
         );
       }
     }
+    const compression = body.compression ?? 'none';
+    if (compression !== 'none' && body.mode !== 'live') {
+      throw new BadRequestException(
+        "compression is for live sessions (mode=live); a batch stream's POST /frames bodies are compressed with Content-Encoding",
+      );
+    }
     const decision = await this.jobs.routeOrThrow(candidates, body.pool);
     const params: StreamParams = {
       codec: decision.codec,
@@ -82,6 +100,7 @@ export class StreamsService {
       fps: body.fps,
       keyframeInterval: body.keyframeInterval ?? Math.max(1, Math.round(body.fps * DEFAULT_KEYFRAME_SECONDS)),
       oddSize: body.oddSize,
+      ...(body.mode === 'live' ? { compression } : {}),
     };
     const id = newStreamId();
     let node: string | null = null;
@@ -99,7 +118,7 @@ export class StreamsService {
     await this.streams.create(id, params, node, Date.now(), tenant);
     await this.live.track(id);
     if (node) await this.live.pin(id, node);
-    return toStreamView(await this.record(id, { tenant, operator: false }));
+    return this.view(await this.record(id, { tenant, operator: false }), view.relayBase);
   }
 
   /** A stream as `caller` may see it: another tenant's is answered exactly like an unknown id. */
@@ -111,8 +130,17 @@ export class StreamsService {
     return record;
   }
 
-  async get(streamId: string, caller: Principal): Promise<StreamView> {
-    return toStreamView(await this.record(streamId, caller));
+  async get(streamId: string, caller: Principal, view: ViewRequest = {}): Promise<StreamView> {
+    let record = await this.record(streamId, caller);
+    if (view.unreachable !== undefined)
+      record = await this.failover.reportUnreachable(record, view.unreachable);
+    return this.view(record, view.relayBase);
+  }
+
+  private async view(record: StreamRecord, relayBase: string | undefined): Promise<StreamView> {
+    const view = toStreamView(record);
+    const session = relayBase === undefined ? undefined : await this.grants.grantFor(record, relayBase);
+    return session ? { ...view, session } : view;
   }
 
   /**

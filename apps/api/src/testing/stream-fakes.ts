@@ -7,11 +7,14 @@ import {
 import type {
   AcceptedBatch,
   Codec,
+  LiveSessionGrant,
   Pool,
   StreamEvent,
   StreamParams,
 } from '../../../../libs/contracts/src/index.js';
+import { LiveFailover } from '../streams/live-failover.js';
 import { LiveStreams, type LivePlace } from '../streams/live-streams.js';
+import { SessionGrants } from '../streams/session-grants.js';
 
 type StreamStoreUsed = Pick<
   StreamStore,
@@ -127,12 +130,45 @@ export class FakeLiveStreams implements LiveStreamsUsed {
   }
 }
 
+/** Grants as the streams service sees them: one for every open live stream with a node. */
+export class FakeSessionGrants implements Pick<SessionGrants, 'grantFor'> {
+  grantFor(record: StreamRecord, relayBase: string): Promise<LiveSessionGrant | undefined> {
+    if (record.params.mode !== 'live' || record.state !== 'open' || !record.node) {
+      return Promise.resolve(undefined);
+    }
+    const path = `/v1/streams/${record.id}/session`;
+    return Promise.resolve({
+      url: `ws://${record.node}.data${path}`,
+      token: `token:${record.id}:${record.node}:${record.epoch}`,
+      expiresAt: new Date(0).toISOString(),
+      node: record.node,
+      relayUrl: `${relayBase}${path}`,
+    });
+  }
+}
+
+/** Failover as the streams service sees it: the reports it got, answered with the record as given. */
+export class FakeLiveFailover implements Pick<LiveFailover, 'reportUnreachable'> {
+  readonly reports: { streamId: string; node: string }[] = [];
+  reportUnreachable(record: StreamRecord, nodeId: string): Promise<StreamRecord> {
+    this.reports.push({ streamId: record.id, node: nodeId });
+    return Promise.resolve(record);
+  }
+}
+
 /** Providers that put these fakes behind a StreamsService. */
 export function streamsServiceFakes() {
-  const fakes = { streams: new FakeStreamStore(), live: new FakeLiveStreams() };
+  const fakes = {
+    streams: new FakeStreamStore(),
+    live: new FakeLiveStreams(),
+    grants: new FakeSessionGrants(),
+    failover: new FakeLiveFailover(),
+  };
   const providers = [
     { provide: StreamStore, useValue: fakes.streams },
     { provide: LiveStreams, useValue: fakes.live },
+    { provide: SessionGrants, useValue: fakes.grants },
+    { provide: LiveFailover, useValue: fakes.failover },
   ];
   return { fakes, providers };
 }

@@ -1,0 +1,2 @@
+export * from './rencode.js';
+export * from './framing.js';
