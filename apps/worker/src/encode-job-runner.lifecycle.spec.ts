@@ -28,6 +28,10 @@ class FakeRecordStorage implements EncodeJobIO {
   async *readInputChunks(): AsyncGenerator<Buffer> {
     throw new Error('not used');
   }
+  // eslint-disable-next-line require-yield
+  async *readFrameValues(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
   async deleteInputChunks() {}
   async putOutput(_jobId: string, index: number, data: Buffer) {
     this.stored.set(index, data);

@@ -12,6 +12,7 @@ import {
 } from '../../../libs/contracts/src/index.js';
 import type { Encoder, RawLayout } from '../../../libs/codecs/src/encoder.js';
 import { decompressFrames } from '../../../libs/codecs/src/decompress.js';
+import { decodeLz4BlockFrames } from '../../../libs/codecs/src/lz4-block.js';
 import { EncodeAbortedError, isCodecError } from '../../../libs/codecs/src/errors.js';
 import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 import { JobTimer } from './job-timer.js';
@@ -28,6 +29,8 @@ export interface EncodeJobIO {
     pool: BufferPool | null,
   ): AsyncIterable<Buffer>;
   deleteFrames(jobId: string, frames: number): Promise<void>;
+  /** Each frame's stored value whole (an `lz4-block` upload's blocks), in order. */
+  readFrameValues(jobId: string, frames: number): AsyncIterable<Buffer>;
   /** The chunks of a compressed upload, in order. */
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer>;
   deleteInputChunks(jobId: string, chunks: number): Promise<void>;
@@ -89,13 +92,16 @@ export function readJobInput(
   const frameBytes = frameByteLength(data.width, data.height, data.format);
   const { input } = data;
   if (input.encoding === 'identity') return storage.readFrames(data.jobId, frameBytes, data.frames, pool);
+  if (input.encoding === 'lz4-block')
+    return decodeLz4BlockFrames(storage.readFrameValues(data.jobId, data.frames), frameBytes);
   if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
   const chunks = storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
   return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
 }
 
 export async function deleteJobInput(storage: EncodeJobIO, data: EncodeJobData): Promise<void> {
-  if (data.input.encoding === 'identity') await storage.deleteFrames(data.jobId, data.frames);
+  if (data.input.encoding === 'identity' || data.input.encoding === 'lz4-block')
+    await storage.deleteFrames(data.jobId, data.frames);
   else await storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
 }
 

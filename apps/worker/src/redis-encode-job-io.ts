@@ -30,6 +30,9 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   deleteFrames(jobId: string, frames: number): Promise<void> {
     return this.frames.deleteFrames(jobId, frames);
   }
+  readFrameValues(jobId: string, frames: number): AsyncIterable<Buffer> {
+    return this.frames.readFrameValues(jobId, frames);
+  }
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer> {
     return this.frames.readInputChunks(jobId, storedBytes, chunkBytes);
   }

@@ -82,14 +82,29 @@ export class FrameStore {
     return this.write(body, keyOf, valueBytes, maxBytes, false);
   }
 
-  private async write(
+  private write(
     body: AsyncIterable<Buffer>,
     keyOf: (index: number) => string,
     valueBytes: number,
     totalBytes: number,
     exact: boolean,
   ): Promise<{ values: number; bytes: number }> {
+    // A body of unknown length always grows: its last value must not be padded.
+    return this.writePieces(fixedSizePieces(body, valueBytes, totalBytes, exact), keyOf, exact);
+  }
+
+  /**
+   * Writes values piece by piece as the pieces arrive (each piece's value is `valueBytes` long, known
+   * from its first piece on when `sized`), at most `maxInFlightBytes` unacknowledged. Resolves with
+   * the number of values and bytes written; on any failure the keys written so far are removed.
+   */
+  async writePieces(
+    pieces: AsyncIterable<ValuePiece>,
+    keyOf: (index: number) => string,
+    sized = true,
+  ): Promise<{ values: number; bytes: number }> {
     let received = 0;
+    let values = 0;
     const inFlight = new Set<Promise<unknown>>();
     let inFlightBytes = 0;
     let failure: unknown;
@@ -108,48 +123,34 @@ export class FrameStore {
       });
     };
     try {
-      for await (const chunk of body) {
+      for await (const { index, valueBytes, offset, data } of pieces) {
         if (failure) throw failure;
-        if (received + chunk.length > totalBytes) {
-          throw exact
-            ? new BodyLengthError(totalBytes, received + chunk.length)
-            : new BodyTooLargeError(totalBytes);
-        }
-        let offset = 0;
-        while (offset < chunk.length) {
-          const index = Math.floor(received / valueBytes);
-          const within = received % valueBytes;
-          const size = Math.min(valueBytes, totalBytes - index * valueBytes);
-          const take = Math.min(size - within, chunk.length - offset);
-          const key = keyOf(index);
-          // A value is allocated whole, once, only when that reserves no more than the request has
-          // already sent (or little): a client that declares a huge body and sends a byte must not
-          // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
-          // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
-          // value ends in a larger allocation). A body of unknown length always grows: its last
-          // value must not be padded.
-          if (within === 0 && exact && (size <= this.options.preallocateMaxBytes || size <= received))
-            track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
-          track(
-            sendDirect(this.redis, 'setrange', [key, within, chunk.subarray(offset, offset + take)]),
-            take,
-          );
-          // After the command that created the key (commands on one key keep their order).
-          if (within === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
-          offset += take;
-          received += take;
-        }
+        const key = keyOf(index);
+        values = Math.max(values, index + 1);
+        // A value is allocated whole, once, only when that reserves no more than the request has
+        // already sent (or little): a client that declares a huge body and sends a byte must not
+        // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
+        // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
+        // value ends in a larger allocation).
+        if (
+          offset === 0 &&
+          sized &&
+          (valueBytes <= this.options.preallocateMaxBytes || valueBytes <= received)
+        )
+          track(sendDirect(this.redis, 'setrange', [key, valueBytes - 1, '\0']), 0);
+        track(sendDirect(this.redis, 'setrange', [key, offset, data]), data.length);
+        // After the command that created the key (commands on one key keep their order).
+        if (offset === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
+        received += data.length;
         while (inFlightBytes > this.options.maxInFlightBytes && inFlight.size > 0)
           await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
-      if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
-      return { values: Math.ceil(received / valueBytes), bytes: received };
+      return { values, bytes: received };
     } catch (error) {
       await Promise.all(inFlight);
-      const written = Math.ceil((exact ? totalBytes : received) / valueBytes);
-      await this.deleteKeys(Array.from({ length: written }, (_, index) => keyOf(index))).catch(
+      await this.deleteKeys(Array.from({ length: values }, (_, index) => keyOf(index))).catch(
         () => undefined,
       );
       throw error;
@@ -163,6 +164,14 @@ export class FrameStore {
     frames: number,
   ): Promise<number> {
     return this.writeStream(body, (index) => this.keys.frame(jobId, index), frameBytes, frameBytes * frames);
+  }
+
+  /**
+   * Stores a job's per-frame values of variable length (an `lz4-block` upload's blocks) as their
+   * pieces arrive, under the frame keys; resolves with the bytes stored.
+   */
+  async writeFrameValues(jobId: string, pieces: AsyncIterable<ValuePiece>): Promise<number> {
+    return (await this.writePieces(pieces, (index) => this.keys.frame(jobId, index))).bytes;
   }
 
   /** Stores one whole frame (decoded on the API, e.g. from an uploaded image) in a single command. */
@@ -251,6 +260,30 @@ export class FrameStore {
   }
 
   /**
+   * Yields each frame value of a job whole, in order (one GET each, so each arrives in the one buffer
+   * the reply is read into), reading the next one while the consumer works on the current one.
+   */
+  async *readFrameValues(jobId: string, frames: number): AsyncGenerator<Buffer> {
+    const load = async (index: number) => {
+      const key = this.keys.frame(jobId, index);
+      const value = await this.redis.getBuffer(key);
+      if (value === null) throw new MissingFrameError(key);
+      return value;
+    };
+    let next: Promise<Buffer> | undefined;
+    try {
+      for (let index = 0; index < frames; index++) {
+        const current = await (next ?? load(index));
+        next = index + 1 < frames ? load(index + 1) : undefined;
+        next?.catch(() => undefined);
+        yield current;
+      }
+    } finally {
+      await next?.catch(() => undefined);
+    }
+  }
+
+  /**
    * Yields the chunks of a compressed upload in order (`storedBytes` in all, `chunkBytes` each, the
    * last shorter), reading the next one while the consumer works on the current one.
    */
@@ -286,6 +319,46 @@ export class FrameStore {
     // One key per command: on Redis Cluster the keys of a job may live on different slots.
     await Promise.all(keys.map((key) => this.redis.unlink(key)));
   }
+}
+
+/** A piece of one stored value: `data` goes at `offset` of value `index`, which is `valueBytes` long. */
+export interface ValuePiece {
+  index: number;
+  valueBytes: number;
+  offset: number;
+  data: Buffer;
+}
+
+/**
+ * Cuts a body into the pieces of values of `valueBytes` each (the last one shorter when `totalBytes`
+ * is not a multiple), without copying; fails once the body passes `totalBytes` (BodyLengthError when
+ * it must be `exact`ly that long, and when it ends short; BodyTooLargeError otherwise).
+ */
+async function* fixedSizePieces(
+  body: AsyncIterable<Buffer>,
+  valueBytes: number,
+  totalBytes: number,
+  exact: boolean,
+): AsyncGenerator<ValuePiece> {
+  let received = 0;
+  for await (const chunk of body) {
+    if (received + chunk.length > totalBytes) {
+      throw exact
+        ? new BodyLengthError(totalBytes, received + chunk.length)
+        : new BodyTooLargeError(totalBytes);
+    }
+    let at = 0;
+    while (at < chunk.length) {
+      const index = Math.floor(received / valueBytes);
+      const offset = received % valueBytes;
+      const size = Math.min(valueBytes, totalBytes - index * valueBytes);
+      const take = Math.min(size - offset, chunk.length - at);
+      yield { index, valueBytes: size, offset, data: chunk.subarray(at, at + take) };
+      at += take;
+      received += take;
+    }
+  }
+  if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
 }
 
 /** A frame expired or was removed before a node got to it. */

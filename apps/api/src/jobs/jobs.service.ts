@@ -20,6 +20,7 @@ import {
 } from '../../../../libs/contracts/src/index.js';
 import { decodeImageToRgba } from '../../../../libs/codecs/src/image-input.js';
 import { isCodecError } from '../../../../libs/codecs/src/errors.js';
+import { lz4BlockPieces } from '../../../../libs/codecs/src/lz4-block.js';
 import {
   BodyLengthError,
   BodyTooLargeError,
@@ -207,6 +208,11 @@ export class JobsService {
         await this.frames.writeFrames(jobId, chunks, frameBytes, frames);
         return { encoding, storedBytes: frameBytes * frames };
       }
+      if (encoding === 'lz4-block') {
+        // Every record's declared size is checked as it arrives, before its block is stored.
+        const pieces = lz4BlockPieces(chunks, frameBytes, frames);
+        return { encoding, storedBytes: await this.frames.writeFrameValues(jobId, pieces) };
+      }
       const storedBytes = await this.frames.writeInputChunks(
         jobId,
         chunks,
@@ -218,6 +224,7 @@ export class JobsService {
       return { encoding, storedBytes, chunkBytes: INPUT_CHUNK_BYTES };
     } catch (error) {
       if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
+      if (isCodecError(error)) throw httpErrorFromCodec(error);
       if (error instanceof BodyTooLargeError) {
         throw new PayloadTooLargeException(
           `the ${encoding} body is larger than the limit of ${this.config.maxBodyBytes} bytes`,
@@ -386,7 +393,8 @@ export class JobsService {
   }
 
   async deleteInput(data: EncodeJobData): Promise<void> {
-    if (data.input.encoding === 'identity') await this.frames.deleteFrames(data.jobId, data.frames);
+    if (data.input.encoding === 'identity' || data.input.encoding === 'lz4-block')
+      await this.frames.deleteFrames(data.jobId, data.frames);
     else await this.frames.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }
 

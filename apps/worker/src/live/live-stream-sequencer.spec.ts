@@ -46,6 +46,10 @@ class FakeStorage implements EncodeJobIO {
   async *readInputChunks(): AsyncGenerator<Buffer> {
     throw new Error('not used');
   }
+  // eslint-disable-next-line require-yield
+  async *readFrameValues(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
   async deleteInputChunks() {}
   async putOutput(jobId: string, index: number, data: Buffer) {
     this.outputs.set(`${jobId}/${index}`, data);
