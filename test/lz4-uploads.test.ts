@@ -106,7 +106,9 @@ describe('LZ4 uploads (lz4-block) end to end', () => {
     payload: Buffer,
   ): Promise<{ status: number; body: ErrorBody & { id?: string } }> {
     return new Promise((resolve, reject) => {
-      const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+      const search = new URLSearchParams(
+        Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]),
+      );
       const request = httpRequest(new URL(`/v1/jobs?${search}`, stack.apiUrl), {
         method: 'POST',
         headers: {

@@ -61,6 +61,7 @@ describe('EncodeJobRunner inputs', () => {
         return true;
       },
       emit: async (_jobId: string, event: JobEvent) => void events.push(event),
+      emitAll: async (_jobId: string, list: JobEvent[]) => void events.push(...list),
     } as unknown as EncodeJobIO;
     const encoder: ImageEncoder = {
       kind: 'image',

@@ -47,6 +47,8 @@ export interface EncodeJobIO {
   fail(jobId: string, error: string, now: number): Promise<boolean>;
   status(jobId: string): Promise<JobStatus | null>;
   emit(jobId: string, event: JobEvent): Promise<unknown>;
+  /** Events in order, in one step. */
+  emitAll(jobId: string, events: JobEvent[]): Promise<unknown>;
 }
 
 export interface EncoderCatalog {
@@ -153,10 +155,11 @@ export class EncodeJobRunner {
       await this.deleteInput(data);
       return { outputs: 0, skipped: true };
     }
-    // Sent together: one connection keeps their order, and a long image job does not end with one
-    // round trip per frame.
-    await Promise.all(outputs.map((output) => this.storage.emit(jobId, { type: 'output', ...output })));
-    await this.storage.emit(jobId, { type: 'completed', outputs: outputs.length });
+    // One round trip, however many outputs.
+    await this.storage.emitAll(jobId, [
+      ...outputs.map((output): JobEvent => ({ type: 'output', ...output })),
+      { type: 'completed', outputs: outputs.length },
+    ]);
     await this.deleteInput(data);
     return { outputs: outputs.length };
   }
@@ -247,7 +250,8 @@ export class EncodeJobRunner {
     let lastAt = 0;
     return async (done) => {
       const at = this.now();
-      if (done < total && at - lastAt < PROGRESS_EVERY_MS) return;
+      // The last frame's update would be followed at once by the completion, which checks the record too.
+      if (done >= total || at - lastAt < PROGRESS_EVERY_MS) return;
       lastAt = at;
       const progress = done / total;
       if (!(await this.storage.setProgress(jobId, progress))) {

@@ -85,6 +85,7 @@ describe('EncodeJobRunner timings', () => {
       },
       fail: async () => true,
       emit: async () => undefined,
+      emitAll: async () => undefined,
     };
     const encoder: ImageEncoder = {
       kind: 'image',

@@ -66,4 +66,7 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   emit(jobId: string, event: JobEvent): Promise<unknown> {
     return this.events.append(jobId, event);
   }
+  emitAll(jobId: string, events: JobEvent[]): Promise<unknown> {
+    return this.events.appendAll(jobId, events);
+  }
 }

@@ -32,6 +32,8 @@ export interface FrameStoreOptions {
   readPieceBytes: number;
   /** Values up to this size are allocated whole when their first byte arrives (see `write`). */
   preallocateMaxBytes: number;
+  /** Per-frame values of variable length up to this size are held until whole, then sent in one SET. */
+  gatherMaxBytes: number;
 }
 
 export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
@@ -39,6 +41,7 @@ export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
   maxInFlightBytes: 8 * 1024 * 1024,
   readPieceBytes: 512 * 1024,
   preallocateMaxBytes: 1024 * 1024,
+  gatherMaxBytes: 4 * 1024 * 1024,
 };
 
 /**
@@ -102,8 +105,11 @@ export class FrameStore {
     pieces: AsyncIterable<ValuePiece>,
     keyOf: (index: number) => string,
     sized = true,
+    gather = false,
   ): Promise<{ values: number; bytes: number }> {
     let received = 0;
+    let gathered: Buffer[] = [];
+    let gatheredBytes = 0;
     let values = 0;
     const inFlight = new Set<Promise<unknown>>();
     let inFlightBytes = 0;
@@ -127,20 +133,35 @@ export class FrameStore {
         if (failure) throw failure;
         const key = keyOf(index);
         values = Math.max(values, index + 1);
-        // A value is allocated whole, once, only when that reserves no more than the request has
-        // already sent (or little): a client that declares a huge body and sends a byte must not
-        // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
-        // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
-        // value ends in a larger allocation).
-        if (
-          offset === 0 &&
-          sized &&
-          (valueBytes <= this.options.preallocateMaxBytes || valueBytes <= received)
-        )
-          track(sendDirect(this.redis, 'setrange', [key, valueBytes - 1, '\0']), 0);
-        track(sendDirect(this.redis, 'setrange', [key, offset, data]), data.length);
-        // After the command that created the key (commands on one key keep their order).
-        if (offset === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
+        if (gather && sized && valueBytes <= this.options.gatherMaxBytes) {
+          // Held (views of the request's chunks, no copy) until whole, then one SET: one command
+          // and one AOF entry per frame instead of one per HTTP chunk.
+          if (offset === 0) [gathered, gatheredBytes] = [[], 0];
+          gathered.push(data);
+          gatheredBytes += data.length;
+          if (gatheredBytes === valueBytes) {
+            track(sendDirect(this.redis, 'set', [key, gathered, 'EX', this.options.ttlSeconds]), valueBytes);
+            [gathered, gatheredBytes] = [[], 0];
+          }
+        } else if (offset === 0 && data.length === valueBytes) {
+          // Whole in one piece (a small frame): one command instead of three.
+          track(sendDirect(this.redis, 'set', [key, data, 'EX', this.options.ttlSeconds]), data.length);
+        } else {
+          // A value is allocated whole, once, only when that reserves no more than the request has
+          // already sent (or little): a client that declares a huge body and sends a byte must not
+          // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
+          // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
+          // value ends in a larger allocation).
+          if (
+            offset === 0 &&
+            sized &&
+            (valueBytes <= this.options.preallocateMaxBytes || valueBytes <= received)
+          )
+            track(sendDirect(this.redis, 'setrange', [key, valueBytes - 1, '\0']), 0);
+          track(sendDirect(this.redis, 'setrange', [key, offset, data]), data.length);
+          // After the command that created the key (commands on one key keep their order).
+          if (offset === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
+        }
         received += data.length;
         while (inFlightBytes > this.options.maxInFlightBytes && inFlight.size > 0)
           await Promise.race(inFlight);
@@ -171,7 +192,7 @@ export class FrameStore {
    * pieces arrive, under the frame keys; resolves with the bytes stored.
    */
   async writeFrameValues(jobId: string, pieces: AsyncIterable<ValuePiece>): Promise<number> {
-    return (await this.writePieces(pieces, (index) => this.keys.frame(jobId, index))).bytes;
+    return (await this.writePieces(pieces, (index) => this.keys.frame(jobId, index), true, true)).bytes;
   }
 
   /** Stores one whole frame (decoded on the API, e.g. from an uploaded image) in a single command. */

@@ -78,6 +78,7 @@ class FakeStorage implements EncodeJobIO {
   async emit(_jobId: string, _event: JobEvent) {
     return null;
   }
+  async emitAll() {}
 }
 
 class FakeLog implements LiveStreamLog {
