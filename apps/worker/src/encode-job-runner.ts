@@ -22,15 +22,17 @@ import { JobTimer } from './job-timer.js';
  * events (the cluster stores behind RedisEncodeJobIO; fakes in tests).
  */
 export interface EncodeJobIO {
+  /** `arriving`: the upload may still be going on (EncodeJobInput.arriving): wait for each frame. */
   readFrames(
     jobId: string,
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving?: boolean,
   ): AsyncIterable<Buffer>;
   deleteFrames(jobId: string, frames: number): Promise<void>;
   /** Each frame's stored value whole (an `lz4-block` upload's blocks), in order. */
-  readFrameValues(jobId: string, frames: number): AsyncIterable<Buffer>;
+  readFrameValues(jobId: string, frames: number, arriving?: boolean): AsyncIterable<Buffer>;
   /** The chunks of a compressed upload, in order. */
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer>;
   deleteInputChunks(jobId: string, chunks: number): Promise<void>;
@@ -93,9 +95,11 @@ export function readJobInput(
 ): AsyncIterable<Buffer> {
   const frameBytes = frameByteLength(data.width, data.height, data.format);
   const { input } = data;
-  if (input.encoding === 'identity') return storage.readFrames(data.jobId, frameBytes, data.frames, pool);
+  const arriving = input.arriving === true;
+  if (input.encoding === 'identity')
+    return storage.readFrames(data.jobId, frameBytes, data.frames, pool, arriving);
   if (input.encoding === 'lz4-block')
-    return decodeLz4BlockFrames(storage.readFrameValues(data.jobId, data.frames), frameBytes);
+    return decodeLz4BlockFrames(storage.readFrameValues(data.jobId, data.frames, arriving), frameBytes);
   if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
   const chunks = storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
   return decompressFrames(chunks, input.encoding, frameBytes, data.frames);

@@ -24,14 +24,15 @@ export class RedisEncodeJobIO implements EncodeJobIO {
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving = false,
   ): AsyncIterable<Buffer> {
-    return this.frames.readFrames(jobId, frameBytes, frames, pool);
+    return this.frames.readFrames(jobId, frameBytes, frames, pool, arriving);
   }
   deleteFrames(jobId: string, frames: number): Promise<void> {
     return this.frames.deleteFrames(jobId, frames);
   }
-  readFrameValues(jobId: string, frames: number): AsyncIterable<Buffer> {
-    return this.frames.readFrameValues(jobId, frames);
+  readFrameValues(jobId: string, frames: number, arriving = false): AsyncIterable<Buffer> {
+    return this.frames.readFrameValues(jobId, frames, arriving);
   }
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer> {
     return this.frames.readInputChunks(jobId, storedBytes, chunkBytes);

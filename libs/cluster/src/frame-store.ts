@@ -34,6 +34,8 @@ export interface FrameStoreOptions {
   preallocateMaxBytes: number;
   /** Per-frame values of variable length up to this size are held until whole, then sent in one SET. */
   gatherMaxBytes: number;
+  /** How long a reader waits for the next frame of an upload still arriving, without progress. */
+  arrivalWaitMs: number;
 }
 
 export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
@@ -42,7 +44,11 @@ export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
   readPieceBytes: 512 * 1024,
   preallocateMaxBytes: 1024 * 1024,
   gatherMaxBytes: 4 * 1024 * 1024,
+  arrivalWaitMs: 10_000,
 };
+
+/** Between two looks at an arriving upload's `landed` count, doubling up to the most. */
+const ARRIVAL_POLL_MS = { first: 5, most: 100 };
 
 /**
  * Frames live in Redis as one binary string per frame (never JSON). Uploads are streamed into them
@@ -106,6 +112,7 @@ export class FrameStore {
     keyOf: (index: number) => string,
     sized = true,
     gather = false,
+    onValueStored?: (index: number) => void,
   ): Promise<{ values: number; bytes: number }> {
     let received = 0;
     let gathered: Buffer[] = [];
@@ -114,7 +121,9 @@ export class FrameStore {
     const inFlight = new Set<Promise<unknown>>();
     let inFlightBytes = 0;
     let failure: unknown;
+    let last: Promise<unknown> = Promise.resolve();
     const track = (promise: Promise<unknown>, bytes: number) => {
+      last = promise;
       inFlightBytes += bytes;
       const tracked = promise.then(
         () => undefined,
@@ -163,6 +172,12 @@ export class FrameStore {
           if (offset === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
         }
         received += data.length;
+        // One connection answers in order: once the value's last command is answered, all of it is stored.
+        if (onValueStored && offset + data.length === valueBytes)
+          last.then(
+            () => onValueStored(index),
+            () => undefined,
+          );
         while (inFlightBytes > this.options.maxInFlightBytes && inFlight.size > 0)
           await Promise.race(inFlight);
       }
@@ -183,16 +198,60 @@ export class FrameStore {
     body: AsyncIterable<Buffer>,
     frameBytes: number,
     frames: number,
+    onFrameStored?: (index: number) => void,
   ): Promise<number> {
-    return this.writeStream(body, (index) => this.keys.frame(jobId, index), frameBytes, frameBytes * frames);
+    if (!onFrameStored)
+      return this.writeStream(
+        body,
+        (index) => this.keys.frame(jobId, index),
+        frameBytes,
+        frameBytes * frames,
+      );
+    const pieces = fixedSizePieces(body, frameBytes, frameBytes * frames, true);
+    return this.writePieces(
+      pieces,
+      (index) => this.keys.frame(jobId, index),
+      true,
+      false,
+      onFrameStored,
+    ).then(({ values }) => values);
+  }
+
+  /** Tells readers of an arriving upload that its first `count` frames are stored whole. */
+  async markLanded(jobId: string, count: number): Promise<void> {
+    await this.redis.set(this.keys.landed(jobId), String(count), 'EX', this.options.ttlSeconds);
+  }
+
+  /**
+   * Waits until frame `index` of an arriving upload is stored whole; FrameNotArrivedError when the
+   * `landed` count has not moved for `arrivalWaitMs` (the upload stalled, or its API went away).
+   */
+  private async waitForFrame(jobId: string, index: number): Promise<void> {
+    let seen = -1;
+    let movedAt = Date.now();
+    let delay = ARRIVAL_POLL_MS.first;
+    for (;;) {
+      const landed = Number((await this.redis.get(this.keys.landed(jobId))) ?? 0);
+      if (landed > index) return;
+      if (landed !== seen) [seen, movedAt] = [landed, Date.now()];
+      if (Date.now() - movedAt >= this.options.arrivalWaitMs)
+        throw new FrameNotArrivedError(this.keys.frame(jobId, index), this.options.arrivalWaitMs);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, ARRIVAL_POLL_MS.most);
+    }
   }
 
   /**
    * Stores a job's per-frame values of variable length (an `lz4-block` upload's blocks) as their
    * pieces arrive, under the frame keys; resolves with the bytes stored.
    */
-  async writeFrameValues(jobId: string, pieces: AsyncIterable<ValuePiece>): Promise<number> {
-    return (await this.writePieces(pieces, (index) => this.keys.frame(jobId, index), true, true)).bytes;
+  async writeFrameValues(
+    jobId: string,
+    pieces: AsyncIterable<ValuePiece>,
+    onFrameStored?: (index: number) => void,
+  ): Promise<number> {
+    const keyOf = (index: number) => this.keys.frame(jobId, index);
+    return (await this.writePieces(pieces, keyOf, true, true, onFrameStored)).bytes;
   }
 
   /** Stores one whole frame (decoded on the API, e.g. from an uploaded image) in a single command. */
@@ -250,10 +309,12 @@ export class FrameStore {
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving = false,
   ): AsyncGenerator<Buffer> {
     let next: Promise<Buffer> | undefined;
     const release = (buffer: Buffer) => pool?.release(buffer);
     const load = async (index: number) => {
+      if (arriving) await this.waitForFrame(jobId, index);
       const buffer = pool ? pool.acquire(frameBytes) : Buffer.allocUnsafeSlow(frameBytes);
       try {
         await this.readInto(this.keys.frame(jobId, index), buffer);
@@ -284,8 +345,9 @@ export class FrameStore {
    * Yields each frame value of a job whole, in order (one GET each, so each arrives in the one buffer
    * the reply is read into), reading the next one while the consumer works on the current one.
    */
-  async *readFrameValues(jobId: string, frames: number): AsyncGenerator<Buffer> {
+  async *readFrameValues(jobId: string, frames: number, arriving = false): AsyncGenerator<Buffer> {
     const load = async (index: number) => {
+      if (arriving) await this.waitForFrame(jobId, index);
       const key = this.keys.frame(jobId, index);
       const value = await this.redis.getBuffer(key);
       if (value === null) throw new MissingFrameError(key);
@@ -333,7 +395,10 @@ export class FrameStore {
   }
 
   async deleteFrames(jobId: string, frames: number): Promise<void> {
-    await this.deleteKeys(Array.from({ length: frames }, (_, index) => this.keys.frame(jobId, index)));
+    await this.deleteKeys([
+      ...Array.from({ length: frames }, (_, index) => this.keys.frame(jobId, index)),
+      this.keys.landed(jobId),
+    ]);
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
@@ -386,5 +451,13 @@ async function* fixedSizePieces(
 export class MissingFrameError extends Error {
   constructor(readonly key: string) {
     super(`input data ${key} is gone (expired before it was encoded?)`);
+  }
+}
+
+/** A frame of an upload still arriving did not come in time. */
+export class FrameNotArrivedError extends MissingFrameError {
+  constructor(key: string, waitedMs: number) {
+    super(key);
+    this.message = `input data ${key} did not arrive: the upload made no progress for ${waitedMs} ms`;
   }
 }

@@ -48,6 +48,12 @@ export interface EncodeJobInput {
   storedBytes: number;
   /** Compressed uploads: the size of each chunk value (the last one may be shorter). */
   chunkBytes?: number;
+  /**
+   * Queued while its frames were still arriving (video batches, so that encoding overlaps the
+   * upload): a node reads frame i once the job's `landed` count passes i, and gives up when it stops
+   * moving for the node's timeout.
+   */
+  arriving?: boolean;
 }
 
 /** How many chunk values a compressed upload is stored in (0 for raw frames). */
