@@ -102,8 +102,8 @@ export const COMPRESSED_UPLOAD_NOTE =
   "from the request), the node GETs it whole and hands the reply's buffer to lz4-napi, which decompresses " +
   "it (libuv's pool) into the frame buffer the encoder reads: 13 copies of the compressed bytes and one " +
   'write of the frame. The minimum of this path (client -> API -> Redis -> node over loopback TCP, the ' +
-  "append-only file on) is 12 copies: the 9 in the kernel and in Redis, the HTTP parser's, and none " +
-  "of the node's; the raw path makes 14, the lz4-block path 13 (of 1/14 of the bytes).";
+  "append-only file on) is 12 copies: 7 in the kernel, 4 in Redis and the HTTP parser's, none of the " +
+  "node's; the raw path makes 14, the lz4-block path 13 (of 1/14 of the bytes).";
 
 /** Copies on the lz4-block path (of the compressed bytes), as SERVICE_PATH_COPIES for raw frames. */
 export const LZ4_BLOCK_PATH_COPIES: FrameCopy[] = SERVICE_PATH_COPIES.filter(
