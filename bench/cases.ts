@@ -1,6 +1,9 @@
 import type { Codec, EncodeSettings, PixelFormat } from '../libs/contracts/src/index.js';
 
-/** How the frames travel in the request body: raw, or LZ4-compressed (`Content-Encoding: lz4`). */
+/**
+ * How the frames travel in the request body: raw, or LZ4-compressed as the SDK sends them by default
+ * (one block per frame, `Content-Encoding: lz4-block`).
+ */
 export type UploadEncoding = 'identity' | 'lz4';
 
 export interface Resolution {
@@ -88,6 +91,8 @@ export function benchProfile(quick: boolean): BenchProfile {
         imageCase('jpeg', RES_720P, 16),
         videoCase('h264', RES_1080P, 2),
         videoCase('h264', RES_720P, 2),
+        imageCase('jpeg', RES_1080P, 12, 'lz4'),
+        videoCase('h264', RES_1080P, 2, 'lz4'),
       ],
     };
   }

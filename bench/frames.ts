@@ -1,4 +1,4 @@
-import { compressLz4Frame, syntheticFrame } from '../libs/codecs/src/index.js';
+import { encodeLz4BlockRecordSync, syntheticFrame } from '../libs/codecs/src/index.js';
 import { FRAME_FORMAT, type BenchCase, type Resolution } from './cases.js';
 
 /**
@@ -7,7 +7,7 @@ import { FRAME_FORMAT, type BenchCase, type Resolution } from './cases.js';
  */
 export class FrameLibrary {
   private readonly raw = new Map<string, Buffer[]>();
-  private readonly lz4 = new Map<string, Buffer[]>();
+  private readonly lz4 = new Map<string, Buffer[][]>();
 
   constructor(private readonly distinct: number) {}
 
@@ -23,11 +23,11 @@ export class FrameLibrary {
     return frames;
   }
 
-  /** One LZ4 frame per raw frame (concatenated LZ4 frames are one valid LZ4 stream). */
-  private lz4Frames(resolution: Resolution): Buffer[] {
+  /** Each raw frame's record of an `lz4-block` body (what the SDK sends by default), header and value. */
+  private lz4Frames(resolution: Resolution): Buffer[][] {
     let compressed = this.lz4.get(resolution.label);
     if (!compressed) {
-      compressed = this.frames(resolution).map((frame) => compressLz4Frame(frame));
+      compressed = this.frames(resolution).map((frame) => encodeLz4BlockRecordSync(frame));
       this.lz4.set(resolution.label, compressed);
     }
     return compressed;
@@ -42,7 +42,7 @@ export class FrameLibrary {
   jobBody(benchCase: BenchCase, job: number): Buffer[] {
     return benchCase.encoding === 'identity'
       ? this.jobFrames(benchCase, job)
-      : pick(this.lz4Frames(benchCase.resolution), benchCase, job);
+      : pick(this.lz4Frames(benchCase.resolution), benchCase, job).flat();
   }
 
   /** Prepares what a case will send, so that generating frames never runs inside a measurement. */
@@ -51,7 +51,7 @@ export class FrameLibrary {
   }
 }
 
-function pick(all: Buffer[], benchCase: BenchCase, job: number): Buffer[] {
+function pick<T>(all: T[], benchCase: BenchCase, job: number): T[] {
   const first = job * benchCase.framesPerJob;
   return Array.from({ length: benchCase.framesPerJob }, (_, index) => all[(first + index) % all.length]);
 }

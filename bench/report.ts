@@ -56,6 +56,8 @@ export interface CaseResult {
   redis_mib_per_frame?: { in: number; out: number };
   /** Append-only-file rewrites Redis ran during the service measurement. */
   aof_rewrites?: number;
+  /** Copies of the bytes that carry a frame (bench/copies.ts), and that in whole frames. */
+  copies_per_frame?: { copies: number; frame_equivalents: number };
   /** 1-minute load average when the case ended: other work on the machine shows here. */
   load_1m?: number;
 }
@@ -163,6 +165,7 @@ function cpuTable(report: BenchReport, render: typeof textTable): string {
       'worker+ffmpeg',
       'Redis MiB in/out',
       'AOF rewrites',
+      'copies (frames)',
     ],
     report.cases
       .filter((result) => !result.skipped)
@@ -179,6 +182,9 @@ function cpuTable(report: BenchReport, render: typeof textTable): string {
           service?.worker,
           redis ? `${round(redis.in)} / ${round(redis.out)}` : null,
           result.aof_rewrites,
+          result.copies_per_frame
+            ? `${result.copies_per_frame.copies} (${round(result.copies_per_frame.frame_equivalents)})`
+            : null,
         ];
       }),
   );

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { EncoderApiClient, type AcceptedJob } from '../libs/client/src/index.js';
-import { compressLz4Frame } from '../libs/codecs/src/index.js';
+import { encodeLz4BlockRecordSync } from '../libs/codecs/src/index.js';
 import type { JobTimings } from '../libs/contracts/src/index.js';
 import { FRAME_FORMAT, SETTINGS, type BenchCase, type UploadEncoding } from './cases.js';
 import type { FrameLibrary } from './frames.js';
@@ -72,7 +72,7 @@ export class ServiceDriver {
     const frame = Buffer.alloc(16 * 16 * 4, 0x80);
     const reply = await this.submit(
       { codec: 'jpeg', width: 16, height: 16, format: FRAME_FORMAT, frames: 1 },
-      [compressLz4Frame(frame)],
+      encodeLz4BlockRecordSync(frame),
       encoding,
     ).catch((error: Error) => error);
     if (reply instanceof Error) return reply.message;
@@ -192,7 +192,7 @@ export class ServiceDriver {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(params)) query.set(key, String(value));
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-    if (encoding !== 'identity') headers['content-encoding'] = encoding;
+    if (encoding === 'lz4') headers['content-encoding'] = 'lz4-block';
     const reply = await postParts(`${this.apiUrl}/v1/jobs?${query}`, body, headers, this.agent);
     if (reply.status !== 202) throw new Error(`POST /v1/jobs answered ${reply.status}: ${reply.body}`);
     return JSON.parse(reply.body) as AcceptedJob;

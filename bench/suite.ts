@@ -1,3 +1,4 @@
+import { frameByteLength } from '../libs/contracts/src/index.js';
 import type { ServiceStack } from '../scripts/lib/stack.js';
 import {
   FRAME_FORMAT,
@@ -7,7 +8,7 @@ import {
   type BenchProfile,
   type UploadEncoding,
 } from './cases.js';
-import { COMPRESSED_UPLOAD_NOTE, SERVICE_PATH_COPIES, countCopies } from './copies.js';
+import { COMPRESSED_UPLOAD_NOTE, SERVICE_PATH_COPIES, copiesPerFrame, countCopies } from './copies.js';
 import { CpuMeter, PROCESS_ROLES, type CpuTimes } from './cpu.js';
 import type { FrameLibrary } from './frames.js';
 import { measureIsolatedStages } from './isolated.js';
@@ -43,7 +44,7 @@ const perFrame = (cpu: CpuTimes, frames: number) => {
 function caseResult(
   benchCase: BenchCase,
   raw: { result: RawRun; cpu: CpuTimes },
-  service: { result: ServiceRun; cpu: CpuTimes; redis: RedisCounters },
+  service: { result: ServiceRun; cpu: CpuTimes; redis: RedisCounters; compressedFraction: number },
   samples: JobSample[],
 ): CaseResult {
   const mibPerFrame = (bytes: number) => bytes / 1024 ** 2 / service.result.frames;
@@ -72,8 +73,16 @@ function caseResult(
       out: mibPerFrame(service.redis.netOutputBytes),
     },
     aof_rewrites: service.redis.aofRewrites,
+    copies_per_frame: copiesPerFrame(benchCase.encoding, service.compressedFraction),
     load_1m: currentLoad(),
   };
+}
+
+/** The bytes a case's first job sends, over its raw frames' size. */
+function compressedFraction(library: FrameLibrary, benchCase: BenchCase): number {
+  const sent = library.jobBody(benchCase, 0).reduce((sum, part) => sum + part.length, 0);
+  const { width, height } = benchCase.resolution;
+  return sent / (frameByteLength(width, height, FRAME_FORMAT) * benchCase.framesPerJob);
 }
 
 /** Runs one phase of a case; a failure names the phase. */
@@ -123,7 +132,17 @@ async function measureCase(tools: CaseTools, benchCase: BenchCase) {
   const { result: run, counters } = serviceRun.result;
   const samples = await service.samples(run.jobs);
   return {
-    result: caseResult(benchCase, rawRun, { result: run, cpu: serviceRun.cpu, redis: counters }, samples),
+    result: caseResult(
+      benchCase,
+      rawRun,
+      {
+        result: run,
+        cpu: serviceRun.cpu,
+        redis: counters,
+        compressedFraction: compressedFraction(library, benchCase),
+      },
+      samples,
+    ),
     stages: { case: benchCase.name, ...stageBreakdown(samples) },
   };
 }

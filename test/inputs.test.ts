@@ -380,9 +380,9 @@ describe('job inputs end to end', () => {
       );
       expect(response.status).toBe(415);
       expect(response.body.message).toMatch(
-        /Content-Encoding br is not supported; .*identity, lz4, gzip, deflate/,
+        /Content-Encoding br is not supported; .*identity, lz4, lz4-block, gzip, deflate/,
       );
-      expect(response.body.supported).toEqual(['identity', 'lz4', 'gzip', 'deflate']);
+      expect(response.body.supported).toEqual(['identity', 'lz4', 'lz4-block', 'gzip', 'deflate']);
     });
 
     it('a compressed body over MAX_BODY_BYTES gets 413, with or without Content-Length', async () => {

@@ -29,7 +29,7 @@ describe('EncodeJobRunner inputs', () => {
     return chunks;
   }
 
-  function setup(stored: { frames?: Buffer[]; chunks?: Buffer[] }) {
+  function setup(stored: { frames?: Buffer[]; chunks?: Buffer[]; values?: Buffer[] }) {
     const calls: string[] = [];
     const encoded: Buffer[] = [];
     const events: JobEvent[] = [];
@@ -37,6 +37,10 @@ describe('EncodeJobRunner inputs', () => {
       async *readFrames(_jobId: string, size: number, count: number) {
         calls.push(`readFrames ${size} ${count}`);
         yield* stored.frames ?? [];
+      },
+      async *readFrameValues(_jobId: string, count: number) {
+        calls.push(`readFrameValues ${count}`);
+        yield* stored.values ?? [];
       },
       async *readInputChunks(_jobId: string, storedBytes: number, chunkBytes: number) {
         calls.push(`readInputChunks ${storedBytes} ${chunkBytes}`);
@@ -57,6 +61,7 @@ describe('EncodeJobRunner inputs', () => {
         return true;
       },
       emit: async (_jobId: string, event: JobEvent) => void events.push(event),
+      emitAll: async (_jobId: string, list: JobEvent[]) => void events.push(...list),
     } as unknown as EncodeJobIO;
     const encoder: ImageEncoder = {
       kind: 'image',

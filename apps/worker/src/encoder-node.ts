@@ -153,6 +153,8 @@ export class EncoderNode {
       new FrameStore(this.redis, this.keys, {
         ...DEFAULT_FRAME_STORE_OPTIONS,
         ttlSeconds: config.retentionSeconds,
+        // A slow upload holds a job slot at most this long without a frame landing.
+        arrivalWaitMs: config.timeoutMs,
       }),
       new OutputStore(this.redis, this.keys, config.retentionSeconds),
       this.jobRecords,

@@ -10,6 +10,7 @@ import {
 } from '../../../libs/contracts/src/index.js';
 import type { RawLayout } from '../../../libs/codecs/src/encoder.js';
 import { decompressFrames } from '../../../libs/codecs/src/decompress.js';
+import { decodeLz4BlockFrames } from '../../../libs/codecs/src/lz4-block.js';
 import { EncodeAbortedError, isCodecError } from '../../../libs/codecs/src/errors.js';
 import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 import { JobTimer } from './job-timer.js';
@@ -25,13 +26,17 @@ import { JobTimer } from './job-timer.js';
  * events (the cluster stores behind RedisEncodeJobIO; fakes in tests).
  */
 export interface EncodeJobIO {
+  /** `arriving`: the upload may still be going on (EncodeJobInput.arriving): wait for each frame. */
   readFrames(
     jobId: string,
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving?: boolean,
   ): AsyncIterable<Buffer>;
   deleteFrames(jobId: string, frames: number): Promise<void>;
+  /** Each frame's stored value whole (an `lz4-block` upload's blocks), in order. */
+  readFrameValues(jobId: string, frames: number, arriving?: boolean): AsyncIterable<Buffer>;
   /** The chunks of a compressed upload, in order. */
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer>;
   deleteInputChunks(jobId: string, chunks: number): Promise<void>;
@@ -47,6 +52,8 @@ export interface EncodeJobIO {
   fail(jobId: string, error: string, now: number): Promise<boolean>;
   status(jobId: string): Promise<JobStatus | null>;
   emit(jobId: string, event: JobEvent): Promise<unknown>;
+  /** Events in order, in one step. */
+  emitAll(jobId: string, events: JobEvent[]): Promise<unknown>;
 }
 
 /** Raised for work that no retry can fix (bad input, frames gone); the queue adapter maps it. */
@@ -76,14 +83,19 @@ export function readJobInput(
 ): AsyncIterable<Buffer> {
   const frameBytes = frameByteLength(data.width, data.height, data.format);
   const { input } = data;
-  if (input.encoding === 'identity') return storage.readFrames(data.jobId, frameBytes, data.frames, pool);
+  const arriving = input.arriving === true;
+  if (input.encoding === 'identity')
+    return storage.readFrames(data.jobId, frameBytes, data.frames, pool, arriving);
+  if (input.encoding === 'lz4-block')
+    return decodeLz4BlockFrames(storage.readFrameValues(data.jobId, data.frames, arriving), frameBytes);
   if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
   const chunks = storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
   return decompressFrames(chunks, input.encoding, frameBytes, data.frames);
 }
 
 export async function deleteJobInput(storage: EncodeJobIO, data: EncodeJobData): Promise<void> {
-  if (data.input.encoding === 'identity') await storage.deleteFrames(data.jobId, data.frames);
+  if (data.input.encoding === 'identity' || data.input.encoding === 'lz4-block')
+    await storage.deleteFrames(data.jobId, data.frames);
   else await storage.deleteInputChunks(data.jobId, inputChunkCount(data.input));
 }
 
@@ -220,7 +232,8 @@ export class ExecutionCore {
     let lastAt = 0;
     return async (done) => {
       const at = this.now();
-      if (done < total && at - lastAt < PROGRESS_EVERY_MS) return;
+      // The last frame's update would be followed at once by the completion, which checks the record too.
+      if (done >= total || at - lastAt < PROGRESS_EVERY_MS) return;
       lastAt = at;
       const progress = done / total;
       if (!(await this.storage.setProgress(jobId, progress))) {
@@ -255,10 +268,11 @@ export class JobPublisher implements Publisher {
       // Another run finished it first (same output keys): its record and events stand.
       return { outputs: 0, skipped: true };
     }
-    // Sent together: one connection keeps their order, and a long image job does not end with one
-    // round trip per frame.
-    await Promise.all(outputs.map((output) => this.storage.emit(jobId, { type: 'output', ...output })));
-    await this.storage.emit(jobId, { type: 'completed', outputs: outputs.length });
+    // One round trip, however many outputs.
+    await this.storage.emitAll(jobId, [
+      ...outputs.map((output): JobEvent => ({ type: 'output', ...output })),
+      { type: 'completed', outputs: outputs.length },
+    ]);
     return { outputs: outputs.length };
   }
 }

@@ -69,6 +69,9 @@ describe('EncodeJobRunner timings', () => {
       readInputChunks: () => {
         throw new Error('not a compressed upload');
       },
+      readFrameValues: () => {
+        throw new Error('not an lz4-block upload');
+      },
       deleteInputChunks: async () => undefined,
       putOutput: async () => void clock.advance(2),
       deleteOutputs: async () => undefined,
@@ -82,6 +85,7 @@ describe('EncodeJobRunner timings', () => {
       },
       fail: async () => true,
       emit: async () => undefined,
+      emitAll: async () => undefined,
     };
     const encoder: ImageEncoder = {
       kind: 'image',

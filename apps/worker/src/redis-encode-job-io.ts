@@ -24,11 +24,15 @@ export class RedisEncodeJobIO implements EncodeJobIO {
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving = false,
   ): AsyncIterable<Buffer> {
-    return this.frames.readFrames(jobId, frameBytes, frames, pool);
+    return this.frames.readFrames(jobId, frameBytes, frames, pool, arriving);
   }
   deleteFrames(jobId: string, frames: number): Promise<void> {
     return this.frames.deleteFrames(jobId, frames);
+  }
+  readFrameValues(jobId: string, frames: number, arriving = false): AsyncIterable<Buffer> {
+    return this.frames.readFrameValues(jobId, frames, arriving);
   }
   readInputChunks(jobId: string, storedBytes: number, chunkBytes: number): AsyncIterable<Buffer> {
     return this.frames.readInputChunks(jobId, storedBytes, chunkBytes);
@@ -62,5 +66,8 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   }
   emit(jobId: string, event: JobEvent): Promise<unknown> {
     return this.events.append(jobId, event);
+  }
+  emitAll(jobId: string, events: JobEvent[]): Promise<unknown> {
+    return this.events.appendAll(jobId, events);
   }
 }

@@ -7,6 +7,7 @@ import type {
   PixelFormat,
   PoolPreference,
 } from '../../contracts/src/index.js';
+import { rawUploadBody, type UploadCompression } from './raw-upload.js';
 import { randomUUID } from 'node:crypto';
 import {
   ensureOk,
@@ -45,6 +46,11 @@ export interface AcceptedJob {
   links: { self: string; events: string; output: string };
 }
 
+export interface RawUploadOptions {
+  /** Overrides the client's `compression` for this job. */
+  compression?: UploadCompression;
+}
+
 export type JobEventWithId = JobEvent & { id?: string; jobId: string; url?: string };
 
 export class ApiError extends Error {
@@ -63,13 +69,22 @@ export class EncoderApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly apiKey?: string,
-    private readonly options: { transport?: HttpTransport; timeoutMs?: number } = {},
+    private readonly options: {
+      transport?: HttpTransport;
+      timeoutMs?: number;
+      compression?: UploadCompression;
+    } = {},
   ) {}
 
   private send(
     method: string,
     path: string,
-    extra: { headers?: Record<string, string>; body?: Buffer; signal?: AbortSignal; follow?: boolean } = {},
+    extra: {
+      headers?: Record<string, string>;
+      body?: Buffer;
+      signal?: AbortSignal;
+      follow?: boolean;
+    } = {},
   ): Promise<HttpResponse> {
     const headers = { ...extra.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
@@ -87,12 +102,14 @@ export class EncoderApiClient {
 
   /**
    * `POST /v1/jobs` with raw frames. It always carries an Idempotency-Key (the caller's, or a fresh one),
-   * so the transport may send it again when a pooled connection died under it.
+   * so the transport may send it again when a pooled connection died under it. Frames are compressed
+   * with LZ4 unless the client or `options` say `compression: 'none'` (see rawUploadBody).
    */
   async submitRaw(
     request: RawJobRequest,
     frames: Buffer,
     headers: Record<string, string> = {},
+    options: RawUploadOptions = {},
   ): Promise<AcceptedJob> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(request)) {
@@ -100,13 +117,15 @@ export class EncoderApiClient {
       query.set(key, Array.isArray(value) ? value.join(',') : String(value));
     }
     const keyed = Object.keys(headers).some((name) => name.toLowerCase() === 'idempotency-key');
+    const compression = options.compression ?? this.options.compression ?? 'lz4';
+    const upload = await rawUploadBody(frames, request.frames, compression, headers);
     const response = await this.send('POST', `/v1/jobs?${query}`, {
       headers: {
         'content-type': 'application/octet-stream',
         ...(keyed ? {} : { 'idempotency-key': randomUUID() }),
-        ...headers,
+        ...upload.headers,
       },
-      body: frames,
+      body: upload.body,
     });
     return readJson<AcceptedJob>(response);
   }

@@ -142,8 +142,15 @@ describe('parseCli', () => {
     expect(parseCli(['job', '--codec', 'png', '--images', 'x.png', '--priority', '5'], env)).toMatchObject({
       command: 'job',
       priority: 5,
+      compression: 'lz4',
       source: { kind: 'images', files: ['x.png'] },
     });
+    expect(
+      parseCli(['job', '--codec', 'h264', '--synthetic', '4', '--compression', 'none'], env),
+    ).toMatchObject({ command: 'job', compression: 'none' });
+    expect(() =>
+      parseCli(['job', '--codec', 'h264', '--synthetic', '4', '--compression', 'zstd'], env),
+    ).toThrow(/--compression zstd: use one of lz4, none/);
     expect(parseCli([], env)).toMatchObject({ command: 'help', text: expect.stringContaining('Commands:') });
     expect(parseCli(['stream', '--help'], env)).toMatchObject({
       text: expect.stringContaining('--synthetic <frames>'),

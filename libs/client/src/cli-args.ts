@@ -12,6 +12,7 @@ import {
   type StreamMode,
 } from '../../contracts/src/index.js';
 import { DEFAULT_API_URL, parseEndpoints, type EndpointSpec } from './endpoints.js';
+import { UPLOAD_COMPRESSIONS, type UploadCompression } from './raw-upload.js';
 
 /** A command line that does not fit: the CLI prints the message and exits 2. */
 export class UsageError extends Error {
@@ -113,6 +114,8 @@ Encodes one batch of frames as a one-off job (POST /v1/jobs), waits for it, writ
 
 ${SOURCE_HELP.replace('(decoded with sharp)', '(sent as they are, multipart)')}
 
+  --compression <c>       raw frames: lz4 (default: one LZ4 block per frame, Content-Encoding lz4-block)
+                          or none (sent as they are)
   --out <dir>             where to write the outputs (default: not written)
 
 Options of every command: --api, --api-key, --retry-for (see --help).
@@ -179,6 +182,7 @@ export interface JobCommand extends CommonOptions, EncodingOptions {
   height?: number;
   format: PixelFormat;
   priority?: number;
+  compression: UploadCompression;
   out?: string;
 }
 
@@ -244,7 +248,14 @@ const COMMAND_OPTIONS: Record<'stream' | 'follow' | 'job' | 'nodes', Options> = 
     sse: { type: 'boolean' },
     progress: { type: 'boolean' },
   },
-  job: { ...COMMON, ...ENCODING, ...SOURCE, priority: { type: 'string' }, out: { type: 'string' } },
+  job: {
+    ...COMMON,
+    ...ENCODING,
+    ...SOURCE,
+    priority: { type: 'string' },
+    compression: { type: 'string' },
+    out: { type: 'string' },
+  },
   nodes: { ...COMMON, json: { type: 'boolean' } },
 };
 
@@ -302,6 +313,14 @@ function common(values: Values, env: Record<string, string | undefined>): Common
     numberOption('retry-for', str(values, 'retry-for'), { positive: true, integer: false }) ?? 60;
   const apiKey = str(values, 'api-key') ?? env.API_KEY;
   return { endpoints, apiKey: apiKey || undefined, retryForMs: Math.round(retryFor * 1000) };
+}
+
+function compressionOption(value: string | undefined): UploadCompression {
+  if (value === undefined) return 'lz4';
+  if (!(UPLOAD_COMPRESSIONS as readonly string[]).includes(value)) {
+    throw new UsageError(`--compression ${value}: use one of ${UPLOAD_COMPRESSIONS.join(', ')}`);
+  }
+  return value as UploadCompression;
 }
 
 function encoding(values: Values): EncodingOptions {
@@ -475,6 +494,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         ...encoding(values),
         ...source(values, positionals),
         priority: numberOption('priority', str(values, 'priority')),
+        compression: compressionOption(str(values, 'compression')),
         out: str(values, 'out'),
       };
     case 'nodes':

@@ -531,6 +531,7 @@ export async function runJob(command: JobCommand, io: CliIo): Promise<number> {
         priority: command.priority,
       },
       batch.value.body,
+      { compression: command.compression },
     );
   }
   log(`job ${accepted.id}: ${accepted.codec}, ${accepted.frames} frame(s), pool ${accepted.pool}`);

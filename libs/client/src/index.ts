@@ -1,4 +1,5 @@
 export * from './api-client.js';
+export * from './raw-upload.js';
 export * from './sse.js';
 export * from './endpoints.js';
 export * from './http.js';

@@ -22,6 +22,7 @@ import {
   type HttpTransport,
 } from './http.js';
 import { parseSse, type ServerSentEvent } from './sse.js';
+import { rawUploadBody, type UploadCompression } from './raw-upload.js';
 import { wsConnector, type WebSocketConnector } from './websocket.js';
 
 /**
@@ -53,6 +54,8 @@ export type StreamEventWithData = Exclude<StreamEventWithId, { type: 'output' }>
 
 export interface StreamClientOptions {
   apiKey?: string;
+  /** How jobs' raw frames travel (default `lz4`; see rawUploadBody). */
+  compression?: UploadCompression;
   /** Default: the pool's transport. */
   transport?: HttpTransport;
   /** Default: the `ws` package. */
@@ -84,6 +87,8 @@ export interface RequestOptions {
 export interface SubmitOptions extends RequestOptions {
   /** Default: a fresh UUID per call (reused across its retries). */
   idempotencyKey?: string;
+  /** Raw frames of a job: overrides the client's `compression`. */
+  compression?: UploadCompression;
 }
 
 /** A part of a multipart job: an encoded image. */
@@ -124,6 +129,7 @@ export class StreamClient {
   private readonly connect: WebSocketConnector;
   private readonly apiKey?: string;
   private readonly deadlineMs?: number;
+  private readonly compression: UploadCompression;
   private readonly eventIdleTimeoutMs: number;
   private readonly pingIntervalMs: number;
 
@@ -133,6 +139,7 @@ export class StreamClient {
     this.connect = options.webSocket ?? wsConnector;
     this.apiKey = options.apiKey;
     this.deadlineMs = options.deadlineMs;
+    this.compression = options.compression ?? 'lz4';
     this.eventIdleTimeoutMs = options.eventIdleTimeoutMs ?? 45_000;
     this.pingIntervalMs = options.pingIntervalMs ?? 15_000;
   }
@@ -263,14 +270,18 @@ export class StreamClient {
     return this.json('GET', `v1/jobs/${encodeURIComponent(jobId)}`, options);
   }
 
-  /** `POST /v1/jobs` with raw frames (parameters in the query), failing over with one Idempotency-Key. */
-  submitJob(request: RawJobRequest, body: Buffer, options: SubmitOptions = {}): Promise<AcceptedJob> {
+  /**
+   * `POST /v1/jobs` with raw frames (parameters in the query), failing over with one Idempotency-Key;
+   * LZ4-compressed unless `compression` is `none`.
+   */
+  async submitJob(request: RawJobRequest, body: Buffer, options: SubmitOptions = {}): Promise<AcceptedJob> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(request)) {
       if (value === undefined) continue;
       query.set(key, Array.isArray(value) ? value.join(',') : String(value));
     }
-    return this.postJob(`v1/jobs?${query}`, 'application/octet-stream', body, options);
+    const upload = await rawUploadBody(body, request.frames, options.compression ?? this.compression);
+    return this.postJob(`v1/jobs?${query}`, 'application/octet-stream', upload.body, options, upload.headers);
   }
 
   /** `POST /v1/jobs` as multipart/form-data: `frame` parts (PNG/JPEG/WebP) and the parameters as fields. */
@@ -312,13 +323,14 @@ export class StreamClient {
     contentType: string,
     body: Buffer,
     options: SubmitOptions,
+    headers: Record<string, string> = {},
   ): Promise<AcceptedJob> {
     const idempotencyKey = options.idempotencyKey ?? randomUUID();
     return this.pool.withFailover(
       async (endpoint) =>
         readJson<AcceptedJob>(
           await this.request(endpoint, 'POST', path, {
-            headers: { 'content-type': contentType, 'idempotency-key': idempotencyKey },
+            headers: { ...headers, 'content-type': contentType, 'idempotency-key': idempotencyKey },
             body,
             signal: options.signal,
           }),

@@ -9,14 +9,22 @@ import { LuaScript } from './lua-script.js';
  * an event is recorded once per job even when the job runs twice (exactly-once delivery per output).
  */
 const APPEND_AND_PUBLISH = new LuaScript(
-  'encoderAppendAndPublish',
+  'encoderAppendAndPublishAll',
   `
-if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[2], ARGV[4], '1') == 0 then return false end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[2], ARGV[6] .. '|' .. id .. '|' .. ARGV[1])
-return id`,
+local ids = {}
+for i = 5, #ARGV, 2 do
+  local event, dedup = ARGV[i], ARGV[i + 1]
+  if dedup ~= '' and redis.call('HSETNX', KEYS[2], dedup, '1') == 0 then
+    ids[#ids + 1] = false
+  else
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', event)
+    redis.call('PUBLISH', ARGV[1], ARGV[4] .. '|' .. id .. '|' .. event)
+    ids[#ids + 1] = id
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return ids`,
   2,
 );
 
@@ -44,19 +52,23 @@ export class EventLog {
 
   /** Returns the event's id, or null when an equal event was already recorded. */
   async append(jobId: string, event: JobEvent): Promise<string | null> {
-    const id = await APPEND_AND_PUBLISH.run(
+    return (await this.appendAll(jobId, [event]))[0];
+  }
+
+  /** Appends events in order in one round trip; each id, or null where an equal event was recorded. */
+  async appendAll(jobId: string, events: JobEvent[]): Promise<(string | null)[]> {
+    const ids = await APPEND_AND_PUBLISH.run(
       this.redis,
       [this.keys.events(jobId), this.keys.emitted(jobId)],
       [
-        JSON.stringify(event),
         this.keys.eventsChannel,
         String(this.retentionSeconds),
-        dedupKeyOf(event),
         String(MAX_EVENTS_PER_JOB),
         jobId,
+        ...events.flatMap((event) => [JSON.stringify(event), dedupKeyOf(event)]),
       ],
     );
-    return typeof id === 'string' ? id : null;
+    return (ids as unknown[]).map((id) => (typeof id === 'string' ? id : null));
   }
 
   /** Events recorded after `afterId` (exclusive), or all of them. */

@@ -32,6 +32,10 @@ export interface FrameStoreOptions {
   readPieceBytes: number;
   /** Values up to this size are allocated whole when their first byte arrives (see `write`). */
   preallocateMaxBytes: number;
+  /** Per-frame values of variable length up to this size are held until whole, then sent in one SET. */
+  gatherMaxBytes: number;
+  /** How long a reader waits for the next frame of an upload still arriving, without progress. */
+  arrivalWaitMs: number;
 }
 
 export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
@@ -39,7 +43,12 @@ export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
   maxInFlightBytes: 8 * 1024 * 1024,
   readPieceBytes: 512 * 1024,
   preallocateMaxBytes: 1024 * 1024,
+  gatherMaxBytes: 4 * 1024 * 1024,
+  arrivalWaitMs: 10_000,
 };
+
+/** Between two looks at an arriving upload's `landed` count, doubling up to the most. */
+const ARRIVAL_POLL_MS = { first: 5, most: 100 };
 
 /**
  * Frames live in Redis as one binary string per frame (never JSON). Uploads are streamed into them
@@ -82,18 +91,39 @@ export class FrameStore {
     return this.write(body, keyOf, valueBytes, maxBytes, false);
   }
 
-  private async write(
+  private write(
     body: AsyncIterable<Buffer>,
     keyOf: (index: number) => string,
     valueBytes: number,
     totalBytes: number,
     exact: boolean,
   ): Promise<{ values: number; bytes: number }> {
+    // A body of unknown length always grows: its last value must not be padded.
+    return this.writePieces(fixedSizePieces(body, valueBytes, totalBytes, exact), keyOf, exact);
+  }
+
+  /**
+   * Writes values piece by piece as the pieces arrive (each piece's value is `valueBytes` long, known
+   * from its first piece on when `sized`), at most `maxInFlightBytes` unacknowledged. Resolves with
+   * the number of values and bytes written; on any failure the keys written so far are removed.
+   */
+  async writePieces(
+    pieces: AsyncIterable<ValuePiece>,
+    keyOf: (index: number) => string,
+    sized = true,
+    gather = false,
+    onValueStored?: (index: number) => void,
+  ): Promise<{ values: number; bytes: number }> {
     let received = 0;
+    let gathered: Buffer[] = [];
+    let gatheredBytes = 0;
+    let values = 0;
     const inFlight = new Set<Promise<unknown>>();
     let inFlightBytes = 0;
     let failure: unknown;
+    let last: Promise<unknown> = Promise.resolve();
     const track = (promise: Promise<unknown>, bytes: number) => {
+      last = promise;
       inFlightBytes += bytes;
       const tracked = promise.then(
         () => undefined,
@@ -108,48 +138,55 @@ export class FrameStore {
       });
     };
     try {
-      for await (const chunk of body) {
+      for await (const { index, valueBytes, offset, data } of pieces) {
         if (failure) throw failure;
-        if (received + chunk.length > totalBytes) {
-          throw exact
-            ? new BodyLengthError(totalBytes, received + chunk.length)
-            : new BodyTooLargeError(totalBytes);
-        }
-        let offset = 0;
-        while (offset < chunk.length) {
-          const index = Math.floor(received / valueBytes);
-          const within = received % valueBytes;
-          const size = Math.min(valueBytes, totalBytes - index * valueBytes);
-          const take = Math.min(size - within, chunk.length - offset);
-          const key = keyOf(index);
+        const key = keyOf(index);
+        values = Math.max(values, index + 1);
+        if (gather && sized && valueBytes <= this.options.gatherMaxBytes) {
+          // Held (views of the request's chunks, no copy) until whole, then one SET: one command
+          // and one AOF entry per frame instead of one per HTTP chunk.
+          if (offset === 0) [gathered, gatheredBytes] = [[], 0];
+          gathered.push(data);
+          gatheredBytes += data.length;
+          if (gatheredBytes === valueBytes) {
+            track(sendDirect(this.redis, 'set', [key, gathered, 'EX', this.options.ttlSeconds]), valueBytes);
+            [gathered, gatheredBytes] = [[], 0];
+          }
+        } else if (offset === 0 && data.length === valueBytes) {
+          // Whole in one piece (a small frame): one command instead of three.
+          track(sendDirect(this.redis, 'set', [key, data, 'EX', this.options.ttlSeconds]), data.length);
+        } else {
           // A value is allocated whole, once, only when that reserves no more than the request has
           // already sent (or little): a client that declares a huge body and sends a byte must not
           // make Redis hold the whole of it. Otherwise it grows with the bytes that arrive, which
           // Redis does 1 MiB at a time (README, "Data path": slower for 4K and 8K frames, and the
-          // value ends in a larger allocation). A body of unknown length always grows: its last
-          // value must not be padded.
-          if (within === 0 && exact && (size <= this.options.preallocateMaxBytes || size <= received))
-            track(sendDirect(this.redis, 'setrange', [key, size - 1, '\0']), 0);
-          track(
-            sendDirect(this.redis, 'setrange', [key, within, chunk.subarray(offset, offset + take)]),
-            take,
-          );
+          // value ends in a larger allocation).
+          if (
+            offset === 0 &&
+            sized &&
+            (valueBytes <= this.options.preallocateMaxBytes || valueBytes <= received)
+          )
+            track(sendDirect(this.redis, 'setrange', [key, valueBytes - 1, '\0']), 0);
+          track(sendDirect(this.redis, 'setrange', [key, offset, data]), data.length);
           // After the command that created the key (commands on one key keep their order).
-          if (within === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
-          offset += take;
-          received += take;
+          if (offset === 0) track(this.redis.expire(key, this.options.ttlSeconds), 0);
         }
+        received += data.length;
+        // One connection answers in order: once the value's last command is answered, all of it is stored.
+        if (onValueStored && offset + data.length === valueBytes)
+          last.then(
+            () => onValueStored(index),
+            () => undefined,
+          );
         while (inFlightBytes > this.options.maxInFlightBytes && inFlight.size > 0)
           await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
-      if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
-      return { values: Math.ceil(received / valueBytes), bytes: received };
+      return { values, bytes: received };
     } catch (error) {
       await Promise.all(inFlight);
-      const written = Math.ceil((exact ? totalBytes : received) / valueBytes);
-      await this.deleteKeys(Array.from({ length: written }, (_, index) => keyOf(index))).catch(
+      await this.deleteKeys(Array.from({ length: values }, (_, index) => keyOf(index))).catch(
         () => undefined,
       );
       throw error;
@@ -161,8 +198,60 @@ export class FrameStore {
     body: AsyncIterable<Buffer>,
     frameBytes: number,
     frames: number,
+    onFrameStored?: (index: number) => void,
   ): Promise<number> {
-    return this.writeStream(body, (index) => this.keys.frame(jobId, index), frameBytes, frameBytes * frames);
+    if (!onFrameStored)
+      return this.writeStream(
+        body,
+        (index) => this.keys.frame(jobId, index),
+        frameBytes,
+        frameBytes * frames,
+      );
+    const pieces = fixedSizePieces(body, frameBytes, frameBytes * frames, true);
+    return this.writePieces(
+      pieces,
+      (index) => this.keys.frame(jobId, index),
+      true,
+      false,
+      onFrameStored,
+    ).then(({ values }) => values);
+  }
+
+  /** Tells readers of an arriving upload that its first `count` frames are stored whole. */
+  async markLanded(jobId: string, count: number): Promise<void> {
+    await this.redis.set(this.keys.landed(jobId), String(count), 'EX', this.options.ttlSeconds);
+  }
+
+  /**
+   * Waits until frame `index` of an arriving upload is stored whole; FrameNotArrivedError when the
+   * `landed` count has not moved for `arrivalWaitMs` (the upload stalled, or its API went away).
+   */
+  private async waitForFrame(jobId: string, index: number): Promise<void> {
+    let seen = -1;
+    let movedAt = Date.now();
+    let delay = ARRIVAL_POLL_MS.first;
+    for (;;) {
+      const landed = Number((await this.redis.get(this.keys.landed(jobId))) ?? 0);
+      if (landed > index) return;
+      if (landed !== seen) [seen, movedAt] = [landed, Date.now()];
+      if (Date.now() - movedAt >= this.options.arrivalWaitMs)
+        throw new FrameNotArrivedError(this.keys.frame(jobId, index), this.options.arrivalWaitMs);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, ARRIVAL_POLL_MS.most);
+    }
+  }
+
+  /**
+   * Stores a job's per-frame values of variable length (an `lz4-block` upload's blocks) as their
+   * pieces arrive, under the frame keys; resolves with the bytes stored.
+   */
+  async writeFrameValues(
+    jobId: string,
+    pieces: AsyncIterable<ValuePiece>,
+    onFrameStored?: (index: number) => void,
+  ): Promise<number> {
+    const keyOf = (index: number) => this.keys.frame(jobId, index);
+    return (await this.writePieces(pieces, keyOf, true, true, onFrameStored)).bytes;
   }
 
   /** Stores one whole frame (decoded on the API, e.g. from an uploaded image) in a single command. */
@@ -221,10 +310,12 @@ export class FrameStore {
     frameBytes: number,
     frames: number,
     pool: BufferPool | null,
+    arriving = false,
   ): AsyncGenerator<Buffer> {
     let next: Promise<Buffer> | undefined;
     const release = (buffer: Buffer) => pool?.release(buffer);
     const load = async (index: number) => {
+      if (arriving) await this.waitForFrame(jobId, index);
       const buffer = pool ? pool.acquire(frameBytes) : Buffer.allocUnsafeSlow(frameBytes);
       try {
         await this.readInto(this.keys.frame(jobId, index), buffer);
@@ -248,6 +339,31 @@ export class FrameStore {
     } finally {
       if (current) release(current);
       if (next) await next.then(release).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Yields each frame value of a job whole, in order (one GET each, so each arrives in the one buffer
+   * the reply is read into), reading the next one while the consumer works on the current one.
+   */
+  async *readFrameValues(jobId: string, frames: number, arriving = false): AsyncGenerator<Buffer> {
+    const load = async (index: number) => {
+      if (arriving) await this.waitForFrame(jobId, index);
+      const key = this.keys.frame(jobId, index);
+      const value = await this.redis.getBuffer(key);
+      if (value === null) throw new MissingFrameError(key);
+      return value;
+    };
+    let next: Promise<Buffer> | undefined;
+    try {
+      for (let index = 0; index < frames; index++) {
+        const current = await (next ?? load(index));
+        next = index + 1 < frames ? load(index + 1) : undefined;
+        next?.catch(() => undefined);
+        yield current;
+      }
+    } finally {
+      await next?.catch(() => undefined);
     }
   }
 
@@ -280,7 +396,10 @@ export class FrameStore {
   }
 
   async deleteFrames(jobId: string, frames: number): Promise<void> {
-    await this.deleteKeys(Array.from({ length: frames }, (_, index) => this.keys.frame(jobId, index)));
+    await this.deleteKeys([
+      ...Array.from({ length: frames }, (_, index) => this.keys.frame(jobId, index)),
+      this.keys.landed(jobId),
+    ]);
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
@@ -289,9 +408,57 @@ export class FrameStore {
   }
 }
 
+/** A piece of one stored value: `data` goes at `offset` of value `index`, which is `valueBytes` long. */
+export interface ValuePiece {
+  index: number;
+  valueBytes: number;
+  offset: number;
+  data: Buffer;
+}
+
+/**
+ * Cuts a body into the pieces of values of `valueBytes` each (the last one shorter when `totalBytes`
+ * is not a multiple), without copying; fails once the body passes `totalBytes` (BodyLengthError when
+ * it must be `exact`ly that long, and when it ends short; BodyTooLargeError otherwise).
+ */
+async function* fixedSizePieces(
+  body: AsyncIterable<Buffer>,
+  valueBytes: number,
+  totalBytes: number,
+  exact: boolean,
+): AsyncGenerator<ValuePiece> {
+  let received = 0;
+  for await (const chunk of body) {
+    if (received + chunk.length > totalBytes) {
+      throw exact
+        ? new BodyLengthError(totalBytes, received + chunk.length)
+        : new BodyTooLargeError(totalBytes);
+    }
+    let at = 0;
+    while (at < chunk.length) {
+      const index = Math.floor(received / valueBytes);
+      const offset = received % valueBytes;
+      const size = Math.min(valueBytes, totalBytes - index * valueBytes);
+      const take = Math.min(size - offset, chunk.length - at);
+      yield { index, valueBytes: size, offset, data: chunk.subarray(at, at + take) };
+      at += take;
+      received += take;
+    }
+  }
+  if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
+}
+
 /** A frame expired or was removed before a node got to it. */
 export class MissingFrameError extends Error {
   constructor(readonly key: string) {
     super(`input data ${key} is gone (expired before it was encoded?)`);
+  }
+}
+
+/** A frame of an upload still arriving did not come in time. */
+export class FrameNotArrivedError extends MissingFrameError {
+  constructor(key: string, waitedMs: number) {
+    super(key);
+    this.message = `input data ${key} did not arrive: the upload made no progress for ${waitedMs} ms`;
   }
 }

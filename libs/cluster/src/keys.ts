@@ -26,6 +26,11 @@ export class KeySpace {
     return `${this.job(jobId)}:frame:${index}`;
   }
 
+  /** How many of the job's frames are stored whole (only while they arrive: EncodeJobInput.arriving). */
+  landed(jobId: string): string {
+    return `${this.job(jobId)}:landed`;
+  }
+
   /** Compressed uploads are stored as they came, in chunks, and decompressed on the node. */
   inputChunk(jobId: string, index: number): string {
     return `${this.job(jobId)}:in:${index}`;

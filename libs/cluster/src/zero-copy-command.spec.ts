@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { sendDirect } from './zero-copy-command.js';
 
 /** Captures what a command writes, the way ioredis writes it: toWritable() output right after. */
-function wireBytesOf(name: string, args: (string | number | Buffer)[]): Buffer {
+function wireBytesOf(name: string, args: (string | number | Buffer | Buffer[])[]): Buffer {
   const socket = new PassThrough();
   const written: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => written.push(chunk));
@@ -38,5 +38,13 @@ describe('sendDirect', () => {
         wireBytesOf('set', args).equals(Buffer.isBuffer(expected) ? expected : Buffer.from(expected)),
       ).toBe(true);
     }
+  });
+
+  it('writes a value given in parts as one bulk string, the parts in order', () => {
+    const parts = [Buffer.alloc(70_000, 1), Buffer.from([13, 10, 0]), Buffer.alloc(20_000, 2)];
+    const plain = new Command('set', ['k', Buffer.concat(parts), 'EX', '60']).toWritable({});
+    expect(
+      wireBytesOf('set', ['k', parts, 'EX', 60]).equals(Buffer.isBuffer(plain) ? plain : Buffer.from(plain)),
+    ).toBe(true);
   });
 });

@@ -11,13 +11,14 @@ import { decompressLz4Frames } from './lz4.js';
  * limit and dropped), and output that ends short fails with UnsupportedInputError.
  */
 
-export const INPUT_ENCODINGS: readonly InputEncoding[] = ['identity', 'lz4', 'gzip', 'deflate'];
+export const INPUT_ENCODINGS: readonly InputEncoding[] = ['identity', 'lz4', 'lz4-block', 'gzip', 'deflate'];
 
 /** Maps an HTTP Content-Encoding value to an input encoding, or null when it is not supported. */
 export function parseContentEncoding(header: string | undefined | null): InputEncoding | null {
   const value = (header ?? '').trim().toLowerCase();
   if (value === '' || value === 'identity') return 'identity';
   if (value === 'lz4' || value === 'x-lz4') return 'lz4';
+  if (value === 'lz4-block' || value === 'x-lz4-block') return 'lz4-block';
   if (value === 'gzip' || value === 'x-gzip') return 'gzip';
   if (value === 'deflate') return 'deflate';
   return null;
@@ -63,6 +64,10 @@ function decoded(
     case 'gzip':
     case 'deflate':
       return inflate(source, encoding);
+    case 'lz4-block':
+      throw new UnsupportedInputError(
+        'lz4-block input is stored frame by frame: decode it with decodeLz4BlockFrames',
+      );
     default:
       throw new UnsupportedInputError(`unsupported content encoding '${String(encoding)}'`);
   }

@@ -20,3 +20,13 @@ export * from './decompress.js';
 export * from './image-input.js';
 export * from './image-header.js';
 export { compressLz4Frame, decompressLz4Frames, type Lz4FrameOptions } from './lz4.js';
+export {
+  decodeLz4BlockFrames,
+  decodeLz4BlockValue,
+  encodeLz4BlockBody,
+  encodeLz4BlockRecordSync,
+  lz4BlockBound,
+  lz4BlockPieces,
+  maxLz4BlockValue,
+  LZ4_BLOCK_ENCODING,
+} from './lz4-block.js';

@@ -4,8 +4,11 @@ import type { StreamBatchRef } from './streams.js';
 export const JOB_STATUSES = ['queued', 'active', 'completed', 'failed'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-/** How the stored input bytes are encoded: raw pixels, possibly compressed on the wire and in Redis. */
-export type InputEncoding = 'identity' | 'lz4' | 'gzip' | 'deflate';
+/**
+ * How the stored input bytes are encoded: raw pixels, possibly compressed on the wire and in Redis.
+ * `lz4-block`: one LZ4 block per frame, each stored as its own value (libs/codecs/src/lz4-block.ts).
+ */
+export type InputEncoding = 'identity' | 'lz4' | 'lz4-block' | 'gzip' | 'deflate';
 
 /** The knobs with one meaning across codecs (0-100, higher quality = better picture, higher speed = less effort). */
 export interface EncodeSettings {
@@ -36,17 +39,26 @@ export interface EncodeJobData {
 
 /** Where and how a job's input bytes are stored in Redis. */
 export interface EncodeJobInput {
-  /** `identity`: raw frames, one Redis value per frame; otherwise the compressed upload as it came. */
+  /**
+   * `identity`: raw frames, one Redis value per frame; `lz4-block`: one value per frame, its LZ4 block
+   * (size-prefixed); otherwise the compressed upload as it came, in chunks.
+   */
   encoding: InputEncoding;
   /** Bytes stored: frames * frame size for identity, the compressed body's length otherwise. */
   storedBytes: number;
   /** Compressed uploads: the size of each chunk value (the last one may be shorter). */
   chunkBytes?: number;
+  /**
+   * Queued while its frames were still arriving (video batches, so that encoding overlaps the
+   * upload): a node reads frame i once the job's `landed` count passes i, and gives up when it stops
+   * moving for the node's timeout.
+   */
+  arriving?: boolean;
 }
 
 /** How many chunk values a compressed upload is stored in (0 for raw frames). */
 export function inputChunkCount(input: EncodeJobInput): number {
-  if (input.encoding === 'identity' || !input.chunkBytes) return 0;
+  if (input.encoding === 'identity' || input.encoding === 'lz4-block' || !input.chunkBytes) return 0;
   return Math.ceil(input.storedBytes / input.chunkBytes);
 }
 

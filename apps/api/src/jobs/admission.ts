@@ -77,9 +77,12 @@ export class Admission implements OnModuleInit {
 
   async record(clientId: string, jobId: string): Promise<void> {
     const key = this.keys.clientJobs(clientId);
-    await this.redis.zadd(key, String(Date.now()), jobId);
-    await this.redis.expire(key, this.config.retentionSeconds);
-    await this.redis.set(this.keys.jobClient(jobId), clientId, 'EX', this.config.retentionSeconds);
+    // Sent together: one round trip (the keys may be on different slots of a Redis Cluster).
+    await Promise.all([
+      this.redis.zadd(key, String(Date.now()), jobId),
+      this.redis.expire(key, this.config.retentionSeconds),
+      this.redis.set(this.keys.jobClient(jobId), clientId, 'EX', this.config.retentionSeconds),
+    ]);
   }
 
   private async release(jobId: string): Promise<void> {

@@ -10,7 +10,9 @@ import {
 import {
   frameByteLength,
   inputChunkCount,
+  isVideoCodec,
   maxOutputsOf,
+  type Pool,
   type Codec,
   type EncodeJobData,
   type EncodeJobInput,
@@ -20,6 +22,7 @@ import {
 } from '../../../../libs/contracts/src/index.js';
 import { decodeImageToRgba } from '../../../../libs/codecs/src/image-input.js';
 import { isCodecError } from '../../../../libs/codecs/src/errors.js';
+import { lz4BlockPieces } from '../../../../libs/codecs/src/lz4-block.js';
 import {
   BodyLengthError,
   BodyTooLargeError,
@@ -170,22 +173,79 @@ export class JobsService {
     const decision = await this.routeOrThrow(candidates, query.pool, true);
 
     const jobId = newJobId();
+    const job = (input: EncodeJobInput): EncodeJobData => ({
+      jobId,
+      codec: decision.codec,
+      pool: decision.pool,
+      width: query.width,
+      height: query.height,
+      format: query.format,
+      frames: query.frames,
+      settings: { quality: query.quality, speed: query.speed, fps: query.fps, oddSize: query.oddSize },
+      input,
+      createdAt: Date.now(),
+    });
+    const options = { tenant, priority: query.priority };
+    if (
+      isVideoCodec(decision.codec) &&
+      query.frames > 1 &&
+      (encoding === 'identity' || encoding === 'lz4-block')
+    ) {
+      return this.submitArriving(job, options, upload, frameBytes, query.frames, contentLength, encoding);
+    }
     const input = await this.storeRawInput(jobId, upload, frameBytes, query.frames, contentLength, encoding);
-    return this.enqueue(
-      {
-        jobId,
-        codec: decision.codec,
-        pool: decision.pool,
-        width: query.width,
-        height: query.height,
-        format: query.format,
-        frames: query.frames,
-        settings: { quality: query.quality, speed: query.speed, fps: query.fps, oddSize: query.oddSize },
-        input,
-        createdAt: Date.now(),
-      },
-      { tenant, priority: query.priority },
-    );
+    return this.enqueue(job(input), options);
+  }
+
+  /**
+   * A video batch is queued as soon as its first frame is stored, so that a node feeds ffmpeg frame by
+   * frame as they land and the encode overlaps the upload; each stored frame moves the job's `landed`
+   * count. A node waits at most its timeout for a frame that does not come. If the upload fails after
+   * the job was queued, the job fails (its node is told to stop) and its input goes.
+   */
+  private async submitArriving(
+    job: (input: EncodeJobInput) => EncodeJobData,
+    options: EnqueueOptions,
+    upload: Upload,
+    frameBytes: number,
+    frames: number,
+    contentLength: number | null,
+    encoding: InputEncoding,
+  ): Promise<AcceptedJob> {
+    const data = job({
+      encoding,
+      storedBytes: encoding === 'identity' ? frameBytes * frames : 0,
+      arriving: true,
+    });
+    let queued: Promise<AcceptedJob> | undefined;
+    const landed: Promise<void>[] = [];
+    const onFrameStored = (index: number) => {
+      landed.push(this.frames.markLanded(data.jobId, index + 1));
+      if (index > 0) return;
+      queued = this.enqueue(data, options);
+      queued.catch(() => undefined);
+    };
+    try {
+      await this.storeRawInput(
+        data.jobId,
+        upload,
+        frameBytes,
+        frames,
+        contentLength,
+        encoding,
+        onFrameStored,
+      );
+      await Promise.all(landed);
+      if (!queued) throw new Error(`job ${data.jobId}: stored without its first frame`);
+      return await queued;
+    } catch (error) {
+      if (queued) {
+        const reason = `its upload failed: ${(error as Error).message}`;
+        await this.failUnfinished(data.jobId, data.pool, reason).catch(() => undefined);
+        await this.deleteInput(data).catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   /**
@@ -200,12 +260,18 @@ export class JobsService {
     frames: number,
     contentLength: number | null,
     encoding: InputEncoding,
+    onFrameStored?: (index: number) => void,
   ): Promise<EncodeJobInput> {
     const chunks = upload.chunks();
     try {
       if (encoding === 'identity') {
-        await this.frames.writeFrames(jobId, chunks, frameBytes, frames);
+        await this.frames.writeFrames(jobId, chunks, frameBytes, frames, onFrameStored);
         return { encoding, storedBytes: frameBytes * frames };
+      }
+      if (encoding === 'lz4-block') {
+        // Every record's declared size is checked as it arrives, before its block is stored.
+        const pieces = lz4BlockPieces(chunks, frameBytes, frames);
+        return { encoding, storedBytes: await this.frames.writeFrameValues(jobId, pieces, onFrameStored) };
       }
       const storedBytes = await this.frames.writeInputChunks(
         jobId,
@@ -218,6 +284,7 @@ export class JobsService {
       return { encoding, storedBytes, chunkBytes: INPUT_CHUNK_BYTES };
     } catch (error) {
       if (error instanceof BodyLengthError) throw new BadRequestException(error.message);
+      if (isCodecError(error)) throw httpErrorFromCodec(error);
       if (error instanceof BodyTooLargeError) {
         throw new PayloadTooLargeException(
           `the ${encoding} body is larger than the limit of ${this.config.maxBodyBytes} bytes`,
@@ -392,7 +459,8 @@ export class JobsService {
   }
 
   async deleteInput(data: EncodeJobData): Promise<void> {
-    if (data.input.encoding === 'identity') await this.frames.deleteFrames(data.jobId, data.frames);
+    if (data.input.encoding === 'identity' || data.input.encoding === 'lz4-block')
+      await this.frames.deleteFrames(data.jobId, data.frames);
     else await this.frames.deleteInputChunks(data.jobId, inputChunkCount(data.input));
   }
 
@@ -435,6 +503,15 @@ export class JobsService {
     return { contentType: output.contentType, data };
   }
 
+  /** Fails a job that has not finished: out of its queue if waiting, its node told to stop if active. */
+  private async failUnfinished(jobId: string, pool: Pool, reason: string): Promise<void> {
+    await this.queue.removeWaiting(pool, jobId);
+    if (await this.jobs.fail(jobId, reason, Date.now())) {
+      await this.events.append(jobId, { type: 'failed', error: reason });
+      await this.cancellations.announce(jobId);
+    }
+  }
+
   /**
    * Cancels a job that has not finished: a waiting one leaves its queue; the node encoding an active
    * one is told to stop (ffmpeg is killed, sharp stops after its current frame). Whatever the job had
@@ -449,12 +526,7 @@ export class JobsService {
       await this.jobs.delete(jobId);
       return { ...toJobView(job), outputs: [] };
     }
-    await this.queue.removeWaiting(job.data.pool, jobId);
-    const reason = 'cancelled by the client';
-    if (await this.jobs.fail(jobId, reason, Date.now())) {
-      await this.events.append(jobId, { type: 'failed', error: reason });
-      await this.cancellations.announce(jobId);
-    }
+    await this.failUnfinished(jobId, job.data.pool, 'cancelled by the client');
     const record = await this.jobs.get(jobId);
     if (record) {
       await this.deleteInput(record.data);

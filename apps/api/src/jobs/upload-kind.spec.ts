@@ -40,9 +40,9 @@ describe('uploadKindOf', () => {
       const { status, body } = refusal('application/octet-stream', encoding);
       expect(status).toBe(415);
       expect(body.message).toMatch(
-        /is not supported; raw frames may be sent as identity, lz4, gzip, deflate/,
+        /is not supported; raw frames may be sent as identity, lz4, lz4-block, gzip, deflate/,
       );
-      expect(body.supported).toEqual(['identity', 'lz4', 'gzip', 'deflate']);
+      expect(body.supported).toEqual(['identity', 'lz4', 'lz4-block', 'gzip', 'deflate']);
     },
   );
 

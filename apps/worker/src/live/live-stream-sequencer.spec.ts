@@ -50,6 +50,10 @@ class FakeStorage implements EncodeJobIO {
   async *readInputChunks(): AsyncGenerator<Buffer> {
     throw new Error('not used');
   }
+  // eslint-disable-next-line require-yield
+  async *readFrameValues(): AsyncGenerator<Buffer> {
+    throw new Error('not used');
+  }
   async deleteInputChunks() {}
   async putOutput(jobId: string, index: number, data: Buffer) {
     this.outputs.set(`${jobId}/${index}`, data);
@@ -79,6 +83,7 @@ class FakeStorage implements EncodeJobIO {
   async emit(_jobId: string, _event: JobEvent) {
     return null;
   }
+  async emitAll() {}
 }
 
 class FakeLog implements LiveStreamLog {
