@@ -17,6 +17,8 @@ import { expectVideoOf } from './stream-support.js';
  * of the session (bytes socket to socket), with the answers bad requests get.
  */
 const KEY = 'live-session-key-0123456789';
+/** Another tenant's key: it sees none of KEY's streams. */
+const OTHER_KEY = 'other-tenant-key-0123456789';
 const SECRET = 'live-session-cluster-secret-0123456789abcdef';
 // Registry records outlive a killed node by this long: a move seen before then was the probe's doing.
 const NODE_TIMEOUT_S = 10;
@@ -142,7 +144,7 @@ describe('live sessions on the API', () => {
   beforeAll(async () => {
     stack = await ServiceStack.start({
       dataDir: dir.path,
-      env: { API_KEYS: KEY, CLUSTER_SECRETS: SECRET },
+      env: { API_KEYS: `acme:${KEY},other:${OTHER_KEY}`, CLUSTER_SECRETS: SECRET },
       workers: [
         { name: 'node-a', timeoutSeconds: NODE_TIMEOUT_S },
         { name: 'node-b', timeoutSeconds: NODE_TIMEOUT_S },
@@ -266,12 +268,19 @@ describe('live sessions on the API', () => {
     await replaceNode(first);
   });
 
-  it('the relay refuses before the upgrade: wrong key 401, unknown stream 404, batch stream 409, ended 410, bad since 400', async () => {
+  it("the relay refuses before the upgrade: wrong key 401, unknown or another tenant's stream 404, batch stream 409, ended 410, bad since 400", async () => {
     const ws = api.replace(/^http/, 'ws');
     const live = await createLive();
     const relay = `${ws}/v1/streams/${live.id}/session`;
     expect((await refusal(relay, { authorization: 'Bearer wrong-key-0123456789' })).status).toBe(401);
     expect((await refusal(relay, {})).status).toBe(401);
+    // Another tenant's key: the stream is as unknown to it, on the relay and in a failover report.
+    const foreign = await refusal(relay, { authorization: `Bearer ${OTHER_KEY}` });
+    expect(foreign.status).toBe(404);
+    const foreignReport = await fetch(`${api}/v1/streams/${live.id}?unreachable=${live.node}`, {
+      headers: { authorization: `Bearer ${OTHER_KEY}` },
+    });
+    expect(foreignReport.status).toBe(404);
     const unknown = await refusal(`${ws}/v1/streams/sAAAAAAAAAAAAAAAA/session`, auth);
     expect(unknown.status).toBe(404);
     expect(JSON.parse(unknown.body)).toMatchObject({
