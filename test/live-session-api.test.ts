@@ -205,8 +205,14 @@ describe('live sessions on the API', () => {
     );
     expect(outputs.filter((output) => output.type === 'output' && output.keyframe)).toHaveLength(1);
     await expectVideoOf(Buffer.concat(session.packets), INPUTS, WIDTH, HEIGHT);
+    const relays = async () =>
+      /^encoder_session_relays (\d+)$/m.exec(
+        await (await fetch(`${api}/metrics`, { headers: auth })).text(),
+      )?.[1];
+    expect(await relays()).toBe('1');
     session.ws.close(1000);
     expect((await session.ended).code).toBe(1000);
+    await waitUntil(async () => (await relays()) === '0', 10_000, 'the relay to be counted closed');
     // The outputs are the stream's log too.
     expect((await call<StreamView>(`/v1/streams/${stream.id}`)).body.frames).toBe(BGRA.length);
   });
