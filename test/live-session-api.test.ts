@@ -350,3 +350,35 @@ describe('live sessions on the API', () => {
     expect(Object.keys(docs.paths)).toContain('/v1/streams/{id}/session');
   });
 });
+
+describe('live placement with a node that has no data port', () => {
+  let stack: ServiceStack;
+  const dir = tempDir('encoder-live-session-port-');
+
+  beforeAll(async () => {
+    stack = await ServiceStack.start({
+      dataDir: dir.path,
+      // Equal load: by name alone the node without a port would be first.
+      workers: [{ name: 'a-without-port', bind: null }, { name: 'b-with-port' }],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    dir.remove();
+  });
+
+  it('places live streams on a node with a data port, so that they have a session', async () => {
+    for (let index = 0; index < 3; index++) {
+      const response = await fetch(`${stack.apiUrl}/v1/streams`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ codec: 'h264', mode: 'live', width: WIDTH, height: HEIGHT, format: 'bgra' }),
+      });
+      const view = (await response.json()) as StreamView;
+      expect(view.session?.node).toBe(view.node);
+    }
+    const nodes = await stack.client.nodes();
+    expect(nodes.find((node) => node.name === 'a-without-port')?.dataUrl).toBeUndefined();
+  });
+});
