@@ -312,6 +312,11 @@ describe('live sessions: bad input and faults', () => {
       'a durable mark',
     );
     expect(mark).toEqual({ type: 'durable', upTo: 19 });
+    // The mark comes after every output it covers.
+    const lastCovered = session.texts.findIndex(
+      (message) => message.type === 'output' && message.frame === 19,
+    );
+    expect(session.texts.indexOf(mark)).toBeGreaterThan(lastCovered);
     const after = await session.sendAll(FRAMES.bgra.slice(20, 30), 4);
     expect(after.every((output) => output.header.durable === undefined)).toBe(true);
     session.close();

@@ -29,7 +29,7 @@ export async function moveLiveStream(
 
 /**
  * A draining node hands one of its live streams to the least loaded other node that can keep it (at
- * capacity or not: the stream is going on, not new). Resolves with the new node's id, or null when no
+ * capacity or not: the stream is going on, not new), one with a data port when there is one. Resolves with the new node's id, or null when no
  * other node can take it (or the stream is not this node's any more).
  */
 export async function handOverLiveStream(
@@ -42,7 +42,10 @@ export async function handOverLiveStream(
 ): Promise<string | null> {
   const record = await streams.get(streamId);
   if (!record || record.node !== from || record.state === 'ended') return null;
-  const nodes = (await registry.list()).filter((node) => node.id !== from);
+  const others = (await registry.list()).filter((node) => node.id !== from);
+  // The stream's client sends over a session: a node with a data port keeps it on one.
+  const withPort = others.filter((node) => node.dataUrl);
+  const nodes = withPort.length > 0 ? withPort : others;
   const pinned = await Promise.all(nodes.map((node) => redis.scard(keys.nodeStreams(node.id))));
   const load = new Map(nodes.map((node, index) => [node.id, pinned[index]]));
   const to = chooseLiveNode(record.params.codec, record.params.pool, nodes, (id) => load.get(id) ?? 0, {

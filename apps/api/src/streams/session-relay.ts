@@ -3,10 +3,11 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import { LIVE_SESSION_CLOSE } from '../../../../libs/contracts/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { SessionGrants, type SessionTarget } from './session-grants.js';
@@ -55,6 +56,7 @@ export class SessionRelay implements OnModuleDestroy {
   constructor(
     private readonly streams: StreamStore,
     private readonly grants: SessionGrants,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   onModuleDestroy(): void {
@@ -162,6 +164,7 @@ export class SessionRelay implements OnModuleDestroy {
       closeNode();
     };
     this.relayed.add(stop);
+    this.metrics?.sessionRelays.set(this.relayed.size);
     const lostNode = () =>
       closeClient(
         LIVE_SESSION_CLOSE.moved,
@@ -172,6 +175,7 @@ export class SessionRelay implements OnModuleDestroy {
     client.socket.once('end', closeNode);
     client.socket.once('close', () => {
       this.relayed.delete(stop);
+      this.metrics?.sessionRelays.set(this.relayed.size);
       closeNode();
     });
   }

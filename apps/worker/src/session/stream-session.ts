@@ -135,7 +135,7 @@ export class StreamSession {
     }
   }
 
-  /** Closes with `code` after an `error` message (none for 1012 and the replacement's 4409). */
+  /** Sends an `error` message saying why, then closes with `code`. */
   fail(code: LiveSessionCloseCode, message: string): void {
     if (this.closed) return;
     this.taking = false;
@@ -156,7 +156,10 @@ export class StreamSession {
 
   /** Outputs queued while Redis was away are in the log now, up to frame `upTo`. */
   markDurable(upTo: number): void {
-    if (!this.closed) this.sendText({ type: 'durable', upTo });
+    // After the outputs already on their way: the mark never comes before an output it covers.
+    this.sending = this.sending.then(() => {
+      if (!this.closed) this.sendText({ type: 'durable', upTo });
+    });
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
