@@ -32,7 +32,7 @@ interface Refusal {
   retryAfterSeconds?: number;
 }
 
-/** The node's side of a relayed session: its socket after the handshake, and what came with the 101. */
+/** One leg of a relayed session (client or node): its socket after the handshake, and the bytes that came with it. */
 interface NodeLeg {
   socket: Socket;
   head: Buffer;
