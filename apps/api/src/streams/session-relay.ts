@@ -32,7 +32,7 @@ interface Refusal {
   retryAfterSeconds?: number;
 }
 
-/** One leg of a relayed session (client or node): its socket after the handshake, and bytes that came with it. */
+/** One leg of a relayed session (client or node): its socket after the handshake, and what came with it. */
 interface Leg {
   socket: Socket;
   head: Buffer;
