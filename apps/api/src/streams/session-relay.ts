@@ -32,8 +32,8 @@ interface Refusal {
   retryAfterSeconds?: number;
 }
 
-/** The node's side of a relayed session: its socket after the handshake, and what came with the 101. */
-interface NodeLeg {
+/** One leg of a relayed session (client or node): its socket after the handshake, and what came with it. */
+interface Leg {
   socket: Socket;
   head: Buffer;
 }
@@ -126,7 +126,7 @@ export class SessionRelay implements OnModuleDestroy {
     this.splice({ socket: socket as Socket, head }, node, record);
   }
 
-  private splice(client: NodeLeg, node: NodeLeg, record: StreamRecord): void {
+  private splice(client: Leg, node: Leg, record: StreamRecord): void {
     const toClient = new FrameBoundaries();
     const toNode = new FrameBoundaries();
     for (const leg of [client, node]) {
@@ -195,12 +195,12 @@ function pipe(from: Socket, to: Socket, frames: FrameBoundaries): void {
  * Opens the session on the node (`?since=` passed through, the token as a bearer): its socket once it
  * answered 101 with the right accept value, or why not, as the relay's answer.
  */
-function dial(target: SessionTarget, since: string | null): Promise<NodeLeg | Refusal> {
+function dial(target: SessionTarget, since: string | null): Promise<Leg | Refusal> {
   return new Promise((resolve) => {
     const url = new URL(since === null ? target.url : `${target.url}?since=${since}`);
     const key = randomBytes(16).toString('base64');
     let settled = false;
-    const settle = (answer: NodeLeg | Refusal) => {
+    const settle = (answer: Leg | Refusal) => {
       clearTimeout(timer);
       if (settled) {
         if ('socket' in answer) answer.socket.destroy();
