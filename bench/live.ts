@@ -942,7 +942,8 @@ async function measureCase(
       });
       console.log(
         `  ${`${name} live`.padEnd(16)} one stream over its session: ffmpeg direct ${fixed(rawFps)} fps   session ` +
-          `${fixed(fps)} fps   ratio ${(fps / rawFps).toFixed(2)} (window ${direct.session.window}, load ${loadAverage()[0]})`,
+          `${fixed(fps)} fps   ratio ${(fps / rawFps).toFixed(2)} (window ${direct.session.window}, ` +
+          `${direct.session.suspicions} frame timeout(s), ${direct.session.failovers} failover(s), load ${loadAverage()[0]})`,
       );
     }
     stage = 'end of the sessions';

@@ -17,6 +17,8 @@ import { expectVideoOf } from './stream-support.js';
  * of the session (bytes socket to socket), with the answers bad requests get.
  */
 const KEY = 'live-session-key-0123456789';
+/** Another tenant's key: it sees none of KEY's streams. */
+const OTHER_KEY = 'other-tenant-key-0123456789';
 const SECRET = 'live-session-cluster-secret-0123456789abcdef';
 // Registry records outlive a killed node by this long: a move seen before then was the probe's doing.
 const NODE_TIMEOUT_S = 10;
@@ -142,7 +144,7 @@ describe('live sessions on the API', () => {
   beforeAll(async () => {
     stack = await ServiceStack.start({
       dataDir: dir.path,
-      env: { API_KEYS: KEY, CLUSTER_SECRETS: SECRET },
+      env: { API_KEYS: `acme:${KEY},other:${OTHER_KEY}`, CLUSTER_SECRETS: SECRET },
       workers: [
         { name: 'node-a', timeoutSeconds: NODE_TIMEOUT_S },
         { name: 'node-b', timeoutSeconds: NODE_TIMEOUT_S },
@@ -203,8 +205,14 @@ describe('live sessions on the API', () => {
     );
     expect(outputs.filter((output) => output.type === 'output' && output.keyframe)).toHaveLength(1);
     await expectVideoOf(Buffer.concat(session.packets), INPUTS, WIDTH, HEIGHT);
+    const relays = async () =>
+      /^encoder_session_relays (\d+)$/m.exec(
+        await (await fetch(`${api}/metrics`, { headers: auth })).text(),
+      )?.[1];
+    expect(await relays()).toBe('1');
     session.ws.close(1000);
     expect((await session.ended).code).toBe(1000);
+    await waitUntil(async () => (await relays()) === '0', 10_000, 'the relay to be counted closed');
     // The outputs are the stream's log too.
     expect((await call<StreamView>(`/v1/streams/${stream.id}`)).body.frames).toBe(BGRA.length);
   });
@@ -266,12 +274,19 @@ describe('live sessions on the API', () => {
     await replaceNode(first);
   });
 
-  it('the relay refuses before the upgrade: wrong key 401, unknown stream 404, batch stream 409, ended 410, bad since 400', async () => {
+  it("the relay refuses before the upgrade: wrong key 401, unknown or another tenant's stream 404, batch stream 409, ended 410, bad since 400", async () => {
     const ws = api.replace(/^http/, 'ws');
     const live = await createLive();
     const relay = `${ws}/v1/streams/${live.id}/session`;
     expect((await refusal(relay, { authorization: 'Bearer wrong-key-0123456789' })).status).toBe(401);
     expect((await refusal(relay, {})).status).toBe(401);
+    // Another tenant's key: the stream is as unknown to it, on the relay and in a failover report.
+    const foreign = await refusal(relay, { authorization: `Bearer ${OTHER_KEY}` });
+    expect(foreign.status).toBe(404);
+    const foreignReport = await fetch(`${api}/v1/streams/${live.id}?unreachable=${live.node}`, {
+      headers: { authorization: `Bearer ${OTHER_KEY}` },
+    });
+    expect(foreignReport.status).toBe(404);
     const unknown = await refusal(`${ws}/v1/streams/sAAAAAAAAAAAAAAAA/session`, auth);
     expect(unknown.status).toBe(404);
     expect(JSON.parse(unknown.body)).toMatchObject({
@@ -333,5 +348,37 @@ describe('live sessions on the API', () => {
     expect(batchCompression.body.message).toMatch(/compression is for live sessions/);
     const docs = (await call<{ paths: Record<string, unknown> }>('/docs-json')).body;
     expect(Object.keys(docs.paths)).toContain('/v1/streams/{id}/session');
+  });
+});
+
+describe('live placement with a node that has no data port', () => {
+  let stack: ServiceStack;
+  const dir = tempDir('encoder-live-session-port-');
+
+  beforeAll(async () => {
+    stack = await ServiceStack.start({
+      dataDir: dir.path,
+      // Equal load: by name alone the node without a port would be first.
+      workers: [{ name: 'a-without-port', bind: null }, { name: 'b-with-port' }],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    dir.remove();
+  });
+
+  it('places live streams on a node with a data port, so that they have a session', async () => {
+    for (let index = 0; index < 3; index++) {
+      const response = await fetch(`${stack.apiUrl}/v1/streams`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ codec: 'h264', mode: 'live', width: WIDTH, height: HEIGHT, format: 'bgra' }),
+      });
+      const view = (await response.json()) as StreamView;
+      expect(view.session?.node).toBe(view.node);
+    }
+    const nodes = await stack.client.nodes();
+    expect(nodes.find((node) => node.name === 'a-without-port')?.dataUrl).toBeUndefined();
   });
 });

@@ -252,4 +252,42 @@ describe('live sessions through the SDK, with kill -9 of the node', () => {
       KILL.height,
     );
   });
+
+  it('Redis away mid-session: outputs keep coming (not durable), frames are kept until the log catches up', async () => {
+    const view = await client.create({
+      codec: 'h264',
+      mode: 'live',
+      width: SMALL.width,
+      height: SMALL.height,
+      format: 'bgra',
+    });
+    const session = await LiveSession.open(client, view, { frameTimeoutMs: 5000 });
+    const { outputs, reading } = collect(session);
+    const third = SMALL.bgra.length / 3;
+    for (let index = 0; index < third; index++) await session.send(SMALL.bgra[index]);
+    await session.drain({ durable: true });
+    await stack.redis!.stop();
+    for (let index = third; index < 2 * third; index++) await session.send(SMALL.bgra[index]);
+    await session.drain();
+    const whileAway = outputs.slice(third).filter((output) => !output.durable).length;
+    const heldWhileAway = session.heldFrames;
+    await stack.redis!.start();
+    await waitUntil(() => stack.client.ready(), 30_000, 'the API to see Redis again');
+    for (let index = 2 * third; index < SMALL.bgra.length; index++) await session.send(SMALL.bgra[index]);
+    await session.drain({ durable: true });
+    expect(session.heldFrames).toBe(0);
+    await session.close();
+    await reading;
+    await client.close(view.id);
+    expect(outputs.map((output) => output.frame)).toEqual([...Array(SMALL.bgra.length).keys()]);
+    expect(whileAway).toBeGreaterThan(0);
+    expect(heldWhileAway).toBeGreaterThan(0);
+    expect(outputs.filter((output) => output.keyframe).map((output) => output.frame)).toEqual([0]);
+    await expectVideoOf(
+      Buffer.concat(outputs.map((output) => output.data)),
+      SMALL.inputs,
+      SMALL.width,
+      SMALL.height,
+    );
+  });
 });

@@ -190,6 +190,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
   private nodeName = '';
   private windowSize = 1;
   private failoverCount = 0;
+  private suspicionCount = 0;
   /** The number the next send() takes. */
   private next = 0;
   /** The first frame this session sent (frames before it were sent by others, e.g. POST /frames). */
@@ -247,6 +248,11 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
   /** Connections replaced after a drop, a timeout or a move. */
   get failovers(): number {
     return this.failoverCount;
+  }
+
+  /** Frame timeouts checked with the API (a failover, or a node kept because it answered). */
+  get suspicions(): number {
+    return this.suspicionCount;
   }
 
   /** The number the next frame sent will have. */
@@ -694,6 +700,7 @@ export class LiveSession implements AsyncIterable<LiveOutput> {
   private async suspect(connection: Connection, reason: string): Promise<void> {
     if (connection.suspected || connection.closed) return;
     connection.suspected = true;
+    this.suspicionCount++;
     let view: StreamView;
     try {
       view = await this.client.get(this.streamId, {

@@ -147,6 +147,13 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     registers: [this.registry],
   });
 
+  /** Live sessions this instance relays now (SessionRelay keeps it). */
+  readonly sessionRelays = new Gauge({
+    name: metricName('session_relays'),
+    help: 'Live sessions this API instance relays now (GET /v1/streams/:id/session)',
+    registers: [this.registry],
+  });
+
   readonly httpRequests = new Counter({
     name: metricName('http_requests_total'),
     help: 'HTTP requests answered, by route pattern and status',

@@ -85,9 +85,9 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
   }
 
   /**
-   * Picks a node for a live stream: `node` null when none can take it, `atCapacity` then saying that
-   * some could encode it but every one of them holds as many live encoder contexts as it publishes it
-   * can. Contexts are counted here, not taken from the node's record (that lags by a heartbeat, and
+   * Picks a node for a live stream, one with a data port when one can take it: `node` null when none
+   * can take it, `atCapacity` then saying that some could encode it but every one of them holds as many
+   * live encoder contexts as it publishes it can. Contexts are counted here, not taken from the node's record (that lags by a heartbeat, and
    * would let a burst of new streams past the capacity): the streams pinned to the node that were
    * created or got a batch within its idle timeout (older ones had their encoder closed).
    */
@@ -115,14 +115,18 @@ export class LiveStreams implements ClusterChore, OnModuleInit {
     );
     const streams = new Map(nodes.map((node, index) => [node.id, pinned[index].length]));
     const held = new Map(nodes.map((node, index) => [node.id, contexts[index]]));
-    const node = chooseLiveNode(
-      codec,
-      pool,
-      nodes,
-      (id) => streams.get(id) ?? 0,
-      options,
-      (id) => held.get(id) ?? 0,
-    );
+    const choose = (candidates: typeof nodes) =>
+      chooseLiveNode(
+        codec,
+        pool,
+        candidates,
+        (id) => streams.get(id) ?? 0,
+        options,
+        (id) => held.get(id) ?? 0,
+      );
+    // A node with a data port gives the stream a session (frames straight to it); one without takes
+    // its frames through POST /frames only.
+    const node = choose(nodes.filter((candidate) => candidate.dataUrl)) ?? choose(nodes);
     if (node) return { node: node.id, atCapacity: false };
     const full = nodes.filter(
       (candidate) => candidate.id !== options.exclude && canHostLive(candidate, codec, pool),

@@ -116,6 +116,7 @@ describe('SessionRelay', () => {
   let apiUrl: string;
   let record: StreamRecord | null;
   let target: SessionTarget | undefined;
+  let relay: SessionRelay;
   const opened: WebSocket[] = [];
 
   beforeEach(async () => {
@@ -130,7 +131,7 @@ describe('SessionRelay', () => {
     };
     const streams = { get: () => Promise.resolve(record) } as unknown as StreamStore;
     const grants = { targetOf: () => Promise.resolve(target) } as unknown as SessionGrants;
-    const relay = new SessionRelay(streams, grants);
+    relay = new SessionRelay(streams, grants);
     api = createServer();
     api.on('upgrade', (request: IncomingMessage, socket, head) => {
       const url = new URL(request.url ?? '/', 'http://localhost');
@@ -227,6 +228,14 @@ describe('SessionRelay', () => {
     expect(end.reason).toMatch(
       /^lost the node: ask GET \/v1\/streams\/sAAAAAAAAAAAAAAAA\?unreachable=node-a/,
     );
+  });
+
+  it('closes its sessions with 1012 when the API stops', async () => {
+    const session = await open();
+    await until(() => session.messages.length === 1, 'ready');
+    relay.onModuleDestroy();
+    expect(await session.closed).toEqual({ code: 1012, reason: 'the API is restarting: ask it again' });
+    await until(() => node.closes.length === 1, 'the node to see its connection go');
   });
 
   it("answers the node's refusals before the upgrade: moved 409, a refused token 502, at capacity 429", async () => {

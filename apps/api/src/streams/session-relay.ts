@@ -3,10 +3,11 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import { LIVE_SESSION_CLOSE } from '../../../../libs/contracts/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { SessionGrants, type SessionTarget } from './session-grants.js';
@@ -31,8 +32,8 @@ interface Refusal {
   retryAfterSeconds?: number;
 }
 
-/** The node's side of a relayed session: its socket after the handshake, and what came with the 101. */
-interface NodeLeg {
+/** One leg of a relayed session (client or node): its socket after the handshake, and what came with it. */
+interface Leg {
   socket: Socket;
   head: Buffer;
 }
@@ -55,6 +56,7 @@ export class SessionRelay implements OnModuleDestroy {
   constructor(
     private readonly streams: StreamStore,
     private readonly grants: SessionGrants,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   onModuleDestroy(): void {
@@ -124,7 +126,7 @@ export class SessionRelay implements OnModuleDestroy {
     this.splice({ socket: socket as Socket, head }, node, record);
   }
 
-  private splice(client: NodeLeg, node: NodeLeg, record: StreamRecord): void {
+  private splice(client: Leg, node: Leg, record: StreamRecord): void {
     const toClient = new FrameBoundaries();
     const toNode = new FrameBoundaries();
     for (const leg of [client, node]) {
@@ -162,6 +164,7 @@ export class SessionRelay implements OnModuleDestroy {
       closeNode();
     };
     this.relayed.add(stop);
+    this.metrics?.sessionRelays.set(this.relayed.size);
     const lostNode = () =>
       closeClient(
         LIVE_SESSION_CLOSE.moved,
@@ -172,6 +175,7 @@ export class SessionRelay implements OnModuleDestroy {
     client.socket.once('end', closeNode);
     client.socket.once('close', () => {
       this.relayed.delete(stop);
+      this.metrics?.sessionRelays.set(this.relayed.size);
       closeNode();
     });
   }
@@ -191,12 +195,12 @@ function pipe(from: Socket, to: Socket, frames: FrameBoundaries): void {
  * Opens the session on the node (`?since=` passed through, the token as a bearer): its socket once it
  * answered 101 with the right accept value, or why not, as the relay's answer.
  */
-function dial(target: SessionTarget, since: string | null): Promise<NodeLeg | Refusal> {
+function dial(target: SessionTarget, since: string | null): Promise<Leg | Refusal> {
   return new Promise((resolve) => {
     const url = new URL(since === null ? target.url : `${target.url}?since=${since}`);
     const key = randomBytes(16).toString('base64');
     let settled = false;
-    const settle = (answer: NodeLeg | Refusal) => {
+    const settle = (answer: Leg | Refusal) => {
       clearTimeout(timer);
       if (settled) {
         if ('socket' in answer) answer.socket.destroy();
