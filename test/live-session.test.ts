@@ -95,6 +95,14 @@ describe('live sessions on the data port', () => {
       const logged = events.filter((event) => event.type === 'output');
       expect(logged.map((event) => event.data.frame)).toEqual(outputs.map((output) => output.header.frame));
       expect(logged.map((event) => event.data.bytes)).toEqual(outputs.map((output) => output.data.length));
+      // An SSE follower fetches each output's bytes by its job and index: the same bytes the session sent.
+      for (const frame of [0, COUNT - 1]) {
+        const event = logged[frame].data as { jobId: string; index: number };
+        const response = await fetch(`${stack.apiUrl}/v1/jobs/${event.jobId}/outputs/${event.index}`);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toBe(codec === 'h264' ? 'video/h264' : 'video/vp8');
+        expect(Buffer.from(await response.arrayBuffer()).equals(outputs[frame].data)).toBe(true);
+      }
       const view = (await (await fetch(`${stack.apiUrl}/v1/streams/${stream.id}`)).json()) as StreamView;
       expect(view).toMatchObject({ frames: COUNT, state: 'ended' });
     },

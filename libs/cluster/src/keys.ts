@@ -1,5 +1,4 @@
-/** liveSessionJobId's form: `<stream id>.live` (libs/contracts live-session.ts). */
-const SESSION_JOB_ID = /^(s[A-Za-z0-9_-]{16})\.live$/;
+import { liveSessionStreamOf } from '../../contracts/src/live-session.js';
 
 /**
  * Redis key names. Queue keys share one hash tag (`{prefix}`) as BullMQ requires on Redis Cluster;
@@ -37,8 +36,8 @@ export class KeySpace {
   }
 
   output(jobId: string, index: number): string {
-    const session = SESSION_JOB_ID.exec(jobId);
-    if (session) return this.sessionOutput(session[1], index);
+    const session = liveSessionStreamOf(jobId);
+    if (session) return this.sessionOutput(session, index);
     return `${this.job(jobId)}:out:${index}`;
   }
 

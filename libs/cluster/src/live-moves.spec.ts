@@ -31,6 +31,7 @@ function setup(nodes: NodeRecord[], pinnedTo = 'a') {
     zadd: (key: string) => Promise.resolve(calls.push(`zadd ${key}`)),
     hset: (key: string, _field: string, value: string) => Promise.resolve(calls.push(`hset ${key} ${value}`)),
     sadd: (key: string) => Promise.resolve(calls.push(`sadd ${key}`)),
+    hincrby: (key: string, field: string) => Promise.resolve(calls.push(`hincrby ${key} ${field}`)),
   } as unknown as RedisClient;
   const streams = {
     get: () => Promise.resolve(record),
@@ -62,6 +63,7 @@ describe('handOverLiveStream', () => {
       'hset p:streams:live free',
       'sadd p:streams:nodes',
       'sadd p:node:free:streams',
+      'hincrby p:streams:live:moves drain',
     ]);
   });
 

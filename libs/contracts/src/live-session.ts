@@ -94,3 +94,10 @@ export const LIVE_SESSION_SILENCE_MS = 3_000;
 export function liveSessionJobId(streamId: string): string {
   return `${streamId}.live`;
 }
+
+const LIVE_SESSION_JOB_ID = /^(s[A-Za-z0-9_-]{16})\.live$/;
+
+/** The stream whose session outputs `jobId` names (liveSessionJobId's inverse), or null. */
+export function liveSessionStreamOf(jobId: string): string | null {
+  return LIVE_SESSION_JOB_ID.exec(jobId)?.[1] ?? null;
+}

@@ -22,6 +22,8 @@ import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
 import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
 import { uploadKindOf } from './upload-kind.js';
+import { StreamsService } from '../streams/streams.service.js';
+import { liveSessionStreamOf } from '../../../../libs/contracts/src/index.js';
 import { SubmissionGate } from './submission-gate.js';
 import type { Upload } from './upload-limits.js';
 import {
@@ -51,6 +53,7 @@ export class JobsController {
     private readonly events: EventLog,
     private readonly store: JobStore,
     private readonly gate: SubmissionGate,
+    private readonly streams: StreamsService,
   ) {}
 
   @Post()
@@ -95,7 +98,10 @@ export class JobsController {
   ): Promise<void> {
     const index = parseDecimalInteger(indexText);
     if (index === null) throw new BadRequestException('output index must be a decimal integer such as 0');
-    const output = await this.jobs.output(id, index, caller);
+    const sessionStream = liveSessionStreamOf(id);
+    const output = sessionStream
+      ? await this.streams.sessionOutput(sessionStream, index, caller)
+      : await this.jobs.output(id, index, caller);
     response.setHeader('Content-Type', output.contentType);
     response.setHeader('Content-Length', String(output.data.length));
     response.setHeader('Cache-Control', 'private, max-age=3600, immutable');

@@ -278,3 +278,18 @@ describe('StreamsService.close', () => {
     expect(live.unpinned).toEqual([id]);
   });
 });
+
+describe('StreamsService.sessionOutput', () => {
+  it("serves a session's packet by frame with the codec's content type, to the stream's tenant only", async () => {
+    const { service, outputs, live } = await setUp();
+    live.placement = { node: 'cpu-1', atCapacity: false };
+    const view = await service.create(body({ codec: 'h264', mode: 'live' }), 'acme');
+    outputs.outputs.set(`${view.id}.live/3`, Buffer.from([0, 0, 0, 1, 0x65]));
+    expect(await service.sessionOutput(view.id, 3, ACME)).toEqual({
+      contentType: 'video/h264',
+      data: Buffer.from([0, 0, 0, 1, 0x65]),
+    });
+    expect(await failure(service.sessionOutput(view.id, 4, ACME))).toBeInstanceOf(NotFoundException);
+    expect(await failure(service.sessionOutput(view.id, 3, OTHER))).toBeInstanceOf(NotFoundException);
+  });
+});

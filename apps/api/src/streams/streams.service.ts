@@ -9,14 +9,21 @@ import {
   PayloadTooLargeException,
 } from '@nestjs/common';
 import {
+  LIVE_PACKET_CONTENT_TYPES,
   isVideoCodec,
+  liveSessionJobId,
   type AcceptedBatch,
   type EncodeJobData,
   type InputEncoding,
   type StreamParams,
   type StreamView,
 } from '../../../../libs/contracts/src/index.js';
-import { StreamStore, type KeyedBatch, type StreamRecord } from '../../../../libs/cluster/src/index.js';
+import {
+  OutputStore,
+  StreamStore,
+  type KeyedBatch,
+  type StreamRecord,
+} from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';
@@ -62,6 +69,7 @@ export class StreamsService {
     private readonly live: LiveStreams,
     private readonly grants: SessionGrants,
     private readonly failover: LiveFailover,
+    private readonly outputs: OutputStore,
   ) {}
 
   /** `tenant`: who owns the stream and the jobs of its batches. */
@@ -128,6 +136,26 @@ export class StreamsService {
       throw new NotFoundException(`no stream ${streamId} (unknown, or older than the retention time)`);
     }
     return record;
+  }
+
+  /**
+   * The packet a live session sent for `frame` (its event names job `<stream id>.live`, output `frame`),
+   * for followers that fetch output bytes by URL (SSE).
+   */
+  async sessionOutput(
+    streamId: string,
+    frame: number,
+    caller: Principal,
+  ): Promise<{ contentType: string; data: Buffer }> {
+    const record = await this.record(streamId, caller);
+    const data = await this.outputs.get(liveSessionJobId(streamId), frame);
+    const codec = record.params.codec;
+    if (!data || !isVideoCodec(codec)) {
+      throw new NotFoundException(
+        `stream ${streamId} has no session output for frame ${frame} (not sent over a session, or expired)`,
+      );
+    }
+    return { contentType: LIVE_PACKET_CONTENT_TYPES[codec], data };
   }
 
   async get(streamId: string, caller: Principal, view: ViewRequest = {}): Promise<StreamView> {
