@@ -136,10 +136,20 @@ class FakeSession implements LiveSession {
     expect(packets).toHaveLength(count);
     return packets;
   }
+  submit(frames: Buffer[], count: number) {
+    const packets = this.encode(iterate(frames), count);
+    return { written: packets.then(noop, noop), packets };
+  }
   async close() {
     this.alive = false;
     this.closed = true;
   }
+}
+
+function noop(): void {}
+
+async function* iterate(buffers: Buffer[]): AsyncGenerator<Buffer> {
+  for (const buffer of buffers) yield await Promise.resolve(buffer);
 }
 
 function setup(now = () => 0, pool: BufferPool | null = null) {

@@ -28,6 +28,8 @@ export interface LiveSession {
     frameCount: number,
     options?: { signal?: AbortSignal },
   ): Promise<LivePacket[]>;
+  /** encode() in two steps: `written` once the frames are in the encoder (never rejects), then the packets. */
+  submit(frames: Buffer[], frameCount: number): { written: Promise<void>; packets: Promise<LivePacket[]> };
   close(): Promise<void>;
 }
 
@@ -322,7 +324,9 @@ export class LiveStreamSequencer {
   ): Promise<{ packet: LivePacket; contentType: string }> {
     const context = this.contexts.get(streamId) ?? this.newContext(streamId);
     context.busy++;
-    const result = context.turn.then(async () => {
+    // The turn ends once the frame is in the encoder, so that the next frame of the window is written
+    // while this one encodes; its packet comes later, in order.
+    const turn = context.turn.then(async () => {
       // A frame still being decompressed (off the event loop) is waited for in its turn.
       const raw = await input;
       if (options.keyframe || this.needsNewSession(context, frame)) {
@@ -340,17 +344,29 @@ export class LiveStreamSequencer {
         context.next = frame;
       }
       const session = context.session!;
+      const submitted = session.submit([raw], 1);
+      context.next = frame + 1;
+      await submitted.written;
+      return { session, packets: submitted.packets };
+    });
+    const result = turn.then(async ({ session, packets }) => {
       try {
-        const [packet] = await session.encode([raw], 1);
-        context.next = frame + 1;
+        const [packet] = await packets;
         return { packet, contentType: session.contentType };
       } catch (error) {
         await session.close().catch(() => undefined);
-        if (context.session === session) context.session = null;
+        if (context.session === session) {
+          context.session = null;
+          context.next = -1;
+        }
         throw error;
       }
     });
-    context.turn = result
+    context.turn = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    void result
       .catch(() => undefined)
       .finally(() => {
         context.busy--;

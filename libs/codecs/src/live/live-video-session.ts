@@ -5,7 +5,7 @@ import {
   type VideoCodec,
 } from '../../../contracts/src/index.js';
 import type { RawLayout } from '../encoder.js';
-import { EncoderFailedError, UnsupportedInputError, type CodecError } from '../errors.js';
+import { EncoderFailedError, UnsupportedInputError } from '../errors.js';
 import { ffmpegArgv, formatCommandLine, layoutRejection, type FfmpegArgs } from '../ffmpeg-args.js';
 import { ffmpegBinaries } from '../ffmpeg-binaries.js';
 import { FfmpegChild, firstLine, type FfmpegExit } from '../ffmpeg-child.js';
@@ -64,6 +64,12 @@ export function defaultLiveTimeoutMs(frameCount: number): number {
 
 export const LIVE_CLOSE_GRACE_MS = 5_000;
 
+/** A batch handed to the encoder: `written` once its frames are in ffmpeg's stdin (or it failed), never rejects. */
+export interface SubmittedBatch {
+  written: Promise<void>;
+  packets: Promise<LivePacket[]>;
+}
+
 interface Batch {
   expected: number;
   packets: LivePacket[];
@@ -81,8 +87,11 @@ export class LiveVideoSession {
   private child!: FfmpegChild;
   /** Resolves once ffmpeg's exit is handled (every packet parsed before). */
   private exitHandled!: Promise<void>;
+  /** Serializes the batches' writes: the next one writes once the one before is in stdin. */
   private queue: Promise<void> = Promise.resolve();
-  private current: Batch | null = null;
+  /** Batches written (or being written) whose packets are not all out, oldest first. */
+  private readonly pending: Batch[] = [];
+  private readonly unsettled = new Set<Promise<unknown>>();
   private packetsOut = 0;
   private encodedFrames = 0;
   private closing = false;
@@ -164,7 +173,7 @@ export class LiveVideoSession {
 
   /**
    * Writes `frameCount` raw frames (any chunking; exactly frameCount * frame size bytes) and resolves
-   * with their `frameCount` packets, in order, as soon as the last is out. Calls run one after another.
+   * with their `frameCount` packets, in order, as soon as the last is out. Calls write one after another.
    * Timeout or abort kills the session; a session that died rejects every later call with
    * EncoderFailedError. Input of the wrong length rejects with UnsupportedInputError, and also ends
    * the session when part of it had already gone to ffmpeg.
@@ -174,14 +183,29 @@ export class LiveVideoSession {
     frameCount: number,
     options: LiveEncodeOptions = {},
   ): Promise<LivePacket[]> {
+    return this.submit(frames, frameCount, options).packets;
+  }
+
+  /**
+   * encode(), in two steps: `written` settles once the batch's frames are in ffmpeg's stdin, so that a
+   * caller with the next frame at hand can submit it while this one encodes (a live session's window),
+   * instead of leaving ffmpeg idle while the packet travels and the next frame is written.
+   */
+  submit(
+    frames: AsyncIterable<Buffer> | Buffer[],
+    frameCount: number,
+    options: LiveEncodeOptions = {},
+  ): SubmittedBatch {
     if (!Number.isInteger(frameCount) || frameCount < 1) {
-      return Promise.reject(
-        new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`),
-      );
+      const error = new UnsupportedInputError(`frame count must be a positive integer, got ${frameCount}`);
+      return { written: Promise.resolve(), packets: Promise.reject(error) };
     }
-    if (this.closing) return Promise.reject(this.failedError('session is closed'));
+    if (this.closing)
+      return { written: Promise.resolve(), packets: Promise.reject(this.failedError('session is closed')) };
     const { signal } = options;
-    return new Promise<LivePacket[]>((resolve, reject) => {
+    let markWritten!: () => void;
+    const written = new Promise<void>((resolve) => (markWritten = resolve));
+    const packets = new Promise<LivePacket[]>((resolve, reject) => {
       let cancelled = false;
       // While queued, an abort only drops this call: nothing was written yet.
       const onQueuedAbort = () => {
@@ -191,10 +215,16 @@ export class LiveVideoSession {
       signal?.addEventListener('abort', onQueuedAbort, { once: true });
       this.queue = this.queue.then(async () => {
         signal?.removeEventListener('abort', onQueuedAbort);
-        if (cancelled) return;
-        await this.runBatch(frames, frameCount, options).then(resolve, reject);
+        if (cancelled) return markWritten();
+        const batch = this.runBatch(frames, frameCount, options);
+        batch.packets.then(resolve, reject);
+        await batch.written;
+        markWritten();
       });
     });
+    const tracked = packets.catch(() => undefined).finally(() => this.unsettled.delete(tracked));
+    this.unsettled.add(tracked);
+    return { written, packets };
   }
 
   /**
@@ -209,6 +239,7 @@ export class LiveVideoSession {
   private async shutdown(): Promise<void> {
     this.closing = true;
     await this.queue;
+    await Promise.all([...this.unsettled]);
     await this.child.close(LIVE_CLOSE_GRACE_MS);
     await this.exitHandled;
   }
@@ -223,19 +254,22 @@ export class LiveVideoSession {
     this.exitHandled = this.child.exited.then((exit) => this.onExit(exit));
   }
 
-  private async runBatch(
+  private runBatch(
     frames: AsyncIterable<Buffer> | Buffer[],
     frameCount: number,
     options: LiveEncodeOptions,
-  ): Promise<LivePacket[]> {
+  ): SubmittedBatch {
     const { signal } = options;
-    if (this.failure) throw this.failure;
-    if (signal?.aborted) throw this.child.aborted(signal);
+    const refused = (error: Error) => ({ written: Promise.resolve(), packets: Promise.reject(error) });
+    if (this.failure) return refused(this.failure);
+    if (signal?.aborted) return refused(this.child.aborted(signal));
     if (Array.isArray(frames)) {
       const total = frames.reduce((sum, frame) => sum + frame.length, 0);
       if (total !== frameCount * this.frameSize) {
-        throw new UnsupportedInputError(
-          `expected ${frameCount} frames of ${this.frameSize} bytes (${frameCount * this.frameSize} bytes), got ${total} bytes`,
+        return refused(
+          new UnsupportedInputError(
+            `expected ${frameCount} frames of ${this.frameSize} bytes (${frameCount * this.frameSize} bytes), got ${total} bytes`,
+          ),
         );
       }
     }
@@ -256,9 +290,11 @@ export class LiveVideoSession {
     const settle = (action: () => void) => {
       if (batch.settled) return;
       batch.settled = true;
+      const at = this.pending.indexOf(batch);
+      if (at >= 0) this.pending.splice(at, 1);
       action();
     };
-    this.current = batch;
+    this.pending.push(batch);
 
     const timeoutMs = options.timeoutMs ?? defaultLiveTimeoutMs(frameCount);
     const disarm = this.child.guard({
@@ -272,24 +308,30 @@ export class LiveVideoSession {
             ),
           );
         } else {
-          this.terminate(this.failedError(`session killed: ${reason.message}`), reason);
+          batch.reject(reason);
+          this.terminate(this.failedError(`session killed: ${reason.message}`));
         }
       },
     });
 
     const source = Array.isArray(frames) ? iterate(frames) : frames;
-    this.writeFrames(takeExactBytes(source, frameCount, this.frameSize), batch).catch((error: unknown) => {
-      if (batch.settled) return;
-      const cause = error instanceof Error ? error : new Error(String(error));
-      if (batch.bytesWritten === 0) batch.reject(cause);
-      else this.terminate(this.failedError(`input failed mid-batch: ${cause.message}`), cause);
-    });
-    try {
-      return await promise;
-    } finally {
-      disarm();
-      if (this.current === batch) this.current = null;
-    }
+    const written = this.writeFrames(takeExactBytes(source, frameCount, this.frameSize), batch).catch(
+      (error: unknown) => {
+        if (batch.settled) return;
+        const cause = error instanceof Error ? error : new Error(String(error));
+        if (batch.bytesWritten === 0) batch.reject(cause);
+        else {
+          batch.reject(cause);
+          this.terminate(this.failedError(`input failed mid-batch: ${cause.message}`));
+        }
+      },
+    );
+    // A batch that failed (killed, timed out) counts as written: its source may never end.
+    const settled = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    return { written: Promise.race([written, settled]), packets: promise.finally(disarm) };
   }
 
   private async writeFrames(source: AsyncIterable<Buffer>, batch: Batch): Promise<void> {
@@ -314,8 +356,8 @@ export class LiveVideoSession {
 
   private onPacket(data: Buffer): void {
     if (this.failure) return;
-    const batch = this.current;
-    if (!batch || batch.settled) {
+    const batch = this.pending[0];
+    if (!batch) {
       if (this.closing) return; // flushed at end of stream, nobody waits for it
       this.terminate(this.failedError('ffmpeg emitted a packet with no frame pending (encoder latency?)'));
       return;
@@ -333,20 +375,24 @@ export class LiveVideoSession {
     }
   }
 
-  /** Marks the session failed (first reason wins), kills ffmpeg and rejects the batch in flight. */
-  private terminate(failure: EncoderFailedError, batchError?: CodecError | Error): void {
+  /** Marks the session failed (first reason wins), kills ffmpeg and rejects every batch in flight. */
+  private terminate(failure: EncoderFailedError): void {
     this.failure ??= failure;
-    this.current?.reject(batchError ?? failure);
+    this.rejectPending(failure);
     this.child.kill();
+  }
+
+  private rejectPending(error: Error): void {
+    for (const batch of [...this.pending]) batch.reject(error);
   }
 
   /** ffmpeg exited: unless it was closed with nothing pending, that is the session's failure. */
   private onExit(exit: FfmpegExit): void {
-    if (!this.failure && !(this.closing && !this.current)) {
+    if (!this.failure && !(this.closing && this.pending.length === 0)) {
       const reason = exit.error ? firstLine(exit.error.message) : 'ffmpeg exited';
       this.failure = this.failedError(`ffmpeg ended: ${reason}`, exit.error ?? undefined);
     }
-    if (this.failure) this.current?.reject(this.failure);
+    if (this.failure) this.rejectPending(this.failure);
   }
 
   private failedError(what: string, cause?: Error): EncoderFailedError {
