@@ -12,14 +12,20 @@ import { ServiceStack } from './lib/stack.js';
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { demo: { type: 'boolean' } } });
   const port = Number(process.env.PORT ?? 3000);
+  const host = process.env.HOST ?? '127.0.0.1';
   const stack = await ServiceStack.start({
     redisUrl: process.env.REDIS_URL,
     redisPort: Number(process.env.REDIS_PORT ?? 0),
     dataDir: process.env.DATA_DIR,
     apiPort: port,
-    apiHost: process.env.HOST ?? '127.0.0.1',
+    apiHost: host,
     workers: [
-      { name: `local-cpu`, concurrency: Number(process.env.WORKER_CONCURRENCY ?? availableParallelism()) },
+      {
+        name: `local-cpu`,
+        concurrency: Number(process.env.WORKER_CONCURRENCY ?? availableParallelism()),
+        // The node's data port listens where the API does, so that whoever reaches the API reaches it.
+        bind: `${host.includes(':') ? `[${host}]` : host}:0`,
+      },
     ],
     // Request logs would scroll the demo's progress away; LOG_LEVEL=info brings them back.
     env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },

@@ -54,13 +54,16 @@ async function main(): Promise<void> {
     log.fatal(`configuration error: --redis/REDIS_URL: ${message}`);
     process.exit(2);
   });
-  let signals = 0;
+  // Ctrl-C reaches the whole process group and `npm start` then sends SIGTERM to drain the node: one
+  // drain for both. The same signal twice (an impatient operator, an orchestrator) exits at once.
+  const signalled = new Set<string>();
   const shutdown = (signal: string) => {
-    signals++;
-    if (signals > 1) {
+    if (signalled.has(signal)) {
       log.warn(`${signal} again: exiting now`);
       process.exit(1);
     }
+    signalled.add(signal);
+    if (signalled.size > 1) return;
     // Leaving must not depend on Redis answering: past the drain timeout and a grace period, exit
     // anyway (the locks of anything still active expire and other nodes take it).
     const deadline = setTimeout(() => {

@@ -76,7 +76,12 @@ export class EmbeddedRedis {
       ...redisServerArgs(this.port, this.options.dataDir, this.options.appendOnly ?? true),
       ...(this.options.extraArgs ?? []),
     ];
-    const child = spawn(this.options.binary ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: Ctrl-C on `npm start` reaches the whole foreground group, and Redis
+    // must outlive the node's drain (the owner stops it last).
+    const child = spawn(this.options.binary ?? 'redis-server', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child = child;
     let output = '';
     child.stdout?.on('data', (data: Buffer) => (output = (output + data.toString()).slice(-4000)));
