@@ -56,6 +56,19 @@ local function append(event)
   redis.call('XADD', KEYS[3], 'MAXLEN', '=', redis.call('HGET', KEYS[1], 'logMax'), '0-' .. n, 'e', event)
   redis.call('PUBLISH', ARGV[3], ARGV[4] .. '|' .. n .. '|' .. event)
 end
+-- Appends every parked batch from \`cursor\` on, in seq order; stores and returns the new cursor.
+local function deliverParked(cursor)
+  while true do
+    local parked = redis.call('HGET', KEYS[2], tostring(cursor))
+    if not parked then break end
+    for _, event in ipairs(cjson.decode(parked)) do append(event) end
+    redis.call('HDEL', KEYS[2], tostring(cursor))
+    redis.call('HDEL', KEYS[1], 'job:' .. cursor, 'key:' .. cursor)
+    cursor = cursor + 1
+  end
+  redis.call('HSET', KEYS[1], 'cursor', cursor)
+  return cursor
+end
 local function endIfDone()
   if redis.call('HGET', KEYS[1], 'state') ~= 'closed' then return false end
   local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor'))
@@ -83,15 +96,7 @@ local seq = tonumber(ARGV[5])
 local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor'))
 if seq < cursor or redis.call('HEXISTS', KEYS[2], ARGV[5]) == 1 then return {0} end
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
-while true do
-  local parked = redis.call('HGET', KEYS[2], tostring(cursor))
-  if not parked then break end
-  for _, event in ipairs(cjson.decode(parked)) do append(event) end
-  redis.call('HDEL', KEYS[2], tostring(cursor))
-  redis.call('HDEL', KEYS[1], 'job:' .. cursor, 'key:' .. cursor)
-  cursor = cursor + 1
-end
-redis.call('HSET', KEYS[1], 'cursor', cursor)
+cursor = deliverParked(cursor)
 local ended = endIfDone()
 ${EXPIRE_ALL}
 return {1, cursor, ended and 1 or 0}`,
@@ -129,16 +134,7 @@ if seq ~= cursor then
   redis.call('HSET', KEYS[2], tostring(seq), cjson.encode(events))
 else
   for _, event in ipairs(events) do append(event) end
-  cursor = cursor + 1
-  while true do
-    local parked = redis.call('HGET', KEYS[2], tostring(cursor))
-    if not parked then break end
-    for _, event in ipairs(cjson.decode(parked)) do append(event) end
-    redis.call('HDEL', KEYS[2], tostring(cursor))
-    redis.call('HDEL', KEYS[1], 'job:' .. cursor, 'key:' .. cursor)
-    cursor = cursor + 1
-  end
-  redis.call('HSET', KEYS[1], 'cursor', cursor)
+  deliverParked(cursor + 1)
 end
 ${EXPIRE_ALL}
 return {1, seq}`,
