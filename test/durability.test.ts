@@ -44,15 +44,20 @@ describe('acknowledged jobs across a Redis crash', () => {
       }
     };
     const lanes = [client(0), client(1), client(2)];
-    await waitUntil(() => accepted.length >= 6, 30_000, 'uploads to be under way');
-    const beforeCrash = accepted.length;
-    await stack.redis!.crash();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await stack.redis!.start();
-    await waitUntil(() => stack.client.ready(), 20_000, 'the API to see Redis again');
-    await waitUntil(() => accepted.length >= beforeCrash + 4, 30_000, 'uploads to go on after the crash');
-    stop = true;
-    await Promise.all(lanes);
+    try {
+      await waitUntil(() => accepted.length >= 6, 30_000, 'uploads to be under way');
+      const beforeCrash = accepted.length;
+      await stack.redis!.crash();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await stack.redis!.start();
+      // The API process itself must have lived through it (an upload cut off by the crash once ended it).
+      await waitUntil(() => stack.client.ready(), 20_000, 'the API to see Redis again');
+      await waitUntil(() => accepted.length >= beforeCrash + 4, 30_000, 'uploads to go on after the crash');
+    } finally {
+      // Whatever failed above, the clients stop: left running, they would keep Jest from exiting.
+      stop = true;
+      await Promise.all(lanes);
+    }
     for (const { id, frames } of accepted) {
       const job = await stack.client.waitFor(id);
       expect({ id, status: job.status, error: job.error }).toEqual({ id, status: 'completed', error: null });

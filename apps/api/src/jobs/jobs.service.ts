@@ -220,7 +220,11 @@ export class JobsService {
     let queued: Promise<AcceptedJob> | undefined;
     const landed: Promise<void>[] = [];
     const onFrameStored = (index: number) => {
-      landed.push(this.frames.markLanded(data.jobId, index + 1));
+      const marked = this.frames.markLanded(data.jobId, index + 1);
+      // Awaited below, unless the upload fails first: then nobody awaits it, and a rejection that
+      // nobody handles (Redis gone mid-upload) would end the process.
+      marked.catch(() => undefined);
+      landed.push(marked);
       if (index > 0) return;
       queued = this.enqueue(data, options);
       queued.catch(() => undefined);
