@@ -18,10 +18,14 @@ import {
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores } from './cluster-chores.js';
 import { EncodeQueue } from './encode-queue.js';
+import { GpuFallback } from './gpu-fallback.js';
 import { CachedNodeList } from './cached-node-list.js';
 import { REDIS, SUBSCRIBER } from './tokens.js';
 
-/** Redis connections, the stores over them, and the encode queues: everything the API keeps in Redis. */
+/**
+ * Redis connections, the stores over them, and the encode queues: everything the API keeps in Redis;
+ * and the chores that keep the queues moving (GpuFallback).
+ */
 @Global()
 @Module({
   imports: [
@@ -95,6 +99,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     EncodeQueue,
     CachedNodeList,
     ClusterChores,
+    GpuFallback,
   ],
   exports: [
     REDIS,

@@ -21,7 +21,7 @@ import {
   type StreamState,
   type StreamView,
 } from '../../../../libs/contracts/src/index.js';
-import type { AcceptedJob } from '../jobs/jobs.service.js';
+import type { AcceptedJob } from '../submission/submission-pipeline.js';
 
 // Response shapes for the OpenAPI document. The API returns the contracts' interfaces; these classes
 // `implement` them, so the compiler keeps the documentation in step with what is actually sent.

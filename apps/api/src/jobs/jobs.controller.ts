@@ -20,12 +20,14 @@ import { SseSession } from '../events/sse-session.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
-import { JobsService, JOB_ID_PATTERN, type AcceptedJob } from './jobs.service.js';
-import { uploadKindOf } from './upload-kind.js';
+import { JobsService, JOB_ID_PATTERN } from './jobs.service.js';
+import { JobSubmission } from './job-submission.js';
+import { contentLengthOf, uploadKindOf } from '../submission/upload-kind.js';
 import { StreamsService } from '../streams/streams.service.js';
 import { liveSessionStreamOf } from '../../../../libs/contracts/src/index.js';
-import { SubmissionGate } from './submission-gate.js';
-import type { Upload } from './upload-limits.js';
+import { AdmitsWork } from '../submission/admission.guard.js';
+import { Idempotent } from '../submission/idempotency.interceptor.js';
+import { SubmissionPipeline, type AcceptedJob } from '../submission/submission-pipeline.js';
 import {
   ApiCancelJob,
   ApiCreateJob,
@@ -35,15 +37,6 @@ import {
   ApiKeyProtected,
 } from '../docs/route-docs.js';
 
-export function contentLengthOf(request: Request): number | null {
-  const header = request.headers['content-length'];
-  if (header === undefined) return null;
-  const value = Number(header);
-  if (!Number.isSafeInteger(value) || value < 0)
-    throw new BadRequestException('Content-Length is not a valid length');
-  return value;
-}
-
 @ApiKeyProtected('jobs')
 @Controller('v1/jobs')
 export class JobsController {
@@ -52,13 +45,16 @@ export class JobsController {
     private readonly hub: EventHub,
     private readonly events: EventLog,
     private readonly store: JobStore,
-    private readonly gate: SubmissionGate,
+    private readonly pipeline: SubmissionPipeline,
+    private readonly submission: JobSubmission,
     private readonly streams: StreamsService,
   ) {}
 
   @Post()
   @HttpCode(202)
   @ApiCreateJob()
+  @AdmitsWork((accepted: AcceptedJob) => accepted.id)
+  @Idempotent()
   // The query's rules depend on the body (raw frames need width, height and format; images carry
   // them), so it is validated here, with the same pipe options, rather than by the global pipe.
   async create(
@@ -67,13 +63,18 @@ export class JobsController {
     @Caller() caller: Principal,
   ): Promise<AcceptedJob> {
     const upload = uploadKindOf(request.headers['content-type'], request.headers['content-encoding']);
-    const submit = async (body: Upload) => {
+    return this.pipeline.receive(request, async (body) => {
       if (upload.kind === 'multipart')
-        return this.jobs.submitEncoded(query, body, contentLengthOf(request), caller.tenant);
+        return this.submission.submitEncoded(query, body, contentLengthOf(request), caller.tenant);
       const params = await validateParams(CreateJobQuery, query);
-      return this.jobs.submitRaw(params, body, contentLengthOf(request), upload.encoding, caller.tenant);
-    };
-    return this.gate.submit(request, (accepted) => accepted.id, submit);
+      return this.submission.submitRaw(
+        params,
+        body,
+        contentLengthOf(request),
+        upload.encoding,
+        caller.tenant,
+      );
+    });
   }
 
   @Get(':id')

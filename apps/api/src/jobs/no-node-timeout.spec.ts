@@ -4,7 +4,7 @@ import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.j
 import type { ClusterChores } from '../cluster/cluster-chores.js';
 import type { EncodeQueue } from '../cluster/encode-queue.js';
 import type { ApiConfig } from '../config/api-config.js';
-import type { JobsService } from './jobs.service.js';
+import type { InputStorage } from '../submission/input-storage.js';
 import { NoNodeTimeout } from './no-node-timeout.js';
 
 const WAIT_SECONDS = 60;
@@ -36,7 +36,7 @@ function chore(waiting: ReturnType<typeof job>[], nodes: NodeRecord[]) {
     },
   };
   const eventLog = { append: (jobId: string) => Promise.resolve(void events.push(jobId)) };
-  const jobs = { deleteInput: (data: EncodeJobData) => Promise.resolve(void deleted.push(data.jobId)) };
+  const storage = { deleteInput: (data: EncodeJobData) => Promise.resolve(void deleted.push(data.jobId)) };
   const config = { scaleFromZero: { poolCodecs: null, noNodeWaitSeconds: WAIT_SECONDS, gpuWaitSeconds: 0 } };
   const timeout = new NoNodeTimeout(
     config as unknown as ApiConfig,
@@ -44,7 +44,7 @@ function chore(waiting: ReturnType<typeof job>[], nodes: NodeRecord[]) {
     queue as unknown as EncodeQueue,
     jobStore as unknown as JobStore,
     eventLog as unknown as EventLog,
-    jobs as unknown as JobsService,
+    storage as unknown as InputStorage,
     { register: () => undefined } as unknown as ClusterChores,
   );
   return { timeout, failed, events, deleted };

@@ -5,7 +5,7 @@ import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { canTake } from '../cluster/routing.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { JobsService } from './jobs.service.js';
+import { InputStorage } from '../submission/input-storage.js';
 
 /** Why a job that waited for a node in vain failed: what was missing, and the setting that decided it. */
 export function noNodeReason(data: Pick<EncodeJobData, 'codec' | 'pool'>, waitSeconds: number): string {
@@ -31,7 +31,7 @@ export class NoNodeTimeout implements ClusterChore, OnModuleInit {
     private readonly queue: EncodeQueue,
     private readonly jobStore: JobStore,
     private readonly events: EventLog,
-    private readonly jobs: JobsService,
+    private readonly storage: InputStorage,
     private readonly chores: ClusterChores,
   ) {}
 
@@ -57,7 +57,7 @@ export class NoNodeTimeout implements ClusterChore, OnModuleInit {
         if (await this.jobStore.fail(job.id, reason, Date.now())) {
           await this.events.append(job.id, { type: 'failed', error: reason });
         }
-        await this.jobs.deleteInput(job.data).catch(() => undefined);
+        await this.storage.deleteInput(job.data).catch(() => undefined);
         failed++;
       }
     }

@@ -20,9 +20,10 @@ import type { Principal } from '../auth/key-ring.js';
 import { Caller } from '../auth/tenancy.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { validateParams } from '../common/validation.js';
-import { contentLengthOf } from '../jobs/jobs.controller.js';
-import { SubmissionGate } from '../jobs/submission-gate.js';
-import { uploadKindOf } from '../jobs/upload-kind.js';
+import { AdmitsWork } from '../submission/admission.guard.js';
+import { Idempotent } from '../submission/idempotency.interceptor.js';
+import { SubmissionPipeline } from '../submission/submission-pipeline.js';
+import { contentLengthOf, uploadKindOf } from '../submission/upload-kind.js';
 import {
   ApiCloseStream,
   ApiCreateStream,
@@ -44,20 +45,21 @@ export class StreamsController {
   constructor(
     private readonly streams: StreamsService,
     private readonly follower: StreamFollower,
-    private readonly gate: SubmissionGate,
+    private readonly pipeline: SubmissionPipeline,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   @Post()
   @HttpCode(201)
   @ApiCreateStream()
+  @Idempotent()
   create(
     @Body() body: CreateStreamBody,
     @Req() request: Request,
     @Caller() caller: Principal,
   ): Promise<StreamView> {
     const relayBase = relayBaseOf(request.headers, this.config);
-    return this.gate.submit(request, null, () => this.streams.create(body, caller.tenant, { relayBase }));
+    return this.streams.create(body, caller.tenant, { relayBase });
   }
 
   @Get(':id')
@@ -83,6 +85,8 @@ export class StreamsController {
   @Post(':id/frames')
   @HttpCode(202)
   @ApiStreamFrames()
+  // Its Idempotency-Key is kept by the stream, atomically with the batch's seq (StreamsService).
+  @AdmitsWork((accepted: AcceptedBatch) => accepted.jobId)
   async frames(
     @Param('id') id: string,
     @Query() query: Record<string, unknown>,
@@ -95,24 +99,19 @@ export class StreamsController {
         'stream frames are raw: Content-Type application/octet-stream, the layout given when the stream was created',
       );
     }
-    return this.gate.submit(
-      request,
-      (accepted) => accepted.jobId,
-      async (body) => {
-        const { frames } = await validateParams(StreamFramesQuery, query);
-        const key = request.headers['idempotency-key'];
-        return this.streams.submitFrames(
-          id,
-          caller,
-          frames,
-          body,
-          contentLengthOf(request),
-          upload.encoding,
-          typeof key === 'string' ? key : undefined,
-        );
-      },
-      { idempotency: false },
-    );
+    return this.pipeline.receive(request, async (body) => {
+      const { frames } = await validateParams(StreamFramesQuery, query);
+      const key = request.headers['idempotency-key'];
+      return this.streams.submitFrames(
+        id,
+        caller,
+        frames,
+        body,
+        contentLengthOf(request),
+        upload.encoding,
+        typeof key === 'string' ? key : undefined,
+      );
+    });
   }
 
   @Get(':id/events')

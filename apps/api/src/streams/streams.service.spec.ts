@@ -9,8 +9,8 @@ import { Test } from '@nestjs/testing';
 import { frameByteLength } from '../../../../libs/contracts/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
 import { RetryLaterException } from '../common/http-errors.js';
-import { IdempotencyPendingException } from '../jobs/idempotency.js';
-import { jobsServiceFakes, liveNode, rawUpload } from '../testing/fakes.js';
+import { IdempotencyPendingException } from '../submission/idempotency.js';
+import { submissionFakes, liveNode, rawUpload } from '../testing/fakes.js';
 import { streamsServiceFakes } from '../testing/stream-fakes.js';
 import { CreateStreamBody } from './create-stream.dto.js';
 import { StreamsService } from './streams.service.js';
@@ -25,7 +25,7 @@ function body(fields: Partial<CreateStreamBody>): CreateStreamBody {
 }
 
 async function setUp(nodes = [liveNode('cpu-1', 'cpu', ['png', 'h264', 'vp9'])]) {
-  const jobs = jobsServiceFakes(nodes);
+  const jobs = submissionFakes(nodes);
   const streams = streamsServiceFakes();
   const module = await Test.createTestingModule({
     providers: [StreamsService, ...jobs.providers, ...streams.providers],

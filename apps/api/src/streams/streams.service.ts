@@ -28,9 +28,10 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
-import { JobsService, newJobId } from '../jobs/jobs.service.js';
-import { IdempotencyPendingException, assertIdempotencyKey } from '../jobs/idempotency.js';
-import type { Upload } from '../jobs/upload-limits.js';
+import { IdempotencyPendingException, assertIdempotencyKey } from '../submission/idempotency.js';
+import { InputStorage } from '../submission/input-storage.js';
+import { SubmissionPipeline, newJobId } from '../submission/submission-pipeline.js';
+import type { Upload } from '../submission/upload-limits.js';
 import type { CreateStreamBody } from './create-stream.dto.js';
 import { LiveFailover } from './live-failover.js';
 import { LiveStreams } from './live-streams.js';
@@ -64,7 +65,8 @@ export interface ViewRequest {
 export class StreamsService {
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
-    private readonly jobs: JobsService,
+    private readonly pipeline: SubmissionPipeline,
+    private readonly storage: InputStorage,
     private readonly streams: StreamStore,
     private readonly live: LiveStreams,
     private readonly grants: SessionGrants,
@@ -80,7 +82,7 @@ export class StreamsService {
         `a frame of ${body.width}x${body.height} exceeds the limit of ${this.config.maxFramePixels} pixels`,
       );
     }
-    const candidates = this.jobs.candidates(body);
+    const candidates = this.pipeline.candidates(body);
     if (body.mode === 'live') {
       const images = candidates.filter((codec) => !isVideoCodec(codec));
       if (images.length > 0) {
@@ -95,7 +97,7 @@ export class StreamsService {
         "compression is for live sessions (mode=live); a batch stream's POST /frames bodies are compressed with Content-Encoding",
       );
     }
-    const decision = await this.jobs.routeOrThrow(candidates, body.pool);
+    const decision = await this.pipeline.routeOrThrow(candidates, body.pool);
     const params: StreamParams = {
       codec: decision.codec,
       mode: body.mode,
@@ -198,8 +200,8 @@ export class StreamsService {
     }
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
-    const { frameBytes } = this.jobs.checkRawUpload(
-      { ...params, accept: undefined, frames, priority: undefined, oddSize: params.oddSize ?? 'exact' },
+    const { frameBytes } = this.pipeline.checkRawUpload(
+      { ...params, accept: undefined, frames },
       contentLength,
       encoding,
     );
@@ -208,9 +210,15 @@ export class StreamsService {
       throw new RetryLaterException(`no live node can take ${params.codec} stream ${streamId} now`, 2);
     }
     const jobId = newJobId();
-    const input = await this.jobs.storeRawInput(jobId, upload, frameBytes, frames, contentLength, encoding);
-    const discardInput = () =>
-      this.jobs.deleteInput({ jobId, frames, input } as EncodeJobData).catch(() => undefined);
+    const input = await this.storage.storeRawInput(
+      jobId,
+      upload,
+      frameBytes,
+      frames,
+      contentLength,
+      encoding,
+    );
+    const discardInput = () => this.storage.deleteInput({ jobId, frames, input }).catch(() => undefined);
     const allocated = await this.streams.allocate(streamId, frames, jobId, idempotencyKey);
     if (allocated === 'closed' || allocated === 'missing' || 'repeat' in allocated) {
       await discardInput();
@@ -249,7 +257,7 @@ export class StreamsService {
       // The seq is given: a failure now costs the stream a batch, so a passing blip (a queue connection
       // coming back after a Redis restart) is waited out.
       // The batch's job is the stream's owner's, whoever of its tenant (or an operator) sent it.
-      await this.jobs.enqueue(data, {
+      await this.pipeline.enqueue(data, {
         tenant: record.tenant ?? DEFAULT_TENANT,
         node,
         attempts: ENQUEUE_ATTEMPTS,

@@ -18,8 +18,9 @@ import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.j
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { CachedNodeList } from '../cluster/cached-node-list.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
-import { JobsService } from '../jobs/jobs.service.js';
-import { UploadLimits, type Upload } from '../jobs/upload-limits.js';
+import { InputStorage } from '../submission/input-storage.js';
+import { SubmissionPipeline } from '../submission/submission-pipeline.js';
+import { UploadLimits, type Upload } from '../submission/upload-limits.js';
 
 /**
  * In-memory stand-ins for what the API's services reach through Redis and BullMQ: each implements
@@ -188,8 +189,11 @@ export class FakeCancellations implements Pick<JobCancellations, 'announce'> {
   }
 }
 
-/** The fakes behind a JobsService, and the providers that put them in a testing module. */
-export function jobsServiceFakes(nodes: NodeRecord[] = []) {
+/**
+ * The fakes behind the submission pipeline (and the services over it: JobsService, JobSubmission,
+ * StreamsService), and the providers that put them in a testing module.
+ */
+export function submissionFakes(nodes: NodeRecord[] = []) {
   const fakes = {
     nodes: new FakeCachedNodeList(nodes),
     jobs: new FakeJobStore(),
@@ -200,7 +204,9 @@ export function jobsServiceFakes(nodes: NodeRecord[] = []) {
     cancellations: new FakeCancellations(),
   };
   const providers = [
-    JobsService,
+    SubmissionPipeline,
+    InputStorage,
+    UploadLimits,
     { provide: API_CONFIG, useValue: loadApiConfig({}) },
     { provide: CachedNodeList, useValue: fakes.nodes },
     { provide: JobStore, useValue: fakes.jobs },
@@ -209,8 +215,6 @@ export function jobsServiceFakes(nodes: NodeRecord[] = []) {
     { provide: OutputStore, useValue: fakes.outputs },
     { provide: EventLog, useValue: fakes.events },
     { provide: JobCancellations, useValue: fakes.cancellations },
-    // Only multipart uploads use it; these tests send raw frames.
-    { provide: UploadLimits, useValue: {} },
   ];
   return { fakes, providers };
 }

@@ -11,7 +11,7 @@ import { EventLog, FrameStore, OutputStore } from '../../../../libs/cluster/src/
 import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EventHub } from '../events/event-hub.js';
-import { JobsService, newJobId } from '../jobs/jobs.service.js';
+import { SubmissionPipeline, newJobId } from '../submission/submission-pipeline.js';
 import { codecForXpra, pixelFormatForXpra, xpraEncodingName } from './xpra-capabilities.js';
 import { toXpraBitstream } from './xpra-bitstream.js';
 
@@ -99,7 +99,7 @@ export async function framePixels(
 export class XpraOneShot {
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
-    private readonly jobs: JobsService,
+    private readonly pipeline: SubmissionPipeline,
     private readonly frames: FrameStore,
     private readonly outputs: OutputStore,
     private readonly events: EventLog,
@@ -176,7 +176,7 @@ export class XpraOneShot {
   ): Promise<Buffer> {
     let decision;
     try {
-      decision = await this.jobs.routeOrThrow([codec], 'auto');
+      decision = await this.pipeline.routeOrThrow([codec], 'auto');
     } catch (error) {
       throw new XpraRequestError(error instanceof HttpException ? error.message : String(error));
     }
@@ -184,7 +184,7 @@ export class XpraOneShot {
     const done = this.completion(jobId);
     try {
       await this.frames.writeFrame(jobId, 0, pixels);
-      await this.jobs.enqueue(
+      await this.pipeline.enqueue(
         {
           jobId,
           codec: decision.codec,

@@ -8,6 +8,7 @@ import {
 import type { Request } from 'express';
 import type { RedisClient } from '../../../../libs/cluster/src/index.js';
 import { KeySpace } from '../../../../libs/cluster/src/index.js';
+import { principalOf } from '../auth/tenancy.js';
 import { REDIS } from '../cluster/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
@@ -30,6 +31,14 @@ export function assertIdempotencyKey(key: string): void {
   if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new BadRequestException('Idempotency-Key must be 1-128 letters, digits, or _ . : -');
   }
+}
+
+/**
+ * Whose keys a request's are: its tenant's. Any of the tenant's API keys (a rotated one too) gets the
+ * first answer, and another tenant's same key is another request.
+ */
+export function idempotencyScope(request: Request): string {
+  return `tenant-${principalOf(request).tenant}`;
 }
 
 interface Entry<T> {
@@ -88,6 +97,12 @@ export class IdempotencyStore {
     }
     if (entry.state === 'pending' || entry.result === undefined) throw new IdempotencyPendingException();
     return entry.result;
+  }
+
+  /** Whether the key is in use (reserved or answered): a request with it then adds no work. */
+  async has(clientId: string, key: string): Promise<boolean> {
+    assertIdempotencyKey(key);
+    return (await this.redis.exists(this.keys.idempotency(clientId, key))) > 0;
   }
 
   /** Keeps a reservation alive while its request runs; returns the function that stops. */

@@ -1,4 +1,5 @@
-import { UnsupportedMediaTypeException } from '@nestjs/common';
+import { BadRequestException, UnsupportedMediaTypeException } from '@nestjs/common';
+import type { Request } from 'express';
 import type { InputEncoding } from '../../../../libs/contracts/src/index.js';
 import { INPUT_ENCODINGS, parseContentEncoding } from '../../../../libs/codecs/src/decompress.js';
 
@@ -38,4 +39,14 @@ export function uploadKindOf(
     });
   }
   return { kind: 'raw', encoding };
+}
+
+/** The request's declared body length, or null when it has none (a chunked body). */
+export function contentLengthOf(request: Request): number | null {
+  const header = request.headers['content-length'];
+  if (header === undefined) return null;
+  const value = Number(header);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new BadRequestException('Content-Length is not a valid length');
+  return value;
 }
