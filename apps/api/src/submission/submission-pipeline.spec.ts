@@ -1,8 +1,11 @@
 import { BadRequestException, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
+import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
+import type { Request } from 'express';
 import { type EncodeJobData } from '../../../../libs/contracts/src/index.js';
 import { loadApiConfig } from '../config/api-config.js';
 import { submissionFakes, liveNode } from '../testing/fakes.js';
+import { TooManyJobsException } from './admission.js';
 import { SubmissionPipeline } from './submission-pipeline.js';
 
 function storedJob(jobId: string, extra: Partial<EncodeJobData> = {}): EncodeJobData {
@@ -21,8 +24,8 @@ function storedJob(jobId: string, extra: Partial<EncodeJobData> = {}): EncodeJob
   };
 }
 
-async function setUp(nodes = [liveNode('cpu-1', 'cpu', ['png', 'h264'])]) {
-  const { fakes, providers } = submissionFakes(nodes);
+async function setUp(nodes = [liveNode('cpu-1', 'cpu', ['png', 'h264'])], env: Record<string, string> = {}) {
+  const { fakes, providers } = submissionFakes(nodes, env);
   const module = await Test.createTestingModule({ providers }).compile();
   return { service: module.get(SubmissionPipeline), fakes };
 }
@@ -149,5 +152,41 @@ describe('SubmissionPipeline withdraw', () => {
     await service.withdraw('job-done', 'cpu', 'cancelled by the client');
     expect(fakes.events.appended).toEqual([]);
     expect(fakes.cancellations.announced).toEqual([]);
+  });
+});
+
+describe('SubmissionPipeline.receive', () => {
+  function post(contentLength: number) {
+    // Not read: the declared length is what is reserved.
+    const body = Readable.from([]);
+    return Object.assign(body, {
+      headers: { authorization: 'Bearer key-a', 'content-length': String(contentLength) },
+      socket: { bytesRead: 0 },
+      complete: false,
+    }) as unknown as Request;
+  }
+
+  it("reads the body within the client's byte caps, and gives its reservation back however it ends", async () => {
+    const { service } = await setUp(undefined, { MAX_BODY_BYTES: '2000', UPLOAD_BYTES_PER_CLIENT: '3000' });
+    // Two uploads of more than half the cap cannot be in flight at once for one client.
+    const half = 1600;
+    await service.receive(post(half), async () => {
+      await expect(service.receive(post(half), () => Promise.resolve())).rejects.toThrow(
+        TooManyJobsException,
+      );
+    });
+    await expect(service.receive(post(half), () => Promise.reject(new Error('refused')))).rejects.toThrow(
+      'refused',
+    );
+    await expect(service.receive(post(half), () => Promise.resolve('stored'))).resolves.toBe('stored');
+  });
+
+  it('refuses with 413 a declared body over MAX_BODY_BYTES before reading it', async () => {
+    const { service } = await setUp(undefined, { MAX_BODY_BYTES: '2000' });
+    const maxBodyBytes = 2000;
+    let read = false;
+    const refused = service.receive(post(maxBodyBytes + 1), () => Promise.resolve((read = true)));
+    await expect(refused).rejects.toThrow(PayloadTooLargeException);
+    expect(read).toBe(false);
   });
 });

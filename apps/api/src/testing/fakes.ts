@@ -193,7 +193,7 @@ export class FakeCancellations implements Pick<JobCancellations, 'announce'> {
  * The fakes behind the submission pipeline (and the services over it: JobsService, JobSubmission,
  * StreamsService), and the providers that put them in a testing module.
  */
-export function submissionFakes(nodes: NodeRecord[] = []) {
+export function submissionFakes(nodes: NodeRecord[] = [], env: Record<string, string> = {}) {
   const fakes = {
     nodes: new FakeCachedNodeList(nodes),
     jobs: new FakeJobStore(),
@@ -207,7 +207,7 @@ export function submissionFakes(nodes: NodeRecord[] = []) {
     SubmissionPipeline,
     InputStorage,
     UploadLimits,
-    { provide: API_CONFIG, useValue: loadApiConfig({}) },
+    { provide: API_CONFIG, useValue: loadApiConfig(env) },
     { provide: CachedNodeList, useValue: fakes.nodes },
     { provide: JobStore, useValue: fakes.jobs },
     { provide: EncodeQueue, useValue: fakes.queue },
@@ -226,4 +226,57 @@ export function rawUpload(body: Buffer, piece = 1000): Upload {
   }
   // Only what the services touch: the body's pieces, and the request to drain on an early answer.
   return { chunks, request: Readable.from([]) } as unknown as Upload;
+}
+
+/**
+ * The few Redis commands the API's small stores use (strings with expiry, sorted sets), in memory.
+ * Expiry is recorded, not enforced: tests that need a key gone delete it.
+ */
+export class FakeRedis {
+  readonly strings = new Map<string, string>();
+  readonly ttls = new Map<string, number>();
+  readonly sets = new Map<string, Map<string, number>>();
+
+  set(key: string, value: string, ...options: (string | number)[]): Promise<'OK' | null> {
+    const words = options.map((option) => String(option).toUpperCase());
+    if (words.includes('NX') && this.strings.has(key)) return Promise.resolve(null);
+    if (words.includes('XX') && !this.strings.has(key)) return Promise.resolve(null);
+    this.strings.set(key, value);
+    const ttlAt = words.findIndex((word) => word === 'EX' || word === 'PX');
+    if (ttlAt >= 0) this.ttls.set(key, Number(options[ttlAt + 1]) * (words[ttlAt] === 'EX' ? 1000 : 1));
+    return Promise.resolve('OK');
+  }
+  get(key: string): Promise<string | null> {
+    return Promise.resolve(this.strings.get(key) ?? null);
+  }
+  exists(...keys: string[]): Promise<number> {
+    return Promise.resolve(keys.filter((key) => this.strings.has(key) || this.sets.has(key)).length);
+  }
+  expire(key: string, seconds: number): Promise<number> {
+    if (!this.strings.has(key) && !this.sets.has(key)) return Promise.resolve(0);
+    this.ttls.set(key, seconds * 1000);
+    return Promise.resolve(1);
+  }
+  del(...keys: string[]): Promise<number> {
+    let deleted = 0;
+    for (const key of keys) if (this.strings.delete(key) || this.sets.delete(key)) deleted++;
+    return Promise.resolve(deleted);
+  }
+  zadd(key: string, score: string, member: string): Promise<number> {
+    const set = this.sets.get(key) ?? new Map<string, number>();
+    const added = set.has(member) ? 0 : 1;
+    set.set(member, Number(score));
+    this.sets.set(key, set);
+    return Promise.resolve(added);
+  }
+  zcard(key: string): Promise<number> {
+    return Promise.resolve(this.sets.get(key)?.size ?? 0);
+  }
+  zrange(key: string): Promise<string[]> {
+    return Promise.resolve([...(this.sets.get(key)?.keys() ?? [])]);
+  }
+  zrem(key: string, ...members: string[]): Promise<number> {
+    const set = this.sets.get(key);
+    return Promise.resolve(members.filter((member) => set?.delete(member)).length);
+  }
 }
