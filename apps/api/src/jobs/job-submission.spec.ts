@@ -1,9 +1,12 @@
 import { BadRequestException, UnprocessableEntityException } from '@nestjs/common';
+import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
+import sharp from 'sharp';
 import { frameByteLength } from '../../../../libs/contracts/src/index.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { submissionFakes, liveNode, rawUpload } from '../testing/fakes.js';
 import { CreateJobQuery } from './create-job.query.js';
+import type { Upload } from '../submission/upload-limits.js';
 import { JobSubmission } from './job-submission.js';
 
 function query(fields: Partial<CreateJobQuery>): CreateJobQuery {
@@ -65,5 +68,71 @@ describe('JobSubmission of raw frames', () => {
     ).rejects.toThrow(BadRequestException);
     expect(fakes.frames.frames.size).toBe(0);
     expect(fakes.queue.added).toEqual([]);
+  });
+});
+
+describe('JobSubmission of images', () => {
+  const BOUNDARY = 'spec-boundary';
+
+  /** A multipart upload: form fields, then each image as a `frame` file part. */
+  function multipart(fields: Record<string, string>, images: Buffer[]): Upload {
+    const pieces: Buffer[] = [];
+    const part = (disposition: string, data: Buffer) =>
+      pieces.push(
+        Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\n\r\n`),
+        data,
+        Buffer.from('\r\n'),
+      );
+    for (const [name, value] of Object.entries(fields)) part(`form-data; name="${name}"`, Buffer.from(value));
+    images.forEach((image, index) =>
+      part(`form-data; name="frame"; filename="${index}.png"\r\nContent-Type: image/png`, image),
+    );
+    pieces.push(Buffer.from(`--${BOUNDARY}--\r\n`));
+    const request = Object.assign(Readable.from([Buffer.concat(pieces)]), {
+      headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+    });
+    return { request, count: () => undefined, onStall: () => () => undefined } as unknown as Upload;
+  }
+
+  const png = (width: number, height: number) =>
+    sharp({ create: { width, height, channels: 4, background: '#336699' } })
+      .png()
+      .toBuffer();
+
+  it('stores each image as a raw RGBA frame and queues the job with the form fields as parameters', async () => {
+    const { service, fakes } = await setUp();
+    const images = [await png(4, 2), await png(4, 2)];
+    const accepted = await service.submitEncoded(
+      {},
+      multipart({ codec: 'png', priority: '2' }, images),
+      null,
+      'acme',
+    );
+    expect(accepted).toMatchObject({ status: 'queued', codec: 'png', frames: 2 });
+    const stored = fakes.frames.frames.get(accepted.id);
+    expect(stored?.map((frame) => frame.length)).toEqual([32, 32]);
+    expect([...stored![0].subarray(0, 4)]).toEqual([0x33, 0x66, 0x99, 0xff]);
+    expect(fakes.jobs.records.get(accepted.id)?.data).toMatchObject({ width: 4, height: 2, format: 'rgba' });
+    expect(fakes.queue.added).toEqual([{ jobId: accepted.id, priority: 2 }]);
+  });
+
+  it('refuses with 400 images of different sizes, keeping nothing stored', async () => {
+    const { service, fakes } = await setUp();
+    const upload = multipart({ codec: 'png' }, [await png(4, 2), await png(2, 2)]);
+    await expect(service.submitEncoded({}, upload, null, 'acme')).rejects.toThrow(
+      /frame 2 \(1\.png\) is 2x2 but frame 1 is 4x2/,
+    );
+    expect(fakes.frames.frames.size).toBe(0);
+    expect(fakes.queue.added).toEqual([]);
+  });
+
+  it('drops the stored frames when the job cannot be routed (422)', async () => {
+    const { service, fakes } = await setUp();
+    const upload = multipart({ codec: 'av1' }, [await png(4, 2)]);
+    await expect(service.submitEncoded({}, upload, null, 'acme')).rejects.toThrow(
+      UnprocessableEntityException,
+    );
+    expect(fakes.frames.frames.size).toBe(0);
+    expect(fakes.frames.deleted.length).toBe(1);
   });
 });
