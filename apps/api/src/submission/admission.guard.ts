@@ -21,7 +21,9 @@ const ADMITS_WORK = 'admits-work';
 /**
  * Admission before a byte of the body is read (Admission.check: 503 when the cluster is saturated,
  * 429 when the client has too many unfinished jobs). A repeat of an `Idempotency-Key` already in use
- * on an idempotent route adds no work: it goes through, to be answered by IdempotencyInterceptor.
+ * on an idempotent route adds no work: it goes through, to be answered by IdempotencyInterceptor
+ * (guards run before interceptors). Should the first attempt fail and free its key in between, the
+ * repeat then runs unadmitted: one job past the limits at most, never a second job for the key.
  */
 @Injectable()
 export class AdmissionGuard implements CanActivate {
