@@ -223,15 +223,27 @@ function sendProgress(
 /** The end of a run: outputs flushed, the last progress line, the summary line; returns the exit code. */
 async function finishRun(
   io: CliIo,
-  run: { writer?: OutputWriter; draw: (force: boolean) => void; progress: ProgressReporter },
-  line: () => StreamSummary,
+  run: {
+    view: StreamView;
+    tally: StreamTally;
+    writer?: OutputWriter;
+    draw: (force: boolean) => void;
+    progress: ProgressReporter;
+    seconds: () => number;
+  },
+  counted: 'submitted' | 'delivered',
+  failovers: number,
   failure: unknown,
-  tally: StreamTally,
 ): Promise<number> {
+  const { view, tally } = run;
   await run.writer?.close();
   run.draw(true);
   run.progress.finish();
-  io.stdout.write(`${JSON.stringify(line())}\n`);
+  const [frames, batches] =
+    counted === 'submitted'
+      ? [tally.framesSubmitted, tally.batchesSubmitted]
+      : [tally.framesDelivered, tally.batchesDelivered];
+  io.stdout.write(`${JSON.stringify(summary(view, tally, frames, batches, run.seconds(), failovers))}\n`);
   return exitCode(failure, tally, io);
 }
 
@@ -338,21 +350,9 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
   } catch (error) {
     failure = error;
   }
-  return finishRun(
-    io,
-    { writer, draw, progress },
-    () =>
-      summary(
-        view,
-        tally,
-        tally.framesSubmitted,
-        tally.batchesSubmitted,
-        (now() - started) / 1000,
-        client.failovers,
-      ),
-    failure,
-    tally,
-  );
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'submitted', client.failovers, failure);
 }
 
 /**
@@ -438,21 +438,9 @@ async function runSession(
   } catch (error) {
     failure ??= error;
   }
-  return finishRun(
-    io,
-    { writer, draw, progress },
-    () =>
-      summary(
-        view,
-        tally,
-        tally.framesSubmitted,
-        tally.batchesSubmitted,
-        (now() - started) / 1000,
-        session.failovers,
-      ),
-    failure,
-    tally,
-  );
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'submitted', session.failovers, failure);
 }
 
 /** `follow <streamId>`: follow an existing stream to its end, write its outputs, summarise. */
@@ -497,21 +485,9 @@ export async function runFollow(command: FollowCommand, io: CliIo): Promise<numb
   } finally {
     io.interrupt?.removeEventListener('abort', interrupted);
   }
-  return finishRun(
-    io,
-    { writer, draw, progress },
-    () =>
-      summary(
-        view,
-        tally,
-        tally.framesDelivered,
-        tally.batchesDelivered,
-        (now() - started) / 1000,
-        client.failovers,
-      ),
-    failure,
-    tally,
-  );
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'delivered', client.failovers, failure);
 }
 
 const IMAGE_TYPES: Record<string, string> = {

@@ -31,18 +31,22 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A per-job metric: labelled by codec and pool, fed by observeJob. */
-const JOB_LABELS = ['codec', 'pool'] as const;
-const jobCounter = (registry: Registry, name: string, help: string) =>
-  new Counter({ name: metricName(name), help, labelNames: JOB_LABELS, registers: [registry] });
-const jobHistogram = (registry: Registry, name: string, help: string) =>
-  new Histogram({
-    name: metricName(name),
-    help,
-    labelNames: JOB_LABELS,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+/** Makers of the per-job metrics of `registry`: labelled by codec and pool, fed by observeJob. */
+function jobMetrics(registry: Registry) {
+  const labelNames = ['codec', 'pool'] as const;
+  return {
+    counter: (name: string, help: string) =>
+      new Counter({ name: metricName(name), help, labelNames, registers: [registry] }),
+    histogram: (name: string, help: string) =>
+      new Histogram({
+        name: metricName(name),
+        help,
+        labelNames,
+        buckets: DURATION_BUCKETS,
+        registers: [registry],
+      }),
+  };
+}
 
 /**
  * The API's Prometheus registry (its own, not prom-client's global one).
@@ -60,62 +64,48 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   private untap: (() => void) | null = null;
   private scrape: { at: number; snapshot: Promise<Snapshot> } | null = null;
   private readonly connections = new Map<string, { status: string }>();
+  private readonly job = jobMetrics(this.registry);
 
-  readonly jobsCompleted = jobCounter(
-    this.registry,
-    'jobs_completed_total',
-    'Jobs completed by the encoder nodes',
-  );
+  readonly jobsCompleted = this.job.counter('jobs_completed_total', 'Jobs completed by the encoder nodes');
 
-  readonly jobsFailed = jobCounter(
-    this.registry,
+  readonly jobsFailed = this.job.counter(
     'jobs_failed_total',
     'Jobs that failed for good (attempts used up, bad input, or cancelled by the client)',
   );
 
-  private readonly processing = jobHistogram(
-    this.registry,
+  private readonly processing = this.job.histogram(
     'job_processing_seconds',
     "A node's time on a finished job: start of its last attempt to its end (completed and failed jobs)",
   );
 
-  private readonly encodeDuration = jobHistogram(
-    this.registry,
+  private readonly encodeDuration = this.job.histogram(
     'job_encode_duration_seconds',
     'Time inside the encoder (sharp, ffmpeg) of completed jobs, as the node timed it',
   );
 
-  private readonly queueWait = jobHistogram(
-    this.registry,
+  private readonly queueWait = this.job.histogram(
     'job_queue_wait_seconds',
     'Time completed jobs waited from submission until a node started them, as the node timed it',
   );
 
-  private readonly latency = jobHistogram(
-    this.registry,
+  private readonly latency = this.job.histogram(
     'job_latency_seconds',
     'End-to-end time of completed jobs, from submission (createdAt) to the last output (finishedAt)',
   );
 
-  private readonly frames = jobCounter(this.registry, 'frames_encoded_total', 'Frames of completed jobs');
+  private readonly frames = this.job.counter('frames_encoded_total', 'Frames of completed jobs');
 
-  private readonly inputBytes = jobCounter(
-    this.registry,
+  private readonly inputBytes = this.job.counter(
     'input_bytes_total',
     'Raw frame bytes of completed jobs (as stored in Redis)',
   );
 
-  private readonly outputs = jobCounter(
-    this.registry,
+  private readonly outputs = this.job.counter(
     'outputs_total',
     'Encoded outputs of completed jobs (one per frame for images, one per job for video)',
   );
 
-  private readonly outputBytes = jobCounter(
-    this.registry,
-    'output_bytes_total',
-    'Encoded bytes of completed jobs',
-  );
+  private readonly outputBytes = this.job.counter('output_bytes_total', 'Encoded bytes of completed jobs');
 
   private readonly restarts = new RestartTracker();
 
