@@ -9,7 +9,7 @@ import type { StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { ScriptProcess } from './process-support.js';
 import { selfSignedCertificate, tempDir } from './support.js';
-import { createStream, expectVideoOf, readSse } from './stream-support.js';
+import { createLiveStream, expectVideoOf, readSse } from './stream-support.js';
 import { TestSession, grantFor, patchParams, withRedis } from './session-support.js';
 
 /**
@@ -51,15 +51,7 @@ describe('live sessions on the data port', () => {
   });
 
   const live = (codec: string, extra: Record<string, unknown> = {}) =>
-    createStream(stack.apiUrl, {
-      codec,
-      mode: 'live',
-      width: WIDTH,
-      height: HEIGHT,
-      format: 'bgra',
-      fps: 30,
-      ...extra,
-    });
+    createLiveStream(stack.apiUrl, WIDTH, HEIGHT, { codec, ...extra });
 
   it.each(['h264', 'vp8'] as const)(
     '%s: a direct session of 64 frames decodes to exactly those frames, with one keyframe, all logged',
