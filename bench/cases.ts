@@ -41,38 +41,48 @@ export interface BenchProfile {
   stageRepeats: number;
 }
 
-function imageCase(
+/** A case of `jobs` jobs of `framesPerJob` frames; its name gives the batch size when there is one. */
+function benchCase(
   codec: Codec,
   resolution: Resolution,
-  frames: number,
-  encoding: UploadEncoding = 'identity',
+  framesPerJob: number,
+  jobs: number,
+  encoding: UploadEncoding,
 ) {
+  const batch = framesPerJob > 1 ? ` x${framesPerJob}` : '';
   const suffix = encoding === 'identity' ? '' : ` ${encoding}`;
   return {
-    name: `${codec} ${resolution.label}${suffix}`,
+    name: `${codec} ${resolution.label}${batch}${suffix}`,
     codec,
     resolution,
-    framesPerJob: 1,
-    jobs: frames,
+    framesPerJob,
+    jobs,
     encoding,
   };
 }
 
-function videoCase(
+const imageCase = (
+  codec: Codec,
+  resolution: Resolution,
+  frames: number,
+  encoding: UploadEncoding = 'identity',
+) => benchCase(codec, resolution, 1, frames, encoding);
+
+const videoCase = (
   codec: Codec,
   resolution: Resolution,
   batches: number,
   encoding: UploadEncoding = 'identity',
-) {
-  const suffix = encoding === 'identity' ? '' : ` ${encoding}`;
-  return {
-    name: `${codec} ${resolution.label} x${VIDEO_BATCH_FRAMES}${suffix}`,
-    codec,
-    resolution,
-    framesPerJob: VIDEO_BATCH_FRAMES,
-    jobs: batches,
-    encoding,
-  };
+) => benchCase(codec, resolution, VIDEO_BATCH_FRAMES, batches, encoding);
+
+/** Frames, seconds and frames per second of a case's run that began at `startedMs` (performance.now()). */
+export function caseThroughput(
+  run: BenchCase,
+  startedMs: number,
+): { frames: number; seconds: number; fps: number } {
+  const seconds = (performance.now() - startedMs) / 1000;
+  const frames = run.jobs * run.framesPerJob;
+  return { frames, seconds, fps: frames / seconds };
 }
 
 /**

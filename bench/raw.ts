@@ -6,7 +6,7 @@ import {
   type Encoder,
   type RawLayout,
 } from '../libs/codecs/src/index.js';
-import { FRAME_FORMAT, SETTINGS, type BenchCase } from './cases.js';
+import { caseThroughput, FRAME_FORMAT, SETTINGS, type BenchCase } from './cases.js';
 import type { FrameLibrary } from './frames.js';
 import { runLanes } from './lanes.js';
 
@@ -68,12 +68,8 @@ export class RawEncoding {
     const sizes = await runLanes(benchCase.jobs, this.concurrency, (job) =>
       this.encodeJob(encoder, layout, library.jobFrames(benchCase, job)),
     );
-    const seconds = (performance.now() - started) / 1000;
-    const frames = benchCase.jobs * benchCase.framesPerJob;
     return {
-      frames,
-      seconds,
-      fps: frames / seconds,
+      ...caseThroughput(benchCase, started),
       outputBytes: sizes.reduce((sum, size) => sum + size, 0),
       implementation: encoder.kind === 'video' ? encoder.implementation : 'sharp',
     };

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { EncoderApiClient, type AcceptedJob } from '../libs/client/src/index.js';
 import { encodeLz4BlockRecordSync } from '../libs/codecs/src/index.js';
 import type { JobTimings } from '../libs/contracts/src/index.js';
-import { FRAME_FORMAT, SETTINGS, type BenchCase, type UploadEncoding } from './cases.js';
+import { caseThroughput, FRAME_FORMAT, SETTINGS, type BenchCase, type UploadEncoding } from './cases.js';
 import type { FrameLibrary } from './frames.js';
 import { postParts } from './http.js';
 import { runLanes } from './lanes.js';
@@ -101,12 +101,8 @@ export class ServiceDriver {
       await starts[job].opened;
       return this.oneJob(benchCase, library, job, () => starts[job + 1]?.open());
     });
-    const seconds = (performance.now() - started) / 1000;
-    const frames = benchCase.jobs * benchCase.framesPerJob;
     return {
-      frames,
-      seconds,
-      fps: frames / seconds,
+      ...caseThroughput(benchCase, started),
       firstOutputSeconds:
         (Math.min(...jobs.map((job) => job.outputsAt)) - Math.min(...jobs.map((job) => job.postStartAt))) /
         1000,

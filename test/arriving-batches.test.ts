@@ -1,11 +1,11 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { JobView } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
-import { bgraBatch, tempDir, waitUntil } from './support.js';
+import type { ServiceStack } from '../scripts/lib/stack.js';
+import { bgraBatch, startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**
  * Video batches are queued once their first frame is stored and encoded as the rest arrives: a batch
@@ -29,20 +29,13 @@ describe('video batches encoded as their frames arrive', () => {
   const lz4 = raw.map((frame) => Buffer.concat(encodeLz4BlockRecordSync(frame)));
 
   beforeAll(async () => {
-    data = tempDir('encoder-arriving-');
-    stack = await ServiceStack.start({
-      dataDir: data.path,
+    ({ stack, redis, data } = await startStackWithRedis('encoder-arriving-', {
       workers: [{ name: 'arriving-node', concurrency: 1, timeoutSeconds: NODE_TIMEOUT_S }],
       env: { UPLOAD_IDLE_TIMEOUT_MS: '60000' },
-    });
-    redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
+    }));
   }, 60_000);
 
-  afterAll(async () => {
-    redis?.disconnect();
-    await stack?.stop();
-    data?.remove();
-  });
+  afterAll(() => stopStackWithRedis({ stack, redis, data }));
 
   /** Opens a POST of an h264 batch whose body the test writes itself, piece by piece. */
   function open(encoding: 'identity' | 'lz4-block', bodyBytes: number) {

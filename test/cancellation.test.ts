@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
-import { bgraBatch, childrenNamed, tempDir, waitUntil } from './support.js';
+import type { ServiceStack } from '../scripts/lib/stack.js';
+import {
+  bgraBatch,
+  childrenNamed,
+  startStackWithRedis,
+  stopStackWithRedis,
+  tempDir,
+  waitUntil,
+} from './support.js';
 
 /**
  * Cancelling an active job stops its encode on the node, with real processes: the node's ffmpeg child
@@ -24,20 +31,13 @@ describe('cancelling an active job', () => {
   const avifNoise = randomBytes(avif.width * avif.height * 4 * avif.frames);
 
   beforeAll(async () => {
-    data = tempDir('encoder-cancel-');
-    stack = await ServiceStack.start({
-      dataDir: data.path,
+    ({ stack, redis, data } = await startStackWithRedis('encoder-cancel-', {
       workers: [{ name: NODE, concurrency: 1 }],
       env: { NODE_CACHE_MS: '0' },
-    });
-    redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
+    }));
   }, 60_000);
 
-  afterAll(async () => {
-    redis?.disconnect();
-    await stack?.stop();
-    data?.remove();
-  });
+  afterAll(() => stopStackWithRedis({ stack, redis, data }));
 
   const node = async (): Promise<NodeRecord> =>
     (await stack.client.nodes()).find((candidate) => candidate.name === NODE)!;

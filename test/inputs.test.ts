@@ -1,14 +1,14 @@
 import { request as httpRequest } from 'node:http';
 import { gzipSync, deflateSync } from 'node:zlib';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { compressLz4Frame, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
 import { mulberry32, rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
 import type { JobView } from '../libs/contracts/src/index.js';
 import type { AcceptedJob } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
-import { tempDir, waitUntil } from './support.js';
+import type { ServiceStack } from '../scripts/lib/stack.js';
+import { startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**
  * The input side of `POST /v1/jobs` with real processes: raw frames compressed with lz4, gzip or
@@ -30,25 +30,18 @@ describe('job inputs end to end', () => {
   const scene = (index: number, overlay = false) => syntheticRgba(width, height, index, overlay);
 
   beforeAll(async () => {
-    data = tempDir('encoder-inputs-');
     // First a node restricted to jpeg and png, for the negotiation tests; a full node replaces it below.
-    stack = await ServiceStack.start({
-      dataDir: data.path,
+    ({ stack, redis, data } = await startStackWithRedis('encoder-inputs-', {
       workers: [{ name: 'inputs-jpeg-png', concurrency: 1, args: ['--codecs', 'jpeg,png'] }],
       env: {
         MAX_BODY_BYTES: String(MAX_BODY_BYTES),
         MAX_FRAMES_PER_JOB: String(MAX_FRAMES),
         NODE_CACHE_MS: '0',
       },
-    });
-    redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
+    }));
   }, 60_000);
 
-  afterAll(async () => {
-    redis?.disconnect();
-    await stack?.stop();
-    data?.remove();
-  });
+  afterAll(() => stopStackWithRedis({ stack, redis, data }));
 
   /**
    * POSTs with node:http, in pieces, stopping as soon as an answer comes: a 413 sent before the body

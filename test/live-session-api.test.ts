@@ -112,19 +112,15 @@ describe('live sessions on the API', () => {
     const response = await fetch(`${api}${path}`, { ...init, headers: { ...auth, ...init.headers } });
     return { status: response.status, body: (await response.json()) as T, headers: response.headers };
   };
-  const createLive = async (extra: Record<string, unknown> = {}) => {
-    const { status, body } = await call<StreamView>('/v1/streams', {
+  /** POST /v1/streams of an h264 batch stream of bgra frames, unless `fields` say otherwise. */
+  const postStream = <T>(fields: Record<string, unknown>) =>
+    call<T>('/v1/streams', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        codec: 'h264',
-        mode: 'live',
-        width: WIDTH,
-        height: HEIGHT,
-        format: 'bgra',
-        ...extra,
-      }),
+      body: JSON.stringify({ codec: 'h264', width: WIDTH, height: HEIGHT, format: 'bgra', ...fields }),
     });
+  const createLive = async (extra: Record<string, unknown> = {}) => {
+    const { status, body } = await postStream<StreamView>({ mode: 'live', ...extra });
     if (status !== 201) throw new Error(`create: ${status} ${JSON.stringify(body)}`);
     return body;
   };
@@ -173,13 +169,7 @@ describe('live sessions on the API', () => {
     const again = (await call<StreamView>(`/v1/streams/${created.id}`)).body;
     expect(claimsOf(again)).toMatchObject({ stream: created.id, node: node.id, epoch: 0 });
     // A batch stream has none; a closed live stream has none any more.
-    const batch = (
-      await call<StreamView>('/v1/streams', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ codec: 'h264', width: WIDTH, height: HEIGHT, format: 'bgra' }),
-      })
-    ).body;
+    const batch = (await postStream<StreamView>({})).body;
     expect(batch.session).toBeUndefined();
     expect(
       (await call<StreamView>(`/v1/streams/${created.id}`, { method: 'DELETE' })).body.session,
@@ -295,13 +285,7 @@ describe('live sessions on the API', () => {
     });
     expect((await refusal(`${relay}?since=x`, auth)).status).toBe(400);
     expect((await refusal(`${relay}?since=-2`, auth)).status).toBe(400);
-    const batch = (
-      await call<StreamView>('/v1/streams', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ codec: 'h264', width: WIDTH, height: HEIGHT, format: 'bgra' }),
-      })
-    ).body;
+    const batch = (await postStream<StreamView>({})).body;
     const batchAnswer = await refusal(`${ws}/v1/streams/${batch.id}/session`, auth);
     expect(batchAnswer.status).toBe(409);
     expect(JSON.parse(batchAnswer.body).message).toMatch(/batch stream: sessions are for live streams/);
@@ -319,31 +303,10 @@ describe('live sessions on the API', () => {
     expect(bad.body.message).toMatch(/unreachable must be a node id/);
     const unknownParam = await call<{ message: string }>(`/v1/streams/${live.id}?unreachable=x&extra=1`);
     expect(unknownParam.status).toBe(400);
-    const wrongCompression = await call<{ message: string }>('/v1/streams', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        codec: 'h264',
-        mode: 'live',
-        width: WIDTH,
-        height: HEIGHT,
-        format: 'bgra',
-        compression: 'zstd',
-      }),
-    });
+    const wrongCompression = await postStream<{ message: string }>({ mode: 'live', compression: 'zstd' });
     expect(wrongCompression.status).toBe(400);
     expect(wrongCompression.body.message).toMatch(/compression must be one of none, lz4/);
-    const batchCompression = await call<{ message: string }>('/v1/streams', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        codec: 'h264',
-        width: WIDTH,
-        height: HEIGHT,
-        format: 'bgra',
-        compression: 'lz4',
-      }),
-    });
+    const batchCompression = await postStream<{ message: string }>({ compression: 'lz4' });
     expect(batchCompression.status).toBe(400);
     expect(batchCompression.body.message).toMatch(/compression is for live sessions/);
     const docs = (await call<{ paths: Record<string, unknown> }>('/docs-json')).body;

@@ -3,7 +3,7 @@ import { SessionTokens, moveLiveStream, StreamStore } from '../libs/cluster/src/
 import { LIVE_SESSION_CLOSE, liveSessionPath, type StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { childrenNamed, tempDir, waitUntil } from './support.js';
-import { createStream, expectVideoOf, readSse } from './stream-support.js';
+import { createLiveStream, expectVideoOf, readSse } from './stream-support.js';
 import { TestSession, grantFor, nodeOf, withRedis } from './session-support.js';
 
 /**
@@ -49,16 +49,7 @@ describe('live sessions: bad input and faults', () => {
     dir.remove();
   });
 
-  const live = (extra: Record<string, unknown> = {}) =>
-    createStream(stack.apiUrl, {
-      codec: 'h264',
-      mode: 'live',
-      width: WIDTH,
-      height: HEIGHT,
-      format: 'bgra',
-      fps: 30,
-      ...extra,
-    });
+  const live = (extra: Record<string, unknown> = {}) => createLiveStream(stack.apiUrl, WIDTH, HEIGHT, extra);
   const nodeName = async (nodeId: string) =>
     (await stack.client.nodes()).find((node) => node.id === nodeId)!.name;
   /** No live encoder of the node runs (contexts close after the 1 s idle timeout). */
@@ -181,12 +172,7 @@ describe('live sessions: bad input and faults', () => {
   });
 
   it('a client that stops reading is closed with 4408', async () => {
-    const stream = await createStream(stack.apiUrl, {
-      codec: 'h264',
-      mode: 'live',
-      ...NOISE_SIZE,
-      format: 'bgra',
-      fps: 30,
+    const stream = await createLiveStream(stack.apiUrl, NOISE_SIZE.width, NOISE_SIZE.height, {
       quality: 100,
     });
     const grant = await grantFor(stack, stream.id);

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { compressSync } from 'lz4-napi';
 import { StreamStore, moveLiveStream } from '../libs/cluster/src/index.js';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
@@ -10,8 +8,8 @@ import { ivfFileHeader, ivfFrameHeader } from '../libs/client/src/index.js';
 import type { StreamView } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { ScriptProcess } from './process-support.js';
-import { tempDir } from './support.js';
-import { createStream, expectVideoOf, readSse } from './stream-support.js';
+import { selfSignedCertificate, tempDir } from './support.js';
+import { createLiveStream, expectVideoOf, readSse } from './stream-support.js';
 import { TestSession, grantFor, patchParams, withRedis } from './session-support.js';
 
 /**
@@ -28,7 +26,6 @@ function framesOf(count: number): { inputs: Buffer[]; bgra: Buffer[] } {
   return { inputs, bgra: inputs.map((rgba) => rgbaToPixelFormat(rgba, 'bgra')) };
 }
 const FRAMES = framesOf(COUNT);
-const execFileAsync = promisify(execFile);
 
 function ivf(packets: Buffer[]): Buffer {
   return Buffer.concat([
@@ -54,15 +51,7 @@ describe('live sessions on the data port', () => {
   });
 
   const live = (codec: string, extra: Record<string, unknown> = {}) =>
-    createStream(stack.apiUrl, {
-      codec,
-      mode: 'live',
-      width: WIDTH,
-      height: HEIGHT,
-      format: 'bgra',
-      fps: 30,
-      ...extra,
-    });
+    createLiveStream(stack.apiUrl, WIDTH, HEIGHT, { codec, ...extra });
 
   it.each(['h264', 'vp8'] as const)(
     '%s: a direct session of 64 frames decodes to exactly those frames, with one keyframe, all logged',
@@ -163,23 +152,7 @@ describe('live sessions on the data port', () => {
     try {
       const cert = join(certDir.path, 'cert.pem');
       const key = join(certDir.path, 'key.pem');
-      await execFileAsync('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ]);
+      await selfSignedCertificate(key, cert);
       await stack.startWorker({
         name: 'node-tls',
         args: ['--data-tls-cert', cert, '--data-tls-key', key, '--codecs', 'h264'],

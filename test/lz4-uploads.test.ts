@@ -1,5 +1,5 @@
 import { request as httpRequest } from 'node:http';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { compressSync } from 'lz4-napi';
 import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import { decodeImage, decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
@@ -11,8 +11,8 @@ import {
   type UploadCompression,
 } from '../libs/client/src/index.js';
 import type { Codec, JobView } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
-import { tempDir, waitUntil } from './support.js';
+import type { ServiceStack } from '../scripts/lib/stack.js';
+import { startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**
  * LZ4 uploads as the SDK sends them by default (`Content-Encoding: lz4-block`, one block per frame)
@@ -48,19 +48,12 @@ describe('LZ4 uploads (lz4-block) end to end', () => {
   };
 
   beforeAll(async () => {
-    data = tempDir('encoder-lz4-');
-    stack = await ServiceStack.start({
-      dataDir: data.path,
+    ({ stack, redis, data } = await startStackWithRedis('encoder-lz4-', {
       workers: [{ name: 'lz4-node', concurrency: 2 }],
-    });
-    redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
+    }));
   }, 60_000);
 
-  afterAll(async () => {
-    redis?.disconnect();
-    await stack?.stop();
-    data?.remove();
-  });
+  afterAll(() => stopStackWithRedis({ stack, redis, data }));
 
   async function encodeWith(codec: Codec, compression?: UploadCompression): Promise<Buffer[]> {
     const client = new EncoderApiClient(stack.apiUrl, undefined, { transport: recording });

@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { EmbeddedRedis, freePort } from '../libs/cluster/src/index.js';
 import { ScriptProcess } from './process-support.js';
-import { tempDir } from './support.js';
+import { selfSignedCertificate, tempDir } from './support.js';
 
 /**
  * How the processes start as an operator runs them: settings read from the environment, a misconfiguration
@@ -242,23 +240,7 @@ describe('HTTPS', () => {
   beforeAll(async () => {
     await redis.start();
     // A self-signed certificate for 127.0.0.1, made as an operator would for a test box.
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
+    await selfSignedCertificate(keyFile, certFile);
     cert = readFileSync(certFile);
   });
   afterAll(async () => {

@@ -3,7 +3,7 @@ import type { StreamView } from '../libs/contracts/src/index.js';
 import { EndpointPool, StreamClient, type StreamEventWithData } from '../libs/client/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
-import { createStream, expectVideoOf, readWs, submitFrames } from './stream-support.js';
+import { createLiveStream, expectVideoOf, readWs, submitFrames } from './stream-support.js';
 
 /**
  * A live stream's node killed with -9 mid-stream: the stream moves to the other node, which starts with
@@ -45,14 +45,7 @@ describe('live streams under faults', () => {
     const { inputs, bgra } = KILL_FRAMES;
     const count = inputs.length;
     const api = stack.apiUrl;
-    const stream = await createStream(api, {
-      codec: 'h264',
-      mode: 'live',
-      width,
-      height,
-      format: 'bgra',
-      fps: 30,
-    });
+    const stream = await createLiveStream(api, width, height);
     const nodes = await stack.client.nodes();
     expect(nodes.map((node) => node.id)).toContain(stream.node);
     const viewOf = async () => (await (await fetch(`${api}/v1/streams/${stream.id}`)).json()) as StreamView;

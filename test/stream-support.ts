@@ -27,6 +27,24 @@ export async function createStream(apiUrl: string, body: Record<string, unknown>
   return view;
 }
 
+/** A live stream of bgra frames at 30 fps: h264 unless `extra` says otherwise. */
+export function createLiveStream(
+  apiUrl: string,
+  width: number,
+  height: number,
+  extra: Record<string, unknown> = {},
+): Promise<StreamView> {
+  return createStream(apiUrl, {
+    codec: 'h264',
+    mode: 'live',
+    width,
+    height,
+    format: 'bgra',
+    fps: 30,
+    ...extra,
+  });
+}
+
 export async function submitFrames(
   apiUrl: string,
   streamId: string,

@@ -6,7 +6,15 @@ import type { JobView } from '../libs/contracts/src/index.js';
 import { KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
 import { tempDir } from './support.js';
-import { createStream, expectVideoOf, postJson, readSse, readWs, submitFrames } from './stream-support.js';
+import {
+  createLiveStream,
+  createStream,
+  expectVideoOf,
+  postJson,
+  readSse,
+  readWs,
+  submitFrames,
+} from './stream-support.js';
 
 /**
  * Streams against real processes: redis-server, the API and two encoder nodes. Outputs are decoded and
@@ -109,14 +117,7 @@ describe('streams', () => {
     const width = 320;
     const height = 240;
     const count = 24;
-    const stream = await createStream(api(), {
-      codec: 'h264',
-      mode: 'live',
-      width,
-      height,
-      format: 'bgra',
-      fps: 30,
-    });
+    const stream = await createLiveStream(api(), width, height);
     expect(stream).toMatchObject({ mode: 'live', codec: 'h264' });
     expect(stream.node).toEqual(expect.any(String));
     const delivery = readWs(api(), stream.id);

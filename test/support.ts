@@ -6,12 +6,63 @@ import { join } from 'node:path';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import type { RawJobRequest } from '../libs/client/src/index.js';
 import { EmbeddedRedis } from '../libs/cluster/src/index.js';
+import { Redis } from 'ioredis';
+import { ServiceStack, type StackOptions } from '../scripts/lib/stack.js';
 
 const execFileAsync = promisify(execFile);
 
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A stack on a new data folder, and a client of its Redis for what the test reads there itself. */
+export interface StackWithRedis {
+  stack: ServiceStack;
+  redis: Redis;
+  data: ReturnType<typeof tempDir>;
+}
+
+export async function startStackWithRedis(
+  dataPrefix: string,
+  options: Omit<StackOptions, 'dataDir'>,
+): Promise<StackWithRedis> {
+  const data = tempDir(dataPrefix);
+  try {
+    const stack = await ServiceStack.start({ dataDir: data.path, ...options });
+    return { stack, redis: new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 }), data };
+  } catch (error) {
+    data.remove();
+    throw error;
+  }
+}
+
+/** Stops what startStackWithRedis started: the parts given (a failed start leaves them undefined). */
+export async function stopStackWithRedis({ stack, redis, data }: Partial<StackWithRedis>): Promise<void> {
+  redis?.disconnect();
+  await stack?.stop();
+  data?.remove();
+}
+
+/** A self-signed certificate and key for 127.0.0.1, valid a day, made as an operator would for a test box. */
+export async function selfSignedCertificate(keyFile: string, certFile: string): Promise<void> {
+  await execFileAsync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ]);
 }
 
 /** A raw bgra batch of desktop-like frames and the request that declares it. */

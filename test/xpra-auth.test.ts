@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
 import { freePort } from '../libs/cluster/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
-import { tempDir } from './support.js';
+import { selfSignedCertificate, tempDir } from './support.js';
 import { remoteClient, setupXpraClients, xpraEncode, xpraKitDir, type XpraClients } from './xpra-support.js';
 
 /**
@@ -35,23 +33,7 @@ describeXpra('Xpra listener beyond loopback (real Xpra clients)', () => {
         .toBuffer(),
     );
     writeFileSync(passwordFile, KEY);
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
+    await selfSignedCertificate(keyFile, certFile);
     clients = await setupXpraClients(kit as string);
     port = await freePort();
     stack = await ServiceStack.start({

@@ -14,6 +14,7 @@ import {
   isPermanentFailure,
   type EncodeJobIO,
 } from './encode-job-runner.js';
+import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
 
 /** The runner's input side: raw frames or compressed chunks in, frames to the encoder, cleanup after. */
 describe('EncodeJobRunner inputs', () => {
@@ -82,18 +83,7 @@ describe('EncodeJobRunner inputs', () => {
   }
 
   function job(input: EncodeJobData['input'], count = frames.length): EncodeJobData {
-    return {
-      jobId: 'AAAAAAAAAAAAAAAA',
-      codec: 'png',
-      pool: 'cpu',
-      width,
-      height,
-      format: 'rgba',
-      frames: count,
-      settings: { quality: 80, speed: 70, fps: 30 },
-      input,
-      createdAt: 0,
-    };
+    return encodeJobData({ width, height, frames: count, input });
   }
 
   it('reads raw frames as stored and deletes them after', async () => {

@@ -8,9 +8,11 @@ import {
   isPermanentFailure,
   type EncodeJobIO,
 } from './encode-job-runner.js';
+import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
+import { fakeVideoEncoder, RawFramesOnly } from './testing/fakes.js';
 
 /** A job's record as JobStore keeps it: final states are final, outputs listed only on completion. */
-class FakeRecordStorage implements EncodeJobIO {
+class FakeRecordStorage extends RawFramesOnly implements EncodeJobIO {
   status_: JobStatus = 'queued';
   listed: OutputInfo[] = [];
   stored = new Map<number, Buffer>();
@@ -18,21 +20,14 @@ class FakeRecordStorage implements EncodeJobIO {
   /** What happened, in order: record changes, stored outputs and events. */
   log: string[] = [];
 
-  constructor(private readonly frameCount: number) {}
+  constructor(private readonly frameCount: number) {
+    super();
+  }
 
   async *readFrames(_jobId: string, frameBytes: number) {
     for (let index = 0; index < this.frameCount; index++) yield Buffer.alloc(frameBytes, index);
   }
   async deleteFrames() {}
-  // eslint-disable-next-line require-yield
-  async *readInputChunks(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
-  // eslint-disable-next-line require-yield
-  async *readFrameValues(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
-  async deleteInputChunks() {}
   async putOutput(_jobId: string, index: number, data: Buffer) {
     this.stored.set(index, data);
     this.log.push(`put ${index}`);
@@ -85,18 +80,7 @@ const WIDTH = 4;
 const HEIGHT = 2;
 
 function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
-  return {
-    jobId: 'AAAAAAAAAAAAAAAA',
-    codec,
-    pool: 'cpu',
-    width: WIDTH,
-    height: HEIGHT,
-    format: 'rgba',
-    frames,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: WIDTH * HEIGHT * 4 * frames },
-    createdAt: 0,
-  };
+  return encodeJobData({ codec, width: WIDTH, height: HEIGHT, frames });
 }
 
 function imageEncoder(onFrame: (index: number) => void | Promise<void> = () => undefined): ImageEncoder & {
@@ -201,12 +185,7 @@ describe('EncodeJobRunner: outputs and the end of a job', () => {
     const storage = new FakeRecordStorage(3);
     const cancel = new AbortController();
     let sawSignal: AbortSignal | undefined;
-    const encoder: VideoEncoder = {
-      kind: 'video',
-      codec: 'h264',
-      contentType: 'video/mp4',
-      implementation: 'fake',
-      startLive: () => Promise.reject(new Error('not used')),
+    const encoder = fakeVideoEncoder({
       encode: (_frames, _count, _layout, _settings, options) =>
         new Promise((_resolve, reject) => {
           sawSignal = options?.signal;
@@ -215,7 +194,7 @@ describe('EncodeJobRunner: outputs and the end of a job', () => {
           );
           setImmediate(() => cancel.abort(new JobCancelledError('cancelled by the client')));
         }),
-    };
+    });
     const error = await runnerWith(storage, encoder)
       .run(job('h264', 3), { attempt: 1, signal: cancel.signal })
       .catch((caught: unknown) => caught);
@@ -250,17 +229,7 @@ describe('EncodeJobRunner: outputs and the end of a job', () => {
         return super.readFrames(jobId, frameBytes);
       }
     })(3);
-    const encoder: VideoEncoder = {
-      kind: 'video',
-      codec: 'h264',
-      contentType: 'video/mp4',
-      implementation: 'fake',
-      startLive: () => Promise.reject(new Error('not used')),
-      encode: async (frames) => {
-        for await (const frame of frames) void frame;
-        return Buffer.from('mp4');
-      },
-    };
+    const encoder = fakeVideoEncoder();
     const pool = new BufferPool(1 << 20);
     const runner = new EncodeJobRunner('node-a', storage, { encoderFor: () => encoder }, pool);
     expect(await runner.run(job('h264', 3), { attempt: 1 })).toEqual({ outputs: 1 });

@@ -1,5 +1,5 @@
 import type { EncodeJobData, JobEvent, OutputInfo } from '../../../libs/contracts/src/index.js';
-import type { ImageEncoder, VideoEncoder } from '../../../libs/codecs/src/encoder.js';
+import type { ImageEncoder } from '../../../libs/codecs/src/encoder.js';
 import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
 import { ImageStrategy, VideoSegmentStrategy } from './encode-strategies.js';
 import {
@@ -9,27 +9,20 @@ import {
   type EncodeStrategy,
   type Publisher,
 } from './execution-core.js';
+import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
+import { fakeVideoEncoder, RawFramesOnly } from './testing/fakes.js';
 
 /** Every call the core makes, in order. */
-class LoggingIO implements EncodeJobIO {
+class LoggingIO extends RawFramesOnly implements EncodeJobIO {
   log: string[] = [];
   active = true;
   async *readFrames(_jobId: string, frameBytes: number, frames: number, pool: BufferPool | null) {
     this.log.push(`read ${frames}${pool ? ' pooled' : ''}`);
     for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
   }
-  // eslint-disable-next-line require-yield
-  async *readFrameValues(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
   async deleteFrames(_jobId: string, frames: number) {
     this.log.push(`delete input ${frames}`);
   }
-  // eslint-disable-next-line require-yield
-  async *readInputChunks(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
-  async deleteInputChunks() {}
   async putOutput(_jobId: string, index: number) {
     this.log.push(`put ${index}`);
   }
@@ -65,18 +58,7 @@ class LoggingIO implements EncodeJobIO {
 }
 
 function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
-  return {
-    jobId: 'AAAAAAAAAAAAAAAA',
-    codec,
-    pool: 'cpu',
-    width: 2,
-    height: 2,
-    format: 'rgba',
-    frames,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: 16 * frames },
-    createdAt: 0,
-  };
+  return encodeJobData({ codec, frames });
 }
 
 const image: ImageEncoder = {
@@ -86,17 +68,7 @@ const image: ImageEncoder = {
   encode: async () => Buffer.from('png'),
 };
 
-const video: VideoEncoder = {
-  kind: 'video',
-  codec: 'h264',
-  contentType: 'video/mp4',
-  implementation: 'fake',
-  startLive: () => Promise.reject(new Error('not used')),
-  encode: async (frames) => {
-    for await (const frame of frames) void frame;
-    return Buffer.from('mp4');
-  },
-};
+const video = fakeVideoEncoder();
 
 /** A live-like strategy: one stored packet per frame, published to a log of its own. */
 const packets: EncodeStrategy = {

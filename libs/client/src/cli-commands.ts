@@ -8,7 +8,7 @@ import { LiveSession } from './live-session.js';
 import { formatNodesTable } from './nodes-table.js';
 import { orderedMap } from './ordered.js';
 import { jobOutputName, OutputWriter } from './output-writers.js';
-import { formatProgress, progressBar, ProgressReporter } from './progress.js';
+import { formatProgress, progressBar, ProgressReporter, type StreamProgress } from './progress.js';
 import { BatchLatency } from './stats.js';
 import {
   StreamClient,
@@ -202,6 +202,51 @@ function problems(tally: StreamTally): string[] {
   return list;
 }
 
+/** The progress line of a run that sends `total` frames and times them (`stream`, over POST or a session). */
+function sendProgress(
+  tally: StreamTally,
+  total: number,
+  elapsedMs: number,
+  failovers: number,
+): StreamProgress {
+  return {
+    delivered: tally.framesDelivered,
+    submitted: tally.framesSubmitted,
+    total,
+    elapsedMs,
+    p50Ms: tally.latency.summary().p50,
+    failovers,
+    failedBatches: tally.failedBatches.length,
+  };
+}
+
+/** The end of a run: outputs flushed, the last progress line, the summary line; returns the exit code. */
+async function finishRun(
+  io: CliIo,
+  run: {
+    view: StreamView;
+    tally: StreamTally;
+    writer?: OutputWriter;
+    draw: (force: boolean) => void;
+    progress: ProgressReporter;
+    seconds: () => number;
+  },
+  counted: 'submitted' | 'delivered',
+  failovers: number,
+  failure: unknown,
+): Promise<number> {
+  const { view, tally } = run;
+  await run.writer?.close();
+  run.draw(true);
+  run.progress.finish();
+  const [frames, batches] =
+    counted === 'submitted'
+      ? [tally.framesSubmitted, tally.batchesSubmitted]
+      : [tally.framesDelivered, tally.batchesDelivered];
+  io.stdout.write(`${JSON.stringify(summary(view, tally, frames, batches, run.seconds(), failovers))}\n`);
+  return exitCode(failure, tally, io);
+}
+
 /** 1 on a failure, a failed batch or missed events; 130 when interrupted (Ctrl-C); else 0. */
 function exitCode(failure: unknown, tally: StreamTally, io: CliIo): number {
   if (io.interrupt?.aborted) {
@@ -253,15 +298,7 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
   const tally = new StreamTally(now);
   const draw = (force = false) =>
     progress.update(
-      formatProgress({
-        delivered: tally.framesDelivered,
-        submitted: tally.framesSubmitted,
-        total: source.frames,
-        elapsedMs: now() - started,
-        p50Ms: tally.latency.summary().p50,
-        failovers: client.failovers,
-        failedBatches: tally.failedBatches.length,
-      }),
+      formatProgress(sendProgress(tally, source.frames, now() - started, client.failovers)),
       force,
     );
   const abort = new AbortController();
@@ -313,14 +350,9 @@ export async function runStream(command: StreamCommand, io: CliIo): Promise<numb
   } catch (error) {
     failure = error;
   }
-  await writer?.close();
-  draw(true);
-  progress.finish();
-  const seconds = (now() - started) / 1000;
-  io.stdout.write(
-    `${JSON.stringify(summary(view, tally, tally.framesSubmitted, tally.batchesSubmitted, seconds, client.failovers))}\n`,
-  );
-  return exitCode(failure, tally, io);
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'submitted', client.failovers, failure);
 }
 
 /**
@@ -361,14 +393,7 @@ async function runSession(
   const tally = new StreamTally(now);
   const draw = (force = false) =>
     progress.update(
-      formatProgress({
-        delivered: tally.framesDelivered,
-        submitted: tally.framesSubmitted,
-        total: source.frames,
-        elapsedMs: now() - started,
-        p50Ms: tally.latency.summary().p50,
-        failovers: session.failovers,
-      }),
+      formatProgress(sendProgress(tally, source.frames, now() - started, session.failovers)),
       force,
     );
   const reading = (async () => {
@@ -413,14 +438,9 @@ async function runSession(
   } catch (error) {
     failure ??= error;
   }
-  await writer?.close();
-  draw(true);
-  progress.finish();
-  const seconds = (now() - started) / 1000;
-  io.stdout.write(
-    `${JSON.stringify(summary(view, tally, tally.framesSubmitted, tally.batchesSubmitted, seconds, session.failovers))}\n`,
-  );
-  return exitCode(failure, tally, io);
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'submitted', session.failovers, failure);
 }
 
 /** `follow <streamId>`: follow an existing stream to its end, write its outputs, summarise. */
@@ -465,14 +485,9 @@ export async function runFollow(command: FollowCommand, io: CliIo): Promise<numb
   } finally {
     io.interrupt?.removeEventListener('abort', interrupted);
   }
-  await writer?.close();
-  draw(true);
-  progress.finish();
-  const seconds = (now() - started) / 1000;
-  io.stdout.write(
-    `${JSON.stringify(summary(view, tally, tally.framesDelivered, tally.batchesDelivered, seconds, client.failovers))}\n`,
-  );
-  return exitCode(failure, tally, io);
+  const seconds = () => (now() - started) / 1000;
+  const run = { view, tally, writer, draw, progress, seconds };
+  return finishRun(io, run, 'delivered', client.failovers, failure);
 }
 
 const IMAGE_TYPES: Record<string, string> = {

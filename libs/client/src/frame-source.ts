@@ -52,8 +52,7 @@ export async function rawFileSource(
     async *batches(batchFrames) {
       const handle = await open(file, 'r');
       try {
-        for (let first = 0; first < frames; first += batchFrames) {
-          const count = Math.min(batchFrames, frames - first);
+        for (const { first, count } of batchRanges(frames, batchFrames)) {
           const body = Buffer.allocUnsafe(count * frameBytes);
           let read = 0;
           while (read < body.length) {
@@ -88,8 +87,7 @@ export function syntheticSource(
     format,
     frames,
     async *batches(batchFrames) {
-      for (let first = 0; first < frames; first += batchFrames) {
-        const count = Math.min(batchFrames, frames - first);
+      for (const { first, count } of batchRanges(frames, batchFrames)) {
         const parts = Array.from({ length: count }, (_, i) =>
           toFormat(syntheticRgba(width, height, first + i), format),
         );
@@ -155,4 +153,10 @@ export function openFrameSource(
         syntheticSource(spec.frames, layout.width ?? 640, layout.height ?? 360, layout.format),
       );
   }
+}
+
+/** Frames 0..frames-1 cut into batches of `batchFrames` (the last one may be shorter). */
+function* batchRanges(frames: number, batchFrames: number): Generator<{ first: number; count: number }> {
+  for (let first = 0; first < frames; first += batchFrames)
+    yield { first, count: Math.min(batchFrames, frames - first) };
 }

@@ -354,17 +354,7 @@ export class FrameStore {
       if (value === null) throw new MissingFrameError(key);
       return value;
     };
-    let next: Promise<Buffer> | undefined;
-    try {
-      for (let index = 0; index < frames; index++) {
-        const current = await (next ?? load(index));
-        next = index + 1 < frames ? load(index + 1) : undefined;
-        next?.catch(() => undefined);
-        yield current;
-      }
-    } finally {
-      await next?.catch(() => undefined);
-    }
+    yield* prefetched(frames, load);
   }
 
   /**
@@ -378,17 +368,7 @@ export class FrameStore {
       await this.readInto(this.keys.inputChunk(jobId, index), buffer);
       return buffer;
     };
-    let next: Promise<Buffer> | undefined;
-    try {
-      for (let index = 0; index < count; index++) {
-        const current = await (next ?? load(index));
-        next = index + 1 < count ? load(index + 1) : undefined;
-        next?.catch(() => undefined);
-        yield current;
-      }
-    } finally {
-      await next?.catch(() => undefined);
-    }
+    yield* prefetched(count, load);
   }
 
   async deleteInputChunks(jobId: string, chunks: number): Promise<void> {
@@ -414,6 +394,21 @@ export interface ValuePiece {
   valueBytes: number;
   offset: number;
   data: Buffer;
+}
+
+/** `load(0)` .. `load(count - 1)` in order, each next one loading while the consumer works on the current. */
+async function* prefetched(count: number, load: (index: number) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  let next: Promise<Buffer> | undefined;
+  try {
+    for (let index = 0; index < count; index++) {
+      const current = await (next ?? load(index));
+      next = index + 1 < count ? load(index + 1) : undefined;
+      next?.catch(() => undefined);
+      yield current;
+    }
+  } finally {
+    await next?.catch(() => undefined);
+  }
 }
 
 /**

@@ -1,20 +1,16 @@
 import type { EncodeJobData } from '../../contracts/src/index.js';
 import { batchEvents } from './stream-batches.js';
+import { encodeJobData } from '../../contracts/src/testing/encode-job.js';
 
 function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
-  return {
+  return encodeJobData({
     jobId: 'job-1',
     codec,
-    pool: 'cpu',
     width: 4,
     height: 4,
-    format: 'rgba',
     frames,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: 64 * frames },
-    createdAt: 0,
     stream: { streamId: 's1', mode: 'batch', seq: 7, firstFrame: 20 },
-  };
+  });
 }
 
 describe('batchEvents', () => {

@@ -462,11 +462,7 @@ export class StreamStore {
       'COUNT',
       count,
     );
-    return entries.map(([id, fields]) => ({
-      id: Number(id.slice(2)),
-      streamId,
-      event: JSON.parse(fields[1]) as StreamEvent,
-    }));
+    return loggedEvents(streamId, entries);
   }
 
   /** Stops taking frames; `end` is logged once every acknowledged batch is delivered. */
@@ -492,10 +488,15 @@ export class StreamStore {
       'COUNT',
       count,
     );
-    return entries.map(([id, fields]) => ({
-      id: Number(id.slice(2)),
-      streamId,
-      event: JSON.parse(fields[1]) as StreamEvent,
-    }));
+    return loggedEvents(streamId, entries);
   }
+}
+
+/** Entries of a stream's event log (ids `0-<n>`, one `event` field of JSON) as LoggedStreamEvents. */
+function loggedEvents(streamId: string, entries: [id: string, fields: string[]][]): LoggedStreamEvent[] {
+  return entries.map(([id, fields]) => ({
+    id: Number(id.slice(2)),
+    streamId,
+    event: JSON.parse(fields[1]) as StreamEvent,
+  }));
 }

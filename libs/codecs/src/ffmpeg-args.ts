@@ -212,6 +212,20 @@ export function encodeFilter(implementation: string, layout: RawLayout, oddSize?
   );
 }
 
+/** The input's first video stream only: no audio, subtitles or data. */
+export const VIDEO_ONLY = ['-map', '0:v:0', '-an', '-sn', '-dn'];
+
+/** The filter that lays the raw frames out for the encoder, then the encoder with its knobs for `settings`. */
+export function encoderArgs(implementation: string, layout: RawLayout, settings: EncodeSettings): string[] {
+  return [
+    '-vf',
+    encodeFilter(implementation, layout, settings.oddSize),
+    '-c:v',
+    implementation,
+    ...videoKnobs(implementation, settings).args,
+  ];
+}
+
 function containerArgs(codec: VideoCodec): string[] {
   const { container } = VIDEO_CONTAINERS[codec];
   if (container === 'webm') return ['-f', 'webm'];
@@ -253,18 +267,10 @@ export function buildVideoEncodeArgs(request: VideoEncodeRequest): FfmpegArgs {
   const keyframeInterval = Math.max(1, Math.floor(request.keyframeInterval ?? frameCount));
   const input = rawVideoInputArgs(implementation, layout, settings, request.vaapiDevice);
   const output = [
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-dn',
+    ...VIDEO_ONLY,
     '-frames:v',
     String(frameCount),
-    '-vf',
-    encodeFilter(implementation, layout, settings.oddSize),
-    '-c:v',
-    implementation,
-    ...videoKnobs(implementation, settings).args,
+    ...encoderArgs(implementation, layout, settings),
     ...threadArgs(implementation, request.threads),
     '-g',
     String(keyframeInterval),

@@ -53,6 +53,25 @@ function scaleHalf(speed: number, half: 'low' | 'high', from: number, to: number
   return Math.round(from + (to - from) * position);
 }
 
+/**
+ * libvpx's deadline / libaom's usage and cpu-used: speed below 50 is the 'good' mode over the `good`
+ * cpu-used range, from 50 the 'realtime' mode over the `realtime` range.
+ */
+function vpxSpeed(
+  speed: number,
+  good: [from: number, to: number],
+  realtime: [from: number, to: number],
+): { mode: 'good' | 'realtime'; cpuUsed: number } {
+  return speed < 50
+    ? { mode: 'good', cpuUsed: scaleHalf(speed, 'low', ...good) }
+    : { mode: 'realtime', cpuUsed: scaleHalf(speed, 'high', ...realtime) };
+}
+
+/** VP9 and AV1 (libvpx-vp9, libaom-av1): constant quality, row multithreading. */
+function crf63Args(modeOption: '-deadline' | '-usage', mode: string, cpuUsed: number, crf: number): string[] {
+  return [modeOption, mode, '-cpu-used', String(cpuUsed), '-crf', String(crf), '-b:v', '0', '-row-mt', '1'];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Image codecs (sharp)
 
@@ -173,8 +192,7 @@ export function videoKnobs(implementation: string, settings: EncodeSettings): Vi
     case 'libvpx': {
       // VP8 with -b:v 0 silently falls back to a 256 kbit/s cap, so quality is a constant quantizer.
       const qp = vp8Quantizer(quality);
-      const mode = speed < 50 ? 'good' : 'realtime';
-      const cpuUsed = mode === 'good' ? scaleHalf(speed, 'low', 0, 5) : scaleHalf(speed, 'high', 6, 16);
+      const { mode, cpuUsed } = vpxSpeed(speed, [0, 5], [6, 16]);
       return {
         implementation,
         rateControl: { option: 'qmin/qmax', value: qp },
@@ -198,26 +216,14 @@ export function videoKnobs(implementation: string, settings: EncodeSettings): Vi
     }
     case 'libvpx-vp9': {
       const crf = crf63(quality);
-      const mode = speed < 50 ? 'good' : 'realtime';
-      const cpuUsed = mode === 'good' ? scaleHalf(speed, 'low', 0, 4) : scaleHalf(speed, 'high', 5, 8);
+      const { mode, cpuUsed } = vpxSpeed(speed, [0, 4], [5, 8]);
       return {
         implementation,
         rateControl: { option: 'crf', value: crf },
         mode,
         cpuUsed,
         speedRank: cpuUsed,
-        args: [
-          '-deadline',
-          mode,
-          '-cpu-used',
-          String(cpuUsed),
-          '-crf',
-          String(crf),
-          '-b:v',
-          '0',
-          '-row-mt',
-          '1',
-        ],
+        args: crf63Args('-deadline', mode, cpuUsed, crf),
       };
     }
     case 'libsvtav1': {
@@ -233,8 +239,7 @@ export function videoKnobs(implementation: string, settings: EncodeSettings): Vi
     }
     case 'libaom-av1': {
       const crf = crf63(quality);
-      const mode = speed < 50 ? 'good' : 'realtime';
-      const cpuUsed = mode === 'good' ? scaleHalf(speed, 'low', 2, 6) : scaleHalf(speed, 'high', 6, 8);
+      const { mode, cpuUsed } = vpxSpeed(speed, [2, 6], [6, 8]);
       return {
         implementation,
         rateControl: { option: 'crf', value: crf },
@@ -242,18 +247,7 @@ export function videoKnobs(implementation: string, settings: EncodeSettings): Vi
         cpuUsed,
         // realtime at the same cpu-used is faster than good
         speedRank: cpuUsed * 2 + (mode === 'realtime' ? 1 : 0),
-        args: [
-          '-usage',
-          mode,
-          '-cpu-used',
-          String(cpuUsed),
-          '-crf',
-          String(crf),
-          '-b:v',
-          '0',
-          '-row-mt',
-          '1',
-        ],
+        args: crf63Args('-usage', mode, cpuUsed, crf),
       };
     }
   }

@@ -81,23 +81,13 @@ export interface LoggedStreamEvent {
   event: StreamEvent;
 }
 
-/** `GET /v1/streams/:id` */
-export interface StreamView {
+/**
+ * `GET /v1/streams/:id`: the stream's parameters, every one given (`oddSize` of older streams: `exact`;
+ * `compression` of batch streams: `none`), then where it stands.
+ */
+export interface StreamView extends Required<StreamParams> {
   id: string;
-  codec: Codec;
-  mode: StreamMode;
-  pool: Pool;
   state: StreamState;
-  width: number;
-  height: number;
-  format: PixelFormat;
-  quality: number;
-  speed: number;
-  fps: number;
-  keyframeInterval: number;
-  oddSize: OddSizePolicy;
-  /** How a live session's frame messages are sent (`none` for batch streams). */
-  compression: SessionCompression;
   /** Present only when the output's pictures are not width x height (as on JobView). */
   outputWidth?: number;
   outputHeight?: number;

@@ -1,5 +1,6 @@
 import type { JobRecord } from '../../../../libs/cluster/src/index.js';
 import { jobSample, methodLabel, metricName, routeLabel } from './metric-labels.js';
+import { encodeJobData } from '../../../../libs/contracts/src/testing/encode-job.js';
 
 describe('metric names and labels', () => {
   it('prefixes names and rejects invalid ones', () => {
@@ -37,18 +38,7 @@ describe('metric names and labels', () => {
 
 describe('jobSample', () => {
   const base: JobRecord = {
-    data: {
-      jobId: 'j',
-      codec: 'jpeg',
-      pool: 'cpu',
-      width: 2,
-      height: 2,
-      format: 'rgba',
-      frames: 3,
-      settings: { quality: 80, speed: 70, fps: 30 },
-      input: { encoding: 'identity', storedBytes: 48 },
-      createdAt: 1000,
-    },
+    data: encodeJobData({ jobId: 'j', codec: 'jpeg', frames: 3, createdAt: 1000 }),
     status: 'completed',
     progress: 1,
     node: 'n',

@@ -31,6 +31,23 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Makers of the per-job metrics of `registry`: labelled by codec and pool, fed by observeJob. */
+function jobMetrics(registry: Registry) {
+  const labelNames = ['codec', 'pool'] as const;
+  return {
+    counter: (name: string, help: string) =>
+      new Counter({ name: metricName(name), help, labelNames, registers: [registry] }),
+    histogram: (name: string, help: string) =>
+      new Histogram({
+        name: metricName(name),
+        help,
+        labelNames,
+        buckets: DURATION_BUCKETS,
+        registers: [registry],
+      }),
+  };
+}
+
 /**
  * The API's Prometheus registry (its own, not prom-client's global one).
  *
@@ -47,80 +64,48 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   private untap: (() => void) | null = null;
   private scrape: { at: number; snapshot: Promise<Snapshot> } | null = null;
   private readonly connections = new Map<string, { status: string }>();
+  private readonly job = jobMetrics(this.registry);
 
-  readonly jobsCompleted = new Counter({
-    name: metricName('jobs_completed_total'),
-    help: 'Jobs completed by the encoder nodes',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  readonly jobsCompleted = this.job.counter('jobs_completed_total', 'Jobs completed by the encoder nodes');
 
-  readonly jobsFailed = new Counter({
-    name: metricName('jobs_failed_total'),
-    help: 'Jobs that failed for good (attempts used up, bad input, or cancelled by the client)',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  readonly jobsFailed = this.job.counter(
+    'jobs_failed_total',
+    'Jobs that failed for good (attempts used up, bad input, or cancelled by the client)',
+  );
 
-  private readonly processing = new Histogram({
-    name: metricName('job_processing_seconds'),
-    help: "A node's time on a finished job: start of its last attempt to its end (completed and failed jobs)",
-    labelNames: ['codec', 'pool'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  private readonly processing = this.job.histogram(
+    'job_processing_seconds',
+    "A node's time on a finished job: start of its last attempt to its end (completed and failed jobs)",
+  );
 
-  private readonly encodeDuration = new Histogram({
-    name: metricName('job_encode_duration_seconds'),
-    help: 'Time inside the encoder (sharp, ffmpeg) of completed jobs, as the node timed it',
-    labelNames: ['codec', 'pool'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  private readonly encodeDuration = this.job.histogram(
+    'job_encode_duration_seconds',
+    'Time inside the encoder (sharp, ffmpeg) of completed jobs, as the node timed it',
+  );
 
-  private readonly queueWait = new Histogram({
-    name: metricName('job_queue_wait_seconds'),
-    help: 'Time completed jobs waited from submission until a node started them, as the node timed it',
-    labelNames: ['codec', 'pool'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  private readonly queueWait = this.job.histogram(
+    'job_queue_wait_seconds',
+    'Time completed jobs waited from submission until a node started them, as the node timed it',
+  );
 
-  private readonly latency = new Histogram({
-    name: metricName('job_latency_seconds'),
-    help: 'End-to-end time of completed jobs, from submission (createdAt) to the last output (finishedAt)',
-    labelNames: ['codec', 'pool'],
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  private readonly latency = this.job.histogram(
+    'job_latency_seconds',
+    'End-to-end time of completed jobs, from submission (createdAt) to the last output (finishedAt)',
+  );
 
-  private readonly frames = new Counter({
-    name: metricName('frames_encoded_total'),
-    help: 'Frames of completed jobs',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  private readonly frames = this.job.counter('frames_encoded_total', 'Frames of completed jobs');
 
-  private readonly inputBytes = new Counter({
-    name: metricName('input_bytes_total'),
-    help: 'Raw frame bytes of completed jobs (as stored in Redis)',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  private readonly inputBytes = this.job.counter(
+    'input_bytes_total',
+    'Raw frame bytes of completed jobs (as stored in Redis)',
+  );
 
-  private readonly outputs = new Counter({
-    name: metricName('outputs_total'),
-    help: 'Encoded outputs of completed jobs (one per frame for images, one per job for video)',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  private readonly outputs = this.job.counter(
+    'outputs_total',
+    'Encoded outputs of completed jobs (one per frame for images, one per job for video)',
+  );
 
-  private readonly outputBytes = new Counter({
-    name: metricName('output_bytes_total'),
-    help: 'Encoded bytes of completed jobs',
-    labelNames: ['codec', 'pool'],
-    registers: [this.registry],
-  });
+  private readonly outputBytes = this.job.counter('output_bytes_total', 'Encoded bytes of completed jobs');
 
   private readonly restarts = new RestartTracker();
 

@@ -1,5 +1,10 @@
 import type { LoggerService } from '@nestjs/common';
-import { isVideoCodec, type PixelFormat, type VideoCodec } from '../../../../libs/contracts/src/index.js';
+import {
+  isVideoCodec,
+  type PixelFormat,
+  type StreamParams,
+  type VideoCodec,
+} from '../../../../libs/contracts/src/index.js';
 import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
 import { CONTEXT_PIXEL_FORMATS, codecForXpra, pixelFormatForXpra } from './xpra-capabilities.js';
 import type { XpraContexts } from './xpra-connection.js';
@@ -29,14 +34,11 @@ export interface ContextStream {
   close(): Promise<void>;
 }
 
-export interface ContextStreamParams {
+export interface ContextStreamParams extends Pick<
+  StreamParams,
+  'width' | 'height' | 'format' | 'quality' | 'speed' | 'fps'
+> {
   codec: VideoCodec;
-  width: number;
-  height: number;
-  format: PixelFormat;
-  quality: number;
-  speed: number;
-  fps: number;
 }
 
 /** Who the contexts are for: the tenant (and its key, which the cluster's session API takes). */

@@ -16,26 +16,21 @@ import {
   type LiveSessionFactory,
   type LiveStreamLog,
 } from './live-stream-sequencer.js';
-
-const FRAME_BYTES = 4 * 4 * 4;
+import { encodeJobData } from '../../../../libs/contracts/src/testing/encode-job.js';
+import { RawFramesOnly } from '../testing/fakes.js';
 
 function batch(seq: number, frames = 1): EncodeJobData {
-  return {
+  return encodeJobData({
     jobId: `job-${seq}`,
     codec: 'h264',
-    pool: 'cpu',
     width: 4,
     height: 4,
-    format: 'rgba',
     frames,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: FRAME_BYTES * frames },
-    createdAt: 0,
     stream: { streamId: 's1', mode: 'live', seq, firstFrame: seq * frames, keyframeInterval: 100 },
-  };
+  });
 }
 
-class FakeStorage implements EncodeJobIO {
+class FakeStorage extends RawFramesOnly implements EncodeJobIO {
   outputs = new Map<string, Buffer>();
   completed: string[] = [];
   timings = new Map<string, JobTimings | undefined>();
@@ -46,15 +41,6 @@ class FakeStorage implements EncodeJobIO {
     for (let index = 0; index < frames; index++) yield Buffer.alloc(frameBytes, index);
   }
   async deleteFrames() {}
-  // eslint-disable-next-line require-yield
-  async *readInputChunks(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
-  // eslint-disable-next-line require-yield
-  async *readFrameValues(): AsyncGenerator<Buffer> {
-    throw new Error('not used');
-  }
-  async deleteInputChunks() {}
   async putOutput(jobId: string, index: number, data: Buffer) {
     this.outputs.set(`${jobId}/${index}`, data);
   }

@@ -1,21 +1,13 @@
 import { ffmpegBinaries } from '../ffmpeg-binaries.js';
 import { AviPacketParser } from './avi-packets.js';
-import { ffmpegAvi, runTool } from './testing.js';
+import { ffmpegAvi, runTool, testPatternArgs } from './testing.js';
 
 describe('AviPacketParser on real ffmpeg output', () => {
   it('splits real ffmpeg output into the encoder packets: their concatenation is the raw H.264 stream', async () => {
     const x264 = ['-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency'];
     const avi = await ffmpegAvi([...x264, '-threads', '1'], 4);
     const raw = await runTool(ffmpegBinaries().ffmpeg, [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=s=128x96:r=30',
-      '-frames:v',
-      '4',
+      ...testPatternArgs(4),
       ...x264,
       '-threads',
       '1',

@@ -1,8 +1,14 @@
 import type { EncodeSettings, VideoCodec } from '../../../contracts/src/index.js';
 import type { RawLayout } from '../encoder.js';
 import { UnsupportedCodecError } from '../errors.js';
-import { colourTags, encodeFilter, rawVideoInputArgs, threadArgs, type FfmpegArgs } from '../ffmpeg-args.js';
-import { videoKnobs } from '../settings.js';
+import {
+  colourTags,
+  encoderArgs,
+  rawVideoInputArgs,
+  threadArgs,
+  VIDEO_ONLY,
+  type FfmpegArgs,
+} from '../ffmpeg-args.js';
 import { codecOfImplementation, hardwareFamily } from '../video-implementations.js';
 
 /**
@@ -61,6 +67,9 @@ export function lowLatencyArgs(implementation: string): string[] {
   }
 }
 
+/** Output as AVI with each frame's packet written as soon as it is encoded, timestamps kept as sent. */
+export const AVI_PER_FRAME = ['-fps_mode', 'passthrough', '-flush_packets', '1', '-f', 'avi'];
+
 /** The ffmpeg arguments of a live session: raw frames on stdin, one AVI chunk per frame on stdout. */
 export function buildLiveEncodeArgs(request: LiveEncodeRequest): FfmpegArgs {
   const { codec, implementation, layout, settings, threads, keyframeInterval } = request;
@@ -73,27 +82,14 @@ export function buildLiveEncodeArgs(request: LiveEncodeRequest): FfmpegArgs {
   const low = lowLatencyArgs(implementation);
   const input = rawVideoInputArgs(implementation, layout, settings, request.vaapiDevice);
   const output = [
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-dn',
-    '-vf',
-    encodeFilter(implementation, layout, settings.oddSize),
-    '-c:v',
-    implementation,
-    ...videoKnobs(implementation, settings).args,
+    ...VIDEO_ONLY,
+    ...encoderArgs(implementation, layout, settings),
     ...low,
     ...threadArgs(implementation, threads),
     '-g',
     String(keyframeInterval),
     ...colourTags(implementation),
-    '-fps_mode',
-    'passthrough',
-    '-flush_packets',
-    '1',
-    '-f',
-    'avi',
+    ...AVI_PER_FRAME,
   ];
   return { input, output };
 }

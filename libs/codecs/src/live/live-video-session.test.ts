@@ -47,6 +47,33 @@ async function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * Three scenes of a 161x121 bgrx layout through one live session of `codec` in a single encode, as a
+ * stream an independent decoder reads at `coded` size.
+ */
+async function oddSizeLiveStream(
+  codec: VideoCodec,
+  sessionSettings: EncodeSettings,
+  coded: { width: number; height: number },
+): Promise<{ raw: RawLayout; rgba: Buffer[]; stream: Buffer }> {
+  const raw = layout(161, 121, 'bgrx');
+  const session = await createEncoder(codec, undefined, { threads: 1 }).startLive(raw, sessionSettings, 1000);
+  const rgba = scenes(raw.width, raw.height, 0, 3);
+  let packets: LivePacket[];
+  try {
+    packets = await session.encode([Buffer.concat(rgba.map((frame) => rgbaToPixelFormat(frame, 'bgrx')))], 3);
+  } finally {
+    await session.close();
+  }
+  const stream = playableStream(
+    codec,
+    packets.map((packet) => packet.data),
+    coded.width,
+    coded.height,
+  );
+  return { raw, rgba, stream };
+}
+
 function startH264(raw: RawLayout, keyframeInterval = 1000): Promise<LiveVideoSession> {
   return LiveVideoSession.start({
     codec: 'h264',
@@ -113,24 +140,7 @@ describe('LiveVideoSession (real ffmpeg)', () => {
   it.each(['vp8', 'vp9', 'av1'] as const)(
     '%s keeps an odd size exact in 4:2:0 (161x121), decodable at PSNR > 30 dB',
     async (codec) => {
-      const raw = layout(161, 121, 'bgrx');
-      const session = await createEncoder(codec, undefined, { threads: 1 }).startLive(raw, settings, 1000);
-      const rgba = scenes(raw.width, raw.height, 0, 3);
-      let packets: LivePacket[];
-      try {
-        packets = await session.encode(
-          [Buffer.concat(rgba.map((frame) => rgbaToPixelFormat(frame, 'bgrx')))],
-          3,
-        );
-      } finally {
-        await session.close();
-      }
-      const stream = playableStream(
-        codec,
-        packets.map((packet) => packet.data),
-        raw.width,
-        raw.height,
-      );
+      const { rgba, stream } = await oddSizeLiveStream(codec, settings, { width: 161, height: 121 });
       const probe = await probeVideo(stream);
       expect([probe.codecName, probe.pixFmt, probe.width, probe.height, probe.frames]).toEqual([
         codec,
@@ -147,27 +157,10 @@ describe('LiveVideoSession (real ffmpeg)', () => {
   it.each(['h264', 'hevc'] as const)(
     '%s with oddSize pad: 4:2:0 at the next even size (161x121 -> 162x122), crops back at PSNR > 30 dB',
     async (codec) => {
-      const raw = layout(161, 121, 'bgrx');
-      const session = await createEncoder(codec, undefined, { threads: 1 }).startLive(
-        raw,
-        { ...settings, oddSize: 'pad' },
-        1000,
-      );
-      const rgba = scenes(raw.width, raw.height, 0, 3);
-      let packets: LivePacket[];
-      try {
-        packets = await session.encode(
-          [Buffer.concat(rgba.map((frame) => rgbaToPixelFormat(frame, 'bgrx')))],
-          3,
-        );
-      } finally {
-        await session.close();
-      }
-      const stream = playableStream(
+      const { raw, rgba, stream } = await oddSizeLiveStream(
         codec,
-        packets.map((packet) => packet.data),
-        162,
-        122,
+        { ...settings, oddSize: 'pad' },
+        { width: 162, height: 122 },
       );
       const { probe, quality, columnRepeat, rowRepeat } = await checkPaddedVideo(
         stream,

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import type { VideoCodec } from '../../../contracts/src/index.js';
 import { ivfFileHeader, ivfFrameHeader } from '../../../client/src/ivf.js';
 import { ffmpegBinaries } from '../ffmpeg-binaries.js';
+import { AVI_PER_FRAME } from './live-args.js';
 
 /**
  * Test helpers for live packets: turn them into streams an independent decoder reads (Annex B as is,
@@ -42,9 +43,9 @@ export function runTool(binary: string, args: string[], stdin?: Buffer): Promise
   });
 }
 
-/** A few frames of ffmpeg's test pattern, encoded by `encoderArgs` into AVI on stdout (as live sessions get it). */
-export function ffmpegAvi(encoderArgs: string[], frames: number, size = '128x96'): Promise<Buffer> {
-  return runTool(ffmpegBinaries().ffmpeg, [
+/** ffmpeg reading `frames` frames of its test pattern: the arguments before the encoder's. */
+export function testPatternArgs(frames: number, size = '128x96'): string[] {
+  return [
     '-hide_banner',
     '-loglevel',
     'error',
@@ -54,13 +55,15 @@ export function ffmpegAvi(encoderArgs: string[], frames: number, size = '128x96'
     `testsrc2=s=${size}:r=30`,
     '-frames:v',
     String(frames),
+  ];
+}
+
+/** A few frames of ffmpeg's test pattern, encoded by `encoderArgs` into AVI on stdout (as live sessions get it). */
+export function ffmpegAvi(encoderArgs: string[], frames: number, size = '128x96'): Promise<Buffer> {
+  return runTool(ffmpegBinaries().ffmpeg, [
+    ...testPatternArgs(frames, size),
     ...encoderArgs,
-    '-fps_mode',
-    'passthrough',
-    '-flush_packets',
-    '1',
-    '-f',
-    'avi',
+    ...AVI_PER_FRAME,
     'pipe:1',
   ]);
 }
