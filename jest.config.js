@@ -1,9 +1,24 @@
 // ESM throughout (NestJS 12 ships ESM only), so jest runs with --experimental-vm-modules.
+import { readFileSync } from 'node:fs';
+import { URL } from 'node:url';
+
+// The package names of package.json "imports" (#contracts, #codecs/errors.js, ...) point at dist/ for
+// Node; Jest runs the sources, so each name maps to the same path under the repo root, less `dist/`.
+const { imports } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+const packageNames = Object.fromEntries(
+  Object.entries(imports).map(([name, target]) => {
+    const source = `<rootDir>/${target.replace(/^\.\/dist\//, '')}`;
+    return name.endsWith('/*')
+      ? [`^${name.slice(0, -1)}(.*)\\.js$`, source.replace(/\*$/, '$1')]
+      : [`^${name}$`, source.replace(/\.js$/, '')];
+  }),
+);
+
 const transform = { '^.+\\.ts$': ['ts-jest', { useESM: true }] };
 const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: { ...packageNames, '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform,
 };
 export default {
@@ -16,7 +31,11 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'],
+      testMatch: [
+        '<rootDir>/apps/**/*.spec.ts',
+        '<rootDir>/libs/**/*.spec.ts',
+        '<rootDir>/test/**/*.spec.ts',
+      ],
     },
     {
       ...common,
