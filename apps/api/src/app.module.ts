@@ -16,7 +16,7 @@ import { NodesController } from './cluster/nodes.controller.js';
 import { HttpErrorFilter } from './common/http-errors.js';
 import { VALIDATION_OPTIONS } from './common/validation.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
-import { EventHub } from './events/event-hub.js';
+import { DeliveryModule } from './delivery/delivery.module.js';
 import { HealthController } from './health/health.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
@@ -28,7 +28,6 @@ import { DataPortProbe, LiveFailover } from './streams/live-failover.js';
 import { LiveStreams } from './streams/live-streams.js';
 import { SessionGrants, SessionSigner } from './streams/session-grants.js';
 import { SessionRelay } from './streams/session-relay.js';
-import { StreamFollower } from './streams/stream-follower.js';
 import { StreamSockets } from './streams/stream-sockets.js';
 import { StreamStallCheck } from './streams/stream-stall-check.js';
 import { StreamsController } from './streams/streams.controller.js';
@@ -52,6 +51,7 @@ export class AppModule {
         configModule,
         ClusterModule,
         AuthModule,
+        DeliveryModule,
         // pino-http is mounted by createApi ahead of every route (Bull Board and /docs too); the module
         // only makes Nest's Logger write through the same logger, with the request id in request scope.
         LoggerModule.forRoot({ useExisting: true, ...(logger ? { pinoHttp: { logger } } : {}) }),
@@ -67,7 +67,6 @@ export class AppModule {
       ],
       providers: [
         JobsService,
-        EventHub,
         GpuFallback,
         NoNodeTimeout,
         Admission,
@@ -81,7 +80,6 @@ export class AppModule {
         DataPortProbe,
         LiveFailover,
         SessionRelay,
-        StreamFollower,
         StreamSockets,
         StreamStallCheck,
         // Off (nothing bound) unless XPRA_BIND is set.
