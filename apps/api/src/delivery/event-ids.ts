@@ -13,7 +13,7 @@ import { parseDecimalInteger } from '../common/strict-input.js';
 export function positionOf(text: string | null | undefined, options: { legacy: boolean }): string | null {
   if (text === null || text === undefined || text === '') return '0-0';
   const n = parseDecimalInteger(text);
-  if (n !== null) return `0-${n}`;
+  if (n !== null) return n >= 0 ? `0-${n}` : null;
   return options.legacy && /^\d{1,15}-\d{1,15}$/.test(text) ? text : null;
 }
 

@@ -1,15 +1,17 @@
 import { once } from 'node:events';
-import type { Response } from 'express';
 import type { FollowedItem } from './event-follower.js';
 
 const KEEPALIVE_MS = 15_000;
 
 /** The part of an HTTP response the writer uses (express's Response has it). */
-export type SseResponse = Pick<
-  Response,
-  'status' | 'setHeader' | 'flushHeaders' | 'write' | 'end' | 'destroyed'
-> &
-  NodeJS.EventEmitter;
+export interface SseResponse extends NodeJS.EventEmitter {
+  readonly destroyed: boolean;
+  status(code: number): unknown;
+  setHeader(name: string, value: string): unknown;
+  flushHeaders(): void;
+  write(chunk: string): boolean;
+  end(): unknown;
+}
 
 /**
  * Writes followed events as Server-Sent Events, waiting for the socket to drain whenever it is full (the
