@@ -9,6 +9,7 @@ import type { JobEventWithId } from '../libs/client/src/index.js';
 import { EventLog, KeySpace } from '../libs/cluster/src/index.js';
 import type { JobEvent } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
+import { readWs } from './stream-support.js';
 
 /**
  * The whole path with real parts: redis-server on a free port, the API and an encoder node as
@@ -126,6 +127,21 @@ describe('jobs end to end', () => {
     const response = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}/events?since=${events.length - 1}`);
     const text = await response.text();
     expect([...text.matchAll(/^id: (.*)$/gm)].map((match) => match[1])).toEqual([String(events.length)]);
+  });
+
+  it('delivers a job over a WebSocket as a one-batch stream: numbered events from since, output bytes inline', async () => {
+    const { job, events } = await encode('png', 'rgba', [scene(12), scene(13)]);
+    expect(job.status).toBe('completed');
+    const all = await readWs(stack.apiUrl, job.id, 0, 'jobs');
+    expect(all.events.map((event) => [event.id, event.type])).toEqual(
+      events.map((event) => [Number(event.id), event.type]),
+    );
+    for (const event of all.events.filter((event) => event.type === 'output')) {
+      const { data } = await stack.client.output(job.id, event.data.index as number);
+      expect(all.bytes.get(event.id!)!.equals(data)).toBe(true);
+    }
+    const resumed = await readWs(stack.apiUrl, job.id, 2, 'jobs');
+    expect(resumed.events.map((event) => event.id)).toEqual(all.events.slice(2).map((event) => event.id));
   });
 
   it('resumes after an id of the old form (ms-seq), in a log written before jobs were numbered', async () => {

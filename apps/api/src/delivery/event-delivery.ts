@@ -45,17 +45,27 @@ export class EventDelivery {
     await serveSse(response, follow(this.logs.stream(streamId), position, signal), streamEventPayload);
   }
 
+  /** A job's events over a WebSocket, an output's bytes inline after its event, until its final event. */
+  jobWebSocket(ws: EventSocket, jobId: string, position: string): Promise<void> {
+    return serveWebSocket(ws, (signal) => follow(this.logs.job(jobId), position, signal), {
+      payloadOf: (event) => jobEventPayload(jobId, event),
+      attachmentOf: (event) => (event.type === 'output' ? this.outputBytes(jobId, event.index) : null),
+      endReason: 'end of job',
+    });
+  }
+
   /** A stream's events over a WebSocket, an output's bytes inline after its event. */
   streamWebSocket(ws: EventSocket, streamId: string, position: string): Promise<void> {
     return serveWebSocket(ws, (signal) => follow(this.logs.stream(streamId), position, signal), {
       payloadOf: streamEventPayload,
-      // An output past its retention: the text message before it still says what it was.
-      attachmentOf: (event) =>
-        event.type === 'output'
-          ? this.outputs.get(event.jobId, event.index).then((data) => data ?? Buffer.alloc(0))
-          : null,
+      attachmentOf: (event) => (event.type === 'output' ? this.outputBytes(event.jobId, event.index) : null),
       endReason: 'end of stream',
     });
+  }
+
+  /** An output past its retention is empty: the text message before it still says what it was. */
+  private async outputBytes(jobId: string, index: number): Promise<Buffer> {
+    return (await this.outputs.get(jobId, index)) ?? Buffer.alloc(0);
   }
 }
 

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketServer } from 'ws';
-import { StreamStore } from '../../../../libs/cluster/src/index.js';
+import { JobStore, StreamStore } from '../../../../libs/cluster/src/index.js';
 import { pathProblem, queryProblem } from '../common/strict-input.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
@@ -16,10 +16,12 @@ import {
 import { EventDelivery } from '../delivery/event-delivery.js';
 import { positionOf } from '../delivery/event-ids.js';
 import { SESSION_PATH, SessionRelay } from './session-relay.js';
+import { JOB_ID_PATTERN } from '../jobs/jobs.service.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
 import { refuse } from './upgrade-refusal.js';
 
 const WS_PATH = /^\/v1\/streams\/([^/]+)\/ws$/;
+const JOB_WS_PATH = /^\/v1\/jobs\/([^/]+)\/ws$/;
 
 /**
  * WebSocket upgrades: `GET /v1/streams/:id/session` goes to the session relay (SessionRelay), after
@@ -30,6 +32,9 @@ const WS_PATH = /^\/v1\/streams\/([^/]+)\/ws$/;
  * the output. Messages are sent one at a time, each after the previous one was handed to the socket, so
  * a slow client holds back its own follower only. Same auth as the REST routes (the API key header,
  * the stream its tenant's), checked before the upgrade.
+ *
+ * `GET /v1/jobs/:id/ws`: a job's events the same way (a job delivers like a one-batch stream), until its
+ * `completed` or `failed`.
  */
 @Injectable()
 export class StreamSockets implements OnModuleDestroy {
@@ -39,6 +44,7 @@ export class StreamSockets implements OnModuleDestroy {
   constructor(
     private readonly auth: Authenticator,
     private readonly streams: StreamStore,
+    private readonly jobs: JobStore,
     private readonly delivery: EventDelivery,
     private readonly relay: SessionRelay,
   ) {}
@@ -71,30 +77,29 @@ export class StreamSockets implements OnModuleDestroy {
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const session = SESSION_PATH.exec(url.pathname);
-    const match = session ?? WS_PATH.exec(url.pathname);
+    const job = JOB_WS_PATH.exec(url.pathname);
+    const match = session ?? job ?? WS_PATH.exec(url.pathname);
     if (!match) return refuse(socket, 404, `no websocket at ${url.pathname}`);
     const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
     if (!verdict.ok) return refuse(socket, verdict.status, verdict.message, verdict.retryAfterSeconds);
     const problem = pathProblem(url.pathname) ?? queryProblem(url.search.slice(1));
     if (problem !== null) return refuse(socket, 400, problem);
-    const streamId = match[1];
-    if (session) {
-      return this.relay.upgrade(request, socket, head, streamId, url.searchParams, verdict.principal);
-    }
+    const id = match[1];
+    if (session) return this.relay.upgrade(request, socket, head, id, url.searchParams, verdict.principal);
+    // A job's log may have ids of the earlier form (see delivery/event-ids.ts).
     const since = positionOf(url.searchParams.get('since') ?? header(request, 'last-event-id'), {
-      legacy: false,
+      legacy: job !== null,
     });
     if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
-    const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
+    const kind = job ? 'job' : 'stream';
+    const [pattern, store] = job ? [JOB_ID_PATTERN, this.jobs] : [STREAM_ID_PATTERN, this.streams];
+    const record = pattern.test(id) ? await store.get(id) : null;
     if (!record || !visibleTo(verdict.principal, record.tenant)) {
-      return refuse(socket, 404, `no stream ${streamId} (unknown, or older than the retention time)`);
+      return refuse(socket, 404, `no ${kind} ${id} (unknown, or older than the retention time)`);
     }
-    this.server.handleUpgrade(
-      request,
-      socket,
-      head,
-      (ws) => void this.delivery.streamWebSocket(ws, streamId, since),
-    );
+    this.server.handleUpgrade(request, socket, head, (ws) => {
+      void (job ? this.delivery.jobWebSocket(ws, id, since) : this.delivery.streamWebSocket(ws, id, since));
+    });
   }
 }
 
