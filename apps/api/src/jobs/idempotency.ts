@@ -102,7 +102,7 @@ export class IdempotencyStore {
   async answerOf<T>(scope: IdempotencyScope, key: string, fingerprint: string): Promise<T | null> {
     const existing = await this.redis.get(this.redisKey(scope, key));
     if (!existing) return null;
-    const entry = JSON.parse(existing) as IdempotencyEntry<T>;
+    const entry = entryOf<T>(scope, existing);
     if (entry.fingerprint !== fingerprint) {
       throw new UnprocessableEntityException(
         'this Idempotency-Key was used for a different request (parameters or body length differ)',
@@ -143,4 +143,14 @@ export class IdempotencyStore {
       ? this.keys.idempotency(scope, key)
       : this.keys.streamBatchKey(scope.streamId, key);
   }
+}
+
+/**
+ * A stream's batch key written before the stores were one held `{ state, batch }`, the batch without
+ * its stream id; such keys live out the retention time, so a retry of such a batch still gets it.
+ */
+function entryOf<T>(scope: IdempotencyScope, json: string): IdempotencyEntry<T> {
+  const entry = JSON.parse(json) as IdempotencyEntry<T> & { batch?: object };
+  if (entry.fingerprint !== undefined || !entry.batch || typeof scope === 'string') return entry;
+  return { fingerprint: '', state: entry.state, result: { streamId: scope.streamId, ...entry.batch } as T };
 }
