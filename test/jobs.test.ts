@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
 import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
 import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
+import { Redis } from 'ioredis';
 import type { JobEventWithId } from '../libs/client/src/index.js';
+import { EventLog, KeySpace } from '../libs/cluster/src/index.js';
+import type { JobEvent } from '../libs/contracts/src/index.js';
 import { ServiceStack } from '../scripts/lib/stack.js';
+import { readWs } from './stream-support.js';
 
 /**
  * The whole path with real parts: redis-server on a free port, the API and an encoder node as
@@ -111,6 +115,62 @@ describe('jobs end to end', () => {
     expect(
       all.filter((event) => event.type === 'output').map((event) => event.type === 'output' && event.index),
     ).toEqual([0, 1]);
+  });
+
+  it("numbers a job's events 1, 2, ... as a stream's, and resumes after a number (Last-Event-ID or since)", async () => {
+    const { job, events } = await encode('jpeg', 'bgra', [scene(8), scene(9)]);
+    expect(job.status).toBe('completed');
+    expect(events.map((event) => event.id)).toEqual(events.map((_, index) => String(index + 1)));
+    const resumed: JobEventWithId[] = [];
+    for await (const event of stack.client.events(job.id, '2')) resumed.push(event);
+    expect(resumed.map((event) => event.id)).toEqual(events.slice(2).map((event) => event.id));
+    const response = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}/events?since=${events.length - 1}`);
+    const text = await response.text();
+    expect([...text.matchAll(/^id: (.*)$/gm)].map((match) => match[1])).toEqual([String(events.length)]);
+  });
+
+  it('delivers a job over a WebSocket as a one-batch stream: numbered events from since, output bytes inline', async () => {
+    const { job, events } = await encode('png', 'rgba', [scene(12), scene(13)]);
+    expect(job.status).toBe('completed');
+    const all = await readWs(stack.apiUrl, job.id, 0, 'jobs');
+    expect(all.events.map((event) => [event.id, event.type])).toEqual(
+      events.map((event) => [Number(event.id), event.type]),
+    );
+    for (const event of all.events.filter((event) => event.type === 'output')) {
+      const { data } = await stack.client.output(job.id, event.data.index as number);
+      expect(all.bytes.get(event.id!)!.equals(data)).toBe(true);
+    }
+    const resumed = await readWs(stack.apiUrl, job.id, 2, 'jobs');
+    expect(resumed.events.map((event) => event.id)).toEqual(all.events.slice(2).map((event) => event.id));
+  });
+
+  it('resumes after an id of the old form (ms-seq), in a log written before jobs were numbered', async () => {
+    const { job, events } = await encode('jpeg', 'bgra', [scene(10), scene(11)]);
+    expect(job.status).toBe('completed');
+    const keys = new KeySpace('encoder');
+    const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
+    try {
+      // The log as an API of before left it (Redis' own ids), all but its final event, which a node
+      // appends now: the log goes on in its own form.
+      const entries = await redis.xrange(keys.events(job.id), '-', '+');
+      expect(entries.map(([id]) => id)).toEqual(events.map((event) => `0-${event.id}`));
+      await redis.del(keys.events(job.id), keys.emitted(job.id));
+      for (const [, fields] of entries.slice(0, -1)) await redis.xadd(keys.events(job.id), '*', ...fields);
+      const final = JSON.parse(entries.at(-1)![1][1]) as JobEvent;
+      const finalId = await new EventLog(redis, keys, 3600).append(job.id, final);
+      expect(finalId).toMatch(/^[1-9]\d*-\d+$/);
+
+      const all: JobEventWithId[] = [];
+      for await (const event of stack.client.events(job.id)) all.push(event);
+      expect(all.map((event) => event.type)).toEqual(events.map((event) => event.type));
+      expect(all.every((event) => /^[1-9]\d*-\d+$/.test(event.id ?? ''))).toBe(true);
+      const resumed: JobEventWithId[] = [];
+      for await (const event of stack.client.events(job.id, all[1].id)) resumed.push(event);
+      expect(resumed.map((event) => event.id)).toEqual(all.slice(2).map((event) => event.id));
+      expect(resumed.at(-1)!.id).toBe(finalId);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   describe('bad requests get a clear 4xx and break nothing', () => {

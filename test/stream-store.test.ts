@@ -97,17 +97,17 @@ describe('StreamStore', () => {
     expect(await logged(id)).toHaveLength(4);
   });
 
-  it('gives a repeated idempotency key the first batch, pending until it is queued, never a new one', async () => {
+  it('reserves a repeated idempotency key with its first batch, as IdempotencyStore keeps keys, never a new batch', async () => {
     const id = await newStream();
     const batch = { streamId: id, seq: 0, firstFrame: 0, jobId: 'job-a', frames: 2 };
     expect(await store.allocate(id, 2, 'job-a', 'key-1')).toEqual({ seq: 0, firstFrame: 0 });
-    expect(await store.allocate(id, 2, 'job-b', 'key-1')).toEqual({ repeat: { state: 'pending', batch } });
+    expect(await store.allocate(id, 2, 'job-b', 'key-1')).toBe('repeat');
+    const entry = await client.get(new KeySpace('test').streamBatchKey(id, 'key-1'));
+    expect(JSON.parse(entry!)).toEqual({ fingerprint: '', state: 'pending', result: batch });
     expect(await store.keyOf(id, 0)).toBe('key-1');
-    await store.settleKey(id, 'key-1', batch);
-    expect(await store.batchFor(id, 'key-1')).toEqual({ state: 'done', batch });
     expect(await store.allocate(id, 1, 'job-c', 'key-2')).toEqual({ seq: 1, firstFrame: 2 });
     // A batch that was never queued releases its key: the retry makes a new batch.
-    await store.releaseKey(id, 'key-2');
+    await client.del(new KeySpace('test').streamBatchKey(id, 'key-2'));
     expect(await store.allocate(id, 1, 'job-d', 'key-2')).toEqual({ seq: 2, firstFrame: 3 });
     expect((await store.get(id))?.nextSeq).toBe(3);
   });

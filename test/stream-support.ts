@@ -94,10 +94,15 @@ export interface WsDelivery {
   bytes: Map<number, Buffer>;
 }
 
-/** Follows a stream's WebSocket until the server closes it after `end`. */
-export function readWs(apiUrl: string, streamId: string, since = 0): Promise<WsDelivery> {
+/** Follows a stream's (or a job's) WebSocket until the server closes it after `end` (its final event). */
+export function readWs(
+  apiUrl: string,
+  streamId: string,
+  since = 0,
+  of: 'streams' | 'jobs' = 'streams',
+): Promise<WsDelivery> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${apiUrl.replace(/^http/, 'ws')}/v1/streams/${streamId}/ws?since=${since}`);
+    const ws = new WebSocket(`${apiUrl.replace(/^http/, 'ws')}/v1/${of}/${streamId}/ws?since=${since}`);
     const delivery: WsDelivery = { events: [], bytes: new Map() };
     let awaitingBytes: number | null = null;
     ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -198,6 +198,27 @@ describe('streams', () => {
     expect(events[0].data.error).toMatch(/lost before it was queued/);
   });
 
+  it('an Idempotency-Key repeat of a batch gets the first batch, kept in the one idempotency store', async () => {
+    const stream = await createStream(api(), { codec: 'png', width: 16, height: 16, format: 'bgra' });
+    const body = bgra([frame(16, 16, 1)]);
+    const first = await submitFrames(api(), stream.id, body, 1, { 'idempotency-key': 'batch-a' });
+    expect(first.status).toBe(202);
+    const repeat = await submitFrames(api(), stream.id, body, 1, { 'idempotency-key': 'batch-a' });
+    expect(repeat).toEqual(first);
+    const redis = createRedisConnection({ url: stack.redisUrl, role: 'worker', name: 'test' });
+    try {
+      const entry = await redis.get(new KeySpace('encoder').streamBatchKey(stream.id, 'batch-a'));
+      expect(JSON.parse(entry!)).toEqual({ fingerprint: '', state: 'done', result: first.body });
+    } finally {
+      redis.disconnect();
+    }
+    const next = await submitFrames(api(), stream.id, body, 1, { 'idempotency-key': 'batch-b' });
+    expect(next.body).toMatchObject({ seq: 1, firstFrame: 1 });
+    await close(stream.id);
+    const events = await readSse(api(), stream.id);
+    expect(events.filter((event) => event.type === 'batch').map((event) => event.data.seq)).toEqual([0, 1]);
+  });
+
   it('bad requests get a clear 4xx and leave the stream working', async () => {
     const missing = await postJson<{ message: string[] | string }>(`${api()}/v1/streams`, { codec: 'jpeg' });
     expect(missing.status).toBe(400);

@@ -1,4 +1,4 @@
-import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ValidationPipe } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
@@ -11,17 +11,12 @@ import { NodesModule } from './cluster/nodes.module.js';
 import { HttpErrorFilter } from './common/http-errors.js';
 import { VALIDATION_OPTIONS } from './common/validation.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
-import { EventHub } from './events/event-hub.js';
+import { DeliveryModule } from './delivery/delivery.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { StreamsModule } from './streams/streams.module.js';
 import { XpraModule } from './xpra/xpra.module.js';
-
-/** Job events fanned out from Redis pub/sub, for every feature that follows jobs. */
-@Global()
-@Module({ providers: [EventHub], exports: [EventHub] })
-class EventHubModule {}
 
 @Module({})
 export class AppModule {
@@ -46,7 +41,7 @@ export class AppModule {
         // pino-http is mounted by createApi ahead of every route (Bull Board and /docs too); the module
         // only makes Nest's Logger write through the same logger, with the request id in request scope.
         LoggerModule.forRoot({ useExisting: true, ...(logger ? { pinoHttp: { logger } } : {}) }),
-        EventHubModule,
+        DeliveryModule,
         ...(config.metricsEnabled ? [MetricsModule] : []),
         HealthModule,
         JobsModule,

@@ -5,19 +5,34 @@ import { LuaScript } from './lua-script.js';
 
 /**
  * Appends to the job's event stream and publishes the entry in one step. The stream is what clients
- * resume from (its ids are the SSE ids); the publish is only a low-latency hint. With a dedup field,
- * an event is recorded once per job even when the job runs twice (exactly-once delivery per output).
+ * resume from; the publish is only a low-latency hint. With a dedup field, an event is recorded once per
+ * job even when the job runs twice (exactly-once delivery per output).
+ *
+ * Entries are numbered `0-1`, `0-2`, ... as a stream's are, so a job's event id is a plain integer. A
+ * log begun before that (Redis' own `ms-seq` ids, which clients may still hold) keeps its form: an
+ * explicit id below its last one would be refused.
  */
 const APPEND_AND_PUBLISH = new LuaScript(
   'encoderAppendAndPublishAll',
   `
 local ids = {}
+local n = 0
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if top then
+  local ms, seq = string.match(top[1], '^(%d+)-(%d+)$')
+  n = ms == '0' and tonumber(seq) or -1
+end
 for i = 5, #ARGV, 2 do
   local event, dedup = ARGV[i], ARGV[i + 1]
   if dedup ~= '' and redis.call('HSETNX', KEYS[2], dedup, '1') == 0 then
     ids[#ids + 1] = false
   else
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', event)
+    local explicit = '*'
+    if n >= 0 then
+      n = n + 1
+      explicit = '0-' .. n
+    end
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], explicit, 'e', event)
     redis.call('PUBLISH', ARGV[1], ARGV[4] .. '|' .. id .. '|' .. event)
     ids[#ids + 1] = id
   end
@@ -71,10 +86,14 @@ export class EventLog {
     return (ids as unknown[]).map((id) => (typeof id === 'string' ? id : null));
   }
 
-  /** Events recorded after `afterId` (exclusive), or all of them. */
-  async readAfter(jobId: string, afterId?: string): Promise<LoggedJobEvent[]> {
+  /** Events recorded after the log position `afterId` (exclusive), or all of them; at most `count`. */
+  async readAfter(jobId: string, afterId?: string, count?: number): Promise<LoggedJobEvent[]> {
     const start = afterId ? `(${afterId}` : '-';
-    const entries = await this.redis.xrange(this.keys.events(jobId), start, '+');
+    const key = this.keys.events(jobId);
+    const entries =
+      count === undefined
+        ? await this.redis.xrange(key, start, '+')
+        : await this.redis.xrange(key, start, '+', 'COUNT', count);
     return entries.map(([id, fields]) => ({ id, jobId, event: JSON.parse(fields[1]) as JobEvent }));
   }
 
@@ -92,15 +111,4 @@ export class EventLog {
       return null;
     }
   }
-}
-
-/** Stream ids are `ms-seq`; true when `a` comes after `b`. */
-export function isEventAfter(a: string, b: string): boolean {
-  const [aMs, aSeq] = a.split('-').map(Number);
-  const [bMs, bSeq] = b.split('-').map(Number);
-  return aMs !== bMs ? aMs > bMs : aSeq > bSeq;
-}
-
-export function isEventId(value: string): boolean {
-  return /^\d{1,15}-\d{1,15}$/.test(value);
 }

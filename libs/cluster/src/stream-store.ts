@@ -1,10 +1,4 @@
-import type {
-  AcceptedBatch,
-  LoggedStreamEvent,
-  StreamEvent,
-  StreamParams,
-  StreamState,
-} from '../../contracts/src/index.js';
+import type { LoggedStreamEvent, StreamEvent, StreamParams, StreamState } from '../../contracts/src/index.js';
 import { liveSessionJobId } from '../../contracts/src/index.js';
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
@@ -29,14 +23,8 @@ export interface StreamRecord {
   tenant: string | null;
 }
 
-/** What an Idempotency-Key got: its batch, `done` once the batch was queued. */
-export interface KeyedBatch {
-  state: 'pending' | 'done';
-  batch: AcceptedBatch;
-}
-
-export type AllocateResult =
-  { seq: number; firstFrame: number } | { repeat: KeyedBatch } | 'closed' | 'missing';
+/** `repeat`: the idempotency key was seen before (the API's IdempotencyStore reads its answer). */
+export type AllocateResult = { seq: number; firstFrame: number } | 'repeat' | 'closed' | 'missing';
 
 export type CommitResult =
   | { status: 'appended'; delivered: number; ended: boolean }
@@ -142,19 +130,19 @@ return {1, seq}`,
 );
 
 /**
- * KEYS: record, idempotency key. ARGV: frames, job id, whether a key was given, its lifetime. Returns
- * {seq, firstFrame}, {-1} closed, {-2} missing, {-3, entry} for a key seen before. The batch's job id
+ * KEYS: record, idempotency key. ARGV: frames, job id, whether a key was given, its lifetime, the key, the
+ * stream id. Returns {seq, firstFrame}, {-1} closed, {-2} missing, {-3} for a key seen before. The batch's job id
  * (and key) are kept under `job:<seq>` (`key:<seq>`) until the batch is delivered, for the stall check.
- * The key is recorded with the seq in the same step, as pending until the batch is queued: a retry
- * never makes a second batch, and never gets a 202 for one that was not queued.
+ * The key is recorded with the seq in the same step, as pending until the batch is queued (an entry as
+ * the API's IdempotencyStore keeps them, its answer the batch): a retry never makes a second batch, and
+ * never gets a 202 for one that was not queued.
  */
 const ALLOCATE = new LuaScript(
   'encoderStreamAllocate',
   `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
 if ARGV[3] == '1' then
-  local first = redis.call('GET', KEYS[2])
-  if first then return {-3, first} end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {-3} end
 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return {-1} end
 local seq = redis.call('HINCRBY', KEYS[1], 'nextSeq', 1) - 1
@@ -163,7 +151,8 @@ local frames = tonumber(ARGV[1])
 local first = redis.call('HINCRBY', KEYS[1], 'frames', frames) - frames
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'key:' .. seq, ARGV[5])
-  redis.call('SET', KEYS[2], cjson.encode({ state = 'pending', batch = { seq = seq, firstFrame = first, jobId = ARGV[2], frames = frames } }), 'EX', ARGV[4])
+  local batch = { streamId = ARGV[6], seq = seq, firstFrame = first, jobId = ARGV[2], frames = frames }
+  redis.call('SET', KEYS[2], cjson.encode({ fingerprint = '', state = 'pending', result = batch }), 'EX', ARGV[4])
 end
 return {seq, first}`,
   2,
@@ -318,7 +307,6 @@ export class StreamStore {
     return cursor === null ? null : Number(cursor);
   }
 
-  /** Gives the next batch its seq and the stream-wide number of its first frame. */
   /**
    * Gives the next batch its seq and the stream-wide number of its first frame; with an idempotency key
    * seen before, the batch that key got instead.
@@ -338,42 +326,13 @@ export class StreamStore {
         idempotencyKey ? '1' : '0',
         String(this.retentionSeconds),
         idempotencyKey ?? '',
+        streamId,
       ],
-    )) as [number, number | string];
+    )) as [number, number];
     if (seq === -2) return 'missing';
     if (seq === -1) return 'closed';
-    if (seq === -3) return { repeat: this.parseKeyed(streamId, second as string) };
-    return { seq, firstFrame: second as number };
-  }
-
-  private parseKeyed(streamId: string, json: string): KeyedBatch {
-    const { state, batch } = JSON.parse(json) as {
-      state: KeyedBatch['state'];
-      batch: Omit<AcceptedBatch, 'streamId'>;
-    };
-    return { state, batch: { streamId, ...batch } };
-  }
-
-  /** The batch an idempotency key got, if any. */
-  async batchFor(streamId: string, idempotencyKey: string): Promise<KeyedBatch | null> {
-    const entry = await this.redis.get(this.keys.streamBatchKey(streamId, idempotencyKey));
-    return entry ? this.parseKeyed(streamId, entry) : null;
-  }
-
-  /** The batch is queued: a retry with its key now gets its answer. */
-  async settleKey(streamId: string, idempotencyKey: string, batch: AcceptedBatch): Promise<void> {
-    const { streamId: _stream, ...stored } = batch;
-    await this.redis.set(
-      this.keys.streamBatchKey(streamId, idempotencyKey),
-      JSON.stringify({ state: 'done', batch: stored }),
-      'EX',
-      this.retentionSeconds,
-    );
-  }
-
-  /** The batch was never queued (it is delivered as failed): a retry with its key makes a new one. */
-  async releaseKey(streamId: string, idempotencyKey: string): Promise<void> {
-    await this.redis.del(this.keys.streamBatchKey(streamId, idempotencyKey));
+    if (seq === -3) return 'repeat';
+    return { seq, firstFrame: second };
   }
 
   /** The idempotency key of an undelivered batch, if it was sent with one. */

@@ -1,5 +1,5 @@
 import { backoffDelay } from './backoff.js';
-import { isEventAfter, isEventId, dedupKeyOf } from './event-log.js';
+import { dedupKeyOf } from './event-log.js';
 import { KeySpace } from './keys.js';
 import { lockSettingsFor } from './queues.js';
 
@@ -21,18 +21,7 @@ describe('lockSettingsFor', () => {
   });
 });
 
-describe('event ids', () => {
-  it('orders stream ids by time, then sequence', () => {
-    expect(isEventAfter('1700000000001-0', '1700000000000-5')).toBe(true);
-    expect(isEventAfter('1700000000000-5', '1700000000000-4')).toBe(true);
-    expect(isEventAfter('1700000000000-4', '1700000000000-4')).toBe(false);
-    expect(isEventAfter('999-0', '1000-0')).toBe(false);
-  });
-  it('accepts only stream ids as resume points', () => {
-    expect(isEventId('1700000000000-0')).toBe(true);
-    expect(isEventId('1700000000000')).toBe(false);
-    expect(isEventId('$')).toBe(false);
-  });
+describe('dedupKeyOf', () => {
   it('dedups outputs per index and the final event per job, not progress', () => {
     expect(dedupKeyOf({ type: 'output', index: 3, contentType: 'image/png', bytes: 1 })).toBe('output:3');
     expect(dedupKeyOf({ type: 'completed', outputs: 1 })).toBe(dedupKeyOf({ type: 'failed', error: 'x' }));

@@ -132,14 +132,15 @@ export const ApiJobEvents = () =>
     ApiOperation({
       summary: 'Server-Sent Events of a job: active, progress, output, completed, failed',
       description:
-        'Each event has an `id:`; reconnect with `Last-Event-ID` (or `?since=`) to resume without loss.',
+        "Event ids count 1, 2, 3, ... per job, as a stream's; reconnect with `Last-Event-ID` (or `?since=`) " +
+        'to resume without loss. An id of the earlier form (`1700000000000-0`) is still accepted.',
     }),
     ApiHeader({ name: 'Last-Event-ID', required: false, description: 'resume after this event id' }),
     ApiQuery({
       name: 'since',
       required: false,
       description: 'same as Last-Event-ID',
-      example: '1700000000000-0',
+      example: '7',
     }),
     ApiProduces('text/event-stream'),
     ApiOkResponse({ description: 'an event stream that ends after completed or failed' }),

@@ -12,11 +12,10 @@ import {
   Res,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { EventLog, JobStore, isEventId } from '../../../../libs/cluster/src/index.js';
 import type { Principal } from '../auth/key-ring.js';
 import { Caller } from '../auth/tenancy.js';
-import { EventHub } from '../events/event-hub.js';
-import { SseSession } from '../events/sse-session.js';
+import { EventDelivery } from '../delivery/event-delivery.js';
+import { positionOf } from '../delivery/event-ids.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
@@ -42,9 +41,7 @@ import {
 export class JobsController {
   constructor(
     private readonly jobs: JobsService,
-    private readonly hub: EventHub,
-    private readonly events: EventLog,
-    private readonly store: JobStore,
+    private readonly delivery: EventDelivery,
     private readonly pipeline: SubmissionPipeline,
     private readonly submission: JobSubmission,
     private readonly streams: StreamsService,
@@ -119,18 +116,13 @@ export class JobsController {
     @Caller() caller: Principal,
   ): Promise<void> {
     await this.jobs.get(id, caller);
-    const resumeFrom = lastEventId ?? since;
-    if (resumeFrom !== undefined && !isEventId(resumeFrom)) {
-      throw new BadRequestException('Last-Event-ID (or since) must be an event id such as 1700000000000-0');
+    const after = positionOf(lastEventId ?? since, { legacy: true });
+    if (after === null) {
+      throw new BadRequestException(
+        'Last-Event-ID (or since) must be an event id: a non-negative integer such as 7 (or, from before, 1700000000000-0)',
+      );
     }
-    const source = {
-      readAfter: (jobId: string, afterId?: string) => this.events.readAfter(jobId, afterId),
-      isFinished: async (jobId: string) => {
-        const record = await this.store.get(jobId);
-        return !record || record.status === 'completed' || record.status === 'failed';
-      },
-    };
     if (!JOB_ID_PATTERN.test(id)) return;
-    await new SseSession(id, response, this.hub, source, resumeFrom).start();
+    await this.delivery.jobSse(id, after, response);
   }
 }

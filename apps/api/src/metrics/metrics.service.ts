@@ -6,7 +6,7 @@ import { JobStore, KeySpace, NodeRegistry } from '../../../../libs/cluster/src/i
 import { ClusterChores } from '../cluster/cluster-chores.js';
 import { EncodeQueue, type PoolLoad } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';
-import { EventHub } from '../events/event-hub.js';
+import { EventHub } from '../delivery/event-hub.js';
 import { QUEUE_STATES, jobSample, metricName, type JobSample } from './metric-labels.js';
 import { RestartTracker } from './restart-tracker.js';
 

@@ -2,9 +2,9 @@ import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { OutputStore, StreamStore } from '../../../../libs/cluster/src/index.js';
-import { parseDecimalInteger, pathProblem, queryProblem } from '../common/strict-input.js';
+import { WebSocketServer } from 'ws';
+import { JobStore, StreamStore } from '../../../../libs/cluster/src/index.js';
+import { pathProblem, queryProblem } from '../common/strict-input.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';
 import { visibleTo } from '../auth/tenancy.js';
@@ -13,20 +13,15 @@ import {
   REDIS_UNAVAILABLE_MESSAGE,
   isRedisUnavailable,
 } from '../common/http-errors.js';
+import { EventDelivery } from '../delivery/event-delivery.js';
+import { positionOf } from '../delivery/event-ids.js';
 import { SESSION_PATH, SessionRelay } from './session-relay.js';
+import { JOB_ID_PATTERN } from '../jobs/jobs.service.js';
 import { STREAM_ID_PATTERN } from './streams.service.js';
-import { StreamFollower } from './stream-follower.js';
-import { eventPayload } from './stream-sse.js';
 import { refuse } from './upgrade-refusal.js';
 
 const WS_PATH = /^\/v1\/streams\/([^/]+)\/ws$/;
-const PING_EVERY_MS = 15_000;
-
-/** Parses `since` (or Last-Event-ID): a non-negative integer event id. */
-export function parseSince(value: string | null | undefined): number | null {
-  if (value === null || value === undefined || value === '') return 0;
-  return parseDecimalInteger(value);
-}
+const JOB_WS_PATH = /^\/v1\/jobs\/([^/]+)\/ws$/;
 
 /**
  * WebSocket upgrades: `GET /v1/streams/:id/session` goes to the session relay (SessionRelay), after
@@ -37,6 +32,9 @@ export function parseSince(value: string | null | undefined): number | null {
  * the output. Messages are sent one at a time, each after the previous one was handed to the socket, so
  * a slow client holds back its own follower only. Same auth as the REST routes (the API key header,
  * the stream its tenant's), checked before the upgrade.
+ *
+ * `GET /v1/jobs/:id/ws`: a job's events the same way (a job delivers like a one-batch stream), until its
+ * `completed` or `failed`.
  */
 @Injectable()
 export class StreamSockets implements OnModuleDestroy {
@@ -46,8 +44,8 @@ export class StreamSockets implements OnModuleDestroy {
   constructor(
     private readonly auth: Authenticator,
     private readonly streams: StreamStore,
-    private readonly outputs: OutputStore,
-    private readonly follower: StreamFollower,
+    private readonly jobs: JobStore,
+    private readonly delivery: EventDelivery,
     private readonly relay: SessionRelay,
   ) {}
 
@@ -79,57 +77,29 @@ export class StreamSockets implements OnModuleDestroy {
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const session = SESSION_PATH.exec(url.pathname);
-    const match = session ?? WS_PATH.exec(url.pathname);
+    const job = JOB_WS_PATH.exec(url.pathname);
+    const match = session ?? job ?? WS_PATH.exec(url.pathname);
     if (!match) return refuse(socket, 404, `no websocket at ${url.pathname}`);
     const verdict = this.auth.check(presentedKey(request), clientAddressOf(request));
     if (!verdict.ok) return refuse(socket, verdict.status, verdict.message, verdict.retryAfterSeconds);
     const problem = pathProblem(url.pathname) ?? queryProblem(url.search.slice(1));
     if (problem !== null) return refuse(socket, 400, problem);
-    const streamId = match[1];
-    if (session) {
-      return this.relay.upgrade(request, socket, head, streamId, url.searchParams, verdict.principal);
-    }
-    const since = parseSince(url.searchParams.get('since') ?? header(request, 'last-event-id'));
+    const id = match[1];
+    if (session) return this.relay.upgrade(request, socket, head, id, url.searchParams, verdict.principal);
+    // A job's log may have ids of the earlier form (see delivery/event-ids.ts).
+    const since = positionOf(url.searchParams.get('since') ?? header(request, 'last-event-id'), {
+      legacy: job !== null,
+    });
     if (since === null) return refuse(socket, 400, 'since must be an event id (a non-negative integer)');
-    const record = STREAM_ID_PATTERN.test(streamId) ? await this.streams.get(streamId) : null;
+    const kind = job ? 'job' : 'stream';
+    const [pattern, store] = job ? [JOB_ID_PATTERN, this.jobs] : [STREAM_ID_PATTERN, this.streams];
+    const record = pattern.test(id) ? await store.get(id) : null;
     if (!record || !visibleTo(verdict.principal, record.tenant)) {
-      return refuse(socket, 404, `no stream ${streamId} (unknown, or older than the retention time)`);
+      return refuse(socket, 404, `no ${kind} ${id} (unknown, or older than the retention time)`);
     }
-    this.server.handleUpgrade(request, socket, head, (ws) => void this.serve(ws, streamId, since));
-  }
-
-  private async serve(ws: WebSocket, streamId: string, since: number): Promise<void> {
-    const abort = new AbortController();
-    ws.on('close', () => abort.abort());
-    ws.on('error', () => abort.abort());
-    let alive = true;
-    ws.on('pong', () => (alive = true));
-    const ping = setInterval(() => {
-      if (!alive) return ws.terminate();
-      alive = false;
-      ws.ping();
-    }, PING_EVERY_MS);
-    try {
-      for await (const item of this.follower.follow(streamId, since, abort.signal)) {
-        if (item.type === 'fell-behind') {
-          await send(ws, JSON.stringify(item));
-          continue;
-        }
-        const { id, event } = item.logged;
-        await send(ws, JSON.stringify({ id, ...eventPayload(event) }));
-        if (event.type === 'output') {
-          const data = await this.outputs.get(event.jobId, event.index);
-          // An output past its retention: the text message above still says what it was.
-          await send(ws, data ?? Buffer.alloc(0));
-        }
-      }
-      if (ws.readyState === ws.OPEN) ws.close(1000, 'end of stream');
-    } catch (error) {
-      if (ws.readyState === ws.OPEN) ws.close(1011, (error as Error).message.slice(0, 100));
-    } finally {
-      clearInterval(ping);
-      abort.abort();
-    }
+    this.server.handleUpgrade(request, socket, head, (ws) => {
+      void (job ? this.delivery.jobWebSocket(ws, id, since) : this.delivery.streamWebSocket(ws, id, since));
+    });
   }
 }
 
@@ -150,11 +120,4 @@ function answerAsPlainRequest(http: Server, request: IncomingMessage, socket: Du
 function header(request: IncomingMessage, name: string): string | null {
   const value = request.headers[name];
   return typeof value === 'string' ? value : null;
-}
-
-function send(ws: WebSocket, data: string | Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (ws.readyState !== ws.OPEN) return reject(new Error('the client went away'));
-    ws.send(data, (error) => (error ? reject(error) : resolve()));
-  });
 }

@@ -5,6 +5,7 @@ import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
+import { IdempotencyStore } from '../submission/idempotency.js';
 
 /**
  * A stream delivers in order, so one batch that never finishes would hold back every later one. A batch
@@ -30,6 +31,7 @@ export class StreamStallCheck implements ClusterChore, OnModuleInit {
     private readonly jobs: JobStore,
     private readonly queue: EncodeQueue,
     private readonly chores: ClusterChores,
+    private readonly idempotency: IdempotencyStore,
   ) {
     this.everyMs = Math.max(100, Math.floor(config.streamStallMs / 4));
   }
@@ -86,7 +88,7 @@ export class StreamStallCheck implements ClusterChore, OnModuleInit {
       ]);
       // A client still retrying that batch with its key makes a new one.
       const key = await this.streams.keyOf(streamId, seq);
-      if (key) await this.streams.releaseKey(streamId, key);
+      if (key) await this.idempotency.abandon({ streamId }, key);
       this.logger.warn(`stream ${streamId}: batch ${seq} ${error}`);
     }
     this.seen.delete(streamId);

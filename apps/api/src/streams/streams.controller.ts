@@ -24,6 +24,8 @@ import { AdmitsWork } from '../submission/admission.guard.js';
 import { Idempotent } from '../submission/idempotency.interceptor.js';
 import { SubmissionPipeline } from '../submission/submission-pipeline.js';
 import { contentLengthOf, uploadKindOf } from '../submission/upload-kind.js';
+import { EventDelivery } from '../delivery/event-delivery.js';
+import { positionOf } from '../delivery/event-ids.js';
 import {
   ApiCloseStream,
   ApiCreateStream,
@@ -34,9 +36,6 @@ import {
 } from '../docs/route-docs.js';
 import { CreateStreamBody, StreamFramesQuery, StreamViewQuery } from './create-stream.dto.js';
 import { relayBaseOf } from './session-grants.js';
-import { StreamFollower } from './stream-follower.js';
-import { serveStreamSse } from './stream-sse.js';
-import { parseSince } from './stream-sockets.js';
 import { StreamsService } from './streams.service.js';
 
 @ApiKeyProtected('streams')
@@ -44,7 +43,7 @@ import { StreamsService } from './streams.service.js';
 export class StreamsController {
   constructor(
     private readonly streams: StreamsService,
-    private readonly follower: StreamFollower,
+    private readonly delivery: EventDelivery,
     private readonly pipeline: SubmissionPipeline,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
@@ -120,17 +119,14 @@ export class StreamsController {
     @Param('id') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query('since') since: string | undefined,
-    @Req() request: Request,
     @Res() response: Response,
     @Caller() caller: Principal,
   ): Promise<void> {
     await this.streams.record(id, caller);
-    const after = parseSince(lastEventId ?? since);
+    const after = positionOf(lastEventId ?? since, { legacy: false });
     if (after === null) {
       throw new BadRequestException('Last-Event-ID (or since) must be an event id: a non-negative integer');
     }
-    const abort = new AbortController();
-    request.on('close', () => abort.abort());
-    await serveStreamSse(response, this.follower.follow(id, after, abort.signal));
+    await this.delivery.streamSse(id, after, response);
   }
 }

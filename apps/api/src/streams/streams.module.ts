@@ -4,15 +4,14 @@ import { DataPortProbe, LiveFailover } from './live-failover.js';
 import { LiveStreams } from './live-streams.js';
 import { SessionGrants, SessionSigner } from './session-grants.js';
 import { SessionRelay } from './session-relay.js';
-import { StreamFollower } from './stream-follower.js';
 import { StreamSockets } from './stream-sockets.js';
 import { StreamStallCheck } from './stream-stall-check.js';
 import { StreamsController } from './streams.controller.js';
 import { StreamsService } from './streams.service.js';
 
 /**
- * /v1/streams: opening a stream, its batches (through the submission pipeline), following it over SSE
- * and WebSocket, and live sessions (placement, grants, the relay, failover, the stall check).
+ * /v1/streams: opening a stream, its batches (through the submission pipeline), its WebSocket routes
+ * (events through delivery/, sessions through the relay), and live sessions (placement, grants, the relay, failover, the stall check).
  */
 @Module({
   imports: [SubmissionModule],
@@ -25,7 +24,6 @@ import { StreamsService } from './streams.service.js';
     DataPortProbe,
     LiveFailover,
     SessionRelay,
-    StreamFollower,
     StreamSockets,
     StreamStallCheck,
   ],

@@ -235,10 +235,11 @@ describe('StreamsService.submitFrames', () => {
   });
 
   it('answers 409 (retry later) while the first request with the key is still under way', async () => {
-    const { service, id, streams, queue } = await openStream();
-    streams.keys.set(`${id}/k-2`, {
+    const { service, id, idempotency, queue } = await openStream();
+    idempotency.entries.set(`${id}/k-2`, {
+      fingerprint: '',
       state: 'pending',
-      batch: { streamId: id, seq: 0, jobId: 'j', frames: 1, firstFrame: 0 },
+      result: { streamId: id, seq: 0, jobId: 'j', frames: 1, firstFrame: 0 },
     });
     await expect(
       service.submitFrames(id, ACME, 1, rawUpload(frames(1)), FRAME_BYTES, 'identity', 'k-2'),
@@ -256,7 +257,7 @@ describe('StreamsService.submitFrames', () => {
   });
 
   it('delivers a batch that could not be queued as failed, releases its key, and drops its input', async () => {
-    const { service, id, queue, streams, frames: stored } = await openStream();
+    const { service, id, queue, streams, idempotency, frames: stored } = await openStream();
     for (let i = 0; i < 8; i++) queue.failures.push(new Error('queue down'));
     await expect(
       service.submitFrames(id, ACME, 1, rawUpload(frames(1)), FRAME_BYTES, 'identity', 'k-3'),
@@ -264,7 +265,7 @@ describe('StreamsService.submitFrames', () => {
     expect(streams.committed).toMatchObject([
       { streamId: id, seq: 0, events: [{ type: 'batch-failed', seq: 0, error: 'not queued: queue down' }] },
     ]);
-    expect(streams.keys.has(`${id}/k-3`)).toBe(false);
+    expect(idempotency.entries.has(`${id}/k-3`)).toBe(false);
     expect(stored.deleted).toHaveLength(1);
   });
 });

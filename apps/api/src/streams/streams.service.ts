@@ -18,17 +18,16 @@ import {
   type StreamParams,
   type StreamView,
 } from '../../../../libs/contracts/src/index.js';
-import {
-  OutputStore,
-  StreamStore,
-  type KeyedBatch,
-  type StreamRecord,
-} from '../../../../libs/cluster/src/index.js';
+import { OutputStore, StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
-import { IdempotencyPendingException, assertIdempotencyKey } from '../submission/idempotency.js';
+import {
+  IdempotencyPendingException,
+  IdempotencyStore,
+  assertIdempotencyKey,
+} from '../submission/idempotency.js';
 import { InputStorage } from '../submission/input-storage.js';
 import { SubmissionPipeline, newJobId } from '../submission/submission-pipeline.js';
 import type { Upload } from '../submission/upload-limits.js';
@@ -61,6 +60,9 @@ export interface ViewRequest {
   unreachable?: string;
 }
 
+/** A stream's batch keys are per stream, and (as before the stores were one) the request is not compared. */
+const STREAM_BATCH_FINGERPRINT = '';
+
 @Injectable()
 export class StreamsService {
   constructor(
@@ -72,6 +74,7 @@ export class StreamsService {
     private readonly grants: SessionGrants,
     private readonly failover: LiveFailover,
     private readonly outputs: OutputStore,
+    private readonly idempotency: IdempotencyStore,
   ) {}
 
   /** `tenant`: who owns the stream and the jobs of its batches. */
@@ -195,8 +198,8 @@ export class StreamsService {
     const record = await this.record(streamId, caller);
     if (idempotencyKey !== undefined) {
       assertIdempotencyKey(idempotencyKey);
-      const first = await this.streams.batchFor(streamId, idempotencyKey);
-      if (first) return this.answerRepeat(first, upload.request);
+      const first = await this.firstAnswer(streamId, idempotencyKey, upload.request);
+      if (first) return first;
     }
     if (record.state !== 'open') throw this.closedError(streamId);
     const { params } = record;
@@ -220,11 +223,14 @@ export class StreamsService {
     );
     const discardInput = () => this.storage.deleteInput({ jobId, frames, input }).catch(() => undefined);
     const allocated = await this.streams.allocate(streamId, frames, jobId, idempotencyKey);
-    if (allocated === 'closed' || allocated === 'missing' || 'repeat' in allocated) {
+    if (allocated === 'closed' || allocated === 'missing' || allocated === 'repeat') {
       await discardInput();
       if (allocated === 'closed') throw this.closedError(streamId);
       if (allocated === 'missing') throw new NotFoundException(`stream ${streamId} expired`);
-      return this.answerRepeat(allocated.repeat);
+      // A key released since (its batch was not queued): the retry goes ahead then.
+      const first = await this.firstAnswer(streamId, idempotencyKey!);
+      if (first) return first;
+      throw new IdempotencyPendingException();
     }
     const accepted: AcceptedBatch = {
       streamId,
@@ -275,17 +281,28 @@ export class StreamsService {
         ])
         .catch(() => undefined);
       if (idempotencyKey !== undefined)
-        await this.streams.releaseKey(streamId, idempotencyKey).catch(() => undefined);
+        await this.idempotency.abandon({ streamId }, idempotencyKey).catch(() => undefined);
       throw error;
     }
-    if (idempotencyKey !== undefined) await this.streams.settleKey(streamId, idempotencyKey, accepted);
+    if (idempotencyKey !== undefined)
+      await this.idempotency.complete({ streamId }, idempotencyKey, STREAM_BATCH_FINGERPRINT, accepted);
     return accepted;
   }
 
-  private answerRepeat(first: KeyedBatch, body?: Readable): AcceptedBatch {
-    body?.resume();
-    if (first.state !== 'done') throw new IdempotencyPendingException();
-    return first.batch;
+  /** The batch a key already got (the body, if unread, is drained), null for an unused key; 409 while pending. */
+  private async firstAnswer(streamId: string, key: string, body?: Readable): Promise<AcceptedBatch | null> {
+    try {
+      const first = await this.idempotency.answerOf<AcceptedBatch>(
+        { streamId },
+        key,
+        STREAM_BATCH_FINGERPRINT,
+      );
+      if (first) body?.resume();
+      return first;
+    } catch (error) {
+      body?.resume();
+      throw error;
+    }
   }
 
   private closedError(streamId: string): ConflictException {

@@ -10,7 +10,7 @@ import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
-import { EventHub } from '../events/event-hub.js';
+import { EventHub } from '../delivery/event-hub.js';
 import { JobsController } from '../jobs/jobs.controller.js';
 import { StreamsController } from '../streams/streams.controller.js';
 import { FakeRedis } from '../testing/fakes.js';

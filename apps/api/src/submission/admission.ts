@@ -6,7 +6,7 @@ import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';
-import { EventHub } from '../events/event-hub.js';
+import { EventHub } from '../delivery/event-hub.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 

@@ -41,7 +41,15 @@ export function idempotencyScope(request: Request): string {
   return `tenant-${principalOf(request).tenant}`;
 }
 
-interface Entry<T> {
+/**
+ * Whose keys these are: a tenant's submissions (`tenant-<name>`), or one stream's batches, whose keys
+ * live in the stream's slot so that a batch's seq and its key are set in one step (StreamStore.allocate
+ * reserves a key with an entry of this store's form).
+ */
+export type IdempotencyScope = string | { streamId: string };
+
+/** What a key holds; `fingerprint` is empty where the request is not compared (a stream's batches). */
+export interface IdempotencyEntry<T> {
   fingerprint: string;
   state: 'pending' | 'done';
   result?: T;
@@ -67,9 +75,10 @@ export function requestFingerprint(request: Pick<Request, 'method' | 'headers' |
 }
 
 /**
- * `Idempotency-Key`: the same key (per tenant) with the same request returns the first job instead of
- * making a new one. The key is reserved before the body is read, so a retry racing the first attempt
- * gets 409 instead of a second job; a failed attempt releases it.
+ * `Idempotency-Key`, for every route that takes one: the same key (per tenant, or per stream for its
+ * batches) with the same request returns the first answer instead of doing the work again. The key is
+ * reserved before the body is read, so a retry racing the first attempt gets 409 instead of a second
+ * job; a failed attempt releases it.
  */
 @Injectable()
 export class IdempotencyStore {
@@ -81,15 +90,28 @@ export class IdempotencyStore {
 
   /** The first answer when this is a repeat; null when the caller should go ahead (the key is now reserved). */
   /** `clientId`: whose keys these are (`tenant-<name>`: keys are per tenant). */
-  async begin<T>(clientId: string, key: string, fingerprint: string): Promise<T | null> {
+  async begin<T>(clientId: IdempotencyScope, key: string, fingerprint: string): Promise<T | null> {
     assertIdempotencyKey(key);
-    const redisKey = this.keys.idempotency(clientId, key);
-    const pending: Entry<T> = { fingerprint, state: 'pending' };
-    if ((await this.redis.set(redisKey, JSON.stringify(pending), 'EX', PENDING_TTL_SECONDS, 'NX')) === 'OK')
-      return null;
-    const existing = await this.redis.get(redisKey);
-    if (!existing) return this.begin(clientId, key, fingerprint);
-    const entry = JSON.parse(existing) as Entry<T>;
+    const pending: IdempotencyEntry<T> = { fingerprint, state: 'pending' };
+    const reserved = await this.redis.set(
+      this.redisKey(clientId, key),
+      JSON.stringify(pending),
+      'EX',
+      PENDING_TTL_SECONDS,
+      'NX',
+    );
+    if (reserved === 'OK') return null;
+    return (await this.answerOf<T>(clientId, key, fingerprint)) ?? this.begin(clientId, key, fingerprint);
+  }
+
+  /**
+   * The answer the key got, or null when it is unused: 422 when it was used for another request, 409
+   * (retry later) while that request is still under way.
+   */
+  async answerOf<T>(scope: IdempotencyScope, key: string, fingerprint: string): Promise<T | null> {
+    const existing = await this.redis.get(this.redisKey(scope, key));
+    if (!existing) return null;
+    const entry = entryOf<T>(scope, existing);
     if (entry.fingerprint !== fingerprint) {
       throw new UnprocessableEntityException(
         'this Idempotency-Key was used for a different request (parameters or body length differ)',
@@ -100,14 +122,14 @@ export class IdempotencyStore {
   }
 
   /** Whether the key is in use (reserved or answered): a request with it then adds no work. */
-  async has(clientId: string, key: string): Promise<boolean> {
+  async has(clientId: IdempotencyScope, key: string): Promise<boolean> {
     assertIdempotencyKey(key);
-    return (await this.redis.exists(this.keys.idempotency(clientId, key))) > 0;
+    return (await this.redis.exists(this.redisKey(clientId, key))) > 0;
   }
 
   /** Keeps a reservation alive while its request runs; returns the function that stops. */
-  holdPending(clientId: string, key: string): () => void {
-    const redisKey = this.keys.idempotency(clientId, key);
+  holdPending(clientId: IdempotencyScope, key: string): () => void {
+    const redisKey = this.redisKey(clientId, key);
     const timer = setInterval(
       () => void this.redis.expire(redisKey, PENDING_TTL_SECONDS, 'XX').catch(() => undefined),
       (PENDING_TTL_SECONDS * 1000) / 3,
@@ -115,17 +137,35 @@ export class IdempotencyStore {
     return () => clearInterval(timer);
   }
 
-  async complete<T>(clientId: string, key: string, fingerprint: string, result: T): Promise<void> {
-    const entry: Entry<T> = { fingerprint, state: 'done', result };
+  /** The work is done: a repeat now gets `result`, for the retention time. */
+  async complete<T>(clientId: IdempotencyScope, key: string, fingerprint: string, result: T): Promise<void> {
+    const entry: IdempotencyEntry<T> = { fingerprint, state: 'done', result };
     await this.redis.set(
-      this.keys.idempotency(clientId, key),
+      this.redisKey(clientId, key),
       JSON.stringify(entry),
       'EX',
       this.config.retentionSeconds,
     );
   }
 
-  async abandon(clientId: string, key: string): Promise<void> {
-    await this.redis.del(this.keys.idempotency(clientId, key));
+  /** The work was not done: a retry with the key does it anew. */
+  async abandon(clientId: IdempotencyScope, key: string): Promise<void> {
+    await this.redis.del(this.redisKey(clientId, key));
   }
+
+  private redisKey(scope: IdempotencyScope, key: string): string {
+    return typeof scope === 'string'
+      ? this.keys.idempotency(scope, key)
+      : this.keys.streamBatchKey(scope.streamId, key);
+  }
+}
+
+/**
+ * A stream's batch key written before the stores were one held `{ state, batch }`, the batch without
+ * its stream id; such keys live out the retention time, so a retry of such a batch still gets it.
+ */
+function entryOf<T>(scope: IdempotencyScope, json: string): IdempotencyEntry<T> {
+  const entry = JSON.parse(json) as IdempotencyEntry<T> & { batch?: object };
+  if (entry.fingerprint !== undefined || !entry.batch || typeof scope === 'string') return entry;
+  return { fingerprint: '', state: entry.state, result: { streamId: scope.streamId, ...entry.batch } as T };
 }

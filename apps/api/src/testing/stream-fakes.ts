@@ -1,9 +1,4 @@
-import {
-  StreamStore,
-  type AllocateResult,
-  type KeyedBatch,
-  type StreamRecord,
-} from '../../../../libs/cluster/src/index.js';
+import { StreamStore, type AllocateResult, type StreamRecord } from '../../../../libs/cluster/src/index.js';
 import type {
   AcceptedBatch,
   Codec,
@@ -12,19 +7,47 @@ import type {
   StreamEvent,
   StreamParams,
 } from '../../../../libs/contracts/src/index.js';
+import {
+  IdempotencyPendingException,
+  IdempotencyStore,
+  type IdempotencyEntry,
+  type IdempotencyScope,
+} from '../submission/idempotency.js';
 import { LiveFailover } from '../streams/live-failover.js';
 import { LiveStreams, type LivePlace } from '../streams/live-streams.js';
 import { SessionGrants } from '../streams/session-grants.js';
 
-type StreamStoreUsed = Pick<
-  StreamStore,
-  'create' | 'get' | 'batchFor' | 'allocate' | 'settleKey' | 'releaseKey' | 'commit' | 'close'
->;
+type StreamStoreUsed = Pick<StreamStore, 'create' | 'get' | 'allocate' | 'commit' | 'close'>;
+type IdempotencyStoreUsed = Pick<IdempotencyStore, 'answerOf' | 'complete' | 'abandon'>;
 
-/** A stream store in memory: records, idempotency keys, and the events committed for a seq. */
+/** A stream's batch keys in memory (`streamId/key`), as IdempotencyStore keeps them. */
+export class FakeIdempotencyStore implements IdempotencyStoreUsed {
+  readonly entries = new Map<string, IdempotencyEntry<AcceptedBatch>>();
+
+  answerOf<T>(scope: IdempotencyScope, key: string): Promise<T | null> {
+    const entry = this.entries.get(scopedKey(scope, key));
+    if (!entry) return Promise.resolve(null);
+    if (entry.state === 'pending') return Promise.reject(new IdempotencyPendingException());
+    return Promise.resolve(entry.result as T);
+  }
+  complete<T>(scope: IdempotencyScope, key: string, fingerprint: string, result: T): Promise<void> {
+    this.entries.set(scopedKey(scope, key), { fingerprint, state: 'done', result: result as AcceptedBatch });
+    return Promise.resolve();
+  }
+  abandon(scope: IdempotencyScope, key: string): Promise<void> {
+    this.entries.delete(scopedKey(scope, key));
+    return Promise.resolve();
+  }
+}
+
+function scopedKey(scope: IdempotencyScope, key: string): string {
+  return `${typeof scope === 'string' ? scope : scope.streamId}/${key}`;
+}
+
+/** A stream store in memory: records, and the events committed for a seq; it reserves keys in `keys`. */
 export class FakeStreamStore implements StreamStoreUsed {
   readonly records = new Map<string, StreamRecord>();
-  readonly keys = new Map<string, KeyedBatch>();
+  constructor(readonly keys: FakeIdempotencyStore) {}
   readonly committed: { streamId: string; seq: number; events: StreamEvent[] }[] = [];
 
   create(streamId: string, params: StreamParams, node: string | null, createdAt: number, tenant?: string) {
@@ -47,9 +70,6 @@ export class FakeStreamStore implements StreamStoreUsed {
     const record = this.records.get(streamId);
     return Promise.resolve(record ? { ...record } : null);
   }
-  batchFor(streamId: string, idempotencyKey: string): Promise<KeyedBatch | null> {
-    return Promise.resolve(this.keys.get(`${streamId}/${idempotencyKey}`) ?? null);
-  }
   allocate(
     streamId: string,
     frames: number,
@@ -60,21 +80,15 @@ export class FakeStreamStore implements StreamStoreUsed {
     if (!record) return Promise.resolve('missing');
     if (record.state !== 'open') return Promise.resolve('closed');
     const key = idempotencyKey === undefined ? undefined : `${streamId}/${idempotencyKey}`;
-    const repeat = key === undefined ? undefined : this.keys.get(key);
-    if (repeat) return Promise.resolve({ repeat });
+    if (key !== undefined && this.keys.entries.has(key)) return Promise.resolve('repeat');
     const allocated = { seq: record.nextSeq, firstFrame: record.frames };
     record.nextSeq++;
     record.frames += frames;
-    if (key) this.keys.set(key, { state: 'pending', batch: { streamId, jobId, frames, ...allocated } });
+    if (key) {
+      const result = { streamId, jobId, frames, ...allocated };
+      this.keys.entries.set(key, { fingerprint: '', state: 'pending', result });
+    }
     return Promise.resolve(allocated);
-  }
-  settleKey(streamId: string, idempotencyKey: string, batch: AcceptedBatch): Promise<void> {
-    this.keys.set(`${streamId}/${idempotencyKey}`, { state: 'done', batch });
-    return Promise.resolve();
-  }
-  releaseKey(streamId: string, idempotencyKey: string): Promise<void> {
-    this.keys.delete(`${streamId}/${idempotencyKey}`);
-    return Promise.resolve();
   }
   commit(streamId: string, seq: number, events: StreamEvent[]) {
     this.committed.push({ streamId, seq, events });
@@ -158,14 +172,17 @@ export class FakeLiveFailover implements Pick<LiveFailover, 'reportUnreachable'>
 
 /** Providers that put these fakes behind a StreamsService. */
 export function streamsServiceFakes() {
+  const idempotency = new FakeIdempotencyStore();
   const fakes = {
-    streams: new FakeStreamStore(),
+    idempotency,
+    streams: new FakeStreamStore(idempotency),
     live: new FakeLiveStreams(),
     grants: new FakeSessionGrants(),
     failover: new FakeLiveFailover(),
   };
   const providers = [
     { provide: StreamStore, useValue: fakes.streams },
+    { provide: IdempotencyStore, useValue: fakes.idempotency },
     { provide: LiveStreams, useValue: fakes.live },
     { provide: SessionGrants, useValue: fakes.grants },
     { provide: LiveFailover, useValue: fakes.failover },

@@ -10,7 +10,7 @@ import {
 import { EventLog, FrameStore, OutputStore } from '../../../../libs/cluster/src/index.js';
 import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { EventHub } from '../events/event-hub.js';
+import { EventHub } from '../delivery/event-hub.js';
 import { SubmissionPipeline, newJobId } from '../submission/submission-pipeline.js';
 import { codecForXpra, pixelFormatForXpra, xpraEncodingName } from './xpra-capabilities.js';
 import { toXpraBitstream } from './xpra-bitstream.js';
