@@ -8,8 +8,8 @@ import {
   KeySpace,
   createRedisConnection,
   waitUntilReady,
-} from '../libs/cluster/src/index.js';
-import { encodeLz4BlockRecordSync, lz4BlockPieces, syntheticFrame } from '../libs/codecs/src/index.js';
+} from '#cluster';
+import { encodeLz4BlockRecordSync, lz4BlockPieces, syntheticFrame } from '#codecs';
 import { FRAME_FORMAT, RES_1080P } from './cases.js';
 
 /**

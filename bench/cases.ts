@@ -1,4 +1,4 @@
-import type { Codec, EncodeSettings, PixelFormat } from '../libs/contracts/src/index.js';
+import type { Codec, EncodeSettings, PixelFormat } from '#contracts';
 
 /**
  * How the frames travel in the request body: raw, or LZ4-compressed as the SDK sends them by default

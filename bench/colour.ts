@@ -9,9 +9,9 @@ import {
   rgbaToPixelFormat,
   RGB_TO_YUV_SCALE_FLAGS,
   syntheticRgba,
-} from '../libs/codecs/src/index.js';
-import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
+} from '#codecs';
+import { decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
 import { FRAME_FORMAT, RES_1080P, RES_720P, type Resolution } from './cases.js';
 
 /**

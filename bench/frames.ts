@@ -1,4 +1,4 @@
-import { encodeLz4BlockRecordSync, syntheticFrame } from '../libs/codecs/src/index.js';
+import { encodeLz4BlockRecordSync, syntheticFrame } from '#codecs';
 import { FRAME_FORMAT, type BenchCase, type Resolution } from './cases.js';
 
 /**

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { RedisClient } from '../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
 import {
   BufferPool,
   DEFAULT_FRAME_STORE_OPTIONS,
@@ -9,8 +9,8 @@ import {
   OutputStore,
   createRedisConnection,
   waitUntilReady,
-} from '../libs/cluster/src/index.js';
-import { createEncoder, decodeLz4BlockValue, encodeLz4BlockRecordSync } from '../libs/codecs/src/index.js';
+} from '#cluster';
+import { createEncoder, decodeLz4BlockValue, encodeLz4BlockRecordSync } from '#codecs';
 import { FRAME_FORMAT, SETTINGS, type Resolution } from './cases.js';
 import type { FrameLibrary } from './frames.js';
 import { postParts, startSink } from './http.js';

@@ -7,10 +7,10 @@ import {
   syntheticRgba,
   threadsPerJob,
   type LiveVideoSession,
-} from '../libs/codecs/src/index.js';
-import type { AcceptedBatch, JobView, StreamView, VideoCodec } from '../libs/contracts/src/index.js';
-import { EndpointPool, LiveSession, StreamClient, type LiveOutput } from '../libs/client/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+} from '#codecs';
+import type { AcceptedBatch, JobView, StreamView, VideoCodec } from '#contracts';
+import { EndpointPool, LiveSession, StreamClient, type LiveOutput } from '#client';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import { FRAME_FORMAT, RES_1080P, RES_720P, type Resolution } from './cases.js';
 import { postParts } from './http.js';
 import { runLanes } from './lanes.js';

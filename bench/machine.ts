@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import sharp from 'sharp';
-import { ffmpegBinaries } from '../libs/codecs/src/index.js';
+import { ffmpegBinaries } from '#codecs';
 import type { MachineInfo } from './report.js';
 
 function firstLine(binary: string, args: string[]): string {

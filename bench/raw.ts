@@ -1,11 +1,5 @@
-import { isVideoCodec } from '../libs/contracts/src/index.js';
-import {
-  configureSharp,
-  createEncoder,
-  threadsPerJob,
-  type Encoder,
-  type RawLayout,
-} from '../libs/codecs/src/index.js';
+import { isVideoCodec } from '#contracts';
+import { configureSharp, createEncoder, threadsPerJob, type Encoder, type RawLayout } from '#codecs';
 import { caseThroughput, FRAME_FORMAT, SETTINGS, type BenchCase } from './cases.js';
 import type { FrameLibrary } from './frames.js';
 import { runLanes } from './lanes.js';

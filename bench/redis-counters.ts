@@ -1,5 +1,5 @@
-import type { RedisClient } from '../libs/cluster/src/index.js';
-import { createRedisConnection, waitUntilReady } from '../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import { createRedisConnection, waitUntilReady } from '#cluster';
 
 /** Redis's own counters (INFO): bytes through its sockets and append-only-file rewrites. */
 export interface RedisCounters {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ServiceStack, repoRoot } from '../scripts/lib/stack.js';
+import { ServiceStack, repoRoot } from '#scripts/lib/stack.js';
 import { benchProfile, resolutionsOf } from './cases.js';
 import { FrameLibrary } from './frames.js';
 import { liveFailures, runLiveBench, type LiveReport } from './live.js';

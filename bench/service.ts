@@ -1,7 +1,7 @@
 import http from 'node:http';
-import { EncoderApiClient, type AcceptedJob } from '../libs/client/src/index.js';
-import { encodeLz4BlockRecordSync } from '../libs/codecs/src/index.js';
-import type { JobTimings } from '../libs/contracts/src/index.js';
+import { EncoderApiClient, type AcceptedJob } from '#client';
+import { encodeLz4BlockRecordSync } from '#codecs';
+import type { JobTimings } from '#contracts';
 import { caseThroughput, FRAME_FORMAT, SETTINGS, type BenchCase, type UploadEncoding } from './cases.js';
 import type { FrameLibrary } from './frames.js';
 import { postParts } from './http.js';

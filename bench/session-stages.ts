@@ -4,16 +4,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { compressSync } from 'lz4-napi';
 import WebSocket, { WebSocketServer } from 'ws';
-import {
-  EmbeddedRedis,
-  KeySpace,
-  StreamStore,
-  createRedisConnection,
-  waitUntilReady,
-} from '../libs/cluster/src/index.js';
-import { createEncoder, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import type { StreamParams } from '../libs/contracts/src/index.js';
-import { decodeFrame } from '../apps/worker/src/session/session-frames.js';
+import { EmbeddedRedis, KeySpace, StreamStore, createRedisConnection, waitUntilReady } from '#cluster';
+import { createEncoder, rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import type { StreamParams } from '#contracts';
+import { decodeFrame } from '#worker/session/session-frames.js';
 
 /**
  * Where one live-session frame's time goes on the node, stage by stage, with the node's own pieces:

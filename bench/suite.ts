@@ -1,5 +1,5 @@
-import { frameByteLength } from '../libs/contracts/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import { frameByteLength } from '#contracts';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import {
   FRAME_FORMAT,
   SETTINGS,

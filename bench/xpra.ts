@@ -4,9 +4,9 @@ import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createEncoder, threadsPerJob } from '../libs/codecs/src/index.js';
-import { freePort } from '../libs/cluster/src/index.js';
-import { ServiceStack, repoRoot } from '../scripts/lib/stack.js';
+import { createEncoder, threadsPerJob } from '#codecs';
+import { freePort } from '#cluster';
+import { ServiceStack, repoRoot } from '#scripts/lib/stack.js';
 import { markdownTable, textTable } from './report.js';
 import { percentile } from './stats.js';
 

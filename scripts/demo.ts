@@ -1,16 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Codec } from '../libs/contracts/src/index.js';
-import { syntheticFrame } from '../libs/codecs/src/index.js';
-import {
-  EncoderApiClient,
-  extensionFor,
-  progressBar,
-  type JobEventWithId,
-} from '../libs/client/src/index.js';
+import type { Codec } from '#contracts';
+import { syntheticFrame } from '#codecs';
+import { EncoderApiClient, extensionFor, progressBar, type JobEventWithId } from '#client';
 import { ServiceStack, repoRoot } from './lib/stack.js';
-import { firstKeyOf } from '../apps/api/src/auth/key-ring.js';
+import { firstKeyOf } from '#api/auth/key-ring.js';
 
 interface DemoCase {
   codec: Codec;

@@ -1,10 +1,10 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import type { Redis } from 'ioredis';
-import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { JobView } from '../libs/contracts/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import { decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
+import type { JobView } from '#contracts';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { JobView } from '../libs/contracts/src/index.js';
-import { EncoderApiClient, type ApiError } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import type { JobView } from '#contracts';
+import { EncoderApiClient, type ApiError } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir } from './support.js';
 
 /**

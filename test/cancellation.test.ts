@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { NodeRecord } from '../libs/contracts/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import type { NodeRecord } from '#contracts';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import {
   bgraBatch,
   childrenNamed,

@@ -1,6 +1,6 @@
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import { EndpointPool, StreamClient, type StreamEventWithData } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import { EndpointPool, StreamClient, type StreamEventWithData } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import { expectVideoOf } from './stream-support.js';
 

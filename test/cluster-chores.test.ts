@@ -1,6 +1,6 @@
-import { EncoderApiClient, type AcceptedJob } from '../libs/client/src/index.js';
-import { KeySpace, createRedisConnection } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { EncoderApiClient, type AcceptedJob } from '#client';
+import { KeySpace, createRedisConnection } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

@@ -1,6 +1,6 @@
-import { probeVideo } from '../libs/codecs/src/testing/media-check.js';
-import type { AcceptedJob, JobEventWithId } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { probeVideo } from '#codecs/testing/media-check.js';
+import type { AcceptedJob, JobEventWithId } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

@@ -7,10 +7,10 @@ import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { DATA_PORT_HEALTH_PATH } from '../libs/contracts/src/index.js';
-import { loadApiConfig } from '../apps/api/src/config/api-config.js';
-import { parseNodeArgs } from '../apps/worker/src/node-config.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { DATA_PORT_HEALTH_PATH } from '#contracts';
+import { loadApiConfig } from '#api/config/api-config.js';
+import { parseNodeArgs } from '#worker/node-config.js';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 
 /**

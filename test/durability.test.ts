@@ -1,6 +1,6 @@
-import type { AcceptedJob } from '../libs/client/src/index.js';
-import { probeVideo } from '../libs/codecs/src/testing/media-check.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import type { AcceptedJob } from '#client';
+import { probeVideo } from '#codecs/testing/media-check.js';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

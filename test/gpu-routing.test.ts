@@ -1,5 +1,5 @@
-import type { AcceptedJob } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import type { AcceptedJob } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

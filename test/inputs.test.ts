@@ -2,12 +2,12 @@ import { request as httpRequest } from 'node:http';
 import { gzipSync, deflateSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
-import { compressLz4Frame, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { mulberry32, rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { JobView } from '../libs/contracts/src/index.js';
-import type { AcceptedJob } from '../libs/client/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import { compressLz4Frame, rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '#codecs/testing/media-check.js';
+import { mulberry32, rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
+import type { JobView } from '#contracts';
+import type { AcceptedJob } from '#client';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import { startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**

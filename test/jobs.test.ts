@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import { decodeImage, decodeVideoToRgb, probeVideo, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
 import { Redis } from 'ioredis';
-import type { JobEventWithId } from '../libs/client/src/index.js';
-import { EventLog, KeySpace } from '../libs/cluster/src/index.js';
-import type { JobEvent } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import type { JobEventWithId } from '#client';
+import { EventLog, KeySpace } from '#cluster';
+import type { JobEvent } from '#contracts';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { readWs } from './stream-support.js';
 
 /**

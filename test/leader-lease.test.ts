@@ -4,7 +4,7 @@ import {
   createRedisConnection,
   type RedisClient,
   waitUntilReady,
-} from '../libs/cluster/src/index.js';
+} from '#cluster';
 import { tempDir, waitUntil } from './support.js';
 
 /** The chores lease against a real Redis: one holder at a time, handed over on release or on expiry. */

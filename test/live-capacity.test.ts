@@ -1,6 +1,6 @@
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { NodeRecord, StreamView } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { NodeRecord, StreamView } from '#contracts';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { childrenNamed, tempDir, waitUntil } from './support.js';
 import { readSse, submitFrames } from './stream-support.js';
 

@@ -1,13 +1,8 @@
 import WebSocket from 'ws';
-import { SessionTokens } from '../libs/cluster/src/index.js';
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type {
-  LiveSessionServerMessage,
-  NodeRecord,
-  SessionTokenClaims,
-  StreamView,
-} from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { SessionTokens } from '#cluster';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { LiveSessionServerMessage, NodeRecord, SessionTokenClaims, StreamView } from '#contracts';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
 import { expectVideoOf } from './stream-support.js';
 

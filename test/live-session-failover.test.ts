@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../libs/client/src/cli.js';
-import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { NodeRecord } from '../libs/contracts/src/index.js';
+import { main } from '#client/cli.js';
+import { decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { NodeRecord } from '#contracts';
 import {
   EndpointPool,
   LiveSession,
@@ -11,8 +11,8 @@ import {
   type LiveFailover,
   type LiveOutput,
   type OutputEventWithData,
-} from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+} from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
 import { expectVideoOf } from './stream-support.js';
 

@@ -1,7 +1,7 @@
-import { mulberry32, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import { SessionTokens, moveLiveStream, StreamStore } from '../libs/cluster/src/index.js';
-import { LIVE_SESSION_CLOSE, liveSessionPath, type StreamView } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { mulberry32, rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import { SessionTokens, moveLiveStream, StreamStore } from '#cluster';
+import { LIVE_SESSION_CLOSE, liveSessionPath, type StreamView } from '#contracts';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { childrenNamed, tempDir, waitUntil } from './support.js';
 import { createLiveStream, expectVideoOf, readSse } from './stream-support.js';
 import { TestSession, grantFor, nodeOf, withRedis } from './session-support.js';

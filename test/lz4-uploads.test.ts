@@ -1,17 +1,12 @@
 import { request as httpRequest } from 'node:http';
 import type { Redis } from 'ioredis';
 import { compressSync } from 'lz4-napi';
-import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import { decodeImage, decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
-import {
-  EncoderApiClient,
-  nodeHttpTransport,
-  type HttpTransport,
-  type UploadCompression,
-} from '../libs/client/src/index.js';
-import type { Codec, JobView } from '../libs/contracts/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import { encodeLz4BlockRecordSync, rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import { decodeImage, decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
+import { EncoderApiClient, nodeHttpTransport, type HttpTransport, type UploadCompression } from '#client';
+import type { Codec, JobView } from '#contracts';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 import { startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './support.js';
 
 /**

@@ -1,8 +1,8 @@
 import sharp from 'sharp';
-import { checkPaddedVideo, probeVideo } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { JobView } from '../libs/contracts/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { checkPaddedVideo, probeVideo } from '#codecs/testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { JobView } from '#contracts';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import { createStream, postJson, readWs, submitFrames } from './stream-support.js';
 

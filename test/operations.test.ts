@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { ServiceStack } from '#scripts/lib/stack.js';
 
 /**
  * The operator surface with API_KEYS set, against real processes: the key on every route (Nest routes

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from '../scripts/lib/stack.js';
+import { repoRoot } from '#scripts/lib/stack.js';
 
 /** A built script run as its own process, as an operator starts it, with its output kept. */
 export class ScriptProcess {

@@ -1,7 +1,7 @@
-import { decodeImage, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { JobEventWithId } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { decodeImage, probeVideo, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { JobEventWithId } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { LocalRedisCluster, bgraBatch, tempDir } from './support.js';
 
 /**

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

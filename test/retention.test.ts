@@ -1,5 +1,5 @@
-import { KeySpace, createRedisConnection, type RedisClient } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { KeySpace, createRedisConnection, type RedisClient } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir } from './support.js';
 import { createStream, readSse, submitFrames } from './stream-support.js';
 

@@ -1,9 +1,9 @@
-import { decodeImage, decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
-import { syntheticRgba } from '../libs/codecs/src/index.js';
-import type { AcceptedJob } from '../libs/client/src/index.js';
-import { freePort } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { decodeImage, decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
+import { syntheticRgba } from '#codecs';
+import type { AcceptedJob } from '#client';
+import { freePort } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { ScriptProcess } from './process-support.js';
 import { bgraBatch, tempDir } from './support.js';
 

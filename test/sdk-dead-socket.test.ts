@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { EncoderApiClient, nodeHttpTransport } from '../libs/client/src/index.js';
+import { EncoderApiClient, nodeHttpTransport } from '#client';
 
 /**
  * The keep-alive race of a busy client, reproduced with real sockets: a server in another process closes

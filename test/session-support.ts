@@ -1,17 +1,7 @@
 import WebSocket from 'ws';
-import {
-  KeySpace,
-  SessionTokens,
-  createRedisConnection,
-  type RedisClient,
-} from '../libs/cluster/src/index.js';
-import {
-  liveSessionPath,
-  type LiveSessionServerMessage,
-  type NodeRecord,
-  type StreamView,
-} from '../libs/contracts/src/index.js';
-import type { ServiceStack } from '../scripts/lib/stack.js';
+import { KeySpace, SessionTokens, createRedisConnection, type RedisClient } from '#cluster';
+import { liveSessionPath, type LiveSessionServerMessage, type NodeRecord, type StreamView } from '#contracts';
+import type { ServiceStack } from '#scripts/lib/stack.js';
 
 /**
  * A test-only client of a node's data port (API.md, "Live sessions"): it speaks the wire protocol

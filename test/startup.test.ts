@@ -3,7 +3,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
-import { EmbeddedRedis, freePort } from '../libs/cluster/src/index.js';
+import { EmbeddedRedis, freePort } from '#cluster';
 import { ScriptProcess } from './process-support.js';
 import { selfSignedCertificate, tempDir } from './support.js';
 

@@ -1,7 +1,7 @@
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { StreamView } from '../libs/contracts/src/index.js';
-import { EndpointPool, StreamClient, type StreamEventWithData } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { StreamView } from '#contracts';
+import { EndpointPool, StreamClient, type StreamEventWithData } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
 import { createLiveStream, expectVideoOf, readWs, submitFrames } from './stream-support.js';
 

@@ -1,6 +1,6 @@
-import { EmbeddedRedis, KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
-import type { RedisClient } from '../libs/cluster/src/index.js';
-import type { StreamEvent, StreamParams } from '../libs/contracts/src/index.js';
+import { EmbeddedRedis, KeySpace, StreamStore, createRedisConnection } from '#cluster';
+import type { RedisClient } from '#cluster';
+import type { StreamEvent, StreamParams } from '#contracts';
 import { tempDir } from './support.js';
 
 /** The stream store's Lua scripts against a real redis-server: the reorder buffer and the log. */

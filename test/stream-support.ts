@@ -1,8 +1,8 @@
 import WebSocket from 'ws';
-import { decodeVideoToRgb, probeVideo, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { AcceptedBatch, StreamEvent, StreamView } from '../libs/contracts/src/index.js';
-import { parseSse } from '../libs/client/src/sse.js';
+import { decodeVideoToRgb, probeVideo, psnr } from '#codecs/testing/media-check.js';
+import { rgbaToRgb } from '#codecs/testing/synthetic-frames.js';
+import type { AcceptedBatch, StreamEvent, StreamView } from '#contracts';
+import { parseSse } from '#client/sse.js';
 
 /** Plain HTTP helpers for the stream tests: they check the wire contract itself, not the SDK. */
 

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import sharp from 'sharp';
-import { psnr } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import type { JobView } from '../libs/contracts/src/index.js';
-import { KeySpace, StreamStore, createRedisConnection } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { psnr } from '#codecs/testing/media-check.js';
+import { rgbaToPixelFormat, rgbaToRgb, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import type { JobView } from '#contracts';
+import { KeySpace, StreamStore, createRedisConnection } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import {
   createLiveStream,

@@ -1,9 +1,9 @@
 import sharp from 'sharp';
 import WebSocket from 'ws';
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import { decodeImage, probeVideo } from '../libs/codecs/src/testing/media-check.js';
-import type { AcceptedJob } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import { decodeImage, probeVideo } from '#codecs/testing/media-check.js';
+import type { AcceptedJob } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 
 /**

@@ -3,11 +3,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rgbaToPixelFormat, syntheticRgba } from '../libs/codecs/src/index.js';
-import type { RawJobRequest } from '../libs/client/src/index.js';
-import { EmbeddedRedis } from '../libs/cluster/src/index.js';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs';
+import type { RawJobRequest } from '#client';
+import { EmbeddedRedis } from '#cluster';
 import { Redis } from 'ioredis';
-import { ServiceStack, type StackOptions } from '../scripts/lib/stack.js';
+import { ServiceStack, type StackOptions } from '#scripts/lib/stack.js';
 
 const execFileAsync = promisify(execFile);
 

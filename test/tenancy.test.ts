@@ -1,9 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import WebSocket from 'ws';
 import { Redis } from 'ioredis';
-import { ServiceStack } from '../scripts/lib/stack.js';
-import { EncoderApiClient } from '../libs/client/src/index.js';
-import { KeySpace } from '../libs/cluster/src/index.js';
+import { ServiceStack } from '#scripts/lib/stack.js';
+import { EncoderApiClient } from '#client';
+import { KeySpace } from '#cluster';
 import { tempDir, waitUntil } from './support.js';
 
 /**

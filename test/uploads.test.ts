@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { Redis } from 'ioredis';
-import { EncoderApiClient } from '../libs/client/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { EncoderApiClient } from '#client';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { bgraBatch, tempDir, waitUntil } from './support.js';
 
 /**

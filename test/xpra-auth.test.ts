@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import { freePort } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import { freePort } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { selfSignedCertificate, tempDir } from './support.js';
 import { remoteClient, setupXpraClients, xpraEncode, xpraKitDir, type XpraClients } from './xpra-support.js';
 

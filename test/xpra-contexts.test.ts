@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeVideoToRgb, psnr } from '../libs/codecs/src/testing/media-check.js';
-import { StreamClient } from '../libs/client/src/stream-client.js';
-import { freePort } from '../libs/cluster/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { decodeVideoToRgb, psnr } from '#codecs/testing/media-check.js';
+import { StreamClient } from '#client/stream-client.js';
+import { freePort } from '#cluster';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir, waitUntil } from './support.js';
 import { ivfFile, remoteClient, setupXpraClients, xpraKitDir, type XpraClients } from './xpra-support.js';
 

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { PacketReader, encodePacket, type XpraValue } from '../libs/xpra/src/index.js';
-import { repoRoot } from '../scripts/lib/stack.js';
+import { PacketReader, encodePacket, type XpraValue } from '#xpra';
+import { repoRoot } from '#scripts/lib/stack.js';
 
 const execFileAsync = promisify(execFile);
 

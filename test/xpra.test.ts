@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { psnr, probeVideo } from '../libs/codecs/src/testing/media-check.js';
-import { rgbaToRgb, syntheticRgba } from '../libs/codecs/src/testing/synthetic-frames.js';
-import { freePort } from '../libs/cluster/src/index.js';
-import { rencode, type XpraValue } from '../libs/xpra/src/index.js';
-import { ServiceStack } from '../scripts/lib/stack.js';
+import { psnr, probeVideo } from '#codecs/testing/media-check.js';
+import { rgbaToRgb, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
+import { freePort } from '#cluster';
+import { rencode, type XpraValue } from '#xpra';
+import { ServiceStack } from '#scripts/lib/stack.js';
 import { tempDir } from './support.js';
 import {
   RawXpraClient,

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { EmbeddedRedis, freePort, generateClusterSecret } from '../../libs/cluster/src/index.js';
-import { EncoderApiClient } from '../../libs/client/src/index.js';
-import { firstKeyOf } from '../../apps/api/src/auth/key-ring.js';
+import { EmbeddedRedis, freePort, generateClusterSecret } from '#cluster';
+import { EncoderApiClient } from '#client';
+import { firstKeyOf } from '#api/auth/key-ring.js';
 
 /** The repository root (where package.json is), from the source tree or from dist/. */
 export function repoRoot(from = import.meta.dirname): string {

@@ -1,7 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
-import { createLogger } from '../../../libs/logging/src/index.js';
+import { createLogger } from '#logging';
 import { AdminSessions } from './admin/admin-sessions.js';
 import { operatorAuth } from './admin/operator-auth.js';
 import { Authenticator } from './auth/authenticator.js';

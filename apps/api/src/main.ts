@@ -6,7 +6,7 @@ import {
   isCredentialsError,
   isLoopbackHost,
   redact,
-} from '../../../libs/cluster/src/index.js';
+} from '#cluster';
 import { ConfigError, loadApiConfig } from './config/api-config.js';
 import { createApi } from './create-api.js';
 

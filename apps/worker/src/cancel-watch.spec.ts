@@ -1,4 +1,4 @@
-import type { JobStatus } from '../../../libs/contracts/src/index.js';
+import type { JobStatus } from '#contracts';
 import { CancelWatch } from './cancel-watch.js';
 import { JobCancelledError, isPermanentFailure } from './encode-job-runner.js';
 

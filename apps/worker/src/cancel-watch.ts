@@ -1,4 +1,4 @@
-import type { JobStatus } from '../../../libs/contracts/src/index.js';
+import type { JobStatus } from '#contracts';
 import { JobCancelledError } from './encode-job-runner.js';
 
 const CANCELLED = 'cancelled by the client';

@@ -1,10 +1,4 @@
-import {
-  CODECS,
-  isVideoCodec,
-  type Codec,
-  type ImageCodec,
-  type VideoCodec,
-} from '../../../libs/contracts/src/index.js';
+import { CODECS, isVideoCodec, type Codec, type ImageCodec, type VideoCodec } from '#contracts';
 import {
   codecOfImplementation,
   configureSharp,
@@ -12,7 +6,7 @@ import {
   registryFromCapabilities,
   threadsPerJob,
   type EncoderCapabilities,
-} from '../../../libs/codecs/src/index.js';
+} from '#codecs';
 import type { NodeCapabilities } from './encoder-node.js';
 import type { NodeConfig } from './node-config.js';
 import { SyntheticImageEncoder } from './synthetic-encoder.js';

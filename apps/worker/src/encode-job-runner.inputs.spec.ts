@@ -1,20 +1,16 @@
 import { gzipSync } from 'node:zlib';
-import type { EncodeJobData, JobEvent } from '../../../libs/contracts/src/index.js';
-import type { ImageEncoder } from '../../../libs/codecs/src/encoder.js';
-import {
-  EncoderFailedError,
-  InputTooLargeError,
-  UnsupportedInputError,
-} from '../../../libs/codecs/src/errors.js';
-import { compressLz4Frame } from '../../../libs/codecs/src/lz4.js';
-import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import type { EncodeJobData, JobEvent } from '#contracts';
+import type { ImageEncoder } from '#codecs/encoder.js';
+import { EncoderFailedError, InputTooLargeError, UnsupportedInputError } from '#codecs/errors.js';
+import { compressLz4Frame } from '#codecs/lz4.js';
+import { BufferPool } from '#cluster/buffer-pool.js';
 import {
   EncodeJobRunner,
   PermanentJobError,
   isPermanentFailure,
   type EncodeJobIO,
 } from './encode-job-runner.js';
-import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 
 /** The runner's input side: raw frames or compressed chunks in, frames to the encoder, cleanup after. */
 describe('EncodeJobRunner inputs', () => {

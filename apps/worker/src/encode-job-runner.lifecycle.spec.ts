@@ -1,14 +1,14 @@
-import type { EncodeJobData, JobEvent, JobStatus, OutputInfo } from '../../../libs/contracts/src/index.js';
-import type { ImageEncoder, VideoEncoder } from '../../../libs/codecs/src/encoder.js';
-import { EncodeAbortedError, UnsupportedInputError } from '../../../libs/codecs/src/errors.js';
-import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import type { EncodeJobData, JobEvent, JobStatus, OutputInfo } from '#contracts';
+import type { ImageEncoder, VideoEncoder } from '#codecs/encoder.js';
+import { EncodeAbortedError, UnsupportedInputError } from '#codecs/errors.js';
+import { BufferPool } from '#cluster/buffer-pool.js';
 import {
   EncodeJobRunner,
   JobCancelledError,
   isPermanentFailure,
   type EncodeJobIO,
 } from './encode-job-runner.js';
-import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 import { fakeVideoEncoder, RawFramesOnly } from './testing/fakes.js';
 
 /** A job's record as JobStore keeps it: final states are final, outputs listed only on completion. */

@@ -1,6 +1,6 @@
-import type { Codec, EncodeJobData } from '../../../libs/contracts/src/index.js';
-import type { Encoder } from '../../../libs/codecs/src/encoder.js';
-import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import type { Codec, EncodeJobData } from '#contracts';
+import type { Encoder } from '#codecs/encoder.js';
+import type { BufferPool } from '#cluster/buffer-pool.js';
 import { batchStrategyFor } from './encode-strategies.js';
 import {
   ExecutionCore,

@@ -1,5 +1,5 @@
-import { isVideoCodec, type OutputInfo } from '../../../libs/contracts/src/index.js';
-import type { Encoder, ImageEncoder, VideoEncoder } from '../../../libs/codecs/src/encoder.js';
+import { isVideoCodec, type OutputInfo } from '#contracts';
+import type { Encoder, ImageEncoder, VideoEncoder } from '#codecs/encoder.js';
 import { PermanentJobError, throwIfAborted, type EncodeRun, type EncodeStrategy } from './execution-core.js';
 
 /**

@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { RedisClient } from '../../../libs/cluster/src/index.js';
-import type {
-  Codec,
-  EncodeJobData,
-  NodeRecord,
-  StreamEvent,
-  StreamParams,
-} from '../../../libs/contracts/src/index.js';
+import type { RedisClient } from '#cluster';
+import type { Codec, EncodeJobData, NodeRecord, StreamEvent, StreamParams } from '#contracts';
 import {
   BufferPool,
   ENCODE_JOB_NAME,
@@ -38,7 +32,7 @@ import {
   SessionTokens,
   handOverLiveStream,
   resolveClusterSecrets,
-} from '../../../libs/cluster/src/index.js';
+} from '#cluster';
 import { EncodeJobRunner, isPermanentFailure, type EncoderCatalog } from './encode-job-runner.js';
 import { isBeyondLoopback, type NodeConfig } from './node-config.js';
 import { FrameRate } from './frame-rate.js';

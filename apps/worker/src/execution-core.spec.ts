@@ -1,6 +1,6 @@
-import type { EncodeJobData, JobEvent, OutputInfo } from '../../../libs/contracts/src/index.js';
-import type { ImageEncoder } from '../../../libs/codecs/src/encoder.js';
-import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import type { EncodeJobData, JobEvent, OutputInfo } from '#contracts';
+import type { ImageEncoder } from '#codecs/encoder.js';
+import { BufferPool } from '#cluster/buffer-pool.js';
 import { ImageStrategy, VideoSegmentStrategy } from './encode-strategies.js';
 import {
   ExecutionCore,
@@ -9,7 +9,7 @@ import {
   type EncodeStrategy,
   type Publisher,
 } from './execution-core.js';
-import { encodeJobData } from '../../../libs/contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 import { fakeVideoEncoder, RawFramesOnly } from './testing/fakes.js';
 
 /** Every call the core makes, in order. */

@@ -7,12 +7,12 @@ import {
   type JobStatus,
   type JobTimings,
   type OutputInfo,
-} from '../../../libs/contracts/src/index.js';
-import type { RawLayout } from '../../../libs/codecs/src/encoder.js';
-import { decompressFrames } from '../../../libs/codecs/src/decompress.js';
-import { decodeLz4BlockFrames } from '../../../libs/codecs/src/lz4-block.js';
-import { EncodeAbortedError, isCodecError } from '../../../libs/codecs/src/errors.js';
-import type { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+} from '#contracts';
+import type { RawLayout } from '#codecs/encoder.js';
+import { decompressFrames } from '#codecs/decompress.js';
+import { decodeLz4BlockFrames } from '#codecs/lz4-block.js';
+import { EncodeAbortedError, isCodecError } from '#codecs/errors.js';
+import type { BufferPool } from '#cluster/buffer-pool.js';
 import { JobTimer } from './job-timer.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { EncodeJobData, JobTimings } from '../../../libs/contracts/src/index.js';
-import type { ImageEncoder } from '../../../libs/codecs/src/encoder.js';
-import { BufferPool } from '../../../libs/cluster/src/buffer-pool.js';
+import type { EncodeJobData, JobTimings } from '#contracts';
+import type { ImageEncoder } from '#codecs/encoder.js';
+import { BufferPool } from '#cluster/buffer-pool.js';
 import { EncodeJobRunner, type EncodeJobIO } from './encode-job-runner.js';
 import { JobTimer } from './job-timer.js';
 

@@ -1,4 +1,4 @@
-import type { JobTimings } from '../../../libs/contracts/src/index.js';
+import type { JobTimings } from '#contracts';
 
 type Stage = 'fetchMs' | 'encodeMs' | 'storeOutputMs';
 

@@ -1,5 +1,5 @@
-import { RedisCredentialsError, checkRedisCredentials, redact } from '../../../libs/cluster/src/index.js';
-import { createLogger } from '../../../libs/logging/src/index.js';
+import { RedisCredentialsError, checkRedisCredentials, redact } from '#cluster';
+import { createLogger } from '#logging';
 import { loadCapabilities } from './capabilities.js';
 import { EncoderNode } from './encoder-node.js';
 import { ConfigError, WORKER_USAGE, parseNodeArgs, type NodeConfig } from './node-config.js';

@@ -5,7 +5,7 @@ import {
   defaultLiveMaxContexts,
   parseNodeArgs,
 } from './node-config.js';
-import { loadSharedConfig } from '../../../libs/cluster/src/shared-config.js';
+import { loadSharedConfig } from '#cluster/shared-config.js';
 
 const defaults = { cores: 4, pid: 42, host: 'box', freeMemory: 8 * 1024 ** 3 };
 const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseNodeArgs(args, env, defaults);

@@ -1,8 +1,8 @@
 import { availableParallelism, freemem, hostname, totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadSharedConfig, type SharedConfig } from '../../../libs/cluster/src/shared-config.js';
-import { clusterSecretsSetting, isLoopbackHost } from '../../../libs/cluster/src/session-token.js';
-import { CODECS, isCodec, type Codec, type Pool } from '../../../libs/contracts/src/index.js';
+import { ConfigError, loadSharedConfig, type SharedConfig } from '#cluster/shared-config.js';
+import { clusterSecretsSetting, isLoopbackHost } from '#cluster/session-token.js';
+import { CODECS, isCodec, type Codec, type Pool } from '#contracts';
 
 export { ConfigError };
 

@@ -1,12 +1,5 @@
-import type { JobEvent, JobStatus, JobTimings, OutputInfo } from '../../../libs/contracts/src/index.js';
-import type {
-  BufferPool,
-  EventLog,
-  FrameStore,
-  JobStore,
-  KeySpace,
-  OutputStore,
-} from '../../../libs/cluster/src/index.js';
+import type { JobEvent, JobStatus, JobTimings, OutputInfo } from '#contracts';
+import type { BufferPool, EventLog, FrameStore, JobStore, KeySpace, OutputStore } from '#cluster';
 import type { EncodeJobIO } from './encode-job-runner.js';
 
 /** An encode job's I/O on the cluster stores in Redis (JobStore is one of them: the job's record). */

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { IMAGE_CODECS } from '../../../libs/contracts/src/index.js';
+import { IMAGE_CODECS } from '#contracts';
 import { loadCapabilities } from './capabilities.js';
 import { parseNodeArgs } from './node-config.js';
 import { SyntheticImageEncoder } from './synthetic-encoder.js';

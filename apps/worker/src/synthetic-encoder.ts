@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EncodeSettings, ImageCodec } from '../../../libs/contracts/src/index.js';
-import { IMAGE_CONTENT_TYPES, type ImageEncoder, type RawLayout } from '../../../libs/codecs/src/index.js';
+import type { EncodeSettings, ImageCodec } from '#contracts';
+import { IMAGE_CONTENT_TYPES, type ImageEncoder, type RawLayout } from '#codecs';
 
 /**
  * A valid 1x1 grey image per codec (made once with sharp, kept here as bytes), so that what a synthetic

@@ -6,7 +6,7 @@ import type {
   OddSizePolicy,
   PixelFormat,
   PoolPreference,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import { rawUploadBody, type UploadCompression } from './raw-upload.js';
 import { randomUUID } from 'node:crypto';
 import {

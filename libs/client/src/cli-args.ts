@@ -10,7 +10,7 @@ import {
   type PixelFormat,
   type PoolPreference,
   type StreamMode,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import { DEFAULT_API_URL, parseEndpoints, type EndpointSpec } from './endpoints.js';
 import { UPLOAD_COMPRESSIONS, type UploadCompression } from './raw-upload.js';
 

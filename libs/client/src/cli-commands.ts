@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import type { StreamView } from '../../contracts/src/index.js';
+import type { StreamView } from '#contracts';
 import type { FollowCommand, JobCommand, NodesCommand, StreamCommand } from './cli-args.js';
 import { defaultSleep, EndpointPool } from './endpoint-pool.js';
 import { openFrameSource, type FrameSource } from './frame-source.js';

@@ -7,7 +7,7 @@ import { BatchLatency, percentile } from './stats.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeRecord } from '../../contracts/src/index.js';
+import type { NodeRecord } from '#contracts';
 
 describe('percentile and BatchLatency', () => {
   it('uses the nearest rank', () => {

@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
-import { frameByteLength, type PixelFormat } from '../../contracts/src/index.js';
-import { rgbaToPixelFormat, syntheticRgba } from '../../codecs/src/testing/synthetic-frames.js';
+import { frameByteLength, type PixelFormat } from '#contracts';
+import { rgbaToPixelFormat, syntheticRgba } from '#codecs/testing/synthetic-frames.js';
 import type { FrameSourceSpec } from './cli-args.js';
 
 /** A batch of raw frames, concatenated. */

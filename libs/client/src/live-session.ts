@@ -6,7 +6,7 @@ import {
   liveSessionPath,
   type LiveSessionServerMessage,
   type StreamView,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import { ApiError } from './api-client.js';
 import { AsyncQueue } from './async-queue.js';
 import { defaultSleep } from './endpoint-pool.js';

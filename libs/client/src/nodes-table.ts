@@ -1,4 +1,4 @@
-import type { NodeRecord } from '../../contracts/src/index.js';
+import type { NodeRecord } from '#contracts';
 
 function age(lastSeen: string, now: number): string {
   const ms = now - Date.parse(lastSeen);

@@ -1,6 +1,6 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StreamMode } from '../../contracts/src/index.js';
+import type { StreamMode } from '#contracts';
 import { ivfFileHeader, ivfFrameHeader, type IvfCodec } from './ivf.js';
 
 /** What the writers need to know of a stream. */

@@ -1,4 +1,4 @@
-import { encodeLz4BlockBody } from '../../codecs/src/lz4-block.js';
+import { encodeLz4BlockBody } from '#codecs/lz4-block.js';
 
 /**
  * How raw frames travel: `lz4` (the default) compresses each frame into one LZ4 block

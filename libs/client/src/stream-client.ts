@@ -6,7 +6,7 @@ import type {
   NodeRecord,
   StreamEvent,
   StreamView,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import { ApiError, type AcceptedJob, type JobEventWithId, type RawJobRequest } from './api-client.js';
 import { AsyncQueue } from './async-queue.js';
 import { EndpointPool, FailoverError, type Endpoint } from './endpoint-pool.js';

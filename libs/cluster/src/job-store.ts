@@ -1,5 +1,5 @@
 import type { RedisClient } from './redis-connection.js';
-import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '../../contracts/src/index.js';
+import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '#contracts';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
 

@@ -1,4 +1,4 @@
-import { liveSessionStreamOf } from '../../contracts/src/live-session.js';
+import { liveSessionStreamOf } from '#contracts/live-session.js';
 
 /**
  * Redis key names. Queue keys share one hash tag (`{prefix}`) as BullMQ requires on Redis Cluster;

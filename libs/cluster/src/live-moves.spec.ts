@@ -1,4 +1,4 @@
-import type { NodeRecord, StreamParams } from '../../contracts/src/index.js';
+import type { NodeRecord, StreamParams } from '#contracts';
 import { KeySpace } from './keys.js';
 import { handOverLiveStream } from './live-moves.js';
 import type { RedisClient } from './redis-connection.js';

@@ -1,4 +1,4 @@
-import type { Codec, NodeRecord, Pool } from '../../contracts/src/index.js';
+import type { Codec, NodeRecord, Pool } from '#contracts';
 
 /** Whether a node can keep a live stream of this codec for this pool. */
 export function canHostLive(node: NodeRecord, codec: Codec, pool: Pool): boolean {

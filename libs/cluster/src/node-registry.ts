@@ -1,5 +1,5 @@
 import type { RedisClient } from './redis-connection.js';
-import type { NodeRecord } from '../../contracts/src/index.js';
+import type { NodeRecord } from '#contracts';
 import type { KeySpace } from './keys.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { Pool } from '../../contracts/src/index.js';
+import type { Pool } from '#contracts';
 
 /** BullMQ forbids ':' in queue names, hence the dots. */
 export const ENCODE_QUEUES: Record<Pool, string> = {

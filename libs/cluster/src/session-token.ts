@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { SessionTokenClaims } from '../../contracts/src/index.js';
+import type { SessionTokenClaims } from '#contracts';
 import type { KeySpace } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
 import { ConfigError, type Env } from './shared-config.js';

@@ -1,4 +1,4 @@
-import { LOG_LEVELS, isLogLevel, type LogLevel } from '../../logging/src/index.js';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from '#logging';
 import { parseRedisTarget } from './redis-target.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { EncodeJobData } from '../../contracts/src/index.js';
+import type { EncodeJobData } from '#contracts';
 import { batchEvents } from './stream-batches.js';
-import { encodeJobData } from '../../contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 
 function job(codec: EncodeJobData['codec'], frames: number): EncodeJobData {
   return encodeJobData({

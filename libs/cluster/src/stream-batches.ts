@@ -1,9 +1,4 @@
-import {
-  isVideoCodec,
-  type EncodeJobData,
-  type OutputInfo,
-  type StreamEvent,
-} from '../../contracts/src/index.js';
+import { isVideoCodec, type EncodeJobData, type OutputInfo, type StreamEvent } from '#contracts';
 import type { CommitResult } from './stream-store.js';
 import type { JobRecord } from './job-store.js';
 

@@ -1,5 +1,5 @@
-import type { LoggedStreamEvent, StreamEvent, StreamParams, StreamState } from '../../contracts/src/index.js';
-import { liveSessionJobId } from '../../contracts/src/index.js';
+import type { LoggedStreamEvent, StreamEvent, StreamParams, StreamState } from '#contracts';
+import { liveSessionJobId } from '#contracts';
 import type { RedisClient } from './redis-connection.js';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';

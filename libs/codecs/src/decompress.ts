@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import type { InputEncoding } from '../../contracts/src/index.js';
+import type { InputEncoding } from '#contracts';
 import { InputTooLargeError, UnsupportedInputError } from './errors.js';
 import { decompressLz4Frames } from './lz4.js';
 

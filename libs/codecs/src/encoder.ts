@@ -1,10 +1,4 @@
-import type {
-  Codec,
-  EncodeSettings,
-  ImageCodec,
-  PixelFormat,
-  VideoCodec,
-} from '../../contracts/src/index.js';
+import type { Codec, EncodeSettings, ImageCodec, PixelFormat, VideoCodec } from '#contracts';
 import type { LiveVideoSession } from './live/live-video-session.js';
 
 /** Geometry and layout of the raw frames handed to an encoder. */

@@ -1,4 +1,4 @@
-import type { EncodeSettings } from '../../contracts/src/index.js';
+import type { EncodeSettings } from '#contracts';
 import {
   buildVideoEncodeArgs,
   codedLayout,

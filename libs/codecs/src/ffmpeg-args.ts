@@ -1,9 +1,4 @@
-import {
-  codedSize,
-  type EncodeSettings,
-  type OddSizePolicy,
-  type VideoCodec,
-} from '../../contracts/src/index.js';
+import { codedSize, type EncodeSettings, type OddSizePolicy, type VideoCodec } from '#contracts';
 import type { RawLayout } from './encoder.js';
 import { ffmpegRawPixFmt } from './pixel-formats.js';
 import { videoKnobs } from './settings.js';

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { EncodeSettings } from '../../contracts/src/index.js';
+import type { EncodeSettings } from '#contracts';
 import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from './errors.js';
 import { buildVideoEncodeArgs } from './ffmpeg-args.js';
 import { runFfmpegPipe } from './ffmpeg-process.js';

@@ -1,9 +1,4 @@
-import {
-  IMAGE_CODECS,
-  PIXEL_FORMATS,
-  type EncodeSettings,
-  type PixelFormat,
-} from '../../contracts/src/index.js';
+import { IMAGE_CODECS, PIXEL_FORMATS, type EncodeSettings, type PixelFormat } from '#contracts';
 import type { RawLayout } from './encoder.js';
 import { UnsupportedInputError } from './errors.js';
 import { createEncoder } from './registry.js';

@@ -1,4 +1,4 @@
-import type { EncodeSettings, ImageCodec } from '../../contracts/src/index.js';
+import type { EncodeSettings, ImageCodec } from '#contracts';
 import type { ImageEncoder, RawLayout } from './encoder.js';
 import { rawFrameToSharp } from './pixel-formats.js';
 import { avifOptions, jpegOptions, normalizeSettings, pngOptions, webpOptions } from './settings.js';

@@ -1,5 +1,5 @@
 import sharp, { type Sharp } from 'sharp';
-import { PIXEL_FORMATS, type PixelFormat } from '../../contracts/src/index.js';
+import { PIXEL_FORMATS, type PixelFormat } from '#contracts';
 import type { RawLayout } from './encoder.js';
 import { UnsupportedInputError } from './errors.js';
 

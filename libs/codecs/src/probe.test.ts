@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { IMAGE_CODECS, VIDEO_CODECS } from '../../contracts/src/index.js';
+import { IMAGE_CODECS, VIDEO_CODECS } from '#contracts';
 import { listFfmpegEncoders, probeEncoders, registryFromCapabilities } from './probe.js';
 import { HARDWARE_VIDEO_ENCODERS } from './video-implementations.js';
 

@@ -7,7 +7,7 @@ import {
   type Codec,
   type EncodeSettings,
   type VideoCodec,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import { ffmpegBinaries, type FfmpegBinaries } from './ffmpeg-binaries.js';
 import { SharpImageEncoder } from './image-encoders.js';
 import { EncoderRegistry } from './registry.js';

@@ -1,4 +1,4 @@
-import { isVideoCodec, type Codec, type ImageCodec, type VideoCodec } from '../../contracts/src/index.js';
+import { isVideoCodec, type Codec, type ImageCodec, type VideoCodec } from '#contracts';
 import type { Encoder, EncoderFor, ImageEncoder, VideoEncoder } from './encoder.js';
 import { UnsupportedCodecError } from './errors.js';
 import { SharpImageEncoder } from './image-encoders.js';

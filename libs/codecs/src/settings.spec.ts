@@ -1,4 +1,4 @@
-import { IMAGE_CODECS, VIDEO_CODECS, type EncodeSettings } from '../../contracts/src/index.js';
+import { IMAGE_CODECS, VIDEO_CODECS, type EncodeSettings } from '#contracts';
 import { UnsupportedInputError } from './errors.js';
 import {
   avifOptions,

@@ -1,4 +1,4 @@
-import type { EncodeSettings } from '../../contracts/src/index.js';
+import type { EncodeSettings } from '#contracts';
 import { createEncoder } from './registry.js';
 import { framesOf } from './testing/media-check.js';
 import { expectNonDecreasing } from './testing/monotonic.js';

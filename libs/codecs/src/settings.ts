@@ -1,5 +1,5 @@
 import type { AvifOptions, JpegOptions, PngOptions, WebpOptions } from 'sharp';
-import { ODD_SIZE_POLICIES, type EncodeSettings } from '../../contracts/src/index.js';
+import { ODD_SIZE_POLICIES, type EncodeSettings } from '#contracts';
 import { UnsupportedInputError } from './errors.js';
 import { hardwareFamily } from './video-implementations.js';
 

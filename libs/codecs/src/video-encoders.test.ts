@@ -5,7 +5,7 @@ import {
   type EncodeSettings,
   type PixelFormat,
   type VideoCodec,
-} from '../../contracts/src/index.js';
+} from '#contracts';
 import type { RawLayout } from './encoder.js';
 import { ffmpegBinaries } from './ffmpeg-binaries.js';
 import { createEncoder } from './registry.js';

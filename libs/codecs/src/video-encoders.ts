@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { EncodeSettings, OddSizePolicy, VideoCodec } from '../../contracts/src/index.js';
+import type { EncodeSettings, OddSizePolicy, VideoCodec } from '#contracts';
 import type { RawLayout, VideoEncoder } from './encoder.js';
 import { UnsupportedInputError } from './errors.js';
 import { buildVideoEncodeArgs, layoutRejection, VIDEO_CONTAINERS, type FfmpegArgs } from './ffmpeg-args.js';

@@ -1,4 +1,4 @@
-import type { VideoCodec } from '../../contracts/src/index.js';
+import type { VideoCodec } from '#contracts';
 
 /** Software encoders per codec, most preferred first. */
 export const SOFTWARE_VIDEO_ENCODERS: Readonly<Record<VideoCodec, readonly string[]>> = {

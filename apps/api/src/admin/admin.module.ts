@@ -1,7 +1,7 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { BullBoardModule } from '@bull-board/nestjs';
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ENCODE_QUEUES } from '../../../../libs/cluster/src/index.js';
+import { ENCODE_QUEUES } from '#cluster';
 import type { ApiConfig } from '../config/api-config.js';
 import { AdminLoginController } from './admin-login.controller.js';
 import { ADMIN_HOME } from './admin-session.js';

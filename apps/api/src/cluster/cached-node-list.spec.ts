@@ -1,6 +1,6 @@
 import { Test } from '@nestjs/testing';
-import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
-import type { NodeRecord } from '../../../../libs/contracts/src/index.js';
+import { NodeRegistry } from '#cluster';
+import type { NodeRecord } from '#contracts';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
 import { liveNode } from '../testing/fakes.js';
 import { CachedNodeList } from './cached-node-list.js';

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
-import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import type { Codec, NodeRecord, Pool } from '#contracts';
+import { NodeRegistry } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
 /**

@@ -1,4 +1,4 @@
-import { KeySpace, type RedisClient } from '../../../../libs/cluster/src/index.js';
+import { KeySpace, type RedisClient } from '#cluster';
 import type { ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from './cluster-chores.js';
 

@@ -5,8 +5,8 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import { KeySpace, LeaderLease } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import { KeySpace, LeaderLease } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { REDIS } from './tokens.js';
 

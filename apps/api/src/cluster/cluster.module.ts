@@ -1,6 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
 import {
   ENCODE_QUEUES,
   EventLog,
@@ -14,7 +14,7 @@ import {
   StreamStore,
   createRedisConnection,
   bullConnectionOptions,
-} from '../../../../libs/cluster/src/index.js';
+} from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores } from './cluster-chores.js';
 import { EncodeQueue } from './encode-queue.js';

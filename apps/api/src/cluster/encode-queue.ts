@@ -1,8 +1,8 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Queue, type Job, type JobState } from 'bullmq';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import type { EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
+import type { RedisClient } from '#cluster';
+import type { EncodeJobData, Pool } from '#contracts';
 import {
   ENCODE_JOB_NAME,
   ENCODE_QUEUES,
@@ -11,7 +11,7 @@ import {
   encodeJobOptions,
   nodeQueueName,
   removeFinishedCopy,
-} from '../../../../libs/cluster/src/index.js';
+} from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { StalledJobRecovery } from './stalled-job-recovery.js';
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { JobStore, NodeRegistry } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from './cluster-chores.js';
 import { EncodeQueue } from './encode-queue.js';

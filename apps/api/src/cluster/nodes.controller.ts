@@ -1,5 +1,5 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import { NodeRegistry } from '#cluster';
 import { ApiKeyProtected, ApiListCodecs, ApiListNodes } from '../docs/route-docs.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { XpraListener } from '../xpra/xpra-listener.js';

@@ -1,4 +1,4 @@
-import { CODECS } from '../../../../libs/contracts/src/index.js';
+import { CODECS } from '#contracts';
 import { loadScaleFromZeroConfig, parsePoolCodecs } from './pool-codecs.js';
 
 describe('POOL_CODECS, NO_NODE_WAIT_SECONDS, GPU_WAIT_SECONDS', () => {

@@ -1,5 +1,5 @@
-import { CODECS, isCodec, type Codec, type Pool } from '../../../../libs/contracts/src/index.js';
-import { ConfigError, integerSetting, type Env } from '../../../../libs/cluster/src/shared-config.js';
+import { CODECS, isCodec, type Codec, type Pool } from '#contracts';
+import { ConfigError, integerSetting, type Env } from '#cluster/shared-config.js';
 
 /** The codecs each pool is configured to serve (POOL_CODECS), whether or not a node of it is alive. */
 export type PoolCodecs = Record<Pool, readonly Codec[]>;

@@ -1,4 +1,4 @@
-import type { Codec, NodeRecord, Pool, PoolPreference } from '../../../../libs/contracts/src/index.js';
+import type { Codec, NodeRecord, Pool, PoolPreference } from '#contracts';
 import type { PoolCodecs } from './pool-codecs.js';
 
 export type RoutingDecision =

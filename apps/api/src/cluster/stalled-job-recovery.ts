@@ -1,5 +1,5 @@
 import { Worker, type ConnectionOptions } from 'bullmq';
-import { MAX_STALLED_COUNT } from '../../../../libs/cluster/src/index.js';
+import { MAX_STALLED_COUNT } from '#cluster';
 
 /** How often an abandoned queue is looked at: a dead node's job is back in `wait` within about twice this. */
 const RECOVERY_CHECK_MS = 1000;

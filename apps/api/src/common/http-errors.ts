@@ -10,7 +10,7 @@ import {
   type ValidationError,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { isCodecError, type CodecError } from '../../../../libs/codecs/src/errors.js';
+import { isCodecError, type CodecError } from '#codecs/errors.js';
 
 /** 503 with `Retry-After`: the client should come back, nothing was stored. */
 export class RetryLaterException extends ServiceUnavailableException {

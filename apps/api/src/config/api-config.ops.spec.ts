@@ -1,4 +1,4 @@
-import { loadSharedConfig } from '../../../../libs/cluster/src/shared-config.js';
+import { loadSharedConfig } from '#cluster/shared-config.js';
 import { ConfigError, adminCookieSecret, loadApiConfig } from './api-config.js';
 
 describe('operations settings', () => {

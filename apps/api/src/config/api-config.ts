@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { clusterSecretsSetting, isLoopbackHost } from '../../../../libs/cluster/src/session-token.js';
+import { clusterSecretsSetting, isLoopbackHost } from '#cluster/session-token.js';
 import {
   ConfigError,
   booleanSetting as boolean,
@@ -10,7 +10,7 @@ import {
   loadSharedConfig,
   type Env,
   type SharedConfig,
-} from '../../../../libs/cluster/src/shared-config.js';
+} from '#cluster/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
 import { loadScaleFromZeroConfig, type ScaleFromZeroConfig } from '../cluster/pool-codecs.js';
 import { xpraSettings, type XpraConfig } from '../xpra/xpra-config.js';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
-import type { JobEvent, StreamEvent } from '../../../../libs/contracts/src/index.js';
-import { OutputStore } from '../../../../libs/cluster/src/index.js';
+import type { JobEvent, StreamEvent } from '#contracts';
+import { OutputStore } from '#cluster';
 import { outputUrl } from '../jobs/job-view.js';
 import { follow } from './event-follower.js';
 import { EventLogs } from './event-logs.js';

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import type { LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
-import { EventLog, KeySpace } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import type { LoggedJobEvent } from '#contracts';
+import { EventLog, KeySpace } from '#cluster';
 import { SUBSCRIBER } from '../cluster/tokens.js';
 
 export interface EventListener {

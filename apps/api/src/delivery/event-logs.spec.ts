@@ -1,11 +1,5 @@
-import type {
-  EventLog,
-  JobRecord,
-  JobStore,
-  StreamRecord,
-  StreamStore,
-} from '../../../../libs/cluster/src/index.js';
-import type { JobEvent, LoggedJobEvent } from '../../../../libs/contracts/src/index.js';
+import type { EventLog, JobRecord, JobStore, StreamRecord, StreamStore } from '#cluster';
+import type { JobEvent, LoggedJobEvent } from '#contracts';
 import type { EventHub } from './event-hub.js';
 import { EventLogs } from './event-logs.js';
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobEvent, StreamEvent } from '../../../../libs/contracts/src/index.js';
-import { EventLog, JobStore, StreamStore } from '../../../../libs/cluster/src/index.js';
+import type { JobEvent, StreamEvent } from '#contracts';
+import { EventLog, JobStore, StreamStore } from '#cluster';
 import { EventHub } from './event-hub.js';
 import type { FollowedLog } from './event-follower.js';
 import { numberOf } from './event-ids.js';

@@ -20,7 +20,7 @@ import {
   type StreamMode,
   type StreamState,
   type StreamView,
-} from '../../../../libs/contracts/src/index.js';
+} from '#contracts';
 import type { AcceptedJob } from '../submission/submission-pipeline.js';
 
 // Response shapes for the OpenAPI document. The API returns the contracts' interfaces; these classes

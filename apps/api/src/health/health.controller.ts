@@ -11,7 +11,7 @@ import {
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { Response } from 'express';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
 import { Public } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS_RETRY_AFTER_SECONDS, isRedisUnavailable } from '../common/http-errors.js';

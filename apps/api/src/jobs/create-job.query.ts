@@ -11,7 +11,7 @@ import {
   type OddSizePolicy,
   type PixelFormat,
   type PoolPreference,
-} from '../../../../libs/contracts/src/index.js';
+} from '#contracts';
 import { DecimalInteger, DecimalNumber } from '../common/validation.js';
 
 /**

@@ -2,7 +2,7 @@ import { BadRequestException, UnprocessableEntityException } from '@nestjs/commo
 import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
 import sharp from 'sharp';
-import { frameByteLength } from '../../../../libs/contracts/src/index.js';
+import { frameByteLength } from '#contracts';
 import { RetryLaterException } from '../common/http-errors.js';
 import { submissionFakes, liveNode, rawUpload } from '../testing/fakes.js';
 import { CreateJobQuery } from './create-job.query.js';

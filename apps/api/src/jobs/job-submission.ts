@@ -5,8 +5,8 @@ import {
   type EncodeJobData,
   type EncodeJobInput,
   type InputEncoding,
-} from '../../../../libs/contracts/src/index.js';
-import { FrameStore } from '../../../../libs/cluster/src/index.js';
+} from '#contracts';
+import { FrameStore } from '#cluster';
 import { validateParams } from '../common/validation.js';
 import { InputStorage } from '../submission/input-storage.js';
 import {

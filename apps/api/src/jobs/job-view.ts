@@ -1,10 +1,5 @@
-import {
-  codedSize,
-  type Codec,
-  type JobView,
-  type OddSizePolicy,
-} from '../../../../libs/contracts/src/index.js';
-import type { JobRecord } from '../../../../libs/cluster/src/index.js';
+import { codedSize, type Codec, type JobView, type OddSizePolicy } from '#contracts';
+import type { JobRecord } from '#cluster';
 
 export function jobLinks(id: string) {
   return {

@@ -23,7 +23,7 @@ import { JobsService, JOB_ID_PATTERN } from './jobs.service.js';
 import { JobSubmission } from './job-submission.js';
 import { contentLengthOf, uploadKindOf } from '../submission/upload-kind.js';
 import { StreamsService } from '../streams/streams.service.js';
-import { liveSessionStreamOf } from '../../../../libs/contracts/src/index.js';
+import { liveSessionStreamOf } from '#contracts';
 import { AdmitsWork } from '../submission/admission.guard.js';
 import { Idempotent } from '../submission/idempotency.interceptor.js';
 import { SubmissionPipeline, type AcceptedJob } from '../submission/submission-pipeline.js';

@@ -1,6 +1,6 @@
 import { NotFoundException } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { type EncodeJobData } from '../../../../libs/contracts/src/index.js';
+import { type EncodeJobData } from '#contracts';
 import type { Principal } from '../auth/key-ring.js';
 import { jobRecord, submissionFakes } from '../testing/fakes.js';
 import { JobsService } from './jobs.service.js';

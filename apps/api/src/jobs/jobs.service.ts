@@ -1,6 +1,6 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { maxOutputsOf, type JobView } from '../../../../libs/contracts/src/index.js';
-import { JobStore, OutputStore, type JobRecord } from '../../../../libs/cluster/src/index.js';
+import { maxOutputsOf, type JobView } from '#contracts';
+import { JobStore, OutputStore, type JobRecord } from '#cluster';
 import type { Principal } from '../auth/key-ring.js';
 import { visibleTo } from '../auth/tenancy.js';
 import { InputStorage } from '../submission/input-storage.js';

@@ -1,6 +1,6 @@
-import type { EventLog, JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
-import type { Codec, EncodeJobData, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
-import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
+import type { EventLog, JobStore, NodeRegistry } from '#cluster';
+import type { Codec, EncodeJobData, NodeRecord, Pool } from '#contracts';
+import { nodeRecord } from '#contracts/testing/node-record.js';
 import type { ClusterChores } from '../cluster/cluster-chores.js';
 import type { EncodeQueue } from '../cluster/encode-queue.js';
 import type { ApiConfig } from '../config/api-config.js';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { EncodeJobData, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
-import { EventLog, JobStore, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import type { EncodeJobData, NodeRecord, Pool } from '#contracts';
+import { EventLog, JobStore, NodeRegistry } from '#cluster';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { canTake } from '../cluster/routing.js';

@@ -1,6 +1,6 @@
-import type { JobRecord } from '../../../../libs/cluster/src/index.js';
+import type { JobRecord } from '#cluster';
 import { jobSample, methodLabel, metricName, routeLabel } from './metric-labels.js';
-import { encodeJobData } from '../../../../libs/contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 
 describe('metric names and labels', () => {
   it('prefixes names and rejects invalid ones', () => {

@@ -1,4 +1,4 @@
-import type { JobRecord } from '../../../../libs/cluster/src/index.js';
+import type { JobRecord } from '#cluster';
 
 /** Every metric this service exports starts with this. */
 export const METRIC_PREFIX = 'encoder_';

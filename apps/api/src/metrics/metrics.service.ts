@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LoggedJobEvent, NodeRecord } from '../../../../libs/contracts/src/index.js';
-import { JobStore, KeySpace, NodeRegistry } from '../../../../libs/cluster/src/index.js';
+import type { LoggedJobEvent, NodeRecord } from '#contracts';
+import { JobStore, KeySpace, NodeRegistry } from '#cluster';
 import { ClusterChores } from '../cluster/cluster-chores.js';
 import { EncodeQueue, type PoolLoad } from '../cluster/encode-queue.js';
 import { REDIS, SUBSCRIBER } from '../cluster/tokens.js';

@@ -1,11 +1,6 @@
 import { ApiPropertyOptional, OmitType, PickType } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
-import {
-  SESSION_COMPRESSIONS,
-  STREAM_MODES,
-  type SessionCompression,
-  type StreamMode,
-} from '../../../../libs/contracts/src/index.js';
+import { SESSION_COMPRESSIONS, STREAM_MODES, type SessionCompression, type StreamMode } from '#contracts';
 import { DecimalInteger } from '../common/validation.js';
 import { CreateJobQuery } from '../jobs/create-job.query.js';
 

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { NodeRegistry, StreamRecord, StreamStore } from '../../../../libs/cluster/src/index.js';
-import type { NodeRecord } from '../../../../libs/contracts/src/index.js';
+import type { NodeRegistry, StreamRecord, StreamStore } from '#cluster';
+import type { NodeRecord } from '#contracts';
 import { RetryLaterException } from '../common/http-errors.js';
 import { loadApiConfig } from '../config/api-config.js';
 import { liveNode } from '../testing/fakes.js';

@@ -1,5 +1,5 @@
-import type { Codec, NodeRecord, Pool } from '../../../../libs/contracts/src/index.js';
-import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
+import type { Codec, NodeRecord, Pool } from '#contracts';
+import { nodeRecord } from '#contracts/testing/node-record.js';
 import { chooseLiveNode } from './live-placement.js';
 
 function node(name: string, pool: Pool, codecs: Codec[], extra: Partial<NodeRecord> = {}): NodeRecord {

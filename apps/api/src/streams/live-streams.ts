@@ -1,12 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Codec, EncodeJobData, Pool } from '../../../../libs/contracts/src/index.js';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import {
-  KeySpace,
-  NodeRegistry,
-  StreamStore,
-  type StreamRecord,
-} from '../../../../libs/cluster/src/index.js';
+import type { Codec, EncodeJobData, Pool } from '#contracts';
+import type { RedisClient } from '#cluster';
+import { KeySpace, NodeRegistry, StreamStore, type StreamRecord } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';

@@ -1,11 +1,5 @@
-import {
-  KeySpace,
-  SessionTokens,
-  type NodeRegistry,
-  type RedisClient,
-  type StreamRecord,
-} from '../../../../libs/cluster/src/index.js';
-import type { NodeRecord, SessionTokenClaims } from '../../../../libs/contracts/src/index.js';
+import { KeySpace, SessionTokens, type NodeRegistry, type RedisClient, type StreamRecord } from '#cluster';
+import type { NodeRecord, SessionTokenClaims } from '#contracts';
 import { ConfigError, loadApiConfig } from '../config/api-config.js';
 import { liveNode } from '../testing/fakes.js';
 import { SessionGrants, SessionSigner, relayBaseOf } from './session-grants.js';

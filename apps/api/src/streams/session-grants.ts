@@ -6,8 +6,8 @@ import {
   resolveClusterSecrets,
   type RedisClient,
   type StreamRecord,
-} from '../../../../libs/cluster/src/index.js';
-import { liveSessionPath, type LiveSessionGrant } from '../../../../libs/contracts/src/index.js';
+} from '#cluster';
+import { liveSessionPath, type LiveSessionGrant } from '#contracts';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { REDIS } from '../cluster/tokens.js';
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import type { StreamRecord, StreamStore } from '../../../../libs/cluster/src/index.js';
+import type { StreamRecord, StreamStore } from '#cluster';
 import type { Principal } from '../auth/key-ring.js';
 import type { SessionGrants, SessionTarget } from './session-grants.js';
 import { SESSION_PATH, SessionRelay } from './session-relay.js';

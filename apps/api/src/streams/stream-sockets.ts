@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketServer } from 'ws';
-import { JobStore, StreamStore } from '../../../../libs/cluster/src/index.js';
+import { JobStore, StreamStore } from '#cluster';
 import { pathProblem, queryProblem } from '../common/strict-input.js';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { Authenticator, clientAddressOf } from '../auth/authenticator.js';

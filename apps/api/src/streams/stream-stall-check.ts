@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import { JobStore, KeySpace, StreamStore, batchEvents } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import { JobStore, KeySpace, StreamStore, batchEvents } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';

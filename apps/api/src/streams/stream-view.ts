@@ -1,6 +1,6 @@
-import type { StreamLinks, StreamView } from '../../../../libs/contracts/src/index.js';
+import type { StreamLinks, StreamView } from '#contracts';
 import { paddedOutputSize } from '../jobs/job-view.js';
-import type { StreamRecord } from '../../../../libs/cluster/src/index.js';
+import type { StreamRecord } from '#cluster';
 
 export function streamLinks(streamId: string): StreamLinks {
   const self = `/v1/streams/${streamId}`;

@@ -15,7 +15,7 @@ import {
   UnsupportedMediaTypeException,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { AcceptedBatch, StreamView } from '../../../../libs/contracts/src/index.js';
+import type { AcceptedBatch, StreamView } from '#contracts';
 import type { Principal } from '../auth/key-ring.js';
 import { Caller } from '../auth/tenancy.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';

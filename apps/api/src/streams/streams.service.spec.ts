@@ -6,7 +6,7 @@ import {
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { frameByteLength } from '../../../../libs/contracts/src/index.js';
+import { frameByteLength } from '#contracts';
 import type { Principal } from '../auth/key-ring.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { IdempotencyPendingException } from '../submission/idempotency.js';

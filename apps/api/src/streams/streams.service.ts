@@ -17,8 +17,8 @@ import {
   type InputEncoding,
   type StreamParams,
   type StreamView,
-} from '../../../../libs/contracts/src/index.js';
-import { OutputStore, StreamStore, type StreamRecord } from '../../../../libs/cluster/src/index.js';
+} from '#contracts';
+import { OutputStore, StreamStore, type StreamRecord } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { DEFAULT_TENANT, type Principal } from '../auth/key-ring.js';

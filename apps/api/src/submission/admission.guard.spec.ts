@@ -4,7 +4,7 @@ import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { Test } from '@nestjs/testing';
 import { defer, lastValueFrom } from 'rxjs';
-import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
+import { JobStore, KeySpace } from '#cluster';
 import { attachPrincipal } from '../auth/tenancy.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';

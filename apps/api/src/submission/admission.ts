@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { HttpException, HttpStatus, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Request } from 'express';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import { JobStore, KeySpace } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import { JobStore, KeySpace } from '#cluster';
 import { presentedKey } from '../auth/api-key.guard.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { REDIS } from '../cluster/tokens.js';

@@ -2,7 +2,7 @@ import { BadRequestException, UnprocessableEntityException } from '@nestjs/commo
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { Test } from '@nestjs/testing';
 import { defer, lastValueFrom } from 'rxjs';
-import { KeySpace } from '../../../../libs/cluster/src/index.js';
+import { KeySpace } from '#cluster';
 import { attachPrincipal } from '../auth/tenancy.js';
 import { REDIS } from '../cluster/tokens.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';

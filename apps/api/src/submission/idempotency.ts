@@ -6,8 +6,8 @@ import {
   BadRequestException,
 } from '@nestjs/common';
 import type { Request } from 'express';
-import type { RedisClient } from '../../../../libs/cluster/src/index.js';
-import { KeySpace } from '../../../../libs/cluster/src/index.js';
+import type { RedisClient } from '#cluster';
+import { KeySpace } from '#cluster';
 import { principalOf } from '../auth/tenancy.js';
 import { REDIS } from '../cluster/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';

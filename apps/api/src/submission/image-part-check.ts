@@ -1,6 +1,6 @@
 import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
-import { readImageHeader, type ImageHeader } from '../../../../libs/codecs/src/image-header.js';
-import { isCodecError } from '../../../../libs/codecs/src/errors.js';
+import { readImageHeader, type ImageHeader } from '#codecs/image-header.js';
+import { isCodecError } from '#codecs/errors.js';
 import { httpErrorFromCodec } from '../common/http-errors.js';
 import { imageBytesBound } from '../config/api-config.js';
 import type { Reservation } from './upload-limits.js';

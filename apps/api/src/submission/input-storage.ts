@@ -1,14 +1,9 @@
 import { BadRequestException, Inject, Injectable, PayloadTooLargeException } from '@nestjs/common';
-import {
-  inputChunkCount,
-  type EncodeJobData,
-  type EncodeJobInput,
-  type InputEncoding,
-} from '../../../../libs/contracts/src/index.js';
-import { decodeImageToRgba } from '../../../../libs/codecs/src/image-input.js';
-import { isCodecError } from '../../../../libs/codecs/src/errors.js';
-import { lz4BlockPieces } from '../../../../libs/codecs/src/lz4-block.js';
-import { BodyLengthError, BodyTooLargeError, FrameStore } from '../../../../libs/cluster/src/index.js';
+import { inputChunkCount, type EncodeJobData, type EncodeJobInput, type InputEncoding } from '#contracts';
+import { decodeImageToRgba } from '#codecs/image-input.js';
+import { isCodecError } from '#codecs/errors.js';
+import { lz4BlockPieces } from '#codecs/lz4-block.js';
+import { BodyLengthError, BodyTooLargeError, FrameStore } from '#cluster';
 import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-config.js';
 import { httpErrorFromCodec } from '../common/http-errors.js';
 import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';

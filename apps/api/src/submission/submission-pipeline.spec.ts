@@ -2,7 +2,7 @@ import { BadRequestException, PayloadTooLargeException, UnprocessableEntityExcep
 import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
 import type { Request } from 'express';
-import { type EncodeJobData } from '../../../../libs/contracts/src/index.js';
+import { type EncodeJobData } from '#contracts';
 import { loadApiConfig } from '../config/api-config.js';
 import { submissionFakes, liveNode } from '../testing/fakes.js';
 import { TooManyJobsException } from './admission.js';

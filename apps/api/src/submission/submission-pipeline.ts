@@ -14,8 +14,8 @@ import {
   type InputEncoding,
   type Pool,
   type PoolPreference,
-} from '../../../../libs/contracts/src/index.js';
-import { BodyLengthError, EventLog, JobCancellations, JobStore } from '../../../../libs/cluster/src/index.js';
+} from '#contracts';
+import { BodyLengthError, EventLog, JobCancellations, JobStore } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { CachedNodeList } from '../cluster/cached-node-list.js';

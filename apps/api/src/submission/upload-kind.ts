@@ -1,7 +1,7 @@
 import { BadRequestException, UnsupportedMediaTypeException } from '@nestjs/common';
 import type { Request } from 'express';
-import type { InputEncoding } from '../../../../libs/contracts/src/index.js';
-import { INPUT_ENCODINGS, parseContentEncoding } from '../../../../libs/codecs/src/decompress.js';
+import type { InputEncoding } from '#contracts';
+import { INPUT_ENCODINGS, parseContentEncoding } from '#codecs/decompress.js';
 
 export type UploadKind = { kind: 'raw'; encoding: InputEncoding } | { kind: 'multipart' };
 

@@ -1,20 +1,7 @@
 import { Readable } from 'node:stream';
-import {
-  EventLog,
-  FrameStore,
-  JobCancellations,
-  JobStore,
-  OutputStore,
-  type JobRecord,
-} from '../../../../libs/cluster/src/index.js';
-import type {
-  Codec,
-  EncodeJobData,
-  JobEvent,
-  NodeRecord,
-  Pool,
-} from '../../../../libs/contracts/src/index.js';
-import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
+import { EventLog, FrameStore, JobCancellations, JobStore, OutputStore, type JobRecord } from '#cluster';
+import type { Codec, EncodeJobData, JobEvent, NodeRecord, Pool } from '#contracts';
+import { nodeRecord } from '#contracts/testing/node-record.js';
 import { EncodeQueue } from '../cluster/encode-queue.js';
 import { CachedNodeList } from '../cluster/cached-node-list.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';

@@ -1,12 +1,5 @@
-import { StreamStore, type AllocateResult, type StreamRecord } from '../../../../libs/cluster/src/index.js';
-import type {
-  AcceptedBatch,
-  Codec,
-  LiveSessionGrant,
-  Pool,
-  StreamEvent,
-  StreamParams,
-} from '../../../../libs/contracts/src/index.js';
+import { StreamStore, type AllocateResult, type StreamRecord } from '#cluster';
+import type { AcceptedBatch, Codec, LiveSessionGrant, Pool, StreamEvent, StreamParams } from '#contracts';
 import {
   IdempotencyPendingException,
   IdempotencyStore,

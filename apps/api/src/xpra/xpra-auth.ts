@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { XpraValue } from '../../../../libs/xpra/src/index.js';
+import type { XpraValue } from '#xpra';
 import type { KeyEntry } from '../auth/key-ring.js';
 
 /**

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import type { VideoCodec } from '../../../../libs/contracts/src/index.js';
-import { ffmpegBinaries } from '../../../../libs/codecs/src/ffmpeg-binaries.js';
+import type { VideoCodec } from '#contracts';
+import { ffmpegBinaries } from '#codecs/ffmpeg-binaries.js';
 
 /**
  * A one-shot video job's output (one frame in MP4 or WebM, as every video job stores it) in the form

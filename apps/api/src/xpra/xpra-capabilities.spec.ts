@@ -1,6 +1,6 @@
 import { compressSync } from 'lz4-napi';
-import { nodeRecord } from '../../../../libs/contracts/src/testing/node-record.js';
-import type { XpraValue } from '../../../../libs/xpra/src/index.js';
+import { nodeRecord } from '#contracts/testing/node-record.js';
+import type { XpraValue } from '#xpra';
 import { codecForXpra, encodingsCaps, freeLiveContexts } from './xpra-capabilities.js';
 import { XpraRequestError, framePixels } from './xpra-oneshot.js';
 

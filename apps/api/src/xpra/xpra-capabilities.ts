@@ -1,5 +1,5 @@
-import type { Codec, NodeRecord, PixelFormat, VideoCodec } from '../../../../libs/contracts/src/index.js';
-import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
+import type { Codec, NodeRecord, PixelFormat, VideoCodec } from '#contracts';
+import type { XpraDict, XpraValue } from '#xpra';
 
 /** Xpra's encoding names for the codecs the cluster has (h265 is our hevc). */
 const XPRA_NAMES: Record<Codec, string> = {

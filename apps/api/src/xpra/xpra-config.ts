@@ -1,10 +1,6 @@
 import { isIP } from 'node:net';
-import {
-  ConfigError,
-  integerSetting as integer,
-  type Env,
-} from '../../../../libs/cluster/src/shared-config.js';
-import { isLoopbackHost } from '../../../../libs/cluster/src/session-token.js';
+import { ConfigError, integerSetting as integer, type Env } from '#cluster/shared-config.js';
+import { isLoopbackHost } from '#cluster/session-token.js';
 import { tlsFiles, type TlsFiles } from '../config/api-config.js';
 
 /** The Xpra encoder listener (API.md, "Xpra encoder protocol"). */

@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { LoggerService } from '@nestjs/common';
-import {
-  PacketReader,
-  XpraProtocolError,
-  encodePacket,
-  type XpraDict,
-  type XpraValue,
-} from '../../../../libs/xpra/src/index.js';
-import type { NodeRecord } from '../../../../libs/contracts/src/index.js';
+import { PacketReader, XpraProtocolError, encodePacket, type XpraDict, type XpraValue } from '#xpra';
+import type { NodeRecord } from '#contracts';
 import { XpraChallenge } from './xpra-auth.js';
 import { encodingsCaps } from './xpra-capabilities.js';
 import type { XpraConfig } from './xpra-config.js';

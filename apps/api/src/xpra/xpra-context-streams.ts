@@ -1,6 +1,6 @@
-import { StreamClient } from '../../../../libs/client/src/stream-client.js';
-import { LiveSession, type LiveFailover } from '../../../../libs/client/src/live-session.js';
-import type { CreateStreamRequest } from '../../../../libs/contracts/src/index.js';
+import { StreamClient } from '#client/stream-client.js';
+import { LiveSession, type LiveFailover } from '#client/live-session.js';
+import type { CreateStreamRequest } from '#contracts';
 import type { ContextOutput, ContextOwner, ContextStream, ContextStreamParams } from './xpra-contexts.js';
 
 function createRequest(params: ContextStreamParams): CreateStreamRequest {

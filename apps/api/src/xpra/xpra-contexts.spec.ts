@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import type { XpraValue } from '../../../../libs/xpra/src/index.js';
+import type { XpraValue } from '#xpra';
 import {
   BAND_RESTART_MS,
   FRAME_BUDGET_MS,

@@ -1,11 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
-import {
-  isVideoCodec,
-  type PixelFormat,
-  type StreamParams,
-  type VideoCodec,
-} from '../../../../libs/contracts/src/index.js';
-import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
+import { isVideoCodec, type PixelFormat, type StreamParams, type VideoCodec } from '#contracts';
+import type { XpraDict, XpraValue } from '#xpra';
 import { CONTEXT_PIXEL_FORMATS, codecForXpra, pixelFormatForXpra } from './xpra-capabilities.js';
 import type { XpraContexts } from './xpra-connection.js';
 import type { XpraMetrics } from './xpra-metrics.js';

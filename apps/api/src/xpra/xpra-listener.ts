@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
-import { MAX_FRAME_EDGE } from '../../../../libs/codecs/src/pixel-formats.js';
+import { MAX_FRAME_EDGE } from '#codecs/pixel-formats.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { CachedNodeList } from '../cluster/cached-node-list.js';
 import { MetricsService } from '../metrics/metrics.service.js';

@@ -1,14 +1,8 @@
 import { HttpException, Inject, Injectable } from '@nestjs/common';
 import { uncompress } from 'lz4-napi';
-import {
-  PIXEL_FORMATS,
-  isVideoCodec,
-  type Codec,
-  type JobEvent,
-  type PixelFormat,
-} from '../../../../libs/contracts/src/index.js';
-import { EventLog, FrameStore, OutputStore } from '../../../../libs/cluster/src/index.js';
-import type { XpraDict, XpraValue } from '../../../../libs/xpra/src/index.js';
+import { PIXEL_FORMATS, isVideoCodec, type Codec, type JobEvent, type PixelFormat } from '#contracts';
+import { EventLog, FrameStore, OutputStore } from '#cluster';
+import type { XpraDict, XpraValue } from '#xpra';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { EventHub } from '../delivery/event-hub.js';
 import { SubmissionPipeline, newJobId } from '../submission/submission-pipeline.js';

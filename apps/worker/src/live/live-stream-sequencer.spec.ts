@@ -1,13 +1,6 @@
-import type {
-  EncodeJobData,
-  JobEvent,
-  JobTimings,
-  OutputInfo,
-  StreamEvent,
-  StreamState,
-} from '../../../../libs/contracts/src/index.js';
-import type { LivePacket } from '../../../../libs/codecs/src/index.js';
-import { BufferPool, type CommitResult } from '../../../../libs/cluster/src/index.js';
+import type { EncodeJobData, JobEvent, JobTimings, OutputInfo, StreamEvent, StreamState } from '#contracts';
+import type { LivePacket } from '#codecs';
+import { BufferPool, type CommitResult } from '#cluster';
 import type { EncodeJobIO } from '../encode-job-runner.js';
 import {
   LiveHandBack,
@@ -16,7 +9,7 @@ import {
   type LiveSessionFactory,
   type LiveStreamLog,
 } from './live-stream-sequencer.js';
-import { encodeJobData } from '../../../../libs/contracts/src/testing/encode-job.js';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 import { RawFramesOnly } from '../testing/fakes.js';
 
 function batch(seq: number, frames = 1): EncodeJobData {

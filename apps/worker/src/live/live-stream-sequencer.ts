@@ -1,12 +1,6 @@
-import type {
-  EncodeJobData,
-  JobTimings,
-  OutputInfo,
-  StreamEvent,
-  StreamState,
-} from '../../../../libs/contracts/src/index.js';
-import type { LivePacket, RawLayout } from '../../../../libs/codecs/src/index.js';
-import type { BufferPool, CommitResult } from '../../../../libs/cluster/src/index.js';
+import type { EncodeJobData, JobTimings, OutputInfo, StreamEvent, StreamState } from '#contracts';
+import type { LivePacket, RawLayout } from '#codecs';
+import type { BufferPool, CommitResult } from '#cluster';
 import {
   ExecutionCore,
   PermanentJobError,

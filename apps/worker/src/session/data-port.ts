@@ -5,12 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  DATA_PORT_HEALTH_PATH,
-  LIVE_SESSION_HTTP_STATUS,
-  type LiveSessionCloseCode,
-} from '../../../../libs/contracts/src/index.js';
-import { ConfigError } from '../../../../libs/cluster/src/index.js';
+import { DATA_PORT_HEALTH_PATH, LIVE_SESSION_HTTP_STATUS, type LiveSessionCloseCode } from '#contracts';
+import { ConfigError } from '#cluster';
 import type { DataPortConfig, HostPort } from '../node-config.js';
 
 /** An upgrade the data port accepts: the socket it becomes, and how big its messages may be. */

@@ -1,16 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
-import {
-  LIVE_SESSION_CLOSE,
-  type SessionTokenClaims,
-  type StreamParams,
-} from '../../../../libs/contracts/src/index.js';
-import type {
-  OutputStore,
-  StreamRecord,
-  StreamStore,
-  TokenRejection,
-} from '../../../../libs/cluster/src/index.js';
+import { LIVE_SESSION_CLOSE, type SessionTokenClaims, type StreamParams } from '#contracts';
+import type { OutputStore, StreamRecord, StreamStore, TokenRejection } from '#cluster';
 import { LiveHandBack, type LiveSession, type LiveStreamSequencer } from '../live/live-stream-sequencer.js';
 import type { DataPortHandler, UpgradeDecision } from './data-port.js';
 import { admit, parseSessionRequest, type Admission } from './session-admission.js';

@@ -1,5 +1,5 @@
-import { SessionTokens, type StreamRecord } from '../../../../libs/cluster/src/index.js';
-import type { StreamParams } from '../../../../libs/contracts/src/index.js';
+import { SessionTokens, type StreamRecord } from '#cluster';
+import type { StreamParams } from '#contracts';
 import { admit, parseSessionRequest, type AdmissionDeps } from './session-admission.js';
 
 const tokens = new SessionTokens(['s'.repeat(32)]);

@@ -1,9 +1,5 @@
-import {
-  LIVE_SESSION_CLOSE,
-  type LiveSessionCloseCode,
-  type SessionTokenClaims,
-} from '../../../../libs/contracts/src/index.js';
-import type { StreamRecord, TokenRejection } from '../../../../libs/cluster/src/index.js';
+import { LIVE_SESSION_CLOSE, type LiveSessionCloseCode, type SessionTokenClaims } from '#contracts';
+import type { StreamRecord, TokenRejection } from '#cluster';
 
 /** What the upgrade checks need from the node. */
 export interface AdmissionDeps {

@@ -1,4 +1,4 @@
-import type { SessionCommitResult, SessionFrameOutput } from '../../../../libs/cluster/src/index.js';
+import type { SessionCommitResult, SessionFrameOutput } from '#cluster';
 import { SessionBacklogFull, SessionCommitRefused, SessionFrameLog } from './session-frame-log.js';
 
 const output = (frame: number): SessionFrameOutput => ({

@@ -1,4 +1,4 @@
-import type { SessionCommitResult, SessionFrameOutput } from '../../../../libs/cluster/src/index.js';
+import type { SessionCommitResult, SessionFrameOutput } from '#cluster';
 
 /** What the log needs from the stream store (StreamStore.commitSessionFrame, on a fail-fast connection). */
 export interface SessionFrameStore {

@@ -6,8 +6,8 @@ import {
   type LiveSessionCloseCode,
   type LiveSessionServerMessage,
   type StreamParams,
-} from '../../../../libs/contracts/src/index.js';
-import { frameBytes, type LivePacket } from '../../../../libs/codecs/src/index.js';
+} from '#contracts';
+import { frameBytes, type LivePacket } from '#codecs';
 import type { LiveSession } from '../live/live-stream-sequencer.js';
 import { BadFrameError, checkFrame, frameOf, type FrameCompression } from './session-frames.js';
 import { SessionBacklogFull, SessionCommitRefused, type SessionFrameLog } from './session-frame-log.js';

@@ -1,4 +1,4 @@
-import type { VideoEncoder } from '../../../../libs/codecs/src/encoder.js';
+import type { VideoEncoder } from '#codecs/encoder.js';
 
 /** A video encoder that reads all its frames and returns `mp4`, unless `overrides` say otherwise. */
 export function fakeVideoEncoder(overrides: Partial<VideoEncoder> = {}): VideoEncoder {

@@ -7,7 +7,7 @@ import {
   liveSessionPath,
   type LiveSessionServerMessage,
   type StreamView,
-} from '../../../contracts/src/index.js';
+} from '#contracts';
 
 /**
  * An in-process stand-in for the API and the encoder nodes of one live stream, speaking the live

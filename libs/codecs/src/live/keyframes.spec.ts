@@ -1,4 +1,4 @@
-import type { VideoCodec } from '../../../contracts/src/index.js';
+import type { VideoCodec } from '#contracts';
 import { isKeyframePacket } from './keyframes.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s/g, ''), 'hex');

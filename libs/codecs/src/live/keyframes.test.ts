@@ -1,4 +1,4 @@
-import type { VideoCodec } from '../../../contracts/src/index.js';
+import type { VideoCodec } from '#contracts';
 import { AviPacketParser } from './avi-packets.js';
 import { isKeyframePacket } from './keyframes.js';
 import { decodedKeyFrames, ffmpegAvi, playableStream } from './testing.js';

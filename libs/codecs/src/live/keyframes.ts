@@ -1,4 +1,4 @@
-import type { VideoCodec } from '../../../contracts/src/index.js';
+import type { VideoCodec } from '#contracts';
 
 /**
  * Keyframe detection from the bitstream of one live packet. AVI written to a pipe carries no key flags

@@ -1,4 +1,4 @@
-import type { EncodeSettings } from '../../../contracts/src/index.js';
+import type { EncodeSettings } from '#contracts';
 import { UnsupportedCodecError, UnsupportedInputError } from '../errors.js';
 import { buildVideoEncodeArgs } from '../ffmpeg-args.js';
 import { createEncoder } from '../registry.js';

@@ -1,4 +1,4 @@
-import type { EncodeSettings, VideoCodec } from '../../../contracts/src/index.js';
+import type { EncodeSettings, VideoCodec } from '#contracts';
 import type { RawLayout } from '../encoder.js';
 import { UnsupportedCodecError } from '../errors.js';
 import {

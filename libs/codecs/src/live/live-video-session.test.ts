@@ -1,4 +1,4 @@
-import type { EncodeSettings, PixelFormat, VideoCodec } from '../../../contracts/src/index.js';
+import type { EncodeSettings, PixelFormat, VideoCodec } from '#contracts';
 import type { RawLayout } from '../encoder.js';
 import { EncodeAbortedError, EncoderFailedError, UnsupportedInputError } from '../errors.js';
 import { createEncoder } from '../registry.js';

@@ -1,9 +1,5 @@
 import os from 'node:os';
-import {
-  LIVE_PACKET_CONTENT_TYPES,
-  type EncodeSettings,
-  type VideoCodec,
-} from '../../../contracts/src/index.js';
+import { LIVE_PACKET_CONTENT_TYPES, type EncodeSettings, type VideoCodec } from '#contracts';
 import type { RawLayout } from '../encoder.js';
 import { EncoderFailedError, UnsupportedInputError } from '../errors.js';
 import { ffmpegArgv, formatCommandLine, layoutRejection, type FfmpegArgs } from '../ffmpeg-args.js';

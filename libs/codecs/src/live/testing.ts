@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import type { VideoCodec } from '../../../contracts/src/index.js';
-import { ivfFileHeader, ivfFrameHeader } from '../../../client/src/ivf.js';
+import type { VideoCodec } from '#contracts';
+import { ivfFileHeader, ivfFrameHeader } from '#client/ivf.js';
 import { ffmpegBinaries } from '../ffmpeg-binaries.js';
 import { AVI_PER_FRAME } from './live-args.js';
 

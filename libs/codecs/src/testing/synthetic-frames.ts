@@ -1,4 +1,4 @@
-import type { PixelFormat } from '../../../contracts/src/index.js';
+import type { PixelFormat } from '#contracts';
 
 /**
  * Desktop-like synthetic frames for tests and benchmarks: a gradient wallpaper, flat windows with
