@@ -6,8 +6,8 @@ import type { Logger as PinoLogger } from 'pino';
 import { AdminModule } from './admin/admin.module.js';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { AuthModule } from './auth/auth.module.js';
-import { ClusterModule } from './cluster/cluster.module.js';
-import { NodesModule } from './cluster/nodes.module.js';
+import { DispatchModule } from './dispatch/dispatch.module.js';
+import { NodesModule } from './nodes/nodes.module.js';
 import { HttpErrorFilter } from './common/http-errors.js';
 import { VALIDATION_OPTIONS } from './common/validation.js';
 import { API_CONFIG, type ApiConfig } from './config/api-config.js';
@@ -36,7 +36,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         configModule,
-        ClusterModule,
+        DispatchModule,
         AuthModule,
         // pino-http is mounted by createApi ahead of every route (Bull Board and /docs too); the module
         // only makes Nest's Logger write through the same logger, with the request id in request scope.

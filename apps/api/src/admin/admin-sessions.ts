@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { RedisClient } from '#cluster';
 import { KeySpace } from '#cluster';
-import { REDIS } from '../cluster/tokens.js';
+import { REDIS } from '../dispatch/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { sessionIdOf, signSession } from './admin-session.js';
 

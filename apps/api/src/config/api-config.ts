@@ -12,7 +12,7 @@ import {
   type SharedConfig,
 } from '#cluster/shared-config.js';
 import { DEFAULT_TENANT, OPERATOR_TENANT, parseKeyList, type KeyEntry } from '../auth/key-ring.js';
-import { loadScaleFromZeroConfig, type ScaleFromZeroConfig } from '../cluster/pool-codecs.js';
+import { loadScaleFromZeroConfig, type ScaleFromZeroConfig } from '../dispatch/pool-codecs.js';
 import { xpraSettings, type XpraConfig } from '../xpra/xpra-config.js';
 
 export { ConfigError };

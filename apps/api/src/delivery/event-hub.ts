@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type { RedisClient } from '#cluster';
 import type { LoggedJobEvent } from '#contracts';
 import { EventLog, KeySpace } from '#cluster';
-import { SUBSCRIBER } from '../cluster/tokens.js';
+import { SUBSCRIBER } from '../dispatch/tokens.js';
 
 export interface EventListener {
   onEvent(event: LoggedJobEvent): void;

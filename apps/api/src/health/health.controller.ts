@@ -13,9 +13,9 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs
 import type { Response } from 'express';
 import type { RedisClient } from '#cluster';
 import { Public } from '../auth/api-key.guard.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
+import { EncodeQueue } from '../dispatch/encode-queue.js';
 import { REDIS_RETRY_AFTER_SECONDS, isRedisUnavailable } from '../common/http-errors.js';
-import { REDIS } from '../cluster/tokens.js';
+import { REDIS } from '../dispatch/tokens.js';
 
 /** Redis must answer (and the queues accept a write) within this; a slower Redis is as good as none. */
 export const READY_TIMEOUT_MS = 1000;

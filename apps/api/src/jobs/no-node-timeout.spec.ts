@@ -1,8 +1,8 @@
 import type { EventLog, JobStore, NodeRegistry } from '#cluster';
 import type { Codec, EncodeJobData, NodeRecord, Pool } from '#contracts';
 import { nodeRecord } from '#contracts/testing/node-record.js';
-import type { ClusterChores } from '../cluster/cluster-chores.js';
-import type { EncodeQueue } from '../cluster/encode-queue.js';
+import type { ClusterChores } from '../dispatch/cluster-chores.js';
+import type { EncodeQueue } from '../dispatch/encode-queue.js';
 import type { ApiConfig } from '../config/api-config.js';
 import type { InputStorage } from '../submission/input-storage.js';
 import { NoNodeTimeout } from './no-node-timeout.js';

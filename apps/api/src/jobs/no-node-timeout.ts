@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { EncodeJobData, NodeRecord, Pool } from '#contracts';
 import { EventLog, JobStore, NodeRegistry } from '#cluster';
-import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
-import { canTake } from '../cluster/routing.js';
+import { ClusterChores, type ClusterChore } from '../dispatch/cluster-chores.js';
+import { EncodeQueue } from '../dispatch/encode-queue.js';
+import { canTake } from '../dispatch/routing.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { InputStorage } from '../submission/input-storage.js';
 

@@ -3,9 +3,9 @@ import type { Codec, EncodeJobData, Pool } from '#contracts';
 import type { RedisClient } from '#cluster';
 import { KeySpace, NodeRegistry, StreamStore, type StreamRecord } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
-import { REDIS } from '../cluster/tokens.js';
+import { ClusterChores, type ClusterChore } from '../dispatch/cluster-chores.js';
+import { EncodeQueue } from '../dispatch/encode-queue.js';
+import { REDIS } from '../dispatch/tokens.js';
 import {
   DEFAULT_LIVE_IDLE_MS,
   canHostLive,

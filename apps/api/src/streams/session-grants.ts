@@ -9,7 +9,7 @@ import {
 } from '#cluster';
 import { liveSessionPath, type LiveSessionGrant } from '#contracts';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { REDIS } from '../cluster/tokens.js';
+import { REDIS } from '../dispatch/tokens.js';
 
 /**
  * The session-token signer: CLUSTER_SECRETS, or (a loopback cluster without it) the secret the API and

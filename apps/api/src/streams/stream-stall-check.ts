@@ -2,9 +2,9 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { RedisClient } from '#cluster';
 import { JobStore, KeySpace, StreamStore, batchEvents } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { ClusterChores, type ClusterChore } from '../cluster/cluster-chores.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
-import { REDIS } from '../cluster/tokens.js';
+import { ClusterChores, type ClusterChore } from '../dispatch/cluster-chores.js';
+import { EncodeQueue } from '../dispatch/encode-queue.js';
+import { REDIS } from '../dispatch/tokens.js';
 import { IdempotencyStore } from '../submission/idempotency.js';
 
 /**

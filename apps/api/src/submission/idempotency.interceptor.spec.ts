@@ -4,7 +4,7 @@ import { Test } from '@nestjs/testing';
 import { defer, lastValueFrom } from 'rxjs';
 import { KeySpace } from '#cluster';
 import { attachPrincipal } from '../auth/tenancy.js';
-import { REDIS } from '../cluster/tokens.js';
+import { REDIS } from '../dispatch/tokens.js';
 import { API_CONFIG, loadApiConfig } from '../config/api-config.js';
 import { FakeRedis } from '../testing/fakes.js';
 import { IdempotencyPendingException, IdempotencyStore } from './idempotency.js';

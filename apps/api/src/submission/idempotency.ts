@@ -9,7 +9,7 @@ import type { Request } from 'express';
 import type { RedisClient } from '#cluster';
 import { KeySpace } from '#cluster';
 import { principalOf } from '../auth/tenancy.js';
-import { REDIS } from '../cluster/tokens.js';
+import { REDIS } from '../dispatch/tokens.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -17,9 +17,9 @@ import {
 } from '#contracts';
 import { BodyLengthError, EventLog, JobCancellations, JobStore } from '#cluster';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { EncodeQueue } from '../cluster/encode-queue.js';
-import { CachedNodeList } from '../cluster/cached-node-list.js';
-import { route } from '../cluster/routing.js';
+import { EncodeQueue } from '../dispatch/encode-queue.js';
+import { CachedNodeList } from '../dispatch/cached-node-list.js';
+import { route } from '../dispatch/routing.js';
 import { RetryLaterException } from '../common/http-errors.js';
 import { parseAccept, type CreateJobQuery, type EncodeParams } from '../jobs/create-job.query.js';
 import { jobLinks, paddedOutputSize } from '../jobs/job-view.js';

@@ -12,7 +12,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import { MAX_FRAME_EDGE } from '#codecs/pixel-formats.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
-import { CachedNodeList } from '../cluster/cached-node-list.js';
+import { CachedNodeList } from '../dispatch/cached-node-list.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { XpraChallenge } from './xpra-auth.js';
 import type { XpraConfig } from './xpra-config.js';

@@ -23,8 +23,9 @@ import { CachedNodeList } from './cached-node-list.js';
 import { REDIS, SUBSCRIBER } from './tokens.js';
 
 /**
- * Redis connections, the stores over them, and the encode queues: everything the API keeps in Redis;
- * and the chores that keep the queues moving (GpuFallback).
+ * How the API hands work to the cluster: its Redis connections and the stores over them, the encode
+ * queues, routing over the live nodes, and the chores that keep queued work moving (GpuFallback).
+ * libs/cluster is the Redis layer itself, shared with the nodes; this is the API's use of it.
  */
 @Global()
 @Module({
@@ -117,7 +118,7 @@ import { REDIS, SUBSCRIBER } from './tokens.js';
     ClusterChores,
   ],
 })
-export class ClusterModule implements OnApplicationShutdown {
+export class DispatchModule implements OnApplicationShutdown {
   constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
 
   onApplicationShutdown(): void {

@@ -3,7 +3,7 @@ import { NodeRegistry } from '#cluster';
 import { ApiKeyProtected, ApiListCodecs, ApiListNodes } from '../docs/route-docs.js';
 import { API_CONFIG, type ApiConfig } from '../config/api-config.js';
 import { XpraListener } from '../xpra/xpra-listener.js';
-import { CachedNodeList } from './cached-node-list.js';
+import { CachedNodeList } from '../dispatch/cached-node-list.js';
 
 @ApiKeyProtected('cluster')
 @Controller('v1')

@@ -4,7 +4,7 @@ import { NodesController } from './nodes.controller.js';
 
 /**
  * The cluster's nodes as clients see them: /v1/nodes (with the Xpra contexts each holds) and
- * /v1/codecs. ClusterModule (global) is the Redis side they stand on.
+ * /v1/codecs. DispatchModule (global) is the Redis side they stand on.
  */
 @Module({
   imports: [XpraModule],
