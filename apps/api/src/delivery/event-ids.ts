@@ -1,3 +1,4 @@
+import { BadRequestException } from '@nestjs/common';
 import { parseDecimalInteger } from '../common/strict-input.js';
 
 /**
@@ -15,6 +16,17 @@ export function positionOf(text: string | null | undefined, options: { legacy: b
   const n = parseDecimalInteger(text);
   if (n !== null) return n >= 0 ? `0-${n}` : null;
   return options.legacy && /^\d{1,15}-\d{1,15}$/.test(text) ? text : null;
+}
+
+/** `positionOf` for an SSE route's `Last-Event-ID` (or `?since=`): 400 saying what an id looks like. */
+export function resumePositionOf(text: string | undefined, options: { legacy: boolean }): string {
+  const position = positionOf(text, options);
+  if (position !== null) return position;
+  throw new BadRequestException(
+    options.legacy
+      ? 'Last-Event-ID (or since) must be an event id: a non-negative integer such as 7 (or, from before, 1700000000000-0)'
+      : 'Last-Event-ID (or since) must be an event id: a non-negative integer',
+  );
 }
 
 /** What a client sees for a log position: the number, or a legacy `ms-seq` id as it is. */

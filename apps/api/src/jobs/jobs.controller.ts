@@ -15,7 +15,7 @@ import type { Request, Response } from 'express';
 import type { Principal } from '../auth/key-ring.js';
 import { Caller } from '../auth/tenancy.js';
 import { EventDelivery } from '../delivery/event-delivery.js';
-import { positionOf } from '../delivery/event-ids.js';
+import { resumePositionOf } from '../delivery/event-ids.js';
 import { parseDecimalInteger } from '../common/strict-input.js';
 import { validateParams } from '../common/validation.js';
 import { CreateJobQuery } from './create-job.query.js';
@@ -116,12 +116,7 @@ export class JobsController {
     @Caller() caller: Principal,
   ): Promise<void> {
     await this.jobs.get(id, caller);
-    const after = positionOf(lastEventId ?? since, { legacy: true });
-    if (after === null) {
-      throw new BadRequestException(
-        'Last-Event-ID (or since) must be an event id: a non-negative integer such as 7 (or, from before, 1700000000000-0)',
-      );
-    }
+    const after = resumePositionOf(lastEventId ?? since, { legacy: true });
     if (!JOB_ID_PATTERN.test(id)) return;
     await this.delivery.jobSse(id, after, response);
   }

@@ -1,5 +1,4 @@
 import {
-  BadRequestException,
   Body,
   Controller,
   Delete,
@@ -25,7 +24,7 @@ import { Idempotent } from '../submission/idempotency.interceptor.js';
 import { SubmissionPipeline } from '../submission/submission-pipeline.js';
 import { contentLengthOf, uploadKindOf } from '../submission/upload-kind.js';
 import { EventDelivery } from '../delivery/event-delivery.js';
-import { positionOf } from '../delivery/event-ids.js';
+import { resumePositionOf } from '../delivery/event-ids.js';
 import {
   ApiCloseStream,
   ApiCreateStream,
@@ -123,10 +122,7 @@ export class StreamsController {
     @Caller() caller: Principal,
   ): Promise<void> {
     await this.streams.record(id, caller);
-    const after = positionOf(lastEventId ?? since, { legacy: false });
-    if (after === null) {
-      throw new BadRequestException('Last-Event-ID (or since) must be an event id: a non-negative integer');
-    }
+    const after = resumePositionOf(lastEventId ?? since, { legacy: false });
     await this.delivery.streamSse(id, after, response);
   }
 }
