@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { gzipSync, deflateSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
@@ -19,6 +19,18 @@ import { startStackWithRedis, stopStackWithRedis, tempDir, waitUntil } from './s
 type ErrorBody = { statusCode: number; error: string; message: string; [key: string]: unknown };
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+// Built before any connection is pooled (PITFALLS.md, "Sockets and tests"): seconds of synchronous work
+// on a loaded machine. Noise (opaque) hardly compresses: 3 MiB of frames become ~2.6 MiB, 3 stored chunks.
+const GZIP_NOISE = (() => {
+  const next = mulberry32(7);
+  const frames = Array.from({ length: 3 }, () => {
+    const rgba = Buffer.alloc(512 * 512 * 4);
+    for (let i = 0; i < rgba.length; i++) rgba[i] = i % 4 === 3 ? 255 : Math.floor(next() * 256);
+    return rgba;
+  });
+  return { frames, compressed: gzipSync(Buffer.concat(frames)) };
+})();
 const MAX_FRAMES = 16;
 
 describe('job inputs end to end', () => {
@@ -56,8 +68,12 @@ describe('job inputs end to end', () => {
     return new Promise((resolve, reject) => {
       const url = new URL(`/v1/jobs?${query}`, stack.apiUrl);
       // Without Content-Length, node:http sends Transfer-Encoding: chunked.
+      // A connection of its own, never one from the shared pool that the API may have closed while the
+      // test was busy ("socket hang up", PITFALLS: "Sockets and tests"); still keep-alive: sent with
+      // `Connection: close`, an early 413 was now and then lost to the connection's reset under load.
       const request = httpRequest(url, {
         method: 'POST',
+        agent: new HttpAgent({ keepAlive: true }),
         headers: options.chunked ? headers : { ...headers, 'content-length': String(body.length) },
       });
       let answered = false;
@@ -245,14 +261,7 @@ describe('job inputs end to end', () => {
     });
 
     it('gzip without Content-Length, several 1 MiB chunks: PNG output bit-exact', async () => {
-      // Noise (opaque) hardly compresses: 3 MiB of frames become ~2.6 MiB, stored as 3 chunks.
-      const next = mulberry32(7);
-      const frames = Array.from({ length: 3 }, () => {
-        const rgba = Buffer.alloc(512 * 512 * 4);
-        for (let i = 0; i < rgba.length; i++) rgba[i] = i % 4 === 3 ? 255 : Math.floor(next() * 256);
-        return rgba;
-      });
-      const compressed = gzipSync(Buffer.concat(frames));
+      const { frames, compressed } = GZIP_NOISE;
       expect(compressed.length).toBeGreaterThan(2 * 1024 * 1024);
       const { job } = await submitCompressed(
         { codec: 'png', width: 512, height: 512, format: 'rgba', frames: 3 },
