@@ -1,6 +1,7 @@
 import { NotFoundException } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { type EncodeJobData } from '#contracts';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 import type { Principal } from '../auth/key-ring.js';
 import { jobRecord, submissionFakes } from '../testing/fakes.js';
 import { JobsService } from './jobs.service.js';
@@ -10,19 +11,7 @@ const OTHER: Principal = { tenant: 'other', operator: false };
 const OPERATOR: Principal = { tenant: 'default', operator: true };
 
 function storedJob(jobId: string, extra: Partial<EncodeJobData> = {}): EncodeJobData {
-  return {
-    jobId,
-    codec: 'png',
-    pool: 'cpu',
-    width: 4,
-    height: 2,
-    format: 'rgba',
-    frames: 2,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: 64 },
-    createdAt: 1,
-    ...extra,
-  };
+  return encodeJobData({ jobId, width: 4, height: 2, frames: 2, createdAt: 1, ...extra });
 }
 
 async function setUp() {

@@ -3,25 +3,14 @@ import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
 import type { Request } from 'express';
 import { type EncodeJobData } from '#contracts';
+import { encodeJobData } from '#contracts/testing/encode-job.js';
 import { loadApiConfig } from '../config/api-config.js';
 import { submissionFakes, liveNode } from '../testing/fakes.js';
 import { TooManyJobsException } from './admission.js';
 import { SubmissionPipeline } from './submission-pipeline.js';
 
 function storedJob(jobId: string, extra: Partial<EncodeJobData> = {}): EncodeJobData {
-  return {
-    jobId,
-    codec: 'png',
-    pool: 'cpu',
-    width: 4,
-    height: 2,
-    format: 'rgba',
-    frames: 2,
-    settings: { quality: 80, speed: 70, fps: 30 },
-    input: { encoding: 'identity', storedBytes: 64 },
-    createdAt: 1,
-    ...extra,
-  };
+  return encodeJobData({ jobId, width: 4, height: 2, frames: 2, createdAt: 1, ...extra });
 }
 
 async function setUp(nodes = [liveNode('cpu-1', 'cpu', ['png', 'h264'])], env: Record<string, string> = {}) {
