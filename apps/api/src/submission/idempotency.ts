@@ -89,19 +89,18 @@ export class IdempotencyStore {
   ) {}
 
   /** The first answer when this is a repeat; null when the caller should go ahead (the key is now reserved). */
-  /** `clientId`: whose keys these are (`tenant-<name>`: keys are per tenant). */
-  async begin<T>(clientId: IdempotencyScope, key: string, fingerprint: string): Promise<T | null> {
+  async begin<T>(scope: IdempotencyScope, key: string, fingerprint: string): Promise<T | null> {
     assertIdempotencyKey(key);
     const pending: IdempotencyEntry<T> = { fingerprint, state: 'pending' };
     const reserved = await this.redis.set(
-      this.redisKey(clientId, key),
+      this.redisKey(scope, key),
       JSON.stringify(pending),
       'EX',
       PENDING_TTL_SECONDS,
       'NX',
     );
     if (reserved === 'OK') return null;
-    return (await this.answerOf<T>(clientId, key, fingerprint)) ?? this.begin(clientId, key, fingerprint);
+    return (await this.answerOf<T>(scope, key, fingerprint)) ?? this.begin(scope, key, fingerprint);
   }
 
   /**
@@ -122,14 +121,14 @@ export class IdempotencyStore {
   }
 
   /** Whether the key is in use (reserved or answered): a request with it then adds no work. */
-  async has(clientId: IdempotencyScope, key: string): Promise<boolean> {
+  async has(scope: IdempotencyScope, key: string): Promise<boolean> {
     assertIdempotencyKey(key);
-    return (await this.redis.exists(this.redisKey(clientId, key))) > 0;
+    return (await this.redis.exists(this.redisKey(scope, key))) > 0;
   }
 
   /** Keeps a reservation alive while its request runs; returns the function that stops. */
-  holdPending(clientId: IdempotencyScope, key: string): () => void {
-    const redisKey = this.redisKey(clientId, key);
+  holdPending(scope: IdempotencyScope, key: string): () => void {
+    const redisKey = this.redisKey(scope, key);
     const timer = setInterval(
       () => void this.redis.expire(redisKey, PENDING_TTL_SECONDS, 'XX').catch(() => undefined),
       (PENDING_TTL_SECONDS * 1000) / 3,
@@ -138,10 +137,10 @@ export class IdempotencyStore {
   }
 
   /** The work is done: a repeat now gets `result`, for the retention time. */
-  async complete<T>(clientId: IdempotencyScope, key: string, fingerprint: string, result: T): Promise<void> {
+  async complete<T>(scope: IdempotencyScope, key: string, fingerprint: string, result: T): Promise<void> {
     const entry: IdempotencyEntry<T> = { fingerprint, state: 'done', result };
     await this.redis.set(
-      this.redisKey(clientId, key),
+      this.redisKey(scope, key),
       JSON.stringify(entry),
       'EX',
       this.config.retentionSeconds,
@@ -149,8 +148,8 @@ export class IdempotencyStore {
   }
 
   /** The work was not done: a retry with the key does it anew. */
-  async abandon(clientId: IdempotencyScope, key: string): Promise<void> {
-    await this.redis.del(this.redisKey(clientId, key));
+  async abandon(scope: IdempotencyScope, key: string): Promise<void> {
+    await this.redis.del(this.redisKey(scope, key));
   }
 
   private redisKey(scope: IdempotencyScope, key: string): string {
