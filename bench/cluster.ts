@@ -33,6 +33,8 @@ import { median, percentile, round } from './stats.js';
 export interface ClusterBenchOptions {
   /** Fewer slot counts, shorter windows and 3 failover runs: under a minute. */
   quick: boolean;
+  /** Only the Redis round trips per job (one node of 2 slots; no scaling points, no failover). */
+  roundTripsOnly?: boolean;
   /** Progress lines (default: console.log). */
   log?: (line: string) => void;
 }
@@ -129,7 +131,7 @@ export interface FailoverResult {
 }
 
 export interface ClusterBenchResult {
-  profile: 'quick' | 'full';
+  profile: 'quick' | 'full' | 'round-trips';
   started_at: string;
   duration_s: number;
   machine: MachineInfo;
@@ -145,7 +147,7 @@ export interface ClusterBenchResult {
   };
   scaling: ScalingPoint[];
   round_trips: RoundTrips | null;
-  failover: FailoverResult;
+  failover: FailoverResult | null;
 }
 
 interface Shape {
@@ -374,7 +376,15 @@ class ClusterBench {
 
     const scaling: ScalingPoint[] = [];
     let roundTrips: RoundTrips | null = null;
-    for (const shape of quick ? QUICK_SHAPES : FULL_SHAPES) {
+    if (this.options.roundTripsOnly) {
+      const names = await this.startNodes(1, 2, COST_MS);
+      try {
+        roundTrips = await this.countRoundTrips();
+      } finally {
+        await this.stopNodes(names);
+      }
+    }
+    for (const shape of this.options.roundTripsOnly ? [] : quick ? QUICK_SHAPES : FULL_SHAPES) {
       const names = await this.startNodes(shape.processes, shape.concurrency, COST_MS);
       try {
         const point = await this.measureScaling(shape);
@@ -390,9 +400,9 @@ class ClusterBench {
       }
     }
 
-    const failover = await this.measureFailover(quick ? 3 : 5);
+    const failover = this.options.roundTripsOnly ? null : await this.measureFailover(quick ? 3 : 5);
     return {
-      profile: quick ? 'quick' : 'full',
+      profile: this.options.roundTripsOnly ? 'round-trips' : quick ? 'quick' : 'full',
       started_at: startedAt.toISOString(),
       duration_s: round((Date.now() - startedAt.getTime()) / 1000),
       machine: finish(machine),
@@ -836,7 +846,8 @@ function scalingRows(result: ClusterBenchResult): (string | number)[][] {
   ]);
 }
 
-function failoverLines(failover: FailoverResult): string[] {
+function failoverLines(failover: FailoverResult | null): string[] {
+  if (!failover) return [];
   const active = failover.kill_to_active_ms;
   const completed = failover.kill_to_completed_ms;
   return [
@@ -909,15 +920,20 @@ fixed ${COST_MS} ms a frame, no CPU): throughput of 1-frame ${FRAME.width}x${FRA
 Runs on a stack of its own (redis-server on a free port, the API, the nodes), stopped at the end.
 
   --quick   3 slot counts (1, 4, 32), 2.5 s windows, 3 failover runs with a 1.5 s job (under a minute)
+  --round-trips  only the Redis round trips per job, by process and command (seconds)
   --help    this text
 
 Writes bench/out/cluster.json (cluster-quick.json with --quick); bench/out/ is ignored by git.`;
 
 async function main(): Promise<void> {
-  let values: { help?: boolean; quick?: boolean };
+  let values: { help?: boolean; quick?: boolean; 'round-trips'?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { help: { type: 'boolean', short: 'h' }, quick: { type: 'boolean' } },
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' },
+        'round-trips': { type: 'boolean' },
+      },
     }));
   } catch (error) {
     throw new Error(`${(error as Error).message.split('\n')[0]}\n\n${USAGE}`);
@@ -927,9 +943,11 @@ async function main(): Promise<void> {
     return;
   }
   const quick = values.quick === true;
-  const result = await runClusterBench({ quick });
+  const roundTripsOnly = values['round-trips'] === true;
+  const result = await runClusterBench({ quick, roundTripsOnly });
   console.log(`\n${renderClusterText(result)}\n`);
-  const path = join(repoRoot(), BENCH_OUT, quick ? 'cluster-quick.json' : 'cluster.json');
+  const file = roundTripsOnly ? 'cluster-round-trips.json' : quick ? 'cluster-quick.json' : 'cluster.json';
+  const path = join(repoRoot(), BENCH_OUT, file);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`wrote ${path}`);
