@@ -217,6 +217,24 @@ export class FrameStore {
     ).then(({ values }) => values);
   }
 
+  /**
+   * Stores raw frames as the values `encode` makes of each whole frame (an LZ4 block, for a node to
+   * decompress), checking the body's length as `writeFrames` does; resolves with the bytes stored. A
+   * frame is gathered into one of two reused buffers (no copy when it arrives in one chunk) and encoded
+   * while the next one arrives; at most two frames are held.
+   */
+  async writeEncodedFrames(
+    jobId: string,
+    body: AsyncIterable<Buffer>,
+    frameBytes: number,
+    frames: number,
+    encode: (frame: Buffer) => Promise<Buffer>,
+    onFrameStored?: (index: number) => void,
+  ): Promise<number> {
+    const raw = fixedSizePieces(body, frameBytes, frameBytes * frames, true);
+    return this.writeFrameValues(jobId, encodedFrames(raw, frameBytes, encode), onFrameStored);
+  }
+
   /** Tells readers of an arriving upload that its first `count` frames are stored whole. */
   async markLanded(jobId: string, count: number): Promise<void> {
     await this.redis.set(this.keys.landed(jobId), String(count), 'EX', this.options.ttlSeconds);
@@ -441,6 +459,46 @@ async function* fixedSizePieces(
     }
   }
   if (exact && received !== totalBytes) throw new BodyLengthError(totalBytes, received);
+}
+
+/**
+ * Whole frames out of the pieces of fixed-size frames, each encoded by `encode` into one value. Frame
+ * n + 1 is gathered while frame n encodes; a gathering buffer is reused once its frame is encoded.
+ */
+async function* encodedFrames(
+  pieces: AsyncIterable<ValuePiece>,
+  frameBytes: number,
+  encode: (frame: Buffer) => Promise<Buffer>,
+): AsyncGenerator<ValuePiece> {
+  const spare: Buffer[] = [];
+  let filling: Buffer | undefined;
+  let encoding: { index: number; value: Promise<Buffer>; buffer?: Buffer } | undefined;
+  const finish = async (frame: NonNullable<typeof encoding>): Promise<ValuePiece> => {
+    const value = await frame.value;
+    if (frame.buffer) spare.push(frame.buffer);
+    return { index: frame.index, valueBytes: value.length, offset: 0, data: value };
+  };
+  try {
+    for await (const { index, offset, data } of pieces) {
+      let whole = data;
+      let buffer: Buffer | undefined;
+      if (offset !== 0 || data.length !== frameBytes) {
+        filling ??= spare.pop() ?? Buffer.allocUnsafeSlow(frameBytes);
+        data.copy(filling, offset);
+        if (offset + data.length < frameBytes) continue;
+        [whole, buffer, filling] = [filling, filling, undefined];
+      }
+      if (encoding) yield await finish(encoding);
+      encoding = { index, value: encode(whole), buffer };
+      // Awaited in turn; until then a failure must not go unhandled if the body fails first.
+      encoding.value.catch(() => undefined);
+    }
+    if (encoding) yield await finish(encoding);
+    encoding = undefined;
+  } finally {
+    // A frame still encoding reads its buffer: whoever reuses buffers must not get it back before.
+    await encoding?.value.catch(() => undefined);
+  }
 }
 
 /** A frame expired or was removed before a node got to it. */

@@ -25,6 +25,7 @@ export {
   decodeLz4BlockValue,
   encodeLz4BlockBody,
   encodeLz4BlockRecordSync,
+  encodeLz4BlockValue,
   lz4BlockBound,
   lz4BlockPieces,
   maxLz4BlockValue,

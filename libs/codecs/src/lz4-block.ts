@@ -44,6 +44,14 @@ export async function encodeLz4BlockBody(frames: Buffer, frameBytes: number): Pr
   return values.flatMap(recordOf);
 }
 
+/**
+ * One frame as a stored `lz4-block` value (size prefix and block), compressed on libuv's thread pool:
+ * what the API makes of a raw upload's frames, so that Redis and the node carry the block, not the frame.
+ */
+export function encodeLz4BlockValue(frame: Buffer): Promise<Buffer> {
+  return compress(frame);
+}
+
 /** One frame's record of an `lz4-block` body (header, value), compressed on the calling thread. */
 export function encodeLz4BlockRecordSync(frame: Buffer): Buffer[] {
   return recordOf(compressSync(frame));

@@ -45,6 +45,11 @@ export interface ApiConfig extends SharedConfig {
   uploadIdleTimeoutMs: number;
   /** Bytes that uploaded images (as received, and decoded) may take in this API at once; 503 beyond. */
   imageBytesInFlight: number;
+  /**
+   * Raw frames up to this size (bytes) are stored as LZ4 blocks, compressed by the API as they arrive
+   * (STORE_LZ4_MAX_FRAME_BYTES; 0: frames are stored as sent).
+   */
+  storeLz4MaxFrameBytes: number;
   /** How long CachedNodeList keeps the registry's list: how stale the routing view may be. */
   nodeCacheMs: number;
   jobAttempts: number;
@@ -196,6 +201,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     maxFramePixels,
     ...uploadLimits(env, maxBodyBytes, maxFramePixels),
     maxFramesPerJob: integer(env, 'MAX_FRAMES_PER_JOB', 600, 1, 100_000),
+    storeLz4MaxFrameBytes: integer(env, 'STORE_LZ4_MAX_FRAME_BYTES', 40 * 1024 ** 2, 0, 2 ** 31 - 1),
     nodeCacheMs: integer(env, 'NODE_CACHE_MS', 1000, 0, 60_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 3, 1, 20),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 0, 600_000),

@@ -88,14 +88,15 @@ export class JobSubmission {
     contentLength: number | null,
     encoding: InputEncoding,
   ): Promise<AcceptedJob> {
-    const data = job({
-      encoding,
-      storedBytes: encoding === 'identity' ? frameBytes * frames : 0,
-      arriving: true,
-    });
+    let data = job({ encoding, storedBytes: 0, arriving: true });
     let queued: Promise<AcceptedJob> | undefined;
     const landed: Promise<void>[] = [];
-    const onFrameStored = (index: number) => {
+    const onFrameStored = (index: number, stored: InputEncoding) => {
+      if (index === 0) {
+        // How frames are stored (as sent, or compressed here) is known once the first one is.
+        const storedBytes = stored === 'identity' ? frameBytes * frames : 0;
+        data = job({ encoding: stored, storedBytes, arriving: true });
+      }
       const marked = this.frames.markLanded(data.jobId, index + 1);
       // Awaited below, unless the upload fails first: then nobody awaits it, and a rejection that
       // nobody handles (Redis gone mid-upload) would end the process.

@@ -2,7 +2,7 @@ import { BadRequestException, Inject, Injectable, PayloadTooLargeException } fro
 import { inputChunkCount, type EncodeJobData, type EncodeJobInput, type InputEncoding } from '#contracts';
 import { decodeImageToRgba } from '#codecs/image-input.js';
 import { isCodecError } from '#codecs/errors.js';
-import { lz4BlockPieces } from '#codecs/lz4-block.js';
+import { encodeLz4BlockValue, lz4BlockPieces } from '#codecs/lz4-block.js';
 import { BodyLengthError, BodyTooLargeError, FrameStore } from '#cluster';
 import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-config.js';
 import { httpErrorFromCodec } from '../common/http-errors.js';
@@ -42,9 +42,12 @@ export class InputStorage {
   ) {}
 
   /**
-   * Stores a raw upload under `jobId`: frame by frame (`identity`), or as sent, in chunks, for a node to
-   * decompress (`lz4`, `gzip`, `deflate`). Maps a body of the wrong length to 400 and one over the
-   * limit to 413; a body that stalls is a 408. Whatever the failure, nothing of it stays stored.
+   * Stores a raw upload under `jobId`: frame by frame (`identity`: each frame compressed here into an
+   * LZ4 block when it is at most STORE_LZ4_MAX_FRAME_BYTES and the memory budget has room for two, else
+   * as sent; `lz4-block`: each block as sent, after its declared size is checked), or as sent, in chunks,
+   * for a node to decompress (`lz4`, `gzip`, `deflate`). `onFrameStored` learns how frames are stored
+   * before the first one is. Maps a body of the wrong length to 400 and one over the limit to 413; a
+   * body that stalls is a 408. Whatever the failure, nothing of it stays stored.
    */
   async storeRawInput(
     jobId: string,
@@ -53,18 +56,32 @@ export class InputStorage {
     frames: number,
     contentLength: number | null,
     encoding: InputEncoding,
-    onFrameStored?: (index: number) => void,
+    onFrameStored?: (index: number, stored: InputEncoding) => void,
   ): Promise<EncodeJobInput> {
     const chunks = upload.chunks();
+    const held = encoding === 'identity' ? this.compressionBuffers(frameBytes, frames) : null;
+    const stored: InputEncoding = held ? 'lz4-block' : encoding;
+    const stores = onFrameStored && ((index: number) => onFrameStored(index, stored));
     try {
+      if (held) {
+        const storedBytes = await this.frames.writeEncodedFrames(
+          jobId,
+          chunks,
+          frameBytes,
+          frames,
+          encodeLz4BlockValue,
+          stores,
+        );
+        return { encoding: stored, storedBytes };
+      }
       if (encoding === 'identity') {
-        await this.frames.writeFrames(jobId, chunks, frameBytes, frames, onFrameStored);
+        await this.frames.writeFrames(jobId, chunks, frameBytes, frames, stores);
         return { encoding, storedBytes: frameBytes * frames };
       }
       if (encoding === 'lz4-block') {
         // Every record's declared size is checked as it arrives, before its block is stored.
         const pieces = lz4BlockPieces(chunks, frameBytes, frames);
-        return { encoding, storedBytes: await this.frames.writeFrameValues(jobId, pieces, onFrameStored) };
+        return { encoding, storedBytes: await this.frames.writeFrameValues(jobId, pieces, stores) };
       }
       const storedBytes = await this.frames.writeInputChunks(
         jobId,
@@ -84,7 +101,15 @@ export class InputStorage {
         );
       }
       throw error;
+    } finally {
+      held?.release();
     }
+  }
+
+  /** Room for the frames a raw upload holds while they are compressed, or null: store them as sent. */
+  private compressionBuffers(frameBytes: number, frames: number) {
+    if (frameBytes > this.config.storeLz4MaxFrameBytes) return null;
+    return this.uploads.frameBuffers(frameBytes * Math.min(frames, 2));
   }
 
   /**

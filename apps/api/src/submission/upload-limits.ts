@@ -58,7 +58,10 @@ export class UploadLimits {
     return new Upload(request, reservation, this.config.uploadIdleTimeoutMs);
   }
 
-  /** Bytes of uploaded images held in memory (received and decoded), for all requests together. */
+  /**
+   * Bytes of uploaded images held in memory (received and decoded), and of raw frames held to be
+   * compressed (`frameBuffers`), for all requests together.
+   */
   imageBuffer(): Reservation {
     const limit = this.config.imageBytesInFlight;
     return this.reservation((delta) => {
@@ -70,6 +73,17 @@ export class UploadLimits {
       }
       this.images += delta;
     });
+  }
+
+  /**
+   * `bytes` of the same budget as images, for frames held whole to be compressed before they are
+   * stored; null when the budget has no room now (the frames are then stored as they are sent).
+   */
+  frameBuffers(bytes: number): Reservation | null {
+    if (this.images + bytes > this.config.imageBytesInFlight) return null;
+    const reservation = this.imageBuffer();
+    reservation.resize(bytes);
+    return reservation;
   }
 
   private inFlight(clientId: string): Reservation {
