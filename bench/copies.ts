@@ -1,5 +1,6 @@
 /**
- * Copies of a raw frame's bytes on the service path (uncompressed upload, image codec), read from the
+ * Copies of a raw frame's bytes on the service path (uncompressed upload stored as sent, image codec:
+ * frames over STORE_LZ4_MAX_FRAME_BYTES; smaller ones take STORED_LZ4_* below), read from the
  * code and checked where it could be (see `evidence`). The raw in-process path makes none: sharp
  * reads the caller's buffer in place. Video adds the pipe into ffmpeg on both paths alike.
  */
@@ -103,7 +104,11 @@ export const COMPRESSED_UPLOAD_NOTE =
   "it (libuv's pool) into the frame buffer the encoder reads: 13 copies of the compressed bytes and one " +
   'write of the frame. The minimum of this path (client -> API -> Redis -> node over loopback TCP, the ' +
   "append-only file on) is 12 copies: 7 in the kernel, 4 in Redis and the HTTP parser's, none of the " +
-  "node's; the raw path makes 14, the lz4-block path 13 (of 1/14 of the bytes).";
+  "node's; the raw path makes 14, the lz4-block path 13 (of 1/14 of the bytes). An uncompressed upload " +
+  'of frames up to STORE_LZ4_MAX_FRAME_BYTES (the default for 1080p and 4K) is stored as LZ4 blocks by ' +
+  'the API: 4 copies of the frame (client -> API, the HTTP parser, gathered whole for lz4-napi), 10 of its ' +
+  'block from the API on, and the write of decompression: 14 copies, about 6 frames of bytes for desktop ' +
+  'content instead of 14.';
 
 /** Copies on the lz4-block path (of the compressed bytes), as SERVICE_PATH_COPIES for raw frames. */
 export const LZ4_BLOCK_PATH_COPIES: FrameCopy[] = SERVICE_PATH_COPIES.filter(
@@ -123,16 +128,41 @@ export const LZ4_BLOCK_PATH_COPIES: FrameCopy[] = SERVICE_PATH_COPIES.filter(
 );
 
 /**
- * A case's copies per frame: how many times its bytes are copied, and that in whole frames (the
- * compressed bytes are `compressedFraction` of the frame; decompression writes the frame once more).
+ * An uncompressed upload whose frames the API stores as LZ4 blocks (frames up to
+ * STORE_LZ4_MAX_FRAME_BYTES, the default for 1080p and 4K): the frame crosses client -> API, is gathered
+ * and compressed there; from then on the block takes the lz4-block path.
+ */
+export const STORED_LZ4_FRAME_COPIES: FrameCopy[] = [
+  ...SERVICE_PATH_COPIES.slice(0, 2),
+  {
+    step: 'API: the frame gathered whole into a reused buffer, which lz4-napi compresses (none for a frame in one chunk)',
+    place: 'node',
+    copies: 1,
+    evidence:
+      'encodedFrames (frame-store.ts): data.copy(filling, offset); the block is a new buffer, not a copy',
+  },
+];
+/** The same upload's copies of the stored block: the lz4-block path from the API on. */
+export const STORED_LZ4_BLOCK_COPIES: FrameCopy[] = LZ4_BLOCK_PATH_COPIES.slice(2);
+
+/**
+ * A case's copies per frame: how many times its bytes are copied, and that in whole frames (what is
+ * sent is `compressedFraction` of the frame; an uncompressed upload stored as LZ4 blocks by the API
+ * stores `storedFraction` of it; decompression writes the frame once more).
  */
 export function copiesPerFrame(
   encoding: string,
   compressedFraction: number,
+  storedFraction = 1,
 ): { copies: number; frame_equivalents: number } {
-  if (encoding === 'identity') {
+  if (encoding === 'identity' && storedFraction >= 1) {
     const copies = countCopies().total;
     return { copies, frame_equivalents: copies };
+  }
+  if (encoding === 'identity') {
+    const frame = countCopies(STORED_LZ4_FRAME_COPIES).total;
+    const block = countCopies(STORED_LZ4_BLOCK_COPIES).total;
+    return { copies: frame + block, frame_equivalents: frame + block * storedFraction + 1 };
   }
   const copies = countCopies(LZ4_BLOCK_PATH_COPIES).total;
   return { copies, frame_equivalents: copies * compressedFraction + 1 };

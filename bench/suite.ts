@@ -44,7 +44,14 @@ const perFrame = (cpu: CpuTimes, frames: number) => {
 function caseResult(
   benchCase: BenchCase,
   raw: { result: RawRun; cpu: CpuTimes },
-  service: { result: ServiceRun; cpu: CpuTimes; redis: RedisCounters; compressedFraction: number },
+  service: {
+    result: ServiceRun;
+    cpu: CpuTimes;
+    redis: RedisCounters;
+    compressedFraction: number;
+    /** What the stack stores of a frame: the LZ4 block's share (the API compresses raw frames). */
+    storedFraction: number;
+  },
   samples: JobSample[],
 ): CaseResult {
   const mibPerFrame = (bytes: number) => bytes / 1024 ** 2 / service.result.frames;
@@ -73,7 +80,7 @@ function caseResult(
       out: mibPerFrame(service.redis.netOutputBytes),
     },
     aof_rewrites: service.redis.aofRewrites,
-    copies_per_frame: copiesPerFrame(benchCase.encoding, service.compressedFraction),
+    copies_per_frame: copiesPerFrame(benchCase.encoding, service.compressedFraction, service.storedFraction),
     load_1m: currentLoad(),
   };
 }
@@ -140,6 +147,7 @@ async function measureCase(tools: CaseTools, benchCase: BenchCase) {
         cpu: serviceRun.cpu,
         redis: counters,
         compressedFraction: compressedFraction(library, benchCase),
+        storedFraction: compressedFraction(library, { ...benchCase, encoding: 'lz4' }),
       },
       samples,
     ),
