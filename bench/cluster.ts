@@ -91,6 +91,12 @@ export interface RoundTrips {
   per_job: { api: number; worker: number; other: number; total: number };
   /** Commands run inside Lua scripts (BullMQ's), per job: no round trip of their own. */
   inside_scripts_per_job: number;
+  /**
+   * Reads Redis made from client sockets per job (INFO `total_reads_processed`): requests that arrive
+   * together (a pipeline, commands sent in the same turn) are one read, so this counts round trips
+   * where `per_job` counts commands. Includes the nodes' blocking fetches and heartbeats.
+   */
+  reads_per_job: number;
   /** Client commands per job by name, most frequent first. */
   by_command: Record<string, number>;
   /** Client commands per second with the node idle (heartbeats, blocking fetches, stalled checks). */
@@ -568,6 +574,11 @@ class ClusterBench {
     };
   }
 
+  private async readsProcessed(): Promise<number> {
+    const stats = await this.requireRedis().info('stats');
+    return Number(/^total_reads_processed:(\d+)/m.exec(stats)?.[1] ?? NaN);
+  }
+
   /**
    * Counts the commands each client sends to Redis (MONITOR shows the client's address, or "lua" for
    * commands a script runs), first with the node idle, then over a few jobs two at a time.
@@ -621,6 +632,7 @@ class ClusterBench {
 
       const client = new LightClient(stack.apiUrl);
       let next = 0;
+      const readsBefore = await this.readsProcessed();
       counting = true;
       await Promise.all(
         Array.from({ length: 2 }, async () => {
@@ -632,6 +644,8 @@ class ClusterBench {
         }),
       );
       counting = false;
+      // Less this bench's own INFO call.
+      const reads = (await this.readsProcessed()) - readsBefore - 1;
       client.close();
       await readClientNames();
 
@@ -658,6 +672,7 @@ class ClusterBench {
           total: round(perJob.total),
         },
         inside_scripts_per_job: round(inside / ROUND_TRIP_JOBS),
+        reads_per_job: round(reads / ROUND_TRIP_JOBS),
         by_command: topEntries(commands, ROUND_TRIP_JOBS, 16),
         idle_per_s: round(idle / (idleMs / 1000)),
       };
@@ -889,7 +904,7 @@ export function renderClusterText(result: ClusterBenchResult): string {
       .join(', ');
     lines.push(
       '',
-      `Redis round trips per job (MONITOR, ${trips.jobs} jobs on 1 node): ${trips.per_job.total} (API ${trips.per_job.api}, node ${trips.per_job.worker}, other ${trips.per_job.other}), plus ${trips.inside_scripts_per_job} commands inside BullMQ's scripts; an idle node sends ${trips.idle_per_s}/s`,
+      `Redis commands per job (MONITOR, ${trips.jobs} jobs on 1 node): ${trips.per_job.total} (API ${trips.per_job.api}, node ${trips.per_job.worker}, other ${trips.per_job.other}), plus ${trips.inside_scripts_per_job} commands inside scripts; round trips (reads by Redis) per job: ${trips.reads_per_job}; an idle node sends ${trips.idle_per_s}/s`,
       `  ${commands}`,
     );
   }

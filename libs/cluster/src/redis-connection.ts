@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { parseRedisTarget } from './redis-target.js';
+import { batchWritesPerTurn } from './turn-batched-writes.js';
 
 /**
  * - `producer`: the API's command connection. Fails fast while Redis is away (no offline queue), so the
@@ -74,15 +75,17 @@ function connect(options: RedisConnectionOptions): RedisClient {
   const redisOptions = redisOptionsFor(options);
   switch (target.kind) {
     case 'single':
-      return new Redis(target.url, redisOptions);
+      return batchWritesPerTurn(new Redis(target.url, redisOptions));
     case 'sentinel':
-      return new Redis({
-        ...redisOptions,
-        sentinels: target.sentinels,
-        name: target.name,
-        username: target.username,
-        password: target.password,
-      });
+      return batchWritesPerTurn(
+        new Redis({
+          ...redisOptions,
+          sentinels: target.sentinels,
+          name: target.name,
+          username: target.username,
+          password: target.password,
+        }),
+      );
     case 'cluster': {
       const { retryStrategy, enableOfflineQueue, maxRetriesPerRequest, ...nodeOptions } = redisOptions;
       return new Cluster(target.nodes, {

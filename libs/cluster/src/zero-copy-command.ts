@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { Command } from 'ioredis';
+import { holdUntilNextTurn } from './turn-batched-writes.js';
 import type { RedisClient } from './redis-connection.js';
 
 /** Payloads at least this big go to the socket as they are; ioredis would copy them into one new buffer. */
@@ -49,24 +50,6 @@ class DirectWriteCommand extends Command {
     });
     return Buffer.concat(pending);
   }
-}
-
-const held = new WeakSet<Socket>();
-
-/**
- * Corks the socket until the event loop's next turn, so that the commands written in this turn (a
- * command's header, payload and tail, and the commands for the other HTTP chunks read in the same
- * turn) leave in one writev instead of a write each: on loopback every write wakes Redis and costs the
- * sender a trip through the TCP stack.
- */
-function holdUntilNextTurn(socket: Socket): void {
-  if (held.has(socket)) return;
-  held.add(socket);
-  socket.cork();
-  setImmediate(() => {
-    held.delete(socket);
-    socket.uncork();
-  });
 }
 
 /**
