@@ -154,8 +154,9 @@ export class EncoderNode {
       this.jobRecords,
       new EventLog(this.redis, this.keys, config.retentionSeconds),
     );
-    // Two frames per job slot in flight (one being encoded, one prefetched), for jobs and live batches.
-    const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4);
+    // Two frames per job slot in flight (one being encoded, one prefetched), for jobs and live batches;
+    // shared, so that LZ4 blocks are decompressed into them on threads of their own.
+    const pool = new BufferPool(config.concurrency * 2 * 1920 * 1080 * 4, true);
     this.live = new LiveStreamSequencer(
       this.id,
       config.name,

@@ -87,7 +87,11 @@ export function readJobInput(
   if (input.encoding === 'identity')
     return storage.readFrames(data.jobId, frameBytes, data.frames, pool, arriving);
   if (input.encoding === 'lz4-block')
-    return decodeLz4BlockFrames(storage.readFrameValues(data.jobId, data.frames, arriving), frameBytes);
+    return decodeLz4BlockFrames(
+      storage.readFrameValues(data.jobId, data.frames, arriving),
+      frameBytes,
+      pool?.shared ? pool : undefined,
+    );
   if (!input.chunkBytes) throw new PermanentJobError(`${input.encoding} input has no chunk size`);
   const chunks = storage.readInputChunks(data.jobId, input.storedBytes, input.chunkBytes);
   return decompressFrames(chunks, input.encoding, frameBytes, data.frames);

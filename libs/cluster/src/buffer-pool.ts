@@ -6,7 +6,11 @@ export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private pooledBytes = 0;
 
-  constructor(private readonly maxPooledBytes: number) {}
+  /** `shared`: buffers over SharedArrayBuffers, which other threads can write (LZ4 decoding). */
+  constructor(
+    private readonly maxPooledBytes: number,
+    readonly shared = false,
+  ) {}
 
   acquire(size: number): Buffer {
     const buffer = this.free.get(size)?.pop();
@@ -14,7 +18,7 @@ export class BufferPool {
       this.pooledBytes -= size;
       return buffer;
     }
-    return Buffer.allocUnsafeSlow(size);
+    return this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
   }
 
   release(buffer: Buffer): void {

@@ -22,6 +22,7 @@ export * from './image-header.js';
 export { compressLz4Frame, decompressLz4Frames, type Lz4FrameOptions } from './lz4.js';
 export {
   decodeLz4BlockFrames,
+  stopLz4DecodeThreads,
   decodeLz4BlockValue,
   encodeLz4BlockBody,
   encodeLz4BlockRecordSync,
@@ -30,4 +31,6 @@ export {
   lz4BlockPieces,
   maxLz4BlockValue,
   LZ4_BLOCK_ENCODING,
+  type FrameBuffers,
 } from './lz4-block.js';
+export { Lz4DecodeThreads, isSharedBuffer } from './lz4-decode-threads.js';

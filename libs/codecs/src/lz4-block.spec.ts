@@ -5,8 +5,10 @@ import {
   encodeLz4BlockBody,
   lz4BlockPieces,
   maxLz4BlockValue,
+  stopLz4DecodeThreads,
   type ValuePiece,
 } from './lz4-block.js';
+import { isSharedBuffer, Lz4DecodeThreads } from './lz4-decode-threads.js';
 
 async function* chunked(body: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let offset = 0; offset < body.length; offset += size) yield body.subarray(offset, offset + size);
@@ -89,5 +91,90 @@ describe('lz4-block bodies', () => {
     await expect(collect(decodeLz4BlockFrames(values(small), frameBytes))).rejects.toThrow(
       /decompresses to 4095 bytes/,
     );
+  });
+});
+
+describe('lz4-block frames decompressed on threads into shared pooled buffers', () => {
+  afterAll(() => stopLz4DecodeThreads());
+  const frameBytes = 4096;
+  const frames = Array.from({ length: 4 }, (_, index) =>
+    Buffer.alloc(frameBytes, index * 50).fill(index, 0, 99),
+  );
+
+  /** A pool of SharedArrayBuffer-backed buffers that records what is out. */
+  function sharedPool() {
+    const free: Buffer[] = [];
+    const out = new Set<Buffer>();
+    return {
+      out,
+      acquire(size: number) {
+        const buffer = free.pop() ?? Buffer.from(new SharedArrayBuffer(size));
+        out.add(buffer);
+        return buffer;
+      },
+      release(buffer: Buffer) {
+        out.delete(buffer);
+        free.push(buffer);
+      },
+    };
+  }
+
+  async function* values(...items: Buffer[]) {
+    yield* items;
+  }
+
+  it('decodes every frame exactly into a pooled buffer, and gives each buffer back once the next is asked for', async () => {
+    const pool = sharedPool();
+    const seen: Buffer[] = [];
+    for await (const frame of decodeLz4BlockFrames(
+      values(...frames.map((f) => compressSync(f))),
+      frameBytes,
+      pool,
+    )) {
+      expect(isSharedBuffer(frame)).toBe(true);
+      // The frame before this one is back in the pool; this one and the next (prefetched) are out.
+      expect(pool.out.size).toBeLessThanOrEqual(2);
+      seen.push(Buffer.from(frame));
+    }
+    expect(seen.map((frame, index) => frame.equals(frames[index]))).toEqual([true, true, true, true]);
+    expect(pool.out.size).toBe(0);
+  });
+
+  it('fails a bomb (InputTooLargeError), a short block and a corrupt one as the in-process decoder does, and returns the buffers', async () => {
+    const pool = sharedPool();
+    const big = compressSync(Buffer.alloc(frameBytes * 2));
+    big.writeUInt32LE(frameBytes, 0);
+    const small = compressSync(Buffer.alloc(frameBytes - 1));
+    small.writeUInt32LE(frameBytes, 0);
+    const corrupt = Buffer.concat([compressSync(frames[1]).subarray(0, 4), Buffer.alloc(64, 0xff)]);
+    await expect(collect(decodeLz4BlockFrames(values(big), frameBytes, pool))).rejects.toBeInstanceOf(
+      InputTooLargeError,
+    );
+    await expect(collect(decodeLz4BlockFrames(values(small), frameBytes, pool))).rejects.toThrow(
+      /decompresses to 4095 bytes/,
+    );
+    await expect(collect(decodeLz4BlockFrames(values(corrupt), frameBytes, pool))).rejects.toBeInstanceOf(
+      UnsupportedInputError,
+    );
+    const undeclared = compressSync(frames[0]);
+    undeclared.writeUInt32LE(frameBytes + 1, 0);
+    await expect(collect(decodeLz4BlockFrames(values(undeclared), frameBytes, pool))).rejects.toThrow(
+      /does not declare the frame's 4096 bytes/,
+    );
+    expect(pool.out.size).toBe(0);
+  });
+
+  it('refuses a target that other threads cannot write', async () => {
+    const threads = new Lz4DecodeThreads(1);
+    try {
+      await expect(threads.decodeInto(compressSync(frames[0]), Buffer.alloc(frameBytes), 0)).rejects.toThrow(
+        /shared buffer/,
+      );
+      const target = Buffer.from(new SharedArrayBuffer(frameBytes));
+      await threads.decodeInto(compressSync(frames[2]), target, 0);
+      expect(target.equals(frames[2])).toBe(true);
+    } finally {
+      await threads.close();
+    }
   });
 });

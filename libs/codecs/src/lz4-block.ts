@@ -1,5 +1,6 @@
 import { compress, compressSync, uncompress } from 'lz4-napi';
 import { InputTooLargeError, UnsupportedInputError } from './errors.js';
+import { Lz4DecodeThreads } from './lz4-decode-threads.js';
 
 /**
  * `Content-Encoding: lz4-block`: raw frames as one LZ4 block each, so that a node decompresses a frame
@@ -175,26 +176,78 @@ export async function decodeLz4BlockValue(value: Buffer, frameBytes: number, ind
   return frame;
 }
 
+/** Frame buffers to decompress into, each reused once the consumer has moved on (the node's pool). */
+export interface FrameBuffers {
+  acquire(size: number): Buffer;
+  release(buffer: Buffer): void;
+}
+
+let decodeThreads: Lz4DecodeThreads | undefined;
+
+/** The process's LZ4 decoding threads, started at their first use. */
+function sharedDecodeThreads(): Lz4DecodeThreads {
+  decodeThreads ??= new Lz4DecodeThreads(2);
+  return decodeThreads;
+}
+
+/** Stops the process's LZ4 decoding threads (a node that shuts down; a test file that used them). */
+export async function stopLz4DecodeThreads(): Promise<void> {
+  const threads = decodeThreads;
+  decodeThreads = undefined;
+  await threads?.close();
+}
+
 /**
  * The frames of stored `lz4-block` values, in order: each value is decompressed while the consumer
- * still works on the frame before it.
+ * still works on the frame before it. With `shared` buffers (SharedArrayBuffer-backed, from the
+ * node's pool), on the process's LZ4 threads into a pooled buffer that goes back to the pool when the
+ * consumer asks for the next frame (so the consumer must be done with it by then, as with
+ * FrameStore.readFrames); without, into a fresh buffer per frame on libuv's pool.
  */
 export async function* decodeLz4BlockFrames(
   values: AsyncIterable<Buffer>,
   frameBytes: number,
+  shared?: FrameBuffers,
 ): AsyncGenerator<Buffer> {
+  const decode = (value: Buffer, index: number): Promise<Buffer> => {
+    if (!shared) return decodeLz4BlockValue(value, frameBytes, index);
+    const target = shared.acquire(frameBytes);
+    return sharedDecodeThreads()
+      .decodeInto(value, target, index)
+      .then(
+        () => target,
+        (error: unknown) => {
+          shared.release(target);
+          throw error;
+        },
+      );
+  };
+  const release = (frame: Buffer) => shared?.release(frame);
   let index = 0;
   let pending: Promise<Buffer> | undefined;
+  let current: Buffer | undefined;
   try {
     for await (const value of values) {
-      const next = decodeLz4BlockValue(value, frameBytes, index++);
+      const next = decode(value, index++);
       next.catch(() => undefined);
-      if (pending) yield await pending;
+      if (pending) {
+        current = await pending;
+        yield current;
+        release(current);
+        current = undefined;
+      }
       pending = next;
     }
-    if (pending) yield await pending;
-    pending = undefined;
+    if (pending) {
+      const last = pending;
+      pending = undefined;
+      current = await last;
+      yield current;
+      release(current);
+      current = undefined;
+    }
   } finally {
-    await pending?.catch(() => undefined);
+    if (current) release(current);
+    await pending?.then(release, () => undefined);
   }
 }
