@@ -39,9 +39,10 @@ class FakeRecordStorage extends RawFramesOnly implements EncodeJobIO {
   private final() {
     return this.status_ === 'completed' || this.status_ === 'failed';
   }
-  async markActive() {
+  async markActive(jobId: string, _node: string, _attempt: number, _now: number, events: JobEvent[] = []) {
     if (this.final()) return false;
     this.status_ = 'active';
+    await this.emitAll(jobId, events);
     return true;
   }
   async setProgress() {
@@ -50,11 +51,18 @@ class FakeRecordStorage extends RawFramesOnly implements EncodeJobIO {
   async addOutput() {
     return !this.final();
   }
-  async complete(_jobId: string, _now: number, _timings?: unknown, outputs: OutputInfo[] = []) {
+  async complete(
+    jobId: string,
+    _now: number,
+    _timings?: unknown,
+    outputs: OutputInfo[] = [],
+    events: JobEvent[] = [],
+  ) {
     if (this.final()) return false;
     this.status_ = 'completed';
     this.listed = outputs;
     this.log.push(`complete ${outputs.length}`);
+    await this.emitAll(jobId, events);
     return true;
   }
   async fail(_jobId: string, error: string) {

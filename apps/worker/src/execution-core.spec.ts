@@ -27,8 +27,9 @@ class LoggingIO extends RawFramesOnly implements EncodeJobIO {
     this.log.push(`put ${index}`);
   }
   async deleteOutputs() {}
-  async markActive() {
+  async markActive(_jobId: string, _node: string, _attempt: number, _now: number, events: JobEvent[] = []) {
     this.log.push('markActive');
+    if (this.active) for (const event of events) await this.emit(_jobId, event);
     return this.active;
   }
   async setProgress() {
@@ -37,8 +38,15 @@ class LoggingIO extends RawFramesOnly implements EncodeJobIO {
   async addOutput() {
     return true;
   }
-  async complete(_jobId: string, _now: number, _timings?: unknown, outputs: OutputInfo[] = []) {
+  async complete(
+    jobId: string,
+    _now: number,
+    _timings?: unknown,
+    outputs: OutputInfo[] = [],
+    events: JobEvent[] = [],
+  ) {
     this.log.push(`complete ${outputs.length}`);
+    await this.emitAll(jobId, events);
     return true;
   }
   async fail() {

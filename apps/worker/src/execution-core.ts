@@ -43,12 +43,28 @@ export interface EncodeJobIO {
   putOutput(jobId: string, index: number, data: Buffer): Promise<void>;
   /** Removes what outputs were stored, `count` at most. */
   deleteOutputs(jobId: string, count: number): Promise<void>;
-  markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean>;
+  /** `events` are logged in the same step, only when the job was not final. */
+  markActive(
+    jobId: string,
+    node: string,
+    attempt: number,
+    now: number,
+    events?: JobEvent[],
+  ): Promise<boolean>;
   /** False when the job is final already (cancelled, or finished by another run) or expired. */
   setProgress(jobId: string, progress: number): Promise<boolean>;
   addOutput(jobId: string, output: OutputInfo): Promise<boolean>;
-  /** Completes the job and lists its outputs in one step; false when it was final already. */
-  complete(jobId: string, now: number, timings?: JobTimings, outputs?: OutputInfo[]): Promise<boolean>;
+  /**
+   * Completes the job, lists its outputs and logs `events` in one step; false when it was final
+   * already (then nothing is logged).
+   */
+  complete(
+    jobId: string,
+    now: number,
+    timings?: JobTimings,
+    outputs?: OutputInfo[],
+    events?: JobEvent[],
+  ): Promise<boolean>;
   fail(jobId: string, error: string, now: number): Promise<boolean>;
   status(jobId: string): Promise<JobStatus | null>;
   emit(jobId: string, event: JobEvent): Promise<unknown>;
@@ -143,8 +159,8 @@ export interface EncodeStrategy<Output extends OutputInfo = OutputInfo> {
 
 /** Where a unit's outputs go once they are stored: the job's record and events, a stream's log. */
 export interface Publisher<Output extends OutputInfo = OutputInfo> {
-  /** Once the unit is active, before it is encoded. */
-  started?(unit: WorkUnit): Promise<void>;
+  /** What to log as the unit turns active (in the same step as its record). */
+  startEvents?(unit: WorkUnit): JobEvent[];
   /** Lists and announces the outputs and completes the unit; `skipped` when another run had. */
   publish(unit: WorkUnit, outputs: Output[], timings: JobTimings): Promise<UnitResult>;
 }
@@ -171,11 +187,11 @@ export class ExecutionCore {
     const { data } = unit;
     const { jobId } = data;
     const startedAt = this.now();
-    if (!(await this.storage.markActive(jobId, this.nodeName, unit.attempt, startedAt))) {
+    const startEvents = publisher.startEvents?.(unit) ?? [];
+    if (!(await this.storage.markActive(jobId, this.nodeName, unit.attempt, startedAt, startEvents))) {
       // Already finished by another run (or expired): nothing to redo.
       return { outputs: 0, skipped: true };
     }
-    await publisher.started?.(unit);
 
     // Pub/sub (the node's cancel watch) may miss a cancellation; the record, seen on each progress
     // update, does not.
@@ -250,8 +266,8 @@ export class ExecutionCore {
 }
 
 /**
- * A job's own publisher: `active` when it starts; at the end its record completes and lists its outputs
- * in one step, then the `output` events and `completed`. A job that ends failed (a bad frame after good
+ * A job's own publisher: `active` with its record's start; at the end its record completes, lists its
+ * outputs and logs the `output` events and `completed`, in one step. A job that ends failed (a bad frame after good
  * ones, a cancellation) never exposes part of its work.
  */
 export class JobPublisher implements Publisher {
@@ -261,22 +277,22 @@ export class JobPublisher implements Publisher {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async started(unit: WorkUnit): Promise<void> {
-    await this.storage.emit(unit.data.jobId, { type: 'active', node: this.nodeName, attempt: unit.attempt });
+  startEvents(unit: WorkUnit): JobEvent[] {
+    return [{ type: 'active', node: this.nodeName, attempt: unit.attempt }];
   }
 
   async publish(unit: WorkUnit, outputs: OutputInfo[], timings: JobTimings): Promise<UnitResult> {
     const { jobId } = unit.data;
-    if (!(await this.storage.complete(jobId, this.now(), timings, outputs))) {
+    // The record completes and the events go out in one step, however many outputs.
+    const events: JobEvent[] = [
+      ...outputs.map((output): JobEvent => ({ type: 'output', ...output })),
+      { type: 'completed', outputs: outputs.length },
+    ];
+    if (!(await this.storage.complete(jobId, this.now(), timings, outputs, events))) {
       if ((await this.storage.status(jobId)) !== 'completed') throw cancelledError(jobId, this.nodeName);
       // Another run finished it first (same output keys): its record and events stand.
       return { outputs: 0, skipped: true };
     }
-    // One round trip, however many outputs.
-    await this.storage.emitAll(jobId, [
-      ...outputs.map((output): JobEvent => ({ type: 'output', ...output })),
-      { type: 'completed', outputs: outputs.length },
-    ]);
     return { outputs: outputs.length };
   }
 }

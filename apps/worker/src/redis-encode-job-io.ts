@@ -39,8 +39,14 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   deleteOutputs(jobId: string, count: number): Promise<void> {
     return this.outputs.deleteAll(jobId, count);
   }
-  markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
-    return this.jobs.markActive(jobId, node, attempt, now);
+  markActive(
+    jobId: string,
+    node: string,
+    attempt: number,
+    now: number,
+    events?: JobEvent[],
+  ): Promise<boolean> {
+    return this.jobs.markActive(jobId, node, attempt, now, events);
   }
   setProgress(jobId: string, progress: number): Promise<boolean> {
     return this.jobs.setProgress(jobId, progress);
@@ -48,8 +54,14 @@ export class RedisEncodeJobIO implements EncodeJobIO {
   addOutput(jobId: string, output: OutputInfo): Promise<boolean> {
     return this.jobs.addOutput(jobId, output);
   }
-  complete(jobId: string, now: number, timings?: JobTimings, outputs?: OutputInfo[]): Promise<boolean> {
-    return this.jobs.complete(jobId, now, timings, outputs);
+  complete(
+    jobId: string,
+    now: number,
+    timings?: JobTimings,
+    outputs?: OutputInfo[],
+    events?: JobEvent[],
+  ): Promise<boolean> {
+    return this.jobs.complete(jobId, now, timings, outputs, events);
   }
   fail(jobId: string, error: string, now: number): Promise<boolean> {
     return this.jobs.fail(jobId, error, now);

@@ -12,19 +12,23 @@ import { LuaScript } from './lua-script.js';
  * log begun before that (Redis' own `ms-seq` ids, which clients may still hold) keeps its form: an
  * explicit id below its last one would be refused.
  */
-const APPEND_AND_PUBLISH = new LuaScript(
-  'encoderAppendAndPublishAll',
-  `
+/**
+ * The Lua that appends ARGV[o + 5], ARGV[o + 6], ... (event, dedup key, ...) to the stream `events`
+ * (dedup hash `emitted`) and publishes each one; ARGV[o + 1 .. o + 4] are the channel, the TTL, the
+ * stream's length bound and the job id (see `appendArguments`). Leaves the ids in `ids`.
+ */
+export function appendEventsLua(events: string, emitted: string): string {
+  return `
 local ids = {}
 local n = 0
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local top = redis.call('XREVRANGE', ${events}, '+', '-', 'COUNT', 1)[1]
 if top then
   local ms, seq = string.match(top[1], '^(%d+)-(%d+)$')
   n = ms == '0' and tonumber(seq) or -1
 end
-for i = 5, #ARGV, 2 do
+for i = o + 5, #ARGV, 2 do
   local event, dedup = ARGV[i], ARGV[i + 1]
-  if dedup ~= '' and redis.call('HSETNX', KEYS[2], dedup, '1') == 0 then
+  if dedup ~= '' and redis.call('HSETNX', ${emitted}, dedup, '1') == 0 then
     ids[#ids + 1] = false
   else
     local explicit = '*'
@@ -32,13 +36,19 @@ for i = 5, #ARGV, 2 do
       n = n + 1
       explicit = '0-' .. n
     end
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], explicit, 'e', event)
-    redis.call('PUBLISH', ARGV[1], ARGV[4] .. '|' .. id .. '|' .. event)
+    local id = redis.call('XADD', ${events}, 'MAXLEN', '~', ARGV[o + 3], explicit, 'e', event)
+    redis.call('PUBLISH', ARGV[o + 1], ARGV[o + 4] .. '|' .. id .. '|' .. event)
     ids[#ids + 1] = id
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', ${events}, ARGV[o + 2])
+redis.call('EXPIRE', ${emitted}, ARGV[o + 2])`;
+}
+
+const APPEND_AND_PUBLISH = new LuaScript(
+  'encoderAppendAndPublishAll',
+  `local o = 0
+${appendEventsLua('KEYS[1]', 'KEYS[2]')}
 return ids`,
   2,
 );
@@ -58,6 +68,22 @@ export function dedupKeyOf(event: JobEvent): string {
   }
 }
 
+/** The arguments of `appendEventsLua` (from ARGV[o + 1] on) for `events` of `jobId`. */
+export function appendArguments(
+  keys: KeySpace,
+  retentionSeconds: number,
+  jobId: string,
+  events: JobEvent[],
+): string[] {
+  return [
+    keys.eventsChannel,
+    String(retentionSeconds),
+    String(MAX_EVENTS_PER_JOB),
+    jobId,
+    ...events.flatMap((event) => [JSON.stringify(event), dedupKeyOf(event)]),
+  ];
+}
+
 export class EventLog {
   constructor(
     private readonly redis: RedisClient,
@@ -75,13 +101,7 @@ export class EventLog {
     const ids = await APPEND_AND_PUBLISH.run(
       this.redis,
       [this.keys.events(jobId), this.keys.emitted(jobId)],
-      [
-        this.keys.eventsChannel,
-        String(this.retentionSeconds),
-        String(MAX_EVENTS_PER_JOB),
-        jobId,
-        ...events.flatMap((event) => [JSON.stringify(event), dedupKeyOf(event)]),
-      ],
+      appendArguments(this.keys, this.retentionSeconds, jobId, events),
     );
     return (ids as unknown[]).map((id) => (typeof id === 'string' ? id : null));
   }

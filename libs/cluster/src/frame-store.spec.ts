@@ -40,9 +40,13 @@ class FakeRedis {
     return Promise.resolve(1);
   }
 
-  unlink(key: string): Promise<number> {
-    this.expiring.delete(key);
-    return Promise.resolve(this.values.delete(key) ? 1 : 0);
+  unlink(...keys: string[]): Promise<number> {
+    let removed = 0;
+    for (const key of keys) {
+      this.expiring.delete(key);
+      if (this.values.delete(key)) removed++;
+    }
+    return Promise.resolve(removed);
   }
 
   getrangeBuffer(key: string, start: number, end: number): Promise<Buffer> {

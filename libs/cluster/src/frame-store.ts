@@ -47,6 +47,9 @@ export const DEFAULT_FRAME_STORE_OPTIONS: FrameStoreOptions = {
   arrivalWaitMs: 10_000,
 };
 
+/** Keys removed per UNLINK: one command for a job's input, however many frames (600 at most by default). */
+const UNLINK_BATCH = 1024;
+
 /** Between two looks at an arriving upload's `landed` count, doubling up to the most. */
 const ARRIVAL_POLL_MS = { first: 5, most: 100 };
 
@@ -400,9 +403,10 @@ export class FrameStore {
     ]);
   }
 
+  /** Removes keys of one job (its frames, its input chunks), which share the job's hash slot. */
   async deleteKeys(keys: string[]): Promise<void> {
-    // One key per command: on Redis Cluster the keys of a job may live on different slots.
-    await Promise.all(keys.map((key) => this.redis.unlink(key)));
+    for (let start = 0; start < keys.length; start += UNLINK_BATCH)
+      await this.redis.unlink(...keys.slice(start, start + UNLINK_BATCH));
   }
 }
 

@@ -1,7 +1,8 @@
 import type { RedisClient } from './redis-connection.js';
-import type { EncodeJobData, JobStatus, JobTimings, OutputInfo, Pool } from '#contracts';
+import type { EncodeJobData, JobEvent, JobStatus, JobTimings, OutputInfo, Pool } from '#contracts';
 import type { KeySpace } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import { appendArguments, appendEventsLua } from './event-log.js';
 
 /** A job as stored in its Redis hash: the source of truth for `GET /v1/jobs/:id`. */
 export interface JobRecord {
@@ -33,6 +34,21 @@ if status == 'completed' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`,
   1,
+);
+
+// The same, and the events that say so appended (appendEventsLua) only if the update took: one round
+// trip, and no event without its record change nor the reverse. ARGV[1]: how many field arguments follow.
+const UPDATE_AND_LOG = new LuaScript(
+  'encoderUpdateAndLog',
+  `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' then return 0 end
+local o = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], unpack(ARGV, 2, o))
+${appendEventsLua('KEYS[2]', 'KEYS[3]')}
+return 1`,
+  3,
 );
 
 // The record and its expiry in one command (a MULTI is four on the wire and in the AOF).
@@ -109,8 +125,15 @@ export class JobStore {
     return this.update(jobId, { pool });
   }
 
-  markActive(jobId: string, node: string, attempt: number, now: number): Promise<boolean> {
-    return this.update(jobId, { status: 'active', node, attempts: attempt, startedAt: now });
+  /** `events` are logged in the same step, only if the job was not final (JobStore.update). */
+  markActive(
+    jobId: string,
+    node: string,
+    attempt: number,
+    now: number,
+    events: JobEvent[] = [],
+  ): Promise<boolean> {
+    return this.update(jobId, { status: 'active', node, attempts: attempt, startedAt: now }, events);
   }
 
   setProgress(jobId: string, progress: number): Promise<boolean> {
@@ -122,17 +145,28 @@ export class JobStore {
   }
 
   /**
-   * Completes the job and lists `outputs` on it in one step: a job that is cancelled (or fails) before
-   * this never lists an output, and one that completes lists them all at once.
+   * Completes the job and lists `outputs` on it in one step, with `events` logged in the same step: a
+   * job that is cancelled (or fails) before this never lists an output, and one that completes lists
+   * them all at once and announces them (`output` ..., `completed`) atomically.
    */
-  complete(jobId: string, now: number, timings?: JobTimings, outputs: OutputInfo[] = []): Promise<boolean> {
-    return this.update(jobId, {
-      status: 'completed',
-      progress: 1,
-      finishedAt: now,
-      ...(timings ? { timings: JSON.stringify(timings) } : {}),
-      ...Object.fromEntries(outputs.map((output) => [`out:${output.index}`, JSON.stringify(output)])),
-    });
+  complete(
+    jobId: string,
+    now: number,
+    timings?: JobTimings,
+    outputs: OutputInfo[] = [],
+    events: JobEvent[] = [],
+  ): Promise<boolean> {
+    return this.update(
+      jobId,
+      {
+        status: 'completed',
+        progress: 1,
+        finishedAt: now,
+        ...(timings ? { timings: JSON.stringify(timings) } : {}),
+        ...Object.fromEntries(outputs.map((output) => [`out:${output.index}`, JSON.stringify(output)])),
+      },
+      events,
+    );
   }
 
   fail(jobId: string, error: string, now: number): Promise<boolean> {
@@ -143,10 +177,28 @@ export class JobStore {
     return FINAL.includes(status);
   }
 
-  /** True when applied; false when the job already finished (or expired). */
-  private async update(jobId: string, fields: Record<string, string | number>): Promise<boolean> {
+  /**
+   * True when applied; false when the job already finished (or expired). `events` go to the job's log
+   * in the same script, only when the update applies.
+   */
+  private async update(
+    jobId: string,
+    fields: Record<string, string | number>,
+    events: JobEvent[] = [],
+  ): Promise<boolean> {
     const args = Object.entries(fields).flatMap(([name, value]) => [name, String(value)]);
-    const result = await UPDATE_UNLESS_FINAL.run(this.redis, [this.keys.jobRecord(jobId)], args);
+    const result =
+      events.length === 0
+        ? await UPDATE_UNLESS_FINAL.run(this.redis, [this.keys.jobRecord(jobId)], args)
+        : await UPDATE_AND_LOG.run(
+            this.redis,
+            [this.keys.jobRecord(jobId), this.keys.events(jobId), this.keys.emitted(jobId)],
+            [
+              String(args.length),
+              ...args,
+              ...appendArguments(this.keys, this.retentionSeconds, jobId, events),
+            ],
+          );
     return result === 1;
   }
 }

@@ -16,6 +16,8 @@ function wireBytesOf(name: string, args: (string | number | Buffer | Buffer[])[]
   };
   void sendDirect(fakeRedis as never, name, args);
   const tail = captured!.toWritable(socket);
+  // The command corks the socket until the next turn of the loop (holdUntilNextTurn): flush it now.
+  while (socket.writableCorked > 0) socket.uncork();
   written.push(Buffer.isBuffer(tail) ? tail : Buffer.from(tail));
   return Buffer.concat(written);
 }

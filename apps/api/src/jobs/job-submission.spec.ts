@@ -1,3 +1,4 @@
+import { uncompressSync } from 'lz4-napi';
 import { BadRequestException, UnprocessableEntityException } from '@nestjs/common';
 import { Readable } from 'node:stream';
 import { Test } from '@nestjs/testing';
@@ -59,6 +60,29 @@ describe('JobSubmission of raw frames', () => {
     expect(fakes.frames.frames.get(accepted.id)).toEqual([body.subarray(0, 32), body.subarray(32)]);
     expect(fakes.jobs.records.get(accepted.id)?.tenant).toBe('acme');
     expect(fakes.queue.added).toEqual([{ jobId: accepted.id, priority: 3 }]);
+    // Stored as one LZ4 block a frame (STORE_LZ4_MAX_FRAME_BYTES), which is what the job says.
+    const values = fakes.frames.encoded.get(accepted.id)!;
+    expect(values.map((value) => uncompressSync(value))).toEqual([body.subarray(0, 32), body.subarray(32)]);
+    expect(fakes.jobs.records.get(accepted.id)?.data.input).toEqual({
+      encoding: 'lz4-block',
+      storedBytes: values[0].length + values[1].length,
+    });
+  });
+
+  it('stores frames as sent when STORE_LZ4_MAX_FRAME_BYTES is 0', async () => {
+    const { fakes, providers } = submissionFakes([liveNode('cpu-1', 'cpu', ['png'])], {
+      STORE_LZ4_MAX_FRAME_BYTES: '0',
+    });
+    const module = await Test.createTestingModule({ providers: [JobSubmission, ...providers] }).compile();
+    const body = Buffer.alloc(frameByteLength(4, 2, 'rgba') * 2, 7);
+    const accepted = await module
+      .get(JobSubmission)
+      .submitRaw(query({ codec: 'png' }), rawUpload(body), body.length, 'identity', 'acme');
+    expect(fakes.frames.encoded.has(accepted.id)).toBe(false);
+    expect(fakes.jobs.records.get(accepted.id)?.data.input).toEqual({
+      encoding: 'identity',
+      storedBytes: body.length,
+    });
   });
 
   it('refuses a body whose length does not match the parameters before storing anything', async () => {

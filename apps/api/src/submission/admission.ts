@@ -28,6 +28,8 @@ export function clientIdOf(request: Pick<Request, 'headers' | 'ip'>): string {
 }
 
 const DEPTH_CACHE_MS = 500;
+/** Admitted jobs remembered for their release; past this the oldest are looked up in Redis instead. */
+const MAX_REMEMBERED = 100_000;
 const PRUNE_EVERY_MS = 5000;
 
 /**
@@ -37,6 +39,8 @@ const PRUNE_EVERY_MS = 5000;
 @Injectable()
 export class Admission implements OnModuleInit {
   private depth: { at: number; waiting: number } | null = null;
+  /** Jobs this instance admitted and has not seen finish, with their client (oldest first). */
+  private readonly admitted = new Map<string, string>();
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
@@ -76,6 +80,8 @@ export class Admission implements OnModuleInit {
   }
 
   async record(clientId: string, jobId: string): Promise<void> {
+    this.admitted.set(jobId, clientId);
+    if (this.admitted.size > MAX_REMEMBERED) this.admitted.delete(this.admitted.keys().next().value!);
     const key = this.keys.clientJobs(clientId);
     // Sent together: one round trip (the keys may be on different slots of a Redis Cluster).
     await Promise.all([
@@ -86,7 +92,9 @@ export class Admission implements OnModuleInit {
   }
 
   private async release(jobId: string): Promise<void> {
-    const clientId = await this.redis.get(this.keys.jobClient(jobId));
+    // Jobs admitted here are known without asking Redis; another instance's are looked up.
+    const clientId = this.admitted.get(jobId) ?? (await this.redis.get(this.keys.jobClient(jobId)));
+    this.admitted.delete(jobId);
     if (clientId) await this.redis.zrem(this.keys.clientJobs(clientId), jobId);
   }
 

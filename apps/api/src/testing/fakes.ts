@@ -107,7 +107,12 @@ export class FakeEncodeQueue implements Pick<EncodeQueue, 'add' | 'addToNode' | 
 
 type FrameStoreUsed = Pick<
   FrameStore,
-  'writeFrames' | 'writeInputChunks' | 'writeFrame' | 'deleteFrames' | 'deleteInputChunks'
+  | 'writeFrames'
+  | 'writeEncodedFrames'
+  | 'writeInputChunks'
+  | 'writeFrame'
+  | 'deleteFrames'
+  | 'deleteInputChunks'
 >;
 
 export class FakeFrameStore implements FrameStoreUsed {
@@ -126,6 +131,21 @@ export class FakeFrameStore implements FrameStoreUsed {
     for (let at = 0; at < all.length; at += frameBytes) frames.push(all.subarray(at, at + frameBytes));
     this.frames.set(jobId, frames);
     return all.length;
+  }
+  /** The values frames were stored as, for jobs whose frames the API encoded (its LZ4 blocks). */
+  readonly encoded = new Map<string, Buffer[]>();
+
+  async writeEncodedFrames(
+    jobId: string,
+    chunks: AsyncIterable<Buffer>,
+    frameBytes: number,
+    _frames: number,
+    encode: (frame: Buffer) => Promise<Buffer>,
+  ): Promise<number> {
+    await this.writeFrames(jobId, chunks, frameBytes);
+    const values = await Promise.all((this.frames.get(jobId) ?? []).map(encode));
+    this.encoded.set(jobId, values);
+    return values.reduce((sum, value) => sum + value.length, 0);
   }
   writeInputChunks(): Promise<number> {
     return Promise.reject(new Error('compressed input is not used by these tests'));

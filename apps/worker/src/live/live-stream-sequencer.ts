@@ -213,9 +213,13 @@ export class LiveStreamSequencer {
           await this.closeContext(ref.streamId);
           if (committed.status === 'not-pinned') throw new LiveHandBack(`stream ${ref.streamId} moved away`);
         }
-        if (await this.storage.complete(data.jobId, this.now(), timings)) {
-          await this.storage.emit(data.jobId, { type: 'completed', outputs: outputs.length });
-        }
+        await this.storage.complete(
+          data.jobId,
+          this.now(),
+          timings,
+          [],
+          [{ type: 'completed', outputs: outputs.length }],
+        );
         return { outputs: outputs.length };
       },
     };
