@@ -58,6 +58,26 @@ async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
 }
 
+/** Frame buffers that count what was taken and what is still out. */
+function trackedBuffers() {
+  const free: Buffer[] = [];
+  const tracked = {
+    acquired: 0,
+    out: new Set<Buffer>(),
+    acquire(size: number) {
+      tracked.acquired++;
+      const buffer = free.pop() ?? Buffer.alloc(size);
+      tracked.out.add(buffer);
+      return buffer;
+    },
+    release(buffer: Buffer) {
+      tracked.out.delete(buffer);
+      free.push(buffer);
+    },
+  };
+  return tracked;
+}
+
 async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of source) chunks.push(chunk);
@@ -157,14 +177,19 @@ describe('FrameStore input chunks', () => {
       return Buffer.concat([Buffer.from('Z'), frame.subarray(0, 10)]);
     };
     const stored: number[] = [];
+    const buffers = trackedBuffers();
     const storedBytes = await store.writeEncodedFrames(
       jobId,
       pieces(body.subarray(0, 2 * frameBytes), 333),
       frameBytes,
       2,
       encode,
+      buffers,
       (index) => stored.push(index),
     );
+    // Each frame was gathered in a pooled buffer, and both went back.
+    expect(buffers.acquired).toBe(2);
+    expect(buffers.out.size).toBe(0);
     expect(storedBytes).toBe(22);
     await new Promise((resolve) => setImmediate(resolve));
     expect(stored).toEqual([0, 1]);
@@ -184,19 +209,24 @@ describe('FrameStore input chunks', () => {
       frameBytes,
       1,
       encode,
+      buffers,
     );
     expect(whole).toBe(11);
+    expect(buffers.acquired).toBe(2);
   });
 
   it('refuses a body of the wrong length for encoded frames and removes what it stored', async () => {
     const encode = (frame: Buffer) => Promise.resolve(frame.subarray(0, 4));
+    const buffers = trackedBuffers();
     await expect(
-      store.writeEncodedFrames(jobId, pieces(body.subarray(0, 1500), 500), 1000, 2, encode),
+      store.writeEncodedFrames(jobId, pieces(body.subarray(0, 1500), 500), 1000, 2, encode, buffers),
     ).rejects.toBeInstanceOf(BodyLengthError);
     await expect(
-      store.writeEncodedFrames(jobId, pieces(body.subarray(0, 2500), 500), 1000, 2, encode),
+      store.writeEncodedFrames(jobId, pieces(body.subarray(0, 2500), 500), 1000, 2, encode, buffers),
     ).rejects.toBeInstanceOf(BodyLengthError);
     expect(redis.values.size).toBe(0);
+    // A failed upload gives its buffers back too.
+    expect(buffers.out.size).toBe(0);
   });
 
   it('writes a whole frame with a TTL in one command', async () => {

@@ -223,8 +223,8 @@ export class FrameStore {
   /**
    * Stores raw frames as the values `encode` makes of each whole frame (an LZ4 block, for a node to
    * decompress), checking the body's length as `writeFrames` does; resolves with the bytes stored. A
-   * frame is gathered into one of two reused buffers (no copy when it arrives in one chunk) and encoded
-   * while the next one arrives; at most two frames are held.
+   * frame is gathered into one of two buffers from `buffers` (no copy when it arrives in one chunk), and
+   * encoded while the next one arrives; at most two frames are held, and both go back to `buffers`.
    */
   async writeEncodedFrames(
     jobId: string,
@@ -232,10 +232,11 @@ export class FrameStore {
     frameBytes: number,
     frames: number,
     encode: (frame: Buffer) => Promise<Buffer>,
+    buffers: FrameBufferSource,
     onFrameStored?: (index: number) => void,
   ): Promise<number> {
     const raw = fixedSizePieces(body, frameBytes, frameBytes * frames, true);
-    return this.writeFrameValues(jobId, encodedFrames(raw, frameBytes, encode), onFrameStored);
+    return this.writeFrameValues(jobId, encodedFrames(raw, frameBytes, encode, buffers), onFrameStored);
   }
 
   /** Tells readers of an arriving upload that its first `count` frames are stored whole. */
@@ -467,19 +468,20 @@ async function* fixedSizePieces(
 
 /**
  * Whole frames out of the pieces of fixed-size frames, each encoded by `encode` into one value. Frame
- * n + 1 is gathered while frame n encodes; a gathering buffer is reused once its frame is encoded.
+ * n + 1 is gathered while frame n encodes; a gathering buffer goes back to `buffers` once its frame is
+ * encoded (the next frame, or another upload, reuses it: no fresh frame-sized allocation per frame).
  */
 async function* encodedFrames(
   pieces: AsyncIterable<ValuePiece>,
   frameBytes: number,
   encode: (frame: Buffer) => Promise<Buffer>,
+  buffers: FrameBufferSource,
 ): AsyncGenerator<ValuePiece> {
-  const spare: Buffer[] = [];
   let filling: Buffer | undefined;
   let encoding: { index: number; value: Promise<Buffer>; buffer?: Buffer } | undefined;
   const finish = async (frame: NonNullable<typeof encoding>): Promise<ValuePiece> => {
     const value = await frame.value;
-    if (frame.buffer) spare.push(frame.buffer);
+    if (frame.buffer) buffers.release(frame.buffer);
     return { index: frame.index, valueBytes: value.length, offset: 0, data: value };
   };
   try {
@@ -487,7 +489,7 @@ async function* encodedFrames(
       let whole = data;
       let buffer: Buffer | undefined;
       if (offset !== 0 || data.length !== frameBytes) {
-        filling ??= spare.pop() ?? Buffer.allocUnsafeSlow(frameBytes);
+        filling ??= buffers.acquire(frameBytes);
         data.copy(filling, offset);
         if (offset + data.length < frameBytes) continue;
         [whole, buffer, filling] = [filling, filling, undefined];
@@ -502,8 +504,13 @@ async function* encodedFrames(
   } finally {
     // A frame still encoding reads its buffer: whoever reuses buffers must not get it back before.
     await encoding?.value.catch(() => undefined);
+    if (encoding?.buffer) buffers.release(encoding.buffer);
+    if (filling) buffers.release(filling);
   }
 }
+
+/** Where frame-sized buffers come from and go back to (a BufferPool). */
+export type FrameBufferSource = Pick<BufferPool, 'acquire' | 'release'>;
 
 /** A frame expired or was removed before a node got to it. */
 export class MissingFrameError extends Error {

@@ -3,7 +3,7 @@ import { inputChunkCount, type EncodeJobData, type EncodeJobInput, type InputEnc
 import { decodeImageToRgba } from '#codecs/image-input.js';
 import { isCodecError } from '#codecs/errors.js';
 import { encodeLz4BlockValue, lz4BlockPieces } from '#codecs/lz4-block.js';
-import { BodyLengthError, BodyTooLargeError, FrameStore } from '#cluster';
+import { BodyLengthError, BodyTooLargeError, BufferPool, FrameStore } from '#cluster';
 import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-config.js';
 import { httpErrorFromCodec } from '../common/http-errors.js';
 import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';
@@ -16,6 +16,9 @@ import { UploadLimits, type Upload } from './upload-limits.js';
  * them in few round trips, small enough to stream (Redis values are written piece by piece anyway).
  */
 export const INPUT_CHUNK_BYTES = 1024 * 1024;
+
+/** Idle gathering buffers kept for the next uploads: four 1080p frames. */
+const FRAME_BUFFERS_KEPT_BYTES = 4 * 1920 * 1080 * 4;
 
 /** Most form fields a multipart upload may carry (the parameters are fewer than this). */
 const MAX_FORM_FIELDS = 32;
@@ -35,6 +38,9 @@ export interface StoredImages {
  */
 @Injectable()
 export class InputStorage {
+  /** Buffers raw frames are gathered in to be compressed, reused across uploads (page faults cost). */
+  private readonly frameBuffers = new BufferPool(FRAME_BUFFERS_KEPT_BYTES);
+
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly frames: FrameStore,
@@ -70,6 +76,7 @@ export class InputStorage {
           frameBytes,
           frames,
           encodeLz4BlockValue,
+          this.frameBuffers,
           stores,
         );
         return { encoding: stored, storedBytes };

@@ -1,5 +1,13 @@
 import { Readable } from 'node:stream';
-import { EventLog, FrameStore, JobCancellations, JobStore, OutputStore, type JobRecord } from '#cluster';
+import {
+  BufferPool,
+  EventLog,
+  FrameStore,
+  JobCancellations,
+  JobStore,
+  OutputStore,
+  type JobRecord,
+} from '#cluster';
 import type { Codec, EncodeJobData, JobEvent, NodeRecord, Pool } from '#contracts';
 import { nodeRecord } from '#contracts/testing/node-record.js';
 import { EncodeQueue } from '../dispatch/encode-queue.js';
@@ -141,6 +149,7 @@ export class FakeFrameStore implements FrameStoreUsed {
     frameBytes: number,
     _frames: number,
     encode: (frame: Buffer) => Promise<Buffer>,
+    _buffers: BufferPool,
   ): Promise<number> {
     await this.writeFrames(jobId, chunks, frameBytes);
     const values = await Promise.all((this.frames.get(jobId) ?? []).map(encode));
