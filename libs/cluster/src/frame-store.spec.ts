@@ -58,6 +58,9 @@ async function* pieces(data: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
 }
 
+/** The header of a frame stored as it is, in these tests: its length in ASCII and a colon. */
+const HEADER = (frameBytes: number) => Buffer.from(`${frameBytes}:`);
+
 /** Frame buffers that count what was taken and what is still out. */
 function trackedBuffers() {
   const free: Buffer[] = [];
@@ -183,7 +186,7 @@ describe('FrameStore input chunks', () => {
       pieces(body.subarray(0, 2 * frameBytes), 333),
       frameBytes,
       2,
-      encode,
+      { encode, header: HEADER },
       buffers,
       (index) => stored.push(index),
     );
@@ -208,15 +211,52 @@ describe('FrameStore input chunks', () => {
       pieces(body.subarray(0, frameBytes), frameBytes),
       frameBytes,
       1,
-      encode,
+      { encode, header: HEADER },
       buffers,
     );
     expect(whole).toBe(11);
     expect(buffers.acquired).toBe(2);
   });
 
+  it('stores the frame that does not pay to encode, and every frame after it, as it is behind the header', async () => {
+    const frameBytes = 1000;
+    let calls = 0;
+    // Frame 0 encodes well, frame 1 does not: frames 1 and 2 go as they are.
+    const encode = async (frame: Buffer) =>
+      calls++ === 0 ? Buffer.concat([Buffer.from('Z'), frame.subarray(0, 3)]) : null;
+    const buffers = trackedBuffers();
+    const stored: number[] = [];
+    const all = Buffer.concat([body, body]).subarray(0, 3000);
+    const storedBytes = await store.writeEncodedFrames(
+      jobId,
+      pieces(all, 300),
+      frameBytes,
+      3,
+      { encode, header: HEADER },
+      buffers,
+      (index) => stored.push(index),
+    );
+    expect(calls).toBe(2);
+    expect(storedBytes).toBe(4 + 2 * (HEADER(frameBytes).length + frameBytes));
+    expect(
+      redis.values.get(keys.frame(jobId, 0))!.equals(Buffer.concat([Buffer.from('Z'), all.subarray(0, 3)])),
+    ).toBe(true);
+    for (const index of [1, 2]) {
+      const frame = all.subarray(index * frameBytes, (index + 1) * frameBytes);
+      expect(
+        redis.values.get(keys.frame(jobId, index))!.equals(Buffer.concat([HEADER(frameBytes), frame])),
+      ).toBe(true);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stored).toEqual([0, 1, 2]);
+    // Frames 1 and 2 were gathered before frame 1's encode said no: stored as they are, their buffers
+    // are not given back (they may still be queued on a socket).
+    expect(buffers.out.size).toBe(2);
+    expect(buffers.acquired).toBe(3);
+  });
+
   it('refuses a body of the wrong length for encoded frames and removes what it stored', async () => {
-    const encode = (frame: Buffer) => Promise.resolve(frame.subarray(0, 4));
+    const encode = { encode: (frame: Buffer) => Promise.resolve(frame.subarray(0, 4)), header: HEADER };
     const buffers = trackedBuffers();
     await expect(
       store.writeEncodedFrames(jobId, pieces(body.subarray(0, 1500), 500), 1000, 2, encode, buffers),

@@ -221,8 +221,9 @@ export class FrameStore {
   }
 
   /**
-   * Stores raw frames as the values `encode` makes of each whole frame (an LZ4 block, for a node to
-   * decompress), checking the body's length as `writeFrames` does; resolves with the bytes stored. A
+   * Stores raw frames as the values `encoding` makes of each whole frame (an LZ4 block, for a node to
+   * decompress; or the frame behind a header once encoding does not pay), checking the body's length
+   * as `writeFrames` does; resolves with the bytes stored. A
    * frame is gathered into one of two buffers from `buffers` (no copy when it arrives in one chunk), and
    * encoded while the next one arrives; at most two frames are held, and both go back to `buffers`.
    */
@@ -231,12 +232,12 @@ export class FrameStore {
     body: AsyncIterable<Buffer>,
     frameBytes: number,
     frames: number,
-    encode: (frame: Buffer) => Promise<Buffer>,
+    encoding: FrameEncoding,
     buffers: FrameBufferSource,
     onFrameStored?: (index: number) => void,
   ): Promise<number> {
     const raw = fixedSizePieces(body, frameBytes, frameBytes * frames, true);
-    return this.writeFrameValues(jobId, encodedFrames(raw, frameBytes, encode, buffers), onFrameStored);
+    return this.writeFrameValues(jobId, encodedFrames(raw, frameBytes, encoding, buffers), onFrameStored);
   }
 
   /** Tells readers of an arriving upload that its first `count` frames are stored whole. */
@@ -467,44 +468,86 @@ async function* fixedSizePieces(
 }
 
 /**
- * Whole frames out of the pieces of fixed-size frames, each encoded by `encode` into one value. Frame
- * n + 1 is gathered while frame n encodes; a gathering buffer goes back to `buffers` once its frame is
- * encoded (the next frame, or another upload, reuses it: no fresh frame-sized allocation per frame).
+ * How raw frames become stored values: `encode` makes one whole frame's value, or answers null when
+ * encoding does not pay for that upload; then that frame and the ones after it are stored as they are,
+ * behind `header(frameBytes)`, which makes them values of the same form (an LZ4 block of literals).
+ */
+export interface FrameEncoding {
+  encode(frame: Buffer): Promise<Buffer | null>;
+  header(frameBytes: number): Buffer;
+}
+
+/**
+ * Whole frames out of the pieces of fixed-size frames, each encoded into one value. Frame n + 1 is
+ * gathered while frame n encodes; a gathering buffer goes back to `buffers` once its frame is encoded
+ * (the next frame, or another upload, reuses it: no fresh frame-sized allocation per frame). Once an
+ * encode does not pay, the rest of the upload passes through as it arrives, behind the header.
  */
 async function* encodedFrames(
   pieces: AsyncIterable<ValuePiece>,
   frameBytes: number,
-  encode: (frame: Buffer) => Promise<Buffer>,
+  encoding: FrameEncoding,
   buffers: FrameBufferSource,
 ): AsyncGenerator<ValuePiece> {
+  const header = encoding.header(frameBytes);
+  const asIs = (index: number, frame: Buffer): ValuePiece[] => [
+    { index, valueBytes: header.length + frameBytes, offset: 0, data: header },
+    { index, valueBytes: header.length + frameBytes, offset: header.length, data: frame },
+  ];
+  let passThrough = false;
   let filling: Buffer | undefined;
-  let encoding: { index: number; value: Promise<Buffer>; buffer?: Buffer } | undefined;
-  const finish = async (frame: NonNullable<typeof encoding>): Promise<ValuePiece> => {
+  let pending: { index: number; value: Promise<Buffer | null>; frame: Buffer; pooled: boolean } | undefined;
+  // A frame stored as it is may still be in a socket's queue once its value is sent: its buffer is
+  // not given back to the pool (it is garbage once written).
+  const finish = async (frame: NonNullable<typeof pending>): Promise<ValuePiece[]> => {
     const value = await frame.value;
-    if (frame.buffer) buffers.release(frame.buffer);
-    return { index: frame.index, valueBytes: value.length, offset: 0, data: value };
+    if (value === null) {
+      passThrough = true;
+      return asIs(frame.index, frame.frame);
+    }
+    if (frame.pooled) buffers.release(frame.frame);
+    return [{ index: frame.index, valueBytes: value.length, offset: 0, data: value }];
   };
   try {
     for await (const { index, offset, data } of pieces) {
+      if (passThrough) {
+        if (offset === 0) yield asIs(index, data)[0];
+        yield { index, valueBytes: header.length + frameBytes, offset: header.length + offset, data };
+        continue;
+      }
       let whole = data;
-      let buffer: Buffer | undefined;
+      let pooled = false;
       if (offset !== 0 || data.length !== frameBytes) {
         filling ??= buffers.acquire(frameBytes);
         data.copy(filling, offset);
         if (offset + data.length < frameBytes) continue;
-        [whole, buffer, filling] = [filling, filling, undefined];
+        [whole, pooled, filling] = [filling, true, undefined];
       }
-      if (encoding) yield await finish(encoding);
-      encoding = { index, value: encode(whole), buffer };
+      if (pending) {
+        const done = pending;
+        pending = undefined;
+        yield* await finish(done);
+      }
+      if (passThrough) {
+        // Gathered already, before its predecessor turned out not to pay.
+        yield* asIs(index, whole);
+        continue;
+      }
+      pending = { index, value: encoding.encode(whole), frame: whole, pooled };
       // Awaited in turn; until then a failure must not go unhandled if the body fails first.
-      encoding.value.catch(() => undefined);
+      pending.value.catch(() => undefined);
     }
-    if (encoding) yield await finish(encoding);
-    encoding = undefined;
+    if (pending) {
+      const done = pending;
+      pending = undefined;
+      yield* await finish(done);
+    }
   } finally {
     // A frame still encoding reads its buffer: whoever reuses buffers must not get it back before.
-    await encoding?.value.catch(() => undefined);
-    if (encoding?.buffer) buffers.release(encoding.buffer);
+    if (pending) {
+      await pending.value.catch(() => undefined);
+      if (pending.pooled) buffers.release(pending.frame);
+    }
     if (filling) buffers.release(filling);
   }
 }

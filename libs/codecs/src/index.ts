@@ -29,6 +29,7 @@ export {
   encodeLz4BlockValue,
   lz4BlockBound,
   lz4BlockPieces,
+  lz4LiteralBlockHeader,
   maxLz4BlockValue,
   LZ4_BLOCK_ENCODING,
   type FrameBuffers,

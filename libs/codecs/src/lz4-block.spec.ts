@@ -4,6 +4,7 @@ import {
   decodeLz4BlockFrames,
   encodeLz4BlockBody,
   lz4BlockPieces,
+  lz4LiteralBlockHeader,
   maxLz4BlockValue,
   stopLz4DecodeThreads,
   type ValuePiece,
@@ -177,4 +178,20 @@ describe('lz4-block frames decompressed on threads into shared pooled buffers', 
       await threads.close();
     }
   });
+});
+
+describe('LZ4 literal blocks (frames stored as they are)', () => {
+  it.each([1, 4, 14, 15, 16, 269, 270, 271, 524, 525, 4096])(
+    'a %i-byte frame behind its header is a value that decompresses to exactly the frame',
+    async (frameBytes) => {
+      const frame = Buffer.from(Array.from({ length: frameBytes }, (_, index) => (index * 131 + 7) % 256));
+      const value = Buffer.concat([lz4LiteralBlockHeader(frameBytes), frame]);
+      expect(value.length).toBeLessThanOrEqual(maxLz4BlockValue(frameBytes));
+      async function* values() {
+        yield value;
+      }
+      const [decoded] = await collect(decodeLz4BlockFrames(values(), frameBytes));
+      expect(decoded.equals(frame)).toBe(true);
+    },
+  );
 });

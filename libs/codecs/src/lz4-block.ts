@@ -53,6 +53,28 @@ export function encodeLz4BlockValue(frame: Buffer): Promise<Buffer> {
   return compress(frame);
 }
 
+/**
+ * What goes in front of `frameBytes` raw bytes to make them a stored `lz4-block` value without
+ * compressing: the size prefix and the start of an LZ4 block that is one run of literals (its token,
+ * then the run's length in 255s and a last byte). Header and frame together decompress to the frame with
+ * one copy; the API stores frames that LZ4 cannot shrink this way, rather than paying for compression
+ * that saves nothing (1080p noise: 33-36 ms a frame, and 0.4% bigger).
+ */
+export function lz4LiteralBlockHeader(frameBytes: number): Buffer {
+  if (frameBytes < 15) {
+    const short = Buffer.alloc(SIZE_PREFIX_BYTES + 1);
+    short.writeUInt32LE(frameBytes, 0);
+    short[SIZE_PREFIX_BYTES] = frameBytes << 4;
+    return short;
+  }
+  const rest = frameBytes - 15;
+  const header = Buffer.alloc(SIZE_PREFIX_BYTES + 1 + Math.floor(rest / 255) + 1, 255);
+  header.writeUInt32LE(frameBytes, 0);
+  header[SIZE_PREFIX_BYTES] = 0xf0;
+  header[header.length - 1] = rest % 255;
+  return header;
+}
+
 /** One frame's record of an `lz4-block` body (header, value), compressed on the calling thread. */
 export function encodeLz4BlockRecordSync(frame: Buffer): Buffer[] {
   return recordOf(compressSync(frame));

@@ -2,8 +2,8 @@ import { BadRequestException, Inject, Injectable, PayloadTooLargeException } fro
 import { inputChunkCount, type EncodeJobData, type EncodeJobInput, type InputEncoding } from '#contracts';
 import { decodeImageToRgba } from '#codecs/image-input.js';
 import { isCodecError } from '#codecs/errors.js';
-import { encodeLz4BlockValue, lz4BlockPieces } from '#codecs/lz4-block.js';
-import { BodyLengthError, BodyTooLargeError, BufferPool, FrameStore } from '#cluster';
+import { encodeLz4BlockValue, lz4BlockPieces, lz4LiteralBlockHeader } from '#codecs/lz4-block.js';
+import { BodyLengthError, BodyTooLargeError, BufferPool, FrameStore, type FrameEncoding } from '#cluster';
 import { API_CONFIG, imageBytesBound, type ApiConfig } from '../config/api-config.js';
 import { httpErrorFromCodec } from '../common/http-errors.js';
 import { isPrototypeKey, prototypeKeyMessage } from '../common/strict-input.js';
@@ -16,6 +16,19 @@ import { UploadLimits, type Upload } from './upload-limits.js';
  * them in few round trips, small enough to stream (Redis values are written piece by piece anyway).
  */
 export const INPUT_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Raw frames as the API stores them: LZ4 blocks while LZ4 saves at least a tenth; an upload whose frame
+ * it does not shrink that much (noise, camera content) is stored as literal blocks from that frame on,
+ * which cost a header and no compression.
+ */
+const STORED_LZ4: FrameEncoding = {
+  encode: async (frame) => {
+    const value = await encodeLz4BlockValue(frame);
+    return value.length <= frame.length * 0.9 ? value : null;
+  },
+  header: lz4LiteralBlockHeader,
+};
 
 /** Idle gathering buffers kept for the next uploads: four 1080p frames. */
 const FRAME_BUFFERS_KEPT_BYTES = 4 * 1920 * 1080 * 4;
@@ -75,7 +88,7 @@ export class InputStorage {
           chunks,
           frameBytes,
           frames,
-          encodeLz4BlockValue,
+          STORED_LZ4,
           this.frameBuffers,
           stores,
         );

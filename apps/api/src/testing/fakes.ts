@@ -6,6 +6,7 @@ import {
   JobCancellations,
   JobStore,
   OutputStore,
+  type FrameEncoding,
   type JobRecord,
 } from '#cluster';
 import type { Codec, EncodeJobData, JobEvent, NodeRecord, Pool } from '#contracts';
@@ -148,11 +149,16 @@ export class FakeFrameStore implements FrameStoreUsed {
     chunks: AsyncIterable<Buffer>,
     frameBytes: number,
     _frames: number,
-    encode: (frame: Buffer) => Promise<Buffer>,
+    encoding: FrameEncoding,
     _buffers: BufferPool,
   ): Promise<number> {
     await this.writeFrames(jobId, chunks, frameBytes);
-    const values = await Promise.all((this.frames.get(jobId) ?? []).map(encode));
+    const values = await Promise.all(
+      (this.frames.get(jobId) ?? []).map(
+        async (frame) =>
+          (await encoding.encode(frame)) ?? Buffer.concat([encoding.header(frameBytes), frame]),
+      ),
+    );
     this.encoded.set(jobId, values);
     return values.reduce((sum, value) => sum + value.length, 0);
   }
