@@ -86,9 +86,10 @@ export class Lz4DecodeThreads {
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, what, frameBytes });
       thread.pending.add(id);
-      // A value that owns its memory moves to the thread; a view of a shared pool is copied.
+      // A value that owns its memory moves to the thread; a view of a larger buffer (Node's own pool
+      // among them, which must never be transferred) is copied into memory of its own first.
       const owns = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
-      const sent = owns && !isSharedBuffer(value) ? value : Buffer.from(value);
+      const sent = owns && !isSharedBuffer(value) ? value : ownCopy(value);
       thread.worker.postMessage(
         { id, value: sent, target: target.buffer, offset: target.byteOffset, length: frameBytes },
         [sent.buffer as ArrayBuffer],
@@ -127,6 +128,12 @@ export class Lz4DecodeThreads {
     worker.unref();
     return thread;
   }
+}
+
+function ownCopy(value: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(value.length);
+  value.copy(copy);
+  return copy;
 }
 
 function decodeError({ what, frameBytes }: Pending, reply: Reply): Error {
