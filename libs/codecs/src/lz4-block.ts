@@ -1,6 +1,13 @@
 import { compress, compressSync, uncompress } from 'lz4-napi';
-import { InputTooLargeError, UnsupportedInputError } from './errors.js';
+import { UnsupportedInputError } from './errors.js';
 import { Lz4DecodeThreads } from './lz4-decode-threads.js';
+import {
+  blockOf,
+  checkDeclaredSize,
+  decodedSizeError,
+  decompressionError,
+  SIZE_PREFIX_BYTES,
+} from './lz4-block-checks.js';
 
 /**
  * `Content-Encoding: lz4-block`: raw frames as one LZ4 block each, so that a node decompresses a frame
@@ -17,7 +24,6 @@ import { Lz4DecodeThreads } from './lz4-decode-threads.js';
 
 export const LZ4_BLOCK_ENCODING = 'lz4-block';
 const RECORD_HEADER_BYTES = 4;
-const SIZE_PREFIX_BYTES = 4;
 
 /** The most bytes LZ4 can turn `rawBytes` into (LZ4_compressBound). */
 export function lz4BlockBound(rawBytes: number): number {
@@ -173,28 +179,15 @@ export async function* lz4BlockPieces(
  * that decompresses to less, or is corrupt, with UnsupportedInputError.
  */
 export async function decodeLz4BlockValue(value: Buffer, frameBytes: number, index: number): Promise<Buffer> {
-  const what = `frame ${index}'s LZ4 block`;
-  if (value.length <= SIZE_PREFIX_BYTES || value.readUInt32LE(0) !== frameBytes) {
-    throw new UnsupportedInputError(`${what} does not declare the frame's ${frameBytes} bytes`);
-  }
+  const what = blockOf(index);
+  checkDeclaredSize(value, frameBytes, what);
   let frame: Buffer;
   try {
     frame = await uncompress(value);
   } catch (error) {
-    const message = (error as Error).message;
-    if (/output is too small/i.test(message)) {
-      throw new InputTooLargeError(
-        `${what} decompresses to more than the ${frameBytes} bytes it declares`,
-        frameBytes,
-      );
-    }
-    throw new UnsupportedInputError(`${what} is corrupt: ${message}`, { cause: error });
+    throw decompressionError((error as Error).message, frameBytes, what, error);
   }
-  if (frame.length !== frameBytes) {
-    throw new UnsupportedInputError(
-      `${what} decompresses to ${frame.length} bytes; it declares ${frameBytes}`,
-    );
-  }
+  if (frame.length !== frameBytes) throw decodedSizeError(frame.length, frameBytes, what);
   return frame;
 }
 

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { InputTooLargeError, UnsupportedInputError } from './errors.js';
+import { blockOf, checkDeclaredSize, decodedSizeError, decompressionError } from './lz4-block-checks.js';
 
 /**
  * The thread's side: lz4-napi decompresses a stored value into a buffer of the thread's own, which is
@@ -71,11 +71,11 @@ export class Lz4DecodeThreads {
 
   decodeInto(value: Buffer, target: Buffer, index: number): Promise<void> {
     const frameBytes = target.length;
-    const what = `frame ${index}'s LZ4 block`;
-    if (value.length <= 4 || value.readUInt32LE(0) !== frameBytes) {
-      return Promise.reject(
-        new UnsupportedInputError(`${what} does not declare the frame's ${frameBytes} bytes`),
-      );
+    const what = blockOf(index);
+    try {
+      checkDeclaredSize(value, frameBytes, what);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
     if (!isSharedBuffer(target)) return Promise.reject(new TypeError('the target must be a shared buffer'));
     if (this.closed) return Promise.reject(new Error('the LZ4 decoding threads are closed'));
@@ -137,16 +137,6 @@ function ownCopy(value: Buffer): Buffer {
 }
 
 function decodeError({ what, frameBytes }: Pending, reply: Reply): Error {
-  if (reply.error === 'size') {
-    return new UnsupportedInputError(
-      `${what} decompresses to ${reply.decoded} bytes; it declares ${frameBytes}`,
-    );
-  }
-  if (/output is too small/i.test(reply.error ?? '')) {
-    return new InputTooLargeError(
-      `${what} decompresses to more than the ${frameBytes} bytes it declares`,
-      frameBytes,
-    );
-  }
-  return new UnsupportedInputError(`${what} is corrupt: ${reply.error}`);
+  if (reply.error === 'size') return decodedSizeError(reply.decoded ?? 0, frameBytes, what);
+  return decompressionError(reply.error ?? 'unknown error', frameBytes, what);
 }
