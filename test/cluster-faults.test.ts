@@ -11,8 +11,11 @@ import { bgraBatch, tempDir, waitUntil } from './support.js';
 const TIMEOUT_S = 2;
 const FRAMES = 30;
 // Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
-/** Slow-ish H.264 batches (speed 0 = slowest preset), so that nodes are busy when the fault comes. */
-const SLOW_BATCH = bgraBatch('h264', 320, 240, FRAMES, { speed: 0, quality: 70 });
+/**
+ * Slow H.264 batches (640x480, speed 0 = slowest preset), so that nodes are busy when the fault comes:
+ * at 320x240 a node could finish a batch between a look at it and its kill on a loaded CI box.
+ */
+const SLOW_BATCH = bgraBatch('h264', 640, 480, FRAMES, { speed: 0, quality: 70 });
 const SMALL_JPEG = bgraBatch('jpeg', 64, 48, 1);
 
 describe('encoder cluster under faults', () => {

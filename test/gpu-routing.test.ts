@@ -9,7 +9,9 @@ import { bgraBatch, tempDir, waitUntil } from './support.js';
 const TIMEOUT_S = 2;
 // Built before any connection is pooled (PITFALLS.md, "Sockets and tests").
 const SMALL_BATCH = bgraBatch('h264', 160, 120, 5);
-const SLOW_BATCH = bgraBatch('h264', 320, 240, 30, { speed: 0 });
+// Slow enough (640x480 at speed 0) that the gpu node is still inside a batch when it is killed: with
+// 320x240 a node could finish its batch between the look and the kill on a loaded CI box.
+const SLOW_BATCH = bgraBatch('h264', 640, 480, 30, { speed: 0 });
 
 describe('gpu and cpu pools', () => {
   let stack: ServiceStack;
@@ -55,9 +57,12 @@ describe('gpu and cpu pools', () => {
       jobs.push(await stack.client.submitRaw({ ...request, pool: 'auto' }, body));
     expect(jobs.every((job) => job.pool === 'gpu')).toBe(true);
     await waitUntil(
-      async () => (await stack.client.job(jobs[0].id)).node === 'gpu-1',
+      async () => {
+        const first = await stack.client.job(jobs[0].id);
+        return first.node === 'gpu-1' && first.status === 'active' && first.progress < 0.5;
+      },
       20_000,
-      'the gpu node to take gpu work',
+      'the gpu node early in its first batch',
     );
 
     await stack.signalWorker('gpu-1', 'SIGKILL');
